@@ -1,0 +1,3 @@
+from odrun.cli import main
+
+main()

@@ -1,0 +1,33 @@
+"""Atomic output: write to a temp file beside the target, then rename, so a failed or
+interrupted run never leaves a half-written file nor damages a previous good one."""
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temp path in the target's directory; rename it onto `path` only on success."""
+    path = str(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path, text, encoding="utf-8"):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding=encoding) as f:
+            f.write(text)
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")

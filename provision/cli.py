@@ -1,0 +1,27 @@
+"""`provision` entry point. Each command family lives in its own module defining
+`add_parser(subparsers)`; heavy imports (docker, ansible_runner, pynvml) stay inside functions."""
+import sys
+
+from odrun.cli import build_parser as _build, run
+
+COMMANDS = [
+    ("matrix", "provision.matrix"),
+    ("doctor", "provision.doctor"),
+    ("explain", "provision.explain"),
+    ("host", "provision.host"),
+    ("image", "provision.image"),
+    ("run", "provision.run"),
+]
+
+
+def build_parser():
+    return _build(COMMANDS, prog="provision",
+                  description="Set up and diagnose GPU hosts for the TF Object Detection API.")
+
+
+def main(argv=None):
+    sys.exit(run(build_parser(), argv))
+
+
+if __name__ == "__main__":
+    main()
