@@ -1,0 +1,252 @@
+"""TF2 code path: `model_lib_v2` building blocks driven step by step, `exporter_lib_v2`.
+
+Why not `model_main_tf2` / `model_lib_v2.train_loop`: they train in chunks of 100 steps
+(`--num_train_steps=30` trains 100) and skip the final checkpoint unless it falls on
+`checkpoint_every_n`. Here each step is one `tf.function` call, so the step count is exact,
+a checkpoint is written every N steps and at the end, and `on_step` can drive a progress bar.
+"""
+import os
+import re
+
+_PREPARED = False
+CKPT_RE = re.compile(r"ckpt-(\d+)$")
+INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
+
+
+def prepare():
+    """Runtime fixes measured on TF 2.15 (see shared notes): run before importing object_detection."""
+    global _PREPARED
+    if _PREPARED:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_ops
+    # tf-slim 1.1.0 (last release) calls control_flow_ops.case/.cond, moved out in TF >= 2.13:
+    # without this the TFRecord decoder fails inside tf_slim's tfexample_decoder.
+    if not hasattr(control_flow_ops, "case"):
+        from tensorflow.python.ops.control_flow_case import case
+        control_flow_ops.case = case
+    if not hasattr(control_flow_ops, "cond"):
+        from tensorflow.python.ops.cond import cond
+        control_flow_ops.cond = cond
+    tf.get_logger().setLevel("ERROR")
+    try:
+        from absl import logging as absl_logging
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+    _PREPARED = True
+
+
+def tf_version():
+    import tensorflow as tf
+    return tf.__version__
+
+
+def latest_checkpoint(run_dir):
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(run_dir)
+
+
+def checkpoint_step(prefix):
+    """Training step stored in a checkpoint (the `step` variable, not the file number)."""
+    import tensorflow as tf
+    return int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def _configs(config_path):
+    from object_detection.utils import config_util
+    return config_util.get_configs_from_pipeline_file(config_path)
+
+
+def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, max_to_keep=5,
+          image_summary_every=100):
+    """Train to exactly `num_steps` (resuming from the newest checkpoint in run_dir).
+
+    Returns dict(start_step, end_step, checkpoints). on_step(step, {loss name: float}).
+    """
+    prepare()
+    import tensorflow as tf
+    from object_detection import inputs, model_lib_v2
+    from object_detection.builders import model_builder, optimizer_builder
+    from object_detection.core import standard_fields as fields
+    from object_detection.utils import config_util, variables_helper
+
+    configs = _configs(config_path)
+    model_config, train_config = configs["model"], configs["train_config"]
+    train_input_config = configs["train_input_config"]
+    config_util.update_fine_tune_checkpoint_type(train_config)
+    clip = train_config.gradient_clipping_by_norm if train_config.gradient_clipping_by_norm > 0 else None
+
+    strategy = tf.distribute.get_strategy()
+    with strategy.scope():
+        model = model_builder.build(model_config=model_config, is_training=True, add_summaries=True)
+
+        def dataset_fn(input_context):
+            return inputs.train_input(train_config=train_config, train_input_config=train_input_config,
+                                      model_config=model_config, model=model,
+                                      input_context=input_context).repeat()
+
+        dataset = strategy.distribute_datasets_from_function(dataset_fn)
+        global_step = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step",
+                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        optimizer, (learning_rate,) = optimizer_builder.build(train_config.optimizer, global_step=global_step)
+        if train_config.optimizer.use_moving_average:
+            model_lib_v2._ensure_model_is_built(model, dataset, train_config.unpad_groundtruth_tensors)
+            optimizer.shadow_copy(model)
+    lr_fn = learning_rate if callable(learning_rate) else (lambda: learning_rate)
+
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+    ckpt = tf.train.Checkpoint(step=global_step, model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(ckpt, run_dir, max_to_keep=max_to_keep)
+    latest = tf.train.latest_checkpoint(run_dir)
+    with writer.as_default(), strategy.scope():
+        if latest:
+            ckpt.restore(latest).assert_existing_objects_matched()
+        elif train_config.fine_tune_checkpoint:
+            variables_helper.ensure_checkpoint_supported(
+                train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type, run_dir)
+            model_lib_v2.load_fine_tune_checkpoint(
+                model, train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type,
+                train_config.fine_tune_checkpoint_version,
+                train_config.run_fine_tune_checkpoint_dummy_computation, dataset,
+                train_config.unpad_groundtruth_tensors)
+
+        def step_fn(features, labels):
+            tf.summary.image("train_input_images", features[fields.InputDataFields.image],
+                             step=global_step, max_outputs=3)
+            losses = model_lib_v2.eager_train_step(
+                model, features, labels, train_config.unpad_groundtruth_tensors, optimizer,
+                training_step=global_step, add_regularization_loss=train_config.add_regularization_loss,
+                clip_gradients_value=clip, num_replicas=strategy.num_replicas_in_sync)
+            global_step.assign_add(1)
+            return losses
+
+        @tf.function
+        def dist_step(iterator):
+            features, labels = next(iterator)
+            per_replica = strategy.run(step_fn, args=(features, labels))
+            return model_lib_v2.reduce_dict(strategy, per_replica, tf.distribute.ReduceOp.SUM)
+
+        iterator = iter(dataset)
+        start = int(global_step.numpy())
+        last_saved = start
+        saved = []
+        with tf.summary.record_if(lambda: global_step % image_summary_every == 0):
+            for _ in range(start, num_steps):
+                losses = dist_step(iterator)
+                step = int(global_step.numpy())
+                logged = dict(losses)
+                logged["learning_rate"] = lr_fn()
+                for key, value in logged.items():
+                    tf.summary.scalar(key, value, step=global_step)
+                if on_step is not None:
+                    on_step(step, {k: float(v) for k, v in logged.items()})
+                if step - last_saved >= checkpoint_every or step == num_steps:
+                    saved.append(manager.save(checkpoint_number=step))
+                    last_saved = step
+        writer.flush()
+    if not saved and start >= num_steps and latest:
+        saved = [latest]
+    return {"start_step": start, "end_step": int(global_step.numpy()), "checkpoints": saved}
+
+
+def evaluate(config_path, run_dir, checkpoint=None):
+    """COCO metrics (pycocotools via the OD API's evaluators) for the newest checkpoint.
+
+    Returns {metric name: float}, plus "step" and "checkpoint" entries under "_meta".
+    """
+    prepare()
+    import tensorflow as tf
+    from object_detection import inputs, model_lib_v2
+    from object_detection.builders import model_builder, optimizer_builder
+
+    checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
+    if not checkpoint:
+        from odrun.errors import UserError
+        raise UserError("no checkpoint in run directory", where=run_dir,
+                        fix="train first: odrun train --workdir " + run_dir)
+    configs = _configs(config_path)
+    model_config, eval_config = configs["model"], configs["eval_config"]
+    eval_input_config = configs["eval_input_configs"][0]
+    eval_input_config.num_epochs = 1
+    strategy = tf.distribute.get_strategy()
+    with strategy.scope():
+        model = model_builder.build(model_config=model_config, is_training=True)
+    eval_input = strategy.experimental_distribute_dataset(inputs.eval_input(
+        eval_config=eval_config, eval_input_config=eval_input_config, model_config=model_config, model=model))
+    global_step = tf.Variable(0, trainable=False, dtype=tf.int64)
+    optimizer, _ = optimizer_builder.build(configs["train_config"].optimizer, global_step=global_step)
+    ckpt = tf.train.Checkpoint(step=global_step, model=model, optimizer=optimizer)
+    if eval_config.use_moving_averages:
+        model_lib_v2._ensure_model_is_built(model, eval_input, eval_config.batch_size == 1)
+        optimizer.shadow_copy(model)
+    ckpt.restore(checkpoint).expect_partial()
+    if eval_config.use_moving_averages:
+        optimizer.swap_weights()
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
+    with writer.as_default():
+        metrics = model_lib_v2.eager_eval_loop(model, configs, eval_input, global_step=global_step)
+    out = {str(k): float(v) for k, v in metrics.items()}
+    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint}
+    return out
+
+
+def export(config_path, run_dir, out_dir):
+    """SavedModel with a batch-capable float image input, via exporter_lib_v2."""
+    prepare()
+    import tensorflow as tf
+    from object_detection import exporter_lib_v2
+    from object_detection.utils import config_util
+
+    checkpoint = tf.train.latest_checkpoint(run_dir)
+    if not checkpoint:
+        from odrun.errors import UserError
+        raise UserError("no checkpoint in run directory", where=run_dir,
+                        fix="train first: odrun train --workdir " + run_dir)
+    configs = _configs(config_path)
+    pipeline = config_util.create_pipeline_proto_from_configs(configs)
+    exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, run_dir, out_dir)
+    saved_model = os.path.join(out_dir, "saved_model")
+    loaded = tf.saved_model.load(saved_model)
+    fn = loaded.signatures["serving_default"]
+    spec_in = fn.structured_input_signature[1]
+    signature = {
+        "name": "serving_default",
+        "input_type": INPUT_TYPE,
+        "inputs": {k: {"dtype": v.dtype.name, "shape": [d for d in v.shape.as_list()]} for k, v in spec_in.items()},
+        "outputs": sorted(fn.structured_outputs),
+    }
+    return {"saved_model": saved_model, "checkpoint": checkpoint, "step": checkpoint_step(checkpoint),
+            "signature": signature, "tf_version": tf.__version__}
+
+
+def load_detector(export_dir):
+    """callable(list of HxWx3 uint8 arrays) -> list of {boxes, classes, scores} (numpy)."""
+    prepare()
+    import numpy as np
+    import tensorflow as tf
+
+    path = os.path.join(export_dir, "saved_model")
+    if not os.path.isdir(path):
+        path = export_dir
+    fn = tf.saved_model.load(path).signatures["serving_default"]
+    input_name = list(fn.structured_input_signature[1])[0]
+
+    def detect(images):
+        results = [None] * len(images)
+        groups = {}
+        for i, image in enumerate(images):  # the signature batches equal shapes only
+            groups.setdefault(image.shape, []).append(i)
+        for indexes in groups.values():
+            batch = np.stack([images[i] for i in indexes]).astype(np.float32)
+            out = fn(**{input_name: tf.constant(batch)})
+            num = out["num_detections"].numpy().astype(int)
+            boxes, classes = out["detection_boxes"].numpy(), out["detection_classes"].numpy()
+            scores = out["detection_scores"].numpy()
+            for j, i in enumerate(indexes):
+                n = num[j]
+                results[i] = {"boxes": boxes[j, :n], "classes": classes[j, :n].astype(int), "scores": scores[j, :n]}
+        return results
+
+    return detect

@@ -1,0 +1,178 @@
+"""`odrun detect`: run an exported model over images (files, folders, globs).
+
+Loads the model once, runs in batches, writes OUT_DIR/<name>.png with boxes, class names
+and scores (DejaVu Sans if installed, else Pillow's built-in font: no arial.ttf needed),
+detections.json (COCO results format: image_id, category_id, bbox [x, y, w, h] in pixels,
+score; image ids are listed in images.json) and detections.csv (one row per box).
+"""
+import glob
+import json
+import os
+
+from odrun.errors import UserError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+FONTS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+         "/usr/share/fonts/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf"]
+COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
+
+
+def add_parser(sub):
+    from odrun.backends import add_api_flag
+    p = sub.add_parser("detect", help="detect objects in images with an exported model", description=__doc__)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
+    p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
+    p.add_argument("--out", metavar="OUT_DIR", required=True, help="annotated images + detections.json/csv")
+    p.add_argument("--threshold", type=float, default=0.4, help="minimum score to keep a box (default 0.4)")
+    p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
+    p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    add_api_flag(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def collect(sources):
+    """Image paths from files, folders (not recursive) and globs; stable order, no duplicates."""
+    out, seen = [], set()
+    for src in sources:
+        if os.path.isdir(src):
+            found = sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(IMAGE_EXTS))
+        elif os.path.isfile(src):
+            found = [src]
+        else:
+            found = sorted(f for f in glob.glob(src) if f.lower().endswith(IMAGE_EXTS))
+            if not found:
+                raise UserError("no image matches", where=src,
+                                fix="give an image file, a folder of images or a quoted glob like 'imgs/*.jpg'")
+        for f in found:
+            key = os.path.abspath(f)
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    if not out:
+        raise UserError("no images found", where=" ".join(sources), fix="extensions: " + " ".join(IMAGE_EXTS))
+    return out
+
+
+def read_model_info(export_dir):
+    meta_path = os.path.join(export_dir, "metadata.json")
+    if not os.path.exists(meta_path):
+        raise UserError("no metadata.json: not an `odrun export` directory", where=export_dir,
+                        fix="odrun export --workdir RUN_DIR --out " + export_dir)
+    with open(meta_path, encoding="utf-8") as f:
+        meta = json.load(f)
+    names = {int(c["id"]): c["name"] for c in meta.get("classes", [])}
+    return meta, names
+
+
+def load_image(path):
+    import numpy as np
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise UserError("cannot read image: {}".format(exc), where=path, fix="remove or replace the file")
+
+
+def font(size):
+    from PIL import ImageFont
+    for candidate in FONTS:
+        try:
+            return ImageFont.truetype(candidate, size)
+        except (OSError, IOError):
+            continue
+    return ImageFont.load_default()
+
+
+def annotate(image, det, names, threshold, path):
+    from PIL import Image, ImageDraw
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    h, w = image.shape[:2]
+    fnt = font(max(10, h // 30))
+    for box, cls, score in zip(det["boxes"], det["classes"], det["scores"]):
+        if score < threshold:
+            continue
+        ymin, xmin, ymax, xmax = box
+        color = COLORS[int(cls) % len(COLORS)]
+        rect = [xmin * w, ymin * h, xmax * w, ymax * h]
+        draw.rectangle(rect, outline=color, width=max(2, h // 150))
+        label = "{} {:.0%}".format(names.get(int(cls), str(cls)), score)
+        tx, ty = rect[0], max(0, rect[1] - fnt.size - 2) if hasattr(fnt, "size") else rect[1]
+        tb = draw.textbbox((tx, ty), label, font=fnt)
+        draw.rectangle(tb, fill=color)
+        draw.text((tx, ty), label, fill="white", font=fnt)
+    from odrun.fileio import atomic_path
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+
+
+def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, images=True, progress=True):
+    import pandas as pd
+    from odrun import backends
+    from odrun.fileio import write_json, write_text
+    from odrun.progress import ItemProgress
+    if batch < 1:
+        raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")
+    meta, names = read_model_info(model_dir)
+    paths = collect(sources)
+    backend = backends.get(api or meta.get("api"))
+    detector = backend.load_detector(model_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    results, rows, image_rows, used = [], [], [], set()
+    with ItemProgress(len(paths), "detect", enabled=progress) as bar:
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            arrays = [load_image(p) for p in chunk]
+            dets = detector(arrays)
+            for offset, (path, image, det) in enumerate(zip(chunk, arrays, dets)):
+                image_id = start + offset + 1
+                h, w = image.shape[:2]
+                name = _out_name(path, used)
+                image_rows.append({"id": image_id, "file_name": os.path.abspath(path), "width": w, "height": h,
+                                   "annotated": os.path.join(os.path.abspath(out_dir), name) if images else None})
+                for box, cls, score in zip(det["boxes"], det["classes"], det["scores"]):
+                    if score < threshold:
+                        continue
+                    ymin, xmin, ymax, xmax = [float(v) for v in box]
+                    x, y, bw, bh = xmin * w, ymin * h, (xmax - xmin) * w, (ymax - ymin) * h
+                    results.append({"image_id": image_id, "category_id": int(cls),
+                                    "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)],
+                                    "score": round(float(score), 5)})
+                    rows.append({"filename": os.path.basename(path), "width": w, "height": h,
+                                 "class": names.get(int(cls), str(int(cls))), "class_id": int(cls),
+                                 "score": round(float(score), 5), "xmin": round(x), "ymin": round(y),
+                                 "xmax": round(xmax * w), "ymax": round(ymax * h)})
+                if images:
+                    annotate(image, det, names, threshold, os.path.join(out_dir, name))
+            bar.advance(len(chunk))
+    write_json(os.path.join(out_dir, "detections.json"), results)
+    write_json(os.path.join(out_dir, "images.json"), image_rows)
+    columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
+    write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
+    return {"images": len(paths), "detections": len(results), "threshold": threshold,
+            "out_dir": os.path.abspath(out_dir),
+            "annotated": [r["annotated"] for r in image_rows if r["annotated"]][:1]}
+
+
+def _out_name(path, used):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name, n = stem + ".png", 1
+    while name in used:
+        n += 1
+        name = "{}_{}.png".format(stem, n)
+    used.add(name)
+    return name
+
+
+def run(args):
+    from odrun.progress import enabled
+    summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
+                     api=args.api, images=not args.no_images, progress=enabled(args))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))
+    return 0

@@ -1,0 +1,74 @@
+"""`odrun export`: RUN_DIR's newest checkpoint -> EXPORT_DIR.
+
+TF2: saved_model/ whose serving signature takes a batch of float images (any size);
+TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
+pipeline.config and metadata.json (classes, TF version, input signature, training step).
+"""
+import json
+import os
+import shutil
+
+from odrun.errors import UserError
+
+
+def add_parser(sub):
+    from odrun.backends import add_api_flag
+    p = sub.add_parser("export", help="export the newest checkpoint for inference", description=__doc__)
+    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
+    p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
+    p.add_argument("--json", action="store_true", help="print metadata.json")
+    add_api_flag(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def export(run_dir, out_dir, api=None):
+    from odrun import backends, pipeline_config as pc
+    from odrun.evaluate import run_dir_config
+    from odrun.fileio import write_json
+    from odrun.train import newest_checkpoint
+    config_path = run_dir_config(run_dir)
+    if not newest_checkpoint(run_dir):
+        raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
+    config = pc.load(config_path)
+    label_map = config.train_input_reader.label_map_path
+    classes = pc.read_label_map(label_map)
+    api_name = backends.resolve(api)
+    backend = backends.get(api_name)
+    # Export into a temp sibling and swap in at the end: no half-written EXPORT_DIR.
+    out_dir = os.path.abspath(out_dir)
+    tmp = out_dir + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    info = backend.export(config_path, run_dir, tmp)
+    shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
+    metadata = {
+        "api": api_name,
+        "arch": pc.arch(config),
+        "tf_version": info.get("tf_version"),
+        "step": info.get("step"),
+        "checkpoint": info.get("checkpoint"),
+        "image_size": pc.image_size(config),
+        "classes": [{"id": i, "name": n} for i, n in classes],
+        "signature": info.get("signature"),
+        "files": sorted(os.listdir(tmp)),
+    }
+    write_json(os.path.join(tmp, "metadata.json"), metadata)
+    if os.path.exists(out_dir):
+        old = out_dir + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+    return metadata
+
+
+def run(args):
+    metadata = export(args.workdir, args.out, api=args.api)
+    if args.json:
+        print(json.dumps(metadata, indent=2))
+    else:
+        print("exported step {} ({}, {}) to {}".format(metadata["step"], metadata["arch"],
+                                                       metadata["api"], os.path.abspath(args.out)))
+    return 0

@@ -1,0 +1,178 @@
+"""`odrun train`: template (or your config) + converted data -> pipeline.config -> exactly N steps.
+
+RUN_DIR gets pipeline.config (validated with the OD API's pipeline_pb2 before TensorFlow
+starts), checkpoints every --checkpoint-every steps and at the end, TensorBoard events in
+RUN_DIR/train, and train.json. A re-run (or --resume) continues from the newest checkpoint.
+"""
+import glob
+import json
+import os
+import re
+import time
+
+from odrun.errors import UserError
+
+DEFAULT_MODEL = "ssd_mobilenet_v2"
+CONFIG_NAME = "pipeline.config"
+
+
+def add_parser(sub):
+    from odrun.backends import add_api_flag
+    p = sub.add_parser("train", help="train a detector for exactly N steps (resumable)",
+                       description=__doc__)
+    p.add_argument("--data", metavar="DATA_DIR",
+                   help="output of `odrun convert`: train.record, test.record, label_map.pbtxt")
+    p.add_argument("--workdir", metavar="RUN_DIR", required=True,
+                   help="run directory: pipeline.config, checkpoints, TensorBoard events")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="NAME",
+                     help="model template (default {}); see odrun/data/templates/<tf1|tf2>/".format(DEFAULT_MODEL))
+    src.add_argument("--config", metavar="PIPELINE_CONFIG",
+                     help="start from your own pipeline.config instead of a template")
+    p.add_argument("--steps", type=int, help="total training steps (exact; default: the config's num_steps)")
+    p.add_argument("--batch", type=int, help="train_config.batch_size")
+    p.add_argument("--image-size", type=int, help="input size in pixels (fixed_shape_resizer height=width)")
+    p.add_argument("--pretrained", metavar="CKPT_DIR|URL|ZOO_NAME",
+                   help="fine-tune from a model-zoo checkpoint: a zoo name (odrun/data/zoo.yaml), a "
+                        "tar.gz URL or a local directory; downloaded, sha256-verified and cached")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override any config field, e.g. --set train_config.optimizer.momentum_optimizer."
+                        "momentum_optimizer_value=0.8 (repeatable)")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                   help="write a checkpoint every N steps (and always at the end); default 100")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR's training with its own pipeline.config (no --data needed)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    add_api_flag(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def find_data(data_dir):
+    """(train records, eval records, label map) in a convert output directory."""
+    if not os.path.isdir(data_dir):
+        raise UserError("data directory not found", where=data_dir,
+                        fix="run `odrun convert SOURCE --out {}` first".format(data_dir))
+    found = {}
+    for split in ("train", "test"):
+        plain = os.path.join(data_dir, split + ".record")
+        shards = sorted(glob.glob(plain + "-?????-of-?????"))
+        found[split] = [plain] if os.path.exists(plain) else shards
+    label_map = os.path.join(data_dir, "label_map.pbtxt")
+    missing = [n for n, v in (("train.record", found["train"]), ("test.record", found["test"]),
+                              ("label_map.pbtxt", os.path.exists(label_map))) if not v]
+    if missing:
+        raise UserError("missing " + ", ".join(missing), where=data_dir,
+                        fix="point --data at the output directory of `odrun convert`")
+    return found["train"], found["test"], label_map
+
+
+def newest_checkpoint(run_dir):
+    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None."""
+    path = os.path.join(run_dir, "checkpoint")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        m = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', f.read(), re.M)
+    if not m:
+        return None
+    prefix = m.group(1) if os.path.isabs(m.group(1)) else os.path.join(run_dir, m.group(1))
+    return prefix if os.path.exists(prefix + ".index") else None
+
+
+def build_config(args, api):
+    from odrun import pipeline_config as pc
+    run_dir = args.workdir
+    config_path = os.path.join(run_dir, CONFIG_NAME)
+    if args.resume:
+        config = pc.load(config_path)
+        return pc.fill(config, num_steps=args.steps, overrides=args.overrides), None
+    if args.config:
+        config = pc.load(args.config)
+    else:
+        config = pc.load(pc.template_path(api, args.model or DEFAULT_MODEL))
+    items = None
+    train_rec = test_rec = label_map = None
+    if args.data:
+        train_rec, test_rec, label_map = find_data(args.data)
+        items = pc.read_label_map(label_map)
+    elif not args.config:
+        raise UserError("no training data", where="--data",
+                        fix="pass --data DATA_DIR (the output of `odrun convert`), or --config with paths set")
+    ckpt = ckpt_type = None
+    if args.pretrained:
+        from odrun import pretrained
+        ckpt, ckpt_type = pretrained.resolve(args.pretrained, api=api)
+    pc.fill(config, num_classes=max(i for i, _ in items) if items else None,
+            train_record=[os.path.abspath(p) for p in train_rec] if train_rec else None,
+            eval_record=[os.path.abspath(p) for p in test_rec] if test_rec else None,
+            label_map=os.path.abspath(label_map) if label_map else None,
+            batch_size=args.batch, image_size=args.image_size, num_steps=args.steps,
+            fine_tune_checkpoint=ckpt, fine_tune_checkpoint_type=ckpt_type, overrides=args.overrides)
+    return config, items
+
+
+def run(args):
+    from odrun import backends, pipeline_config as pc
+    from odrun.fileio import write_json
+    from odrun.progress import StepProgress, enabled
+
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
+    if args.checkpoint_every < 1:
+        raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
+    api = backends.resolve(args.api)
+    run_dir = args.workdir
+    config_path = os.path.join(run_dir, CONFIG_NAME)
+    if args.resume and not os.path.exists(config_path):
+        raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=run_dir,
+                        fix="start a run: odrun train --data DATA_DIR --workdir " + run_dir)
+    config, items = build_config(args, api)
+    pc.validate(config, label_map_items=items, where=config_path)
+    steps = config.train_config.num_steps
+    if steps < 1:
+        raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
+    os.makedirs(run_dir, exist_ok=True)
+    pc.save(config, config_path)
+
+    previous = newest_checkpoint(run_dir)
+    backend = backends.get(api)
+    show = enabled(args)
+    if previous and show:
+        print("resuming from " + previous)
+    started = time.time()
+    timings = []
+    last = {}
+
+    def on_step(step, losses):
+        timings.append((step, time.time()))
+        last.clear()
+        last.update(losses)
+        bar.update(step, losses)
+
+    start_guess = _step_of(previous)
+    with StepProgress(steps, start=start_guess, enabled=show) as bar:
+        result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
+                               on_step=on_step)
+    rate = None
+    if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
+        rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
+    summary = {
+        "api": api, "arch": pc.arch(config), "run_dir": os.path.abspath(run_dir),
+        "config": os.path.abspath(config_path), "start_step": result["start_step"],
+        "end_step": result["end_step"], "num_steps": steps, "seconds": round(time.time() - started, 2),
+        "steps_per_sec": round(rate, 4) if rate else None, "losses": last,
+        "checkpoints": [os.path.abspath(c) for c in result["checkpoints"]],
+    }
+    write_json(os.path.join(run_dir, "train.json"), summary)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("trained steps {start_step}->{end_step} in {seconds}s; newest checkpoint: {ck}".format(
+            ck=(summary["checkpoints"] or ["-"])[-1], **summary))
+    return 0
+
+
+def _step_of(prefix):
+    m = re.search(r"-(\d+)$", prefix or "")
+    return int(m.group(1)) if m else 0
