@@ -1,0 +1,82 @@
+"""`odrun convert`: annotations (Pascal VOC from labelImg/CVAT, COCO JSON, the seeds' CSV) to
+the OD API's TFRecords + label_map.pbtxt + train/test CSVs + summary.json.
+
+Replaces the seeds' xml_to_csv.py + generate_tfrecord.py (hard-coded class names, JPEG only,
+silent None labels, one slow process). Heavy imports stay inside functions.
+"""
+import json
+import sys
+
+from odrun.convert import problems as P
+
+
+def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shards=1, strict=False,
+            skip_empty=False, train_dir=None, test_dir=None, progress=True, workers=None, image_dir=None):
+    """See odrun.convert.pipeline.convert; returns the summary dict."""
+    from odrun.convert import pipeline
+
+    return pipeline.convert(source, out_dir, fmt=fmt, split=split, seed=seed, label_map=label_map,
+                            shards=shards, strict=strict, skip_empty=skip_empty, train_dir=train_dir,
+                            test_dir=test_dir, progress=progress, workers=workers, image_dir=image_dir)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "convert", help="annotations (VOC/COCO/CSV) -> train/test TFRecords + label map",
+        description="Convert Pascal VOC XML (labelImg, CVAT), COCO instances JSON or the seeds' CSV "
+                    "(filename,width,height,class,xmin,ymin,xmax,ymax) into the TF Object Detection "
+                    "API's train/test TFRecords, label_map.pbtxt, train_labels.csv/test_labels.csv "
+                    "and summary.json. Nothing is written unless the whole input is valid.")
+    p.add_argument("source", nargs="?", help="VOC folder (*.xml), COCO .json or .csv")
+    p.add_argument("--out", required=True, metavar="DATA_DIR", help="output folder")
+    p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv"],
+                   help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv)")
+    p.add_argument("--split", type=float, default=0.8, help="train fraction (default 0.8)")
+    p.add_argument("--train", dest="train_dir", metavar="DIR", help="use this folder as the train split")
+    p.add_argument("--test", dest="test_dir", metavar="DIR", help="use this folder as the test split")
+    p.add_argument("--label-map", metavar="FILE", help="use these class ids; a class not in it is an error")
+    p.add_argument("--images", dest="image_dir", metavar="DIR",
+                   help="image folder for COCO/CSV input (default: beside the file, or its images/)")
+    p.add_argument("--shards", type=int, default=1, help="files per split (train.record-00000-of-0000N)")
+    p.add_argument("--seed", type=int, default=42, help="split seed (same seed, same split)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--strict", action="store_true", help="treat every warning as an error")
+    p.add_argument("--skip-empty", action="store_true", help="drop images without objects")
+    p.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    summary = convert(args.source, args.out, fmt=args.fmt, split=args.split, seed=args.seed,
+                      label_map=args.label_map, shards=args.shards, strict=args.strict,
+                      skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
+                      progress=not args.json and sys.stderr.isatty(), workers=args.workers,
+                      image_dir=args.image_dir)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    else:
+        print_summary(summary)
+    return 0
+
+
+def print_summary(summary, limit=20):
+    from rich.console import Console
+    from rich.table import Table
+
+    err = Console(stderr=True)
+    warnings = summary["warnings"]
+    for p in warnings[:limit]:
+        err.print("[yellow]warning[/yellow]: " + P.render(p), markup=True, highlight=False)
+    if len(warnings) > limit:
+        err.print("... {} more warnings in {}".format(len(warnings) - limit, summary["outputs"]["summary"]))
+    table = Table(title="odrun convert: {} images ({} train / {} test) in {:.1f}s".format(
+        summary["images"]["total"], summary["images"]["train"], summary["images"]["test"], summary["seconds"]))
+    for col in ("id", "class", "train boxes", "test boxes"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for c in summary["classes"]:
+        table.add_row(str(c["id"]), c["name"], str(c["train_boxes"]), str(c["test_boxes"]))
+    out = Console()
+    out.print(table)
+    out.print("negatives: {}  skipped: {}  warnings: {}  -> {}".format(
+        summary["images"]["negatives"], len(summary["skipped"]), len(warnings), summary["out_dir"]),
+        highlight=False)

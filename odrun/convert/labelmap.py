@@ -1,0 +1,97 @@
+"""label_map.pbtxt: read a user's map, build one from the classes seen, write it.
+
+Ids start at 1 (0 is the OD API's background class). Names are written as protobuf text
+strings, escaped so spaces, quotes, backslashes and non-ASCII names (e.g. 口罩) survive the
+OD API's `label_map_util.load_labelmap` (protobuf `text_format`).
+"""
+import difflib
+import re
+
+from odrun.errors import UserError
+from odrun.fileio import write_text
+
+_ITEM = re.compile(r"item\s*\{(.*?)\}", re.S)
+_ID = re.compile(r"\bid\s*:\s*(-?\d+)")
+_NAME = re.compile(r"\bname\s*:\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+
+
+def _unquote(token):
+    body = token[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+def _parse_with_odapi(text):
+    """The OD API's own parser when it is installed (same behaviour as training will see)."""
+    from google.protobuf import text_format
+    from object_detection.protos import string_int_label_map_pb2
+
+    msg = string_int_label_map_pb2.StringIntLabelMap()
+    text_format.Merge(text, msg)
+    return [(item.id, item.name) for item in msg.item]
+
+
+def _parse_plain(text):
+    items = []
+    for block in _ITEM.findall(text):
+        id_match, name_match = _ID.search(block), _NAME.search(block)
+        if not id_match or not name_match:
+            raise ValueError("an item without id or name: item {" + block.strip() + "}")
+        items.append((int(id_match.group(1)), _unquote(name_match.group(1))))
+    return items
+
+
+def read(path):
+    """{name: id} from a label_map.pbtxt; bad files raise UserError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError("cannot read the label map: {}".format(exc), where=path,
+                        fix="pass a readable UTF-8 label_map.pbtxt with --label-map")
+    try:
+        try:
+            items = _parse_with_odapi(text)
+        except ImportError:
+            items = _parse_plain(text)
+    except Exception as exc:  # text_format.ParseError, ValueError
+        raise UserError("not a valid label map: {}".format(exc), where=path,
+                        fix="write items as: item { id: 1 name: 'cat' }")
+    if not items:
+        raise UserError("the label map has no items", where=path,
+                        fix="write items as: item { id: 1 name: 'cat' }")
+    mapping = {}
+    for item_id, name in items:
+        if item_id < 1:
+            raise UserError("item {!r} has id {}: ids start at 1 (0 is the background)".format(name, item_id),
+                            where=path, fix="renumber the items from 1")
+        if name in mapping:
+            raise UserError("class {!r} appears twice".format(name), where=path, fix="keep one item per class")
+        if item_id in mapping.values():
+            raise UserError("id {} is used twice".format(item_id), where=path, fix="give every class its own id")
+        mapping[name] = item_id
+    return mapping
+
+
+def build(class_names):
+    """{name: id} for the classes seen: sorted by name, so the ids do not depend on file order."""
+    return {name: i + 1 for i, name in enumerate(sorted(set(class_names)))}
+
+
+def suggest(name, known):
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return " (did you mean {!r}?)".format(close[0]) if close else ""
+
+
+def _quote(name):
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return '"' + escaped + '"'
+
+
+def render(mapping):
+    blocks = ["item {{\n  id: {}\n  name: {}\n}}\n".format(i, _quote(n))
+              for n, i in sorted(mapping.items(), key=lambda kv: kv[1])]
+    return "\n".join(blocks)
+
+
+def write(path, mapping):
+    write_text(path, render(mapping))

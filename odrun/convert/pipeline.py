@@ -1,0 +1,291 @@
+"""`convert`: annotations -> train/test TFRecords, label map, CSVs and summary.json.
+
+Two passes: annotations are parsed and validated, the split is made; then the images are
+read, checked and encoded (in worker processes), and the records written to temp files.
+Every problem in the input is collected; if any is an error (or any warning under
+--strict) the temp files are removed and nothing in `out_dir` changes. Otherwise all
+outputs are renamed into place at the end, so a previous good output is never damaged and
+Ctrl-C leaves no partial records.
+"""
+import contextlib
+import glob
+import json
+import multiprocessing
+import os
+import signal
+import time
+
+from odrun.convert import coco, csvsrc, labelmap, records, split as splitting, voc
+from odrun.convert import problems as P
+from odrun.errors import UserError
+from odrun.fileio import atomic_path
+
+FORMATS = ("voc", "coco", "csv")
+LOADERS = {"voc": lambda src, image_dir: voc.load(src), "coco": coco.load, "csv": csvsrc.load}
+CSV_COLUMNS = csvsrc.COLUMNS
+PARALLEL_MIN = 48  # below this many images a process pool costs more than it saves
+
+_JOBS = {}  # set before forking so workers inherit the jobs instead of unpickling them
+
+
+def detect_format(source):
+    if os.path.isdir(source):
+        return "voc"
+    ext = os.path.splitext(source)[1].lower()
+    if ext == ".json":
+        return "coco"
+    if ext == ".csv":
+        return "csv"
+    if ext == ".xml":
+        return "voc"
+    raise UserError("cannot tell the annotation format of {!r}".format(source), where=source,
+                    fix="pass a VOC folder, a COCO .json or a seeds-style .csv, or say --format voc|coco|csv")
+
+
+def _load(source, fmt, image_dir):
+    if not os.path.exists(source):
+        raise UserError("no such file or folder", where=source, fix="check the path")
+    fmt = fmt or detect_format(source)
+    if fmt not in FORMATS:
+        raise UserError("unknown format {!r}".format(fmt), where="--format", fix="use one of: " + ", ".join(FORMATS))
+    if fmt == "voc" and os.path.isfile(source):
+        return fmt, voc.load(os.path.dirname(os.path.abspath(source)), files=[source])
+    if fmt == "voc" and not voc.find_annotations(source):
+        raise UserError("no *.xml annotation files in this folder", where=source,
+                        fix="point at the folder labelImg saved into (or CVAT's Annotations/), or pass --format")
+    return fmt, LOADERS[fmt](source, image_dir)
+
+
+def _duplicates(items):
+    seen, found = {}, []
+    for it in items:
+        key = it["filename"]
+        if key in seen:
+            found.append(P.error(it["ann"], "duplicate file name {!r}: also used by {} (image/source_id must be unique)"
+                                 .format(key, seen[key]["ann"] if seen[key]["ann"] != it["ann"] else seen[key]["image"])))
+        else:
+            seen[key] = it
+    return found
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+
+
+def _encode_job(index):
+    job = _JOBS["jobs"][index]
+    return records.encode(job, _JOBS["labels"])
+
+
+@contextlib.contextmanager
+def _results(jobs, label_ids, workers):
+    _JOBS.update(jobs=jobs, labels=label_ids)
+    try:
+        if workers > 1 and len(jobs) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
+            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint)
+            try:
+                yield pool.imap(_encode_job, range(len(jobs)), chunksize=16)
+            finally:
+                pool.terminate()
+                pool.join()
+        else:
+            yield (_encode_job(i) for i in range(len(jobs)))
+    finally:
+        _JOBS.clear()
+
+
+def _progress(enabled, total):
+    if not enabled:
+        return _null()  # (contextlib.nullcontext is 3.7+)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+@contextlib.contextmanager
+def _null():
+    yield None
+
+
+def _num(v):
+    return int(v) if float(v).is_integer() else round(float(v), 3)
+
+
+def _csv(path, rows):
+    import pandas as pd
+
+    pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(path, index=False, encoding="utf-8")
+
+
+def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shards=1, strict=False,
+            skip_empty=False, train_dir=None, test_dir=None, progress=True, workers=None, image_dir=None):
+    """Convert annotations to OD API TFRecords; returns the summary (also out_dir/summary.json)."""
+    start = time.time()
+    if shards < 1:
+        raise UserError("--shards must be at least 1", where="--shards", fix="use --shards 1 (one file per split)")
+    if (train_dir is None) != (test_dir is None):
+        raise UserError("--train and --test go together", where="--train/--test", fix="pass both folders, or neither")
+    found = []
+    if train_dir is not None:
+        fmt_used, (train_items, p1) = _load(train_dir, fmt, image_dir)
+        _, (test_items, p2) = _load(test_dir, fmt, image_dir)
+        items, found = train_items + test_items, p1 + p2
+        for it in train_items:
+            it["split"] = "train"
+        for it in test_items:
+            it["split"] = "test"
+    else:
+        if source is None:
+            raise UserError("no input", fix="pass SOURCE, or --train DIR --test DIR")
+        if not 0.0 < split <= 1.0:
+            raise UserError("--split must be between 0 and 1 (the train fraction), got {}".format(split),
+                            where="--split", fix="e.g. --split 0.8 for 80% train / 20% test")
+        fmt_used, (items, found) = _load(source, fmt, image_dir)
+    found += _duplicates(items)
+
+    if label_map:
+        label_ids = labelmap.read(label_map)
+        for it in items:
+            for o in it["objects"]:
+                if o["name"] not in label_ids:
+                    found.append(P.error(it["ann"], "class {!r} is not in the label map {}{}".format(
+                        o["name"], label_map, labelmap.suggest(o["name"], label_ids)), o["where"]))
+    else:
+        label_ids = labelmap.build(o["name"] for it in items for o in it["objects"])
+        if not label_ids and items:
+            found.append(P.error(source or train_dir, "no objects in any annotation: nothing to train on"))
+
+    skipped, kept = [], []
+    for it in items:
+        if not it["objects"]:
+            if skip_empty:
+                skipped.append({"file": it["ann"], "reason": "no objects (--skip-empty)"})
+                continue
+            found.append(P.warning(it["ann"], "no objects: kept as a negative example (use --skip-empty to drop it)"))
+        kept.append(it)
+    if not kept and not any(p["level"] == P.ERROR for p in found):
+        raise UserError("no images to convert", where=source or train_dir,
+                        fix="check the folder holds annotated images (or drop --skip-empty)")
+
+    if train_dir is not None:
+        train = [it for it in kept if it["split"] == "train"]
+        test = [it for it in kept if it["split"] == "test"]
+    else:
+        train, test = splitting.stratified(kept, split, seed)
+    jobs = [dict(it, split="train") for it in train] + [dict(it, split="test") for it in test]
+
+    outputs = {"train": records.shard_names(out_dir, "train", shards),
+               "test": records.shard_names(out_dir, "test", shards)}
+    workers = workers or min(os.cpu_count() or 1, 8)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
+    records.example_pb2()  # import TensorFlow's protobuf classes once, before any fork
+    import tensorflow as tf
+
+    out_existed = os.path.isdir(out_dir)
+    boxes = {"train": {}, "test": {}}
+    counts = {"train": 0, "test": 0}
+    csv_rows = {"train": [], "test": []}
+    formats, orientations = {}, []
+    try:
+        with contextlib.ExitStack() as stack:
+            tmp = {s: [stack.enter_context(atomic_path(p)) for p in outputs[s]] for s in outputs}
+            writers = {s: [stack.enter_context(tf.io.TFRecordWriter(p)) for p in tmp[s]] for s in tmp}
+            bar = stack.enter_context(_progress(progress, len(jobs)))
+            task = bar.add_task("convert", total=len(jobs)) if bar is not None else None
+            results = stack.enter_context(_results(jobs, label_ids, workers))
+            for job, res in zip(jobs, results):
+                found.extend(res["problems"])
+                if res["record"] is not None:
+                    s = job["split"]
+                    writers[s][counts[s] % shards].write(res["record"])
+                    counts[s] += 1
+                    formats[res["format"]] = formats.get(res["format"], 0) + 1
+                    if res.get("orientation"):
+                        orientations.append({"file": job["image"], "orientation": res["orientation"]})
+                    for name, x0, y0, x1, y1 in res["objects"]:
+                        boxes[s][name] = boxes[s].get(name, 0) + 1
+                        csv_rows[s].append([job["filename"], res["width"], res["height"], name,
+                                            _num(x0), _num(y0), _num(x1), _num(y1)])
+                if task is not None:
+                    bar.advance(task)
+            for ws in writers.values():
+                for w in ws:
+                    w.close()
+            _fail_on(found, strict, source or train_dir)
+
+            summary = {
+                "source": source, "train_dir": train_dir, "test_dir": test_dir, "format": fmt_used,
+                "out_dir": os.path.abspath(out_dir),
+                "split": split if train_dir is None else "folders", "seed": seed,
+                "images": {"train": counts["train"], "test": counts["test"],
+                           "total": counts["train"] + counts["test"],
+                           "negatives": sum(1 for j in jobs if not j["objects"])},
+                "boxes": boxes,
+                "classes": [{"id": i, "name": n, "train_boxes": boxes["train"].get(n, 0),
+                             "test_boxes": boxes["test"].get(n, 0)}
+                            for n, i in sorted(label_ids.items(), key=lambda kv: kv[1])],
+                "image_formats": formats,
+                "exif_orientation": orientations,
+                "skipped": skipped,
+                "warnings": [p for p in found if p["level"] == P.WARNING],
+                "outputs": {"train": outputs["train"], "test": outputs["test"],
+                            "label_map": os.path.join(out_dir, "label_map.pbtxt"),
+                            "train_csv": os.path.join(out_dir, "train_labels.csv"),
+                            "test_csv": os.path.join(out_dir, "test_labels.csv"),
+                            "summary": os.path.join(out_dir, "summary.json")},
+                "shards": shards, "workers": workers if len(jobs) >= PARALLEL_MIN else 1,
+            }
+            for key, path in (("label_map", "label_map.pbtxt"), ("train_csv", "train_labels.csv"),
+                              ("test_csv", "test_labels.csv"), ("summary", "summary.json")):
+                tmp[key] = stack.enter_context(atomic_path(os.path.join(out_dir, path)))
+            with open(tmp["label_map"], "w", encoding="utf-8") as f:
+                f.write(labelmap.render(label_ids))
+            _csv(tmp["train_csv"], csv_rows["train"])
+            _csv(tmp["test_csv"], csv_rows["test"])
+            summary["seconds"] = round(time.time() - start, 3)
+            summary["images_per_second"] = round(len(jobs) / max(summary["seconds"], 1e-9), 1)
+            with open(tmp["summary"], "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+            _readable([p for ps in tmp.values() for p in (ps if isinstance(ps, list) else [ps])])
+    except BaseException:
+        if not out_existed and os.path.isdir(out_dir) and not os.listdir(out_dir):
+            os.rmdir(out_dir)  # we created it; leave no trace of a failed run
+        raise
+    _remove_stale(out_dir, outputs)
+    return summary
+
+
+def _readable(paths):
+    """mkstemp creates 0600 files; outputs are data for others (containers, other users) too."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in paths:
+        os.chmod(p, 0o666 & ~umask)
+
+
+def _fail_on(found, strict, where):
+    errors = [p for p in found if p["level"] == P.ERROR]
+    if strict:
+        errors += [p for p in found if p["level"] == P.WARNING]
+    if errors:
+        what = "error" if not strict else "problem"
+        raise UserError("{} {}{} in the input; nothing was written:\n  {}".format(
+            len(errors), what, "s" if len(errors) > 1 else "", P.render_many(errors)),
+            where=where,
+            fix=("fix the files named above (warnings are errors under --strict)" if strict
+                 else "fix the files named above, then run again"))
+
+
+def _remove_stale(out_dir, outputs):
+    """Shards of an earlier run with another --shards count would be read by a glob: remove them."""
+    current = set(os.path.abspath(p) for ps in outputs.values() for p in ps)
+    for split in ("train", "test"):
+        for path in glob.glob(os.path.join(out_dir, split + ".record*")):
+            base = os.path.basename(path)
+            if base.startswith("."):
+                continue
+            if os.path.abspath(path) not in current:
+                os.unlink(path)

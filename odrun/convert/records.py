@@ -1,0 +1,110 @@
+"""One image + its boxes -> serialized tf.train.Example bytes with the OD API's feature keys
+(those `object_detection.data_decoders.tf_example_decoder` reads), and the TFRecord writers.
+
+`encode` runs in worker processes: it only needs `example_pb2` (protobuf classes), which
+the parent imported before forking, so workers pay no TensorFlow import.
+"""
+import hashlib
+import os
+
+from odrun.convert import images
+from odrun.convert import problems as P
+
+
+def example_pb2():
+    from tensorflow.core.example import example_pb2 as pb
+    return pb
+
+
+def _fmt(v):
+    return "{:g}".format(v)
+
+
+def check_boxes(item, width, height):
+    """Clip boxes to the image, drop degenerate ones -> (kept objects, problems)."""
+    kept, found, ann = [], [], item["ann"]
+    for obj in item["objects"]:
+        box = (obj["xmin"], obj["ymin"], obj["xmax"], obj["ymax"])
+        where = obj["where"]
+        if obj["xmin"] > obj["xmax"] or obj["ymin"] > obj["ymax"]:
+            found.append(P.error(ann, "inverted box: xmin={} ymin={} xmax={} ymax={} (xmin must be < xmax "
+                                      "and ymin < ymax)".format(*map(_fmt, box)), where))
+            continue
+        clipped = (min(max(obj["xmin"], 0.0), width), min(max(obj["ymin"], 0.0), height),
+                   min(max(obj["xmax"], 0.0), width), min(max(obj["ymax"], 0.0), height))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            found.append(P.warning(ann, "degenerate box ({}) has no area inside the {}x{} image: dropped".format(
+                ", ".join(map(_fmt, box)), width, height), where))
+            continue
+        if clipped != box:
+            found.append(P.warning(ann, "box ({}) is outside the {}x{} image: clipped to ({})".format(
+                ", ".join(map(_fmt, box)), width, height, ", ".join(map(_fmt, clipped))), where))
+            obj = dict(obj, xmin=clipped[0], ymin=clipped[1], xmax=clipped[2], ymax=clipped[3])
+        kept.append(obj)
+    return kept, found
+
+
+def build_example(pb, info, item, objects, label_ids):
+    """A tf.train.Example with the keys create_pascal_tf_record.py writes (plus is_crowd for COCO)."""
+    w, h = info["width"], info["height"]
+    name = item["filename"].encode("utf-8")
+    ex = pb.Example()
+    feat = ex.features.feature
+    feat["image/height"].int64_list.value.append(h)
+    feat["image/width"].int64_list.value.append(w)
+    feat["image/filename"].bytes_list.value.append(name)
+    feat["image/source_id"].bytes_list.value.append(name)
+    feat["image/key/sha256"].bytes_list.value.append(hashlib.sha256(info["data"]).hexdigest().encode("ascii"))
+    feat["image/encoded"].bytes_list.value.append(info["data"])
+    feat["image/format"].bytes_list.value.append(info["format"].encode("ascii"))
+    feat["image/object/bbox/xmin"].float_list.value.extend([o["xmin"] / w for o in objects])
+    feat["image/object/bbox/xmax"].float_list.value.extend([o["xmax"] / w for o in objects])
+    feat["image/object/bbox/ymin"].float_list.value.extend([o["ymin"] / h for o in objects])
+    feat["image/object/bbox/ymax"].float_list.value.extend([o["ymax"] / h for o in objects])
+    feat["image/object/class/text"].bytes_list.value.extend([o["name"].encode("utf-8") for o in objects])
+    feat["image/object/class/label"].int64_list.value.extend([label_ids[o["name"]] for o in objects])
+    feat["image/object/difficult"].int64_list.value.extend([o["difficult"] for o in objects])
+    feat["image/object/truncated"].int64_list.value.extend([o["truncated"] for o in objects])
+    feat["image/object/view"].bytes_list.value.extend([o["pose"].encode("utf-8") for o in objects])
+    if any("crowd" in o for o in objects):
+        feat["image/object/is_crowd"].int64_list.value.extend([o.get("crowd", 0) for o in objects])
+    return ex.SerializeToString()
+
+
+def encode(item, label_ids):
+    """Worker: -> dict(record bytes or None, width, height, format, objects, problems)."""
+    out = {"record": None, "problems": [], "objects": [], "width": None, "height": None, "format": None}
+    try:
+        info = images.inspect(item["image"])
+    except images.BadImage as exc:
+        out["problems"].append(P.error(item["image"], str(exc)))
+        return out
+    w, h = info["width"], info["height"]
+    out.update(width=w, height=h, format=info["format"], orientation=info["orientation"])
+    found = out["problems"]
+    if info["ext_format"] and info["ext_format"] != info["format"]:
+        found.append(P.warning(item["image"], "{} data with a {} extension: image/format set to {!r} from the bytes"
+                               .format(info["format"].upper(), os.path.splitext(item["image"])[1], info["format"])))
+    if item.get("size") and tuple(item["size"]) != (w, h):
+        found.append(P.warning(item["ann"], "annotation says the image is {}x{} but {} is {}x{}: using the real size"
+                               .format(item["size"][0], item["size"][1], item["filename"], w, h)))
+    if info["orientation"]:
+        found.append(P.warning(item["image"], "EXIF orientation {} ({}): TensorFlow decodes the stored pixels without "
+                               "rotating them, so the boxes must be drawn on the unrotated {}x{} image".format(
+                                   info["orientation"], images.ORIENTATION.get(info["orientation"], "?"), w, h)))
+    objects, box_problems = check_boxes(item, w, h)
+    found.extend(box_problems)
+    missing = [o for o in objects if o["name"] not in label_ids]
+    if missing or any(p["level"] == P.ERROR for p in found):
+        return out  # the class errors were reported by the parent; nothing to build
+    out["objects"] = [(o["name"], o["xmin"], o["ymin"], o["xmax"], o["ymax"]) for o in objects]
+    out["record"] = build_example(example_pb2(), info, item, objects, label_ids)
+    return out
+
+
+def shard_names(out_dir, split, shards):
+    """train.record, or train.record-00000-of-00004 ... as the OD API's sharded inputs."""
+    base = os.path.join(out_dir, split + ".record")
+    if shards <= 1:
+        return [base]
+    return ["{}-{:05d}-of-{:05d}".format(base, i, shards) for i in range(shards)]

@@ -1,0 +1,110 @@
+"""Pascal VOC XML as labelImg and CVAT ('PASCAL VOC 1.1' export) write it.
+
+labelImg: one XML beside each image, <filename>, <path>, <size>, objects with <pose>,
+<truncated>, <difficult> and integer <bndbox>. CVAT: Annotations/*.xml with float
+coordinates and an <occluded> flag, images in the sibling JPEGImages/ folder.
+"""
+import os
+
+from lxml import etree
+
+from odrun.convert import problems as P
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+
+
+def find_annotations(root):
+    """All *.xml under `root`, in a stable (sorted) order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.lower().endswith(".xml"))
+    return found
+
+
+def _flag(obj, tag):
+    text = (obj.findtext(tag) or "0").strip()
+    try:
+        return 1 if int(float(text)) else 0
+    except ValueError:
+        return 0
+
+
+def _image_candidates(xml_path, filename, path_text, root):
+    xml_dir = os.path.dirname(xml_path)
+    stem = os.path.splitext(os.path.basename(xml_path))[0]
+    names = [filename] if filename else []
+    cands = []
+    for name in names:
+        cands += [os.path.join(xml_dir, name),
+                  os.path.join(os.path.dirname(xml_dir), "JPEGImages", name),  # VOC / CVAT layout
+                  os.path.join(root, name)]
+    if path_text:  # labelImg's absolute <path>, valid when the data did not move
+        cands.append(path_text)
+    # labelImg sometimes writes <filename> without the extension: try the XML's own stem.
+    cands += [os.path.join(xml_dir, (filename or stem) + ext) for ext in IMAGE_EXTS]
+    seen, unique = set(), []
+    for c in cands:
+        if c not in seen:
+            seen.add(c)
+            unique.append(c)
+    return unique
+
+
+def parse(xml_path, root):
+    """One annotation file -> (item or None, problems)."""
+    try:
+        tree = etree.parse(xml_path)
+    except etree.XMLSyntaxError as exc:
+        return None, [P.error(xml_path, "malformed XML: {}".format(exc),)]
+    except OSError as exc:
+        return None, [P.error(xml_path, "cannot read: {}".format(exc))]
+    ann = tree.getroot()
+    if ann.tag != "annotation":
+        return None, [P.error(xml_path, "not a Pascal VOC file: the root element is <{}>, not <annotation>"
+                              .format(ann.tag))]
+    found = []
+    filename = (ann.findtext("filename") or "").strip()
+    path_text = (ann.findtext("path") or "").strip()
+    cands = _image_candidates(xml_path, filename, path_text, root)
+    image = next((c for c in cands if os.path.isfile(c)), None)
+    if image is None:
+        return None, [P.error(xml_path, "image {!r} not found (looked in: {})".format(
+            filename or "<no <filename>>", ", ".join(cands[:3])))]
+    size = None
+    try:
+        size = (int(float(ann.findtext("size/width"))), int(float(ann.findtext("size/height"))))
+    except (TypeError, ValueError):
+        pass  # no or bad <size>: the image header is what counts anyway
+    objects = []
+    for i, obj in enumerate(ann.iter("object")):
+        name = obj.findtext("name")
+        where = P.describe_object(i, name)
+        if name is None or not name.strip():
+            found.append(P.error(xml_path, "has no <name> (class)", P.describe_object(i, "")))
+            continue
+        name = name.strip()
+        try:
+            box = [float(obj.findtext("bndbox/" + k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError):
+            found.append(P.error(xml_path, "<bndbox> needs numeric xmin, ymin, xmax, ymax", where))
+            continue
+        objects.append({
+            "name": name, "xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3],
+            "difficult": _flag(obj, "difficult"), "truncated": _flag(obj, "truncated"),
+            "pose": (obj.findtext("pose") or "Unspecified").strip(), "where": where,
+        })
+    item = {"filename": os.path.basename(image), "image": image, "ann": xml_path,
+            "size": size, "objects": objects}
+    return item, found
+
+
+def load(root, files=None):
+    """Every annotation under `root` -> (items, problems)."""
+    items, found = [], []
+    for xml_path in (files if files is not None else find_annotations(root)):
+        item, probs = parse(xml_path, root)
+        found += probs
+        if item is not None:
+            items.append(item)
+    return items, found
