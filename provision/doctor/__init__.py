@@ -1,0 +1,52 @@
+"""`provision doctor`: diagnose this machine for TF object-detection training, each
+finding with evidence and the exact fix. Checks live one module per family (see
+core.SECTIONS); heavy imports (pynvml, docker) happen inside the probes."""
+import json
+import sys
+
+SECTION_NAMES = ["os", "cpu", "pci", "nvml", "kmod", "nouveau", "kernel_hold", "containers", "tensorflow", "images"]
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("doctor", help="diagnose this host: CPU, GPU, driver, containers, TensorFlow",
+                              description="Diagnose this host. Exit 0 when healthy, 1 when any check fails.")
+    p.add_argument("--json", action="store_true", help='print {"checks": [{"id","section","status","evidence","fix"}]}')
+    p.add_argument("--section", action="append", choices=SECTION_NAMES, metavar="S",
+                   help="only this section (repeatable): " + ", ".join(SECTION_NAMES))
+    p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow probe (fast)")
+    p.add_argument("--tf-timeout", type=float, default=120.0, help="seconds before the TF probe counts as hung")
+    p.add_argument("--root", metavar="DIR",
+                   help="diagnose a captured system instead of this one (a directory laid out like / "
+                        "with commands.yaml of recorded command outputs)")
+    p.set_defaults(func=run)
+
+
+def make_system(root=None):
+    from pathlib import Path
+
+    from odrun.errors import UserError
+    from provision.doctor.system import LiveSystem, RecordedSystem
+
+    if root is None:
+        return LiveSystem()
+    if not (Path(root) / "commands.yaml").is_file():
+        raise UserError("no commands.yaml in the captured system root", where=str(root),
+                        fix="point --root at a directory made like tests/fixtures/doctor/<scenario>/")
+    return RecordedSystem(root)
+
+
+def diagnose(system, sections=None, with_tf=True, tf_timeout=120.0):
+    from provision.doctor.core import Context, run_checks
+
+    return run_checks(Context(system, with_tf=with_tf, tf_timeout=tf_timeout), sections)
+
+
+def run(args):
+    findings = diagnose(make_system(args.root), args.section, with_tf=not args.no_tf, tf_timeout=args.tf_timeout)
+    if args.json:
+        sys.stdout.write(json.dumps({"checks": [f.to_dict() for f in findings]}, indent=2) + "\n")
+    else:
+        from provision.doctor.render import render
+
+        render(findings)
+    return 1 if any(f.status == "fail" for f in findings) else 0

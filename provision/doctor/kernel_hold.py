@@ -1,0 +1,72 @@
+"""Keep a working driver working: hold the kernel meta-packages (a new kernel without a
+rebuilt module = no GPU after reboot), keep unattended-upgrades off kernel and nvidia
+packages (a driver upgrade under a loaded module = "Driver/library version mismatch"),
+and know the Secure Boot state (an unsigned DKMS module will not load under it)."""
+import re
+
+from provision.doctor.core import check, fail, has_gpu, kmod_loaded, no_gpu_skip, ok, skip, warn
+
+# Meta-packages that pull new kernels: Ubuntu (-generic, -aws, -hwe...), Debian (-amd64, -cloud-amd64).
+KERNEL_META = re.compile(r"^linux-(image|headers|generic|modules)?-?(generic|virtual|aws|gcp|azure|oem|lowlatency|"
+                         r"amd64|cloud-amd64|hwe)[\w.-]*$|^linux-(generic|virtual|aws|gcp|azure|image-amd64)")
+UU_CONF = "/etc/apt/apt.conf.d/50unattended-upgrades"
+AUTO_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
+
+
+def holds(ctx):
+    res = ctx.system.run(["apt-mark", "showhold"])
+    if res.missing:
+        return None
+    return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+
+@check("kernel_hold.kernel", "kernel meta-packages held")
+def kernel_held(ctx):
+    held = holds(ctx)
+    if held is None:
+        return skip("apt-mark not found (not an apt-based system)")
+    kernel_pkgs = [p for p in held if KERNEL_META.match(p) or p.startswith("linux-image-")]
+    if kernel_pkgs:
+        return ok("held: " + ", ".join(kernel_pkgs))
+    if not has_gpu(ctx):
+        return no_gpu_skip()
+    return warn("no kernel package is held{}: the next upgrade can boot a kernel the nvidia module "
+                "was not built for".format(" (held: " + ", ".join(held) + ")" if held else ""),
+                "provision host --tags kernel-hold")
+
+
+@check("kernel_hold.unattended", "unattended-upgrades leaves kernel and nvidia packages alone")
+def unattended(ctx):
+    auto = ctx.system.read(AUTO_CONF) or ""
+    conf = ctx.system.read(UU_CONF)
+    if re.search(r'APT::Periodic::Unattended-Upgrade\s+"0"', auto):
+        return ok("unattended upgrades disabled in " + AUTO_CONF)
+    if conf is None:
+        return ok("unattended-upgrades not configured")
+    block = re.search(r"Unattended-Upgrade::Package-Blacklist\s*\{(.*?)\};", conf, re.S)
+    live = [line for line in (block.group(1).splitlines() if block else []) if not line.strip().startswith("//")]
+    live_entries = re.findall(r'"([^"]+)"', "\n".join(live))
+    missing = [name for name in ("linux-", "nvidia-") if not any(e.startswith(name) or e.startswith("^" + name)
+                                                                 for e in live_entries)]
+    if not missing:
+        return ok("Package-Blacklist has " + ", ".join(live_entries))
+    if not has_gpu(ctx):
+        return no_gpu_skip()
+    return warn("unattended-upgrades may upgrade {} packages under a running driver".format(
+        " and ".join(m.rstrip("-") for m in missing)), "provision host --tags kernel-hold")
+
+
+@check("kernel_hold.secure_boot", "Secure Boot lets the nvidia module load")
+def secure_boot(ctx):
+    res = ctx.system.run(["mokutil", "--sb-state"])
+    if res.missing:
+        return skip("mokutil not installed: Secure Boot state unknown")
+    state = res.output
+    if "enabled" not in state.lower() or "disabled" in state.lower():
+        return ok(state.splitlines()[0] if state else "Secure Boot disabled")
+    if not has_gpu(ctx) or kmod_loaded(ctx):
+        return ok(state.splitlines()[0] + " (the nvidia module is signed or not needed)")
+    return fail(state.splitlines()[0] + " and the nvidia module is not loaded: an unsigned DKMS module is "
+                "rejected ('Key was rejected by service')",
+                "enroll the DKMS signing key (sudo mokutil --import /var/lib/dkms/mok.pub, reboot, "
+                "confirm in MOK manager) or disable Secure Boot, then provision host --tags driver")

@@ -1,0 +1,286 @@
+"""Everything doctor knows about a machine comes through a `System`: files under a root
+directory, commands through a runner, NVML, the Docker daemon and a TensorFlow probe.
+
+`LiveSystem` reads this machine. `RecordedSystem` replays a captured machine (a directory
+laid out like `/`, plus `commands.yaml` holding recorded command outputs), so the same
+checks run unchanged on real outputs taken from bug reports."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from provision.doctor import tfprobe
+
+BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+@dataclass
+class Result:
+    """One command's outcome; `missing` means the executable is not there at all."""
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+    missing: bool = False
+
+    @property
+    def output(self):
+        return (self.stdout + "\n" + self.stderr).strip()
+
+
+class NvmlFailure(Exception):
+    """NVML could not be initialised. `kind` is one of: no_library, driver_not_loaded,
+    version_mismatch, no_binding, other."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# pynvml error values (nvml.h) -> our kinds. 12 is what this GPU-less machine raises.
+NVML_ERROR_KINDS = {12: "no_library", 9: "driver_not_loaded", 18: "version_mismatch"}
+
+# The same failures as nvidia-smi (a thin NVML client) prints them.
+SMI_ERROR_PATTERNS = [
+    ("version_mismatch", re.compile(r"driver/library version mismatch|NVML/RM version mismatch", re.I)),
+    ("driver_not_loaded", re.compile(r"couldn.t communicate with the NVIDIA driver|Driver Not Loaded", re.I)),
+    ("no_library", re.compile(r"NVML Shared Library Not Found|libnvidia-ml\.so.*(not found|cannot open)", re.I)),
+]
+
+
+def classify_nvml_message(text):
+    for kind, pattern in SMI_ERROR_PATTERNS:
+        if pattern.search(text or ""):
+            return kind
+    return "other"
+
+
+@dataclass
+class GpuInfo:
+    name: str
+    bus_id: str = ""
+    memory_mib: int | None = None
+    compute_capability: str | None = None  # "X.Y"
+
+
+@dataclass
+class NvmlSnapshot:
+    driver_version: str
+    cuda_driver_version: str | None
+    gpus: list = field(default_factory=list)
+
+
+class DockerUnavailable(Exception):
+    pass
+
+
+class System:
+    """Base: file access relative to `root`. Subclasses provide run/nvml/docker_info/tf_probe."""
+
+    live = False
+
+    def __init__(self, root="/"):
+        self.root = Path(root)
+
+    def path(self, p):
+        return self.root / str(p).lstrip("/")
+
+    def read(self, p):
+        try:
+            return self.path(p).read_text(errors="replace")
+        except (OSError, ValueError):
+            return None
+
+    def exists(self, p):
+        return self.path(p).exists()
+
+    def listdir(self, p):
+        try:
+            return sorted(os.listdir(self.path(p)))
+        except OSError:
+            return []
+
+    def readlink_name(self, p):
+        try:
+            return os.path.basename(os.readlink(self.path(p)))
+        except OSError:
+            return None
+
+    def which(self, name):
+        for d in BIN_DIRS:
+            candidate = self.path(d) / name
+            if candidate.exists():
+                return str(Path(d) / name)
+        return None
+
+    def uname_r(self):
+        res = self.run(["uname", "-r"])
+        return res.stdout.strip() if res.returncode == 0 else None
+
+
+class LiveSystem(System):
+    live = True
+
+    def __init__(self, root="/", timeout=10.0):
+        super().__init__(root)
+        self.timeout = timeout
+
+    def which(self, name):
+        return shutil.which(name) or super().which(name)
+
+    def run(self, argv, timeout=None):
+        exe = self.which(argv[0])
+        if not exe:
+            return Result(127, missing=True, stderr=argv[0] + ": command not found")
+        try:
+            proc = subprocess.run([exe] + list(argv[1:]), capture_output=True, text=True,
+                                  timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired:
+            return Result(124, stderr="timed out after {}s".format(timeout or self.timeout))
+        except OSError as exc:
+            return Result(126, stderr=str(exc))
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def nvml(self):
+        try:
+            import pynvml
+        except ImportError:
+            raise NvmlFailure("no_binding", "nvidia-ml-py is not installed (pip install nvidia-ml-py)")
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            kind = NVML_ERROR_KINDS.get(getattr(exc, "value", None)) or classify_nvml_message(str(exc))
+            raise NvmlFailure(kind, "{} (NVML error {}: {})".format(type(exc).__name__, exc.value, exc))
+        try:
+            driver = _text(pynvml.nvmlSystemGetDriverVersion())
+            cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12020
+            snap = NvmlSnapshot(driver, "{}.{}".format(cuda // 1000, (cuda % 1000) // 10))
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                h = pynvml.nvmlDeviceGetHandleByIndex(i)
+                major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
+                snap.gpus.append(GpuInfo(
+                    name=_text(pynvml.nvmlDeviceGetName(h)),
+                    bus_id=_text(pynvml.nvmlDeviceGetPciInfo(h).busId),
+                    memory_mib=pynvml.nvmlDeviceGetMemoryInfo(h).total // (1 << 20),
+                    compute_capability="{}.{}".format(major, minor)))
+            return snap
+        finally:
+            pynvml.nvmlShutdown()
+
+    def docker_info(self):
+        try:
+            import docker
+        except ImportError:
+            raise DockerUnavailable("the docker Python SDK is not installed (pip install docker)")
+        try:
+            client = docker.from_env(timeout=5)
+            client.ping()
+            return client.info()
+        except Exception as exc:  # DockerException, requests errors, socket errors
+            raise DockerUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    def tf_probe(self, timeout=120.0, python=None):
+        return tfprobe.run(python or sys.executable, timeout)
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RecordedSystem(System):
+    """A captured machine: files under `root`, command outputs in `root/commands.yaml`:
+
+        commands:
+          "uname -r": {rc: 0, stdout: "...", source: URL}
+          "nvidia-smi -q -x": {rc: 9, stdout: "NVIDIA-SMI has failed ..."}
+          "dkms status": {stdout_file: recorded/dkms.txt}
+
+    A command not listed is "not installed" (exit 127)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        data = yaml.safe_load((self.root / "commands.yaml").read_text()) or {}
+        self.commands = data.get("commands") or {}
+        self.tf = data.get("tf_probe")
+
+    def run(self, argv, timeout=None):
+        entry = self.commands.get(" ".join(argv))
+        if entry is None:
+            return Result(127, missing=True, stderr=argv[0] + ": command not found")
+        stdout = entry.get("stdout", "")
+        if entry.get("stdout_file"):
+            stdout = (self.root / entry["stdout_file"]).read_text()
+        return Result(int(entry.get("rc", 0)), stdout, entry.get("stderr", ""))
+
+    def nvml(self):
+        res = self.run(["nvidia-smi", "-q", "-x"])
+        if res.missing:
+            raise NvmlFailure("no_library", "nvidia-smi/NVML not installed")
+        if res.returncode != 0:
+            raise NvmlFailure(classify_nvml_message(res.output), res.output)
+        return parse_smi_xml(res.stdout)
+
+    def docker_info(self):
+        res = self.run(["docker", "info"])
+        if res.missing:
+            raise DockerUnavailable("docker: command not found")
+        info = parse_docker_info(res.stdout)
+        if res.returncode != 0:
+            raise DockerUnavailable(res.output.splitlines()[-1] if res.output else "daemon unreachable")
+        return info
+
+    def which(self, name):
+        """A recorded command's executable existed on the captured host."""
+        if any(cmd.split()[0] == name for cmd in self.commands):
+            return "/usr/bin/" + name
+        return super().which(name)
+
+    def tf_probe(self, timeout=120.0, python=None):
+        if self.tf is None:
+            return {"status": "missing", "error": "No module named 'tensorflow'"}
+        return self.tf
+
+
+def parse_smi_xml(text):
+    """`nvidia-smi -q -x` -> NvmlSnapshot (nvidia-smi reads the same NVML fields)."""
+    from lxml import etree
+
+    root = etree.fromstring(text.strip().encode(), parser=etree.XMLParser(load_dtd=False, no_network=True))
+    snap = NvmlSnapshot(root.findtext("driver_version"), root.findtext("cuda_version"))
+    for gpu in root.findall("gpu"):
+        total = gpu.findtext("fb_memory_usage/total") or ""
+        m = re.match(r"(\d+)", total)
+        snap.gpus.append(GpuInfo(
+            name=gpu.findtext("product_name"),
+            bus_id=gpu.get("id", ""),
+            memory_mib=int(m.group(1)) if m else None,
+            compute_capability=gpu.findtext("compute_cap")))  # newer drivers only
+    return snap
+
+
+def parse_docker_info(text):
+    """The handful of `docker info` fields doctor needs, keyed like the SDK's info() dict."""
+    info = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        value = value.strip()
+        if key == "Server Version":
+            info["ServerVersion"] = value
+        elif key == "Runtimes":
+            info["Runtimes"] = {name: {} for name in value.split()}
+        elif key == "Default Runtime":
+            info["DefaultRuntime"] = value
+        elif key == "CDI spec directories":
+            info["CDISpecDirs"] = []
+    return info
