@@ -1,0 +1,462 @@
+"""The compatibility matrix: load + validate compat_matrix.yaml, answer queries with `packaging`.
+
+Data lives in compat_matrix.yaml (every entry has `source:` links); this module only knows the
+schema and the rules that combine facts (same CUDA line, cuDNN major/minor, driver minimums,
+compute-capability coverage). Found by: explicit path > $ODSTACK_MATRIX > provision/compat_matrix.yaml
+(a copy next to the package, used inside the images) > <repo root>/compat_matrix.yaml.
+"""
+import difflib
+import os
+import re
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from odrun.errors import UserError
+
+ENV_VAR = "ODSTACK_MATRIX"
+SECTIONS = ("tensorflow", "cuda", "gpus", "images", "od_api")
+FLAVORS = ("tf1.15-gpu", "tf1.15-ngc", "tf2-gpu", "cpu")
+_CACHE = {}
+
+
+class MatrixError(UserError):
+    """compat_matrix.yaml itself is malformed; `where` is the path of the bad entry."""
+
+
+class UnknownKey(UserError):
+    """A key (TF line, CUDA version, GPU name, flavour) the matrix does not have."""
+
+
+def default_path():
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "compat_matrix.yaml", here.parent / "compat_matrix.yaml"):
+        if candidate.exists():
+            return candidate
+    raise MatrixError("compat_matrix.yaml not found next to the package or at the repo root",
+                      fix="set {}=/path/to/compat_matrix.yaml".format(ENV_VAR))
+
+
+def load(path=None):
+    """The validated Matrix for `path` (cached per path and mtime)."""
+    path = Path(path) if path else default_path()
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        raise MatrixError("matrix file does not exist", where=str(path),
+                          fix="pass an existing file or unset {}".format(ENV_VAR))
+    if key not in _CACHE:
+        _CACHE[key] = Matrix(_read_yaml(path), str(path))
+    return _CACHE[key]
+
+
+def _read_yaml(path):
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = "{}:{}".format(path, mark.line + 1) if mark else str(path)
+        raise MatrixError("not valid YAML: {}".format(getattr(exc, "problem", exc)), where=where,
+                          fix="fix the YAML syntax at that line")
+    if not isinstance(data, dict):
+        raise MatrixError("top level must be a mapping of sections", where=str(path))
+    return data
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+def parse_version(text, what="version", choices=None):
+    """packaging Version of user input, or a UserError naming the bad value (and a guess)."""
+    raw = str(text).strip()
+    cleaned = raw.lstrip("vV").replace(",", ".").replace("_", ".")
+    # tolerate 'CUDA 10.0', 'r1.15', '1.15.5-gpu' by keeping the leading dotted number
+    match = re.match(r"^[A-Za-z ]*?(\d+(?:\.\d+)*)", cleaned)
+    try:
+        return Version(raw)
+    except InvalidVersion:
+        guess = match.group(1) if match else None
+        hint = "did you mean {}?".format(guess) if guess else None
+        options = ", ".join(choices[:8]) if choices else None
+        fix = " ".join(x for x in (hint, "known: " + options if options else None) if x)
+        raise UserError("{} {!r} is not a version".format(what, raw),
+                        fix=fix or "give a dotted version such as 1.15 or 10.0.130")
+
+
+def line_of(version, parts=2):
+    """'1.15.5' -> '1.15'; '10' -> '10.0'."""
+    rel = list(Version(str(version)).release) + [0] * parts
+    return ".".join(str(n) for n in rel[:parts])
+
+
+def cc_tuple(text):
+    """'8.6' / 'sm_86' / 'compute_86' / '86' -> (8, 6)."""
+    raw = str(text).strip().lower()
+    m = re.match(r"^(?:sm_|compute_)?(\d+)(?:\.(\d+))?$", raw)
+    if not m:
+        raise UserError("compute capability {!r} is not of the form X.Y (e.g. 8.6)".format(text),
+                        fix="give it as X.Y, e.g. --cc 7.5")
+    if m.group(2) is not None:
+        return int(m.group(1)), int(m.group(2))
+    digits = m.group(1)
+    if raw.startswith(("sm_", "compute_")) or len(digits) >= 2:
+        return int(digits[:-1]), int(digits[-1])
+    return int(digits), 0
+
+
+def cc_str(cc):
+    return "{}.{}".format(*cc)
+
+
+def did_you_mean(word, choices, n=3):
+    hits = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.5)
+    return "did you mean {}?".format(" or ".join(hits)) if hits else None
+
+
+def unknown(kind, key, choices):
+    hint = did_you_mean(key, choices)
+    known = ", ".join(str(c) for c in choices[:12]) + (" ..." if len(choices) > 12 else "")
+    return UnknownKey("unknown {} {!r}".format(kind, key),
+                      fix=(hint + " " if hint else "") + "known: " + known)
+
+
+# GPU names as NVML/nvidia-smi print them carry vendor prefixes and form-factor/memory suffixes.
+_GPU_NOISE = re.compile(r"^(nvidia|geforce|tesla|\d+gb|sxm\d*|pcie|hbm\d*e?|nvl|laptop|gpu|"
+                        r"mobile|max|q|oem|generation)$")
+
+
+def gpu_tokens(name):
+    words = re.split(r"[\s\-_/]+", str(name).lower().replace("®", "").replace("™", ""))
+    return tuple(w for w in words if w and not _GPU_NOISE.match(w))
+
+
+# ---------------------------------------------------------------- the matrix
+
+class Matrix(object):
+    def __init__(self, data, path="compat_matrix.yaml"):
+        self.path = path
+        self.data = data
+        self._validate()
+        self._tf = {e["version"]: e for e in data["tensorflow"]}
+        self._cuda = {e["version"]: e for e in data["cuda"]}
+        self._images = {e["flavor"]: e for e in data["images"]}
+        self._gpu_index = {}
+        for entry in data["gpus"]:
+            for name in [entry["name"]] + list(entry.get("aliases", [])):
+                self._gpu_index[gpu_tokens(name)] = entry
+
+    # ------------------------------------------------------------ validation
+    def _fail(self, where, message, fix=None):
+        raise MatrixError(message, where="{}: {}".format(self.path, where),
+                          fix=fix or "correct that entry in compat_matrix.yaml")
+
+    def _validate(self):
+        for section in SECTIONS:
+            if not isinstance(self.data.get(section), list) or not self.data[section]:
+                self._fail(section, "section missing or not a non-empty list")
+        rules = {
+            "tensorflow": {"version": self._v_line, "python": self._v_spec, "package": self._v_str,
+                           "cuda": self._v_opt_line, "cudnn": self._v_opt_line,
+                           "numpy": self._v_spec, "protobuf": self._v_spec,
+                           "compute_capabilities": self._v_ccs, "tf_contrib": self._v_bool,
+                           "od_api": self._v_str},
+            "cuda": {"version": self._v_line, "min_driver": self._v_version,
+                     "cc_min": self._v_cc, "cc_max": self._v_cc, "minor_compat_driver": self._v_version},
+            "gpus": {"name": self._v_str, "compute_capability": self._v_cc},
+            "images": {"flavor": self._v_str, "image": self._v_str, "tf": self._v_version,
+                       "cuda": self._v_opt_line, "cudnn": self._v_opt_line, "python": self._v_version,
+                       "min_driver": self._v_opt_version, "compute_capabilities": self._v_cc_list},
+            "od_api": {"code_path": self._v_str, "tf": self._v_spec, "train": self._v_str,
+                       "export": self._v_str},
+            "known_issues": {"id": self._v_str, "cc_min": self._v_cc, "text": self._v_str},
+        }
+        self.data.setdefault("known_issues", [])
+        for section, fields in rules.items():
+            if not isinstance(self.data.get(section), list):
+                self._fail(section, "section must be a list")
+            seen = set()
+            for i, entry in enumerate(self.data[section]):
+                where = "{}[{}]".format(section, i)
+                if not isinstance(entry, dict):
+                    self._fail(where, "entry must be a mapping")
+                key = (entry.get("version") or entry.get("name") or entry.get("flavor")
+                       or entry.get("code_path") or entry.get("id"))
+                where = "{}[{}] ({})".format(section, i, key) if key else where
+                for field, check in fields.items():
+                    if field not in entry:
+                        self._fail(where + "." + field, "required field missing")
+                    check(where + "." + field, entry[field])
+                self._v_sources(where + ".source", entry.get("source"))
+                if key in seen:
+                    self._fail(where, "duplicate entry {!r}".format(key))
+                seen.add(key)
+        for i, entry in enumerate(self.data["tensorflow"]):
+            for field in ("cuda",):
+                if entry[field] and line_of(entry[field]) not in {line_of(c["version"]) for c in self.data["cuda"]}:
+                    self._fail("tensorflow[{}] ({}).cuda".format(i, entry["version"]),
+                               "CUDA {} has no entry in the cuda section".format(entry[field]))
+        flavors = [e["flavor"] for e in self.data["images"]]
+        for flavor in FLAVORS:
+            if flavor not in flavors:
+                self._fail("images", "image flavour {!r} missing".format(flavor))
+
+    def _v_str(self, where, value):
+        if not isinstance(value, str) or not value.strip():
+            self._fail(where, "must be a non-empty string, got {!r}".format(value))
+
+    def _v_bool(self, where, value):
+        if not isinstance(value, bool):
+            self._fail(where, "must be true or false, got {!r}".format(value))
+
+    def _v_version(self, where, value):
+        try:
+            Version(str(value))
+        except InvalidVersion:
+            self._fail(where, "not a version: {!r}".format(value))
+
+    def _v_opt_version(self, where, value):
+        if value is not None:
+            self._v_version(where, value)
+
+    def _v_line(self, where, value):
+        if not isinstance(value, str):
+            self._fail(where, "write versions as quoted strings ('1.10', not 1.1), got {!r}".format(value),
+                       fix="quote the version in compat_matrix.yaml")
+        self._v_version(where, value)
+
+    def _v_opt_line(self, where, value):
+        if value is not None:
+            self._v_line(where, value)
+
+    def _v_spec(self, where, value):
+        try:
+            SpecifierSet(str(value))
+        except InvalidSpecifier:
+            self._fail(where, "not a version specifier (PEP 440, e.g. '>=1.16,<1.19'): {!r}".format(value))
+
+    def _v_cc(self, where, value):
+        if not isinstance(value, str) or not re.match(r"^\d+\.\d+$", value):
+            self._fail(where, "compute capability must be a quoted 'X.Y' string, got {!r}".format(value))
+
+    def _v_cc_list(self, where, value):
+        if not isinstance(value, list):
+            self._fail(where, "must be a list of 'X.Y' strings")
+        for j, cc in enumerate(value):
+            self._v_cc("{}[{}]".format(where, j), cc)
+
+    def _v_ccs(self, where, value):
+        if value is None:  # CPU-only lines
+            return
+        if not isinstance(value, dict) or set(value) - {"sass", "ptx"} or "sass" not in value:
+            self._fail(where, "must be a mapping with 'sass' (and optional 'ptx') lists")
+        for kind in value:
+            self._v_cc_list(where + "." + kind, value[kind])
+
+    def _v_sources(self, where, value):
+        items = value if isinstance(value, list) else [value]
+        if not value or not all(isinstance(s, str) and s.startswith(("https://", "http://")) for s in items):
+            self._fail(where, "every entry needs source: with http(s) links, got {!r}".format(value),
+                       fix="add the primary source URL(s) under source:")
+
+    # ------------------------------------------------------------ lookups
+    @staticmethod
+    def _out(entry):
+        out = dict(entry)
+        src = entry.get("source")
+        out["sources"] = list(src) if isinstance(src, list) else [src]
+        return out
+
+    def tf_versions(self):
+        return list(self._tf)
+
+    def tf(self, key):
+        version = parse_version(key, "TensorFlow version", self.tf_versions())
+        line = line_of(version)
+        if line not in self._tf:
+            raise unknown("TensorFlow release line", str(key), self.tf_versions())
+        return self._out(self._tf[line])
+
+    def cuda(self, key):
+        version = parse_version(key, "CUDA version", list(self._cuda))
+        line = line_of(version)
+        if line not in self._cuda:
+            raise unknown("CUDA version", str(key), list(self._cuda))
+        out = self._out(self._cuda[line])
+        # a full version like 11.0.3 gets that update's own minimum driver (Table 3)
+        updates = out.get("updates") or {}
+        if len(version.release) >= 3:
+            for upd, drv in updates.items():
+                if Version(upd).release[:3] == version.release[:3]:
+                    out["min_driver"] = drv
+                    out["update"] = upd
+        return out
+
+    def gpus(self):
+        return [self._out(e) for e in self.data["gpus"]]
+
+    def gpu(self, name):
+        tokens = gpu_tokens(name)
+        if not tokens:
+            raise unknown("GPU", str(name), [g["name"] for g in self.data["gpus"]])
+        if tokens in self._gpu_index:
+            return self._out(self._gpu_index[tokens])
+        # 'RTX 3090 Ti' -> 'RTX 3090', 'GTX 1660 SUPER' -> 'GTX 1660': longest known prefix wins
+        prefixes = [k for k in self._gpu_index if tokens[:len(k)] == k]
+        if prefixes:
+            return self._out(self._gpu_index[max(prefixes, key=len)])
+        # suggestions: names this one is a prefix of ('RTX 6000' -> Quadro/Ada), then close spellings
+        by_key = {" ".join(k): e["name"] for k, e in self._gpu_index.items()}
+        close = difflib.get_close_matches(" ".join(tokens), list(by_key), n=4, cutoff=0.6)
+        hits = [e["name"] for k, e in self._gpu_index.items() if k[:len(tokens)] == tokens or
+                (len(tokens) > 1 and k[1:len(tokens) + 1] == tokens)] + [by_key[c] for c in close]
+        hits = list(dict.fromkeys(hits))[:4]
+        hint = "did you mean {}?".format(" or ".join(hits)) if hits else None
+        raise UnknownKey("unknown GPU {!r}".format(name),
+                         fix=(hint + " " if hint else "") + "or pass --cc X.Y (see "
+                         "https://developer.nvidia.com/cuda-gpus)")
+
+    def image(self, flavor):
+        if flavor not in self._images:
+            raise unknown("image flavour", str(flavor), list(self._images))
+        return self._out(self._images[flavor])
+
+    def images(self):
+        return [self._out(e) for e in self.data["images"]]
+
+    def od_api(self, tf_version):
+        version = Version(line_of(parse_version(tf_version, "TensorFlow version")))
+        for entry in self.data["od_api"]:
+            if version in SpecifierSet(entry["tf"]):
+                return self._out(entry)
+        raise unknown("OD API code path for TF", str(tf_version), [e["tf"] for e in self.data["od_api"]])
+
+    # ------------------------------------------------------------ rules
+    def cc_support(self, tf_entry, cc):
+        """('native'|'ptx'|'none', detail) for a TF line on compute capability `cc` (tuple)."""
+        ccs = tf_entry.get("compute_capabilities")
+        if not ccs:
+            return "none", "TensorFlow {} has no GPU build".format(tf_entry["version"])
+        cuda = self._cuda[line_of(tf_entry["cuda"])]
+        if cc > cc_tuple(cuda["cc_max"]):
+            return "none", ("CUDA {} (which TF {} is built with) predates compute capability {}: "
+                            "its cuDNN/cuBLAS have no kernels for it").format(
+                                cuda["version"], tf_entry["version"], cc_str(cc))
+        sass = [cc_tuple(c) for c in ccs["sass"]]
+        if cc in sass or any(s[0] == cc[0] and s <= cc for s in sass):
+            return "native", "SASS for sm_{}{} is in the wheel".format(*cc)
+        ptx = [cc_tuple(c) for c in ccs.get("ptx", [])]
+        if any(p <= cc for p in ptx):
+            return "ptx", "no SASS for sm_{}{}; the driver JIT-compiles the PTX (slow first start)".format(*cc)
+        return "none", "TensorFlow {} has no kernels for compute capability {} (built for {})".format(
+            tf_entry["version"], cc_str(cc), ", ".join(ccs["sass"]))
+
+    def min_driver(self, cuda_version):
+        return self.cuda(cuda_version)["min_driver"]
+
+    def check(self, tf, python=None, cuda=None, cudnn=None, numpy=None, protobuf=None,
+              driver=None, gpu=None, cc=None):
+        """Every incompatibility between the found versions and TF `tf`'s requirements."""
+        entry = self.tf(tf)
+        problems = []
+
+        def add(component, found, expected, fix):
+            problems.append({"component": component, "found": str(found),
+                             "expected": str(expected), "fix": fix})
+
+        tf_v = parse_version(tf, "TensorFlow version")
+        if python is not None:
+            py = Version(line_of(parse_version(python, "Python version")))
+            if py not in SpecifierSet(entry["python"]):
+                add("python", python, entry["python"],
+                    "use a Python in {} for TensorFlow {} (e.g. the {} image)".format(
+                        entry["python"], entry["version"], self._image_for_tf(tf_v) or "matching"))
+        for name, found in (("numpy", numpy), ("protobuf", protobuf)):
+            if found is not None:
+                spec = SpecifierSet(entry[name])
+                if parse_version(found, name + " version") not in spec:
+                    add(name, found, entry[name],
+                        "pip install '{}{}'".format(name, entry[name]))
+        if cuda is not None and entry["cuda"]:
+            if line_of(parse_version(cuda, "CUDA version")) != line_of(entry["cuda"]):
+                add("cuda", cuda, entry["cuda"],
+                    "TensorFlow {} loads the CUDA {} libraries (libcudart.so.{}): install CUDA {} "
+                    "or use a TF built for CUDA {}".format(entry["version"], entry["cuda"],
+                                                          _soname(entry["cuda"]), entry["cuda"],
+                                                          line_of(cuda)))
+        if cudnn is not None and entry["cudnn"]:
+            have, want = parse_version(cudnn, "cuDNN version"), Version(entry["cudnn"])
+            if have.major != want.major or have.release[:2] < want.release[:2]:
+                add("cudnn", cudnn, "{}.x >= {}".format(want.major, entry["cudnn"]),
+                    "install cuDNN {} (same major version, minor >= {}) for CUDA {}".format(
+                        entry["cudnn"], entry["cudnn"], entry["cuda"]))
+        if driver is not None and entry["cuda"]:
+            need = self.cuda(entry["cuda"])["min_driver"]
+            if parse_version(driver, "driver version") < Version(need):
+                add("driver", driver, ">= " + need,
+                    "CUDA {} needs NVIDIA driver >= {}: provision host --tags driver".format(
+                        entry["cuda"], need))
+        if gpu is not None or cc is not None:
+            gpu_entry = self.gpu(gpu) if gpu is not None else None
+            cap = cc_tuple(cc if cc is not None else gpu_entry["compute_capability"])
+            label = "{} (cc {})".format(gpu_entry["name"], cc_str(cap)) if gpu_entry else cc_str(cap)
+            support, detail = self.cc_support(entry, cap)
+            if support == "none":
+                rec = self.recommend(cc=cc_str(cap), tf_major=tf_v.major)
+                add("gpu", label, "compute capability TF {} was built for".format(entry["version"]),
+                    "{}; use the {} image ({})".format(detail, rec["flavor"], rec["image"]))
+        return problems
+
+    def _image_for_tf(self, tf_version):
+        for img in self.data["images"]:
+            if line_of(img["tf"]) == line_of(tf_version):
+                return img["flavor"]
+        return None
+
+    def recommend(self, cc=None, gpu=None, driver=None, tf_major=None):
+        """The image flavour for this GPU (and driver, TF major) and why."""
+        gpu_entry = self.gpu(gpu) if gpu else None
+        if gpu_entry is None and cc is None:
+            img = self._images["cpu"]
+            return {"flavor": "cpu", "image": img["image"], "gpu": None, "cc": None,
+                    "reason": "no NVIDIA GPU given or found: the CPU image runs everything (slowly)"}
+        cap = cc_tuple(cc if cc is not None else gpu_entry["compute_capability"])
+        who = "{} (compute capability {})".format(gpu_entry["name"], cc_str(cap)) if gpu_entry \
+            else "compute capability {}".format(cc_str(cap))
+        if tf_major not in (None, 1, 2):
+            raise UserError("--tf-major must be 1 or 2, got {!r}".format(tf_major), fix="pass 1 or 2")
+        order = [e for e in self.data["images"] if e["flavor"] != "cpu"
+                 and (tf_major is None or Version(e["tf"]).major == tf_major)]
+        notes = []
+        for img in order:
+            supported = [cc_tuple(c) for c in img["compute_capabilities"]]
+            if cap not in supported:
+                notes.append("{} ({}) has no kernels for {}".format(img["flavor"], img["image"], cc_str(cap)))
+                continue
+            reason = "{}: {}".format(who, img.get("why", "supported by " + img["flavor"]))
+            if notes:
+                reason = "; ".join(notes) + ". " + reason
+            out = {"flavor": img["flavor"], "image": img["image"], "gpu": gpu_entry["name"] if gpu_entry else None,
+                   "cc": cc_str(cap), "min_driver": img["min_driver"], "driver_ok": None, "reason": reason}
+            if driver is not None:
+                ok = parse_version(driver, "driver version") >= Version(img["min_driver"])
+                out["driver_ok"] = ok
+                if not ok:
+                    out["reason"] += ("; driver {} is too old: it needs >= {} "
+                                      "(provision host --tags driver)").format(driver, img["min_driver"])
+            return out
+        img = self._images["cpu"]
+        issues = [i["text"] for i in self.data.get("known_issues", []) if cap >= cc_tuple(i["cc_min"])]
+        return {"flavor": "cpu", "image": img["image"], "gpu": gpu_entry["name"] if gpu_entry else None,
+                "cc": cc_str(cap), "min_driver": None, "driver_ok": None,
+                "reason": "; ".join(notes + issues) + ". Only the CPU image runs on {}".format(who)}
+
+
+def _soname(cuda_version):
+    # libcudart's soname: 10.0, 10.1, ... then 11.0 for all of 11.x, then 12, 13
+    v = Version(str(cuda_version))
+    return "{}.{}".format(v.major, v.minor) if v.major < 11 else ("11.0" if v.major == 11 else str(v.major))

@@ -1,0 +1,177 @@
+"""`provision matrix show|check|recommend`: query compat_matrix.yaml (see provision/compat.py).
+
+Exit codes: 0 ok, 1 `check` found incompatibilities, 2 bad input (unknown key, malformed
+version, broken matrix file).
+"""
+import json
+import sys
+
+from odrun.errors import EXIT_FAILED, EXIT_OK
+
+KINDS = ("tf", "cuda", "gpu", "image")
+# columns shown by `show` per kind (JSON carries the full entry)
+COLUMNS = {
+    "tf": ["version", "latest", "package", "python", "cuda", "cudnn", "numpy", "protobuf",
+           "compute_capabilities", "tf_contrib", "od_api"],
+    "cuda": ["version", "min_driver", "minor_compat_driver", "cc_min", "cc_max", "update"],
+    "gpu": ["name", "compute_capability", "arch"],
+    "image": ["flavor", "image", "tf", "cuda", "cudnn", "python", "min_driver", "compute_capabilities"],
+}
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("matrix", help="TF/CUDA/cuDNN/driver/GPU compatibility queries",
+                              description=__doc__)
+    p.add_argument("--matrix", metavar="FILE", help="matrix file (default: $ODSTACK_MATRIX or the bundled one)")
+    sub = p.add_subparsers(dest="matrix_command", metavar="ACTION")
+    sub.required = True
+
+    show = sub.add_parser("show", help="one row: tf|cuda|gpu|image KEY (or `list` all keys of a kind)")
+    show.add_argument("kind", choices=KINDS + ("list",))
+    show.add_argument("key", nargs="?", help="release line (1.15, 10.0), full version (1.15.5, 10.0.130), GPU name or flavour")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=run_show)
+
+    check = sub.add_parser("check", help="every incompatibility between found versions and a TF release")
+    check.add_argument("--tf", required=True, metavar="V")
+    for name in ("python", "cuda", "cudnn", "numpy", "protobuf", "driver"):
+        check.add_argument("--" + name, metavar="V")
+    who = check.add_mutually_exclusive_group()
+    who.add_argument("--gpu", metavar="NAME")
+    who.add_argument("--cc", metavar="X.Y")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=run_check)
+
+    rec = sub.add_parser("recommend", help="which image flavour to use for a GPU, and why")
+    who = rec.add_mutually_exclusive_group()
+    who.add_argument("--gpu", metavar="NAME", help="as nvidia-smi prints it, e.g. 'NVIDIA GeForce RTX 3090'")
+    who.add_argument("--cc", metavar="X.Y")
+    rec.add_argument("--driver", metavar="V")
+    rec.add_argument("--tf-major", type=int, choices=(1, 2))
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=run_recommend)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _matrix(args):
+    from provision import compat
+
+    return compat.load(args.matrix)
+
+
+def _emit_json(obj):
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _fmt(value):
+    if isinstance(value, dict):
+        return "; ".join("{}: {}".format(k, _fmt(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=max(100, Console().width))
+
+
+def run_show(args):
+    m = _matrix(args)
+    if args.kind == "list":
+        keys = {"tf": m.tf_versions(), "cuda": [c["version"] for c in m.data["cuda"]],
+                "gpu": [g["name"] for g in m.data["gpus"]], "image": [i["flavor"] for i in m.data["images"]]}
+        if args.json:
+            _emit_json(keys)
+        else:
+            for kind, values in keys.items():
+                sys.stdout.write("{}: {}\n".format(kind, ", ".join(values)))
+        return EXIT_OK
+    if not args.key:
+        from odrun.errors import UserError
+
+        raise UserError("`show {}` needs a KEY".format(args.kind),
+                        fix="e.g. provision matrix show {} {}".format(
+                            args.kind, {"tf": "1.15", "cuda": "10.0", "gpu": "'RTX 3090'", "image": "tf1.15-gpu"}[args.kind]))
+    row = {"tf": m.tf, "cuda": m.cuda, "gpu": m.gpu, "image": m.image}[args.kind](args.key)
+    if args.json:
+        _emit_json(row)
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title="{} {}".format(args.kind, args.key), show_header=True)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for col in COLUMNS[args.kind] + ["sources"]:
+        if col in row:
+            table.add_row(col, _fmt(row[col]))
+    _console().print(table)
+    return EXIT_OK
+
+
+def run_check(args):
+    m = _matrix(args)
+    found = {k: getattr(args, k) for k in ("python", "cuda", "cudnn", "numpy", "protobuf", "driver", "gpu", "cc")}
+    problems = m.check(tf=args.tf, **found)
+    if args.json:
+        _emit_json({"ok": not problems, "tf": args.tf, "problems": problems})
+    elif not problems:
+        given = ", ".join("{} {}".format(k, v) for k, v in found.items() if v is not None) or "nothing else given"
+        sys.stdout.write("ok: TensorFlow {} is compatible with {}\n".format(args.tf, given))
+    else:
+        from rich.table import Table
+
+        table = Table(title="TensorFlow {}: {} problem(s)".format(args.tf, len(problems)))
+        for col in ("component", "found", "expected", "fix"):
+            table.add_column(col, overflow="fold")
+        for p in problems:
+            table.add_row(p["component"], p["found"], p["expected"], p["fix"])
+        _console().print(table)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def detect_gpu():
+    """(name, driver) of GPU 0 via NVML, or (None, why) when there is none."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "nvidia-ml-py not installed"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:  # no driver: NVMLError_LibraryNotFound
+        return None, "NVML: {}".format(exc)
+    try:
+        if pynvml.nvmlDeviceGetCount() == 0:
+            return None, "NVML reports no GPUs"
+        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        decode = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731 (old pynvml returns bytes)
+        return decode(name), decode(driver)
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def run_recommend(args):
+    m = _matrix(args)
+    gpu, cc, driver = args.gpu, args.cc, args.driver
+    detected = None
+    if gpu is None and cc is None:  # this machine
+        name, info = detect_gpu()
+        if name:
+            gpu, driver, detected = name, driver or info, name
+        else:
+            detected = info
+    rec = m.recommend(cc=cc, gpu=gpu, driver=driver, tf_major=args.tf_major)
+    if args.gpu is None and args.cc is None:
+        rec["detected"] = detected
+        if rec["flavor"] == "cpu" and not gpu:
+            rec["reason"] = "no NVIDIA GPU found on this machine ({}): the CPU image runs everything (slowly)".format(detected)
+    if args.json:
+        _emit_json(rec)
+    else:
+        from rich.panel import Panel
+
+        body = "[bold]{}[/bold]  ->  {}\n\n{}".format(rec["flavor"], rec["image"], rec["reason"])
+        _console().print(Panel(body, title="recommended image"))
+    return EXIT_OK
