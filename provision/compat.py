@@ -411,6 +411,21 @@ class Matrix(object):
                     "{}; use the {} image ({})".format(detail, rec["flavor"], rec["image"]))
         return problems
 
+    @staticmethod
+    def driver_ok(img, driver, gpu_entry=None):
+        """(ok, note): driver new enough for the image, or a datacenter GPU on a branch that the
+        image's CUDA forward-compatibility package supports."""
+        have = parse_version(driver, "driver version")
+        if img.get("min_driver") is None or have >= Version(img["min_driver"]):
+            return True, None
+        branches = img.get("forward_compat_drivers") or {}
+        floor = branches.get(str(have.major))
+        if floor and gpu_entry and gpu_entry.get("class") == "datacenter" and have >= Version(floor):
+            return True, ("driver {} (R{}) is older than {} but runs {} on a datacenter GPU through "
+                          "the CUDA forward-compatibility package in the image").format(
+                              driver, have.major, img["min_driver"], img["flavor"])
+        return False, None
+
     def _image_for_tf(self, tf_version):
         for img in self.data["images"]:
             if line_of(img["tf"]) == line_of(tf_version):
@@ -443,9 +458,11 @@ class Matrix(object):
             out = {"flavor": img["flavor"], "image": img["image"], "gpu": gpu_entry["name"] if gpu_entry else None,
                    "cc": cc_str(cap), "min_driver": img["min_driver"], "driver_ok": None, "reason": reason}
             if driver is not None:
-                ok = parse_version(driver, "driver version") >= Version(img["min_driver"])
+                ok, how = self.driver_ok(img, driver, gpu_entry)
                 out["driver_ok"] = ok
-                if not ok:
+                if how:
+                    out["reason"] += "; " + how
+                elif not ok:
                     out["reason"] += ("; driver {} is too old: it needs >= {} "
                                       "(provision host --tags driver)").format(driver, img["min_driver"])
             return out

@@ -42,6 +42,10 @@ def add_parser(subparsers):
     check.add_argument("--json", action="store_true")
     check.set_defaults(func=run_check)
 
+    val = sub.add_parser("validate", help="load and validate the matrix file; print what it covers")
+    val.add_argument("--json", action="store_true")
+    val.set_defaults(func=run_validate)
+
     rec = sub.add_parser("recommend", help="which image flavour to use for a GPU, and why")
     who = rec.add_mutually_exclusive_group()
     who.add_argument("--gpu", metavar="NAME", help="as nvidia-smi prints it, e.g. 'NVIDIA GeForce RTX 3090'")
@@ -174,4 +178,18 @@ def run_recommend(args):
 
         body = "[bold]{}[/bold]  ->  {}\n\n{}".format(rec["flavor"], rec["image"], rec["reason"])
         _console().print(Panel(body, title="recommended image"))
+    return EXIT_OK
+
+
+def run_validate(args):
+    """Loading validates every entry (compat.MatrixError names the bad one: exit 2)."""
+    m = _matrix(args)
+    counts = {section: len(m.data[section]) for section in ("tensorflow", "cuda", "gpus", "images", "od_api", "known_issues")}
+    sources = sorted({s for section in counts for e in m.data[section]
+                      for s in (e["source"] if isinstance(e["source"], list) else [e["source"]])})
+    if args.json:
+        _emit_json({"ok": True, "path": m.path, "entries": counts, "sources": len(sources)})
+    else:
+        sys.stdout.write("ok: {} ({}; {} distinct sources)\n".format(
+            m.path, ", ".join("{} {}".format(n, k) for k, n in counts.items()), len(sources)))
     return EXIT_OK

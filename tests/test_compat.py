@@ -197,6 +197,11 @@ def test_recommend(m):
     assert m.recommend(gpu="NVIDIA H100 80GB HBM3")["flavor"] == "tf1.15-ngc"
     old = m.recommend(gpu="RTX 3090", driver="470.82.01")
     assert old["driver_ok"] is False and "530" in old["reason"]
+    # [ngc] datacenter GPUs may use R470 >= 470.57 via forward compatibility; GeForce may not
+    dc = m.recommend(gpu="NVIDIA A100-SXM4-40GB", driver="470.82.01")
+    assert dc["flavor"] == "tf1.15-ngc" and dc["driver_ok"] is True and "forward-compat" in dc["reason"]
+    assert m.recommend(gpu="NVIDIA A100", driver="470.42.01")["driver_ok"] is False
+    assert m.recommend(gpu="NVIDIA A100", driver="460.91.03")["driver_ok"] is False
     b = m.recommend(gpu="NVIDIA GeForce RTX 5090")
     assert b["flavor"] == "cpu" and "CUDA_ERROR_INVALID_PTX" in b["reason"]
     assert m.recommend()["flavor"] == "cpu"

@@ -82,3 +82,23 @@ def test_broken_matrix_via_env_is_rejected(tmp_path):
     env = dict(os.environ, ODSTACK_MATRIX=str(bad))
     proc = run_cli("provision", "matrix", "show", "tf", "1.15", check=2, env=env)
     assert str(bad) in proc.stderr and "cuda" in proc.stderr
+
+
+def test_validate():
+    out = jrun("validate", "--json")
+    assert out["ok"] is True and out["entries"]["tensorflow"] == 37 and out["sources"] > 20
+
+
+def test_images_match_the_dockerfiles():
+    """The matrix rows and images/<flavor>/Dockerfile defaults describe the same images."""
+    import re
+    from provision import compat
+
+    for img in compat.load(ROOT / "compat_matrix.yaml").images():
+        dockerfile = ROOT / "images" / img["flavor"] / "Dockerfile"
+        if not dockerfile.exists():
+            continue
+        args = dict(re.findall(r"^ARG (\w+)=(\S*)", dockerfile.read_text(), re.M))
+        assert args.get("BASE_IMAGE") == img["image"], img["flavor"]
+        assert args.get("CUDA_VERSION") in (img["cuda"], "none" if img["cuda"] is None else img["cuda"])
+        assert args.get("PYTHON_VERSION") == img["python"], img["flavor"]
