@@ -50,7 +50,7 @@ def versions(ctx):
     key = tf_key(m, p["version"])
     if key is None:
         return warn("TensorFlow {} is not in the compat matrix".format(p["version"]),
-                    "provision matrix show   # pick a listed version")
+                    "provision matrix show tf list   # pick a listed version")
     problems = m.check(tf=key, python=p.get("python"), numpy=p.get("numpy"), protobuf=p.get("protobuf"))
     if not problems:
         return ok("TensorFlow {}: Python {}, numpy {}, protobuf {} all within the matrix".format(
