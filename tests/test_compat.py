@@ -120,7 +120,13 @@ def test_compute_capabilities_from_release_builds(m):  # [bazelrc]
     assert m.tf("1.15")["compute_capabilities"]["sass"] == ["3.5", "3.7", "5.2", "6.0", "6.1", "7.0"]
     assert "8.6" not in m.tf("1.15")["compute_capabilities"]["sass"]
     assert m.tf("2.15")["compute_capabilities"] == {"sass": ["5.0", "6.0", "7.0", "8.0"], "ptx": ["9.0"]}
-    assert m.tf("2.18")["compute_capabilities"]["sass"][0] == "6.0"   # Maxwell dropped
+    # TF blog "What's new in TensorFlow 2.18" (covering 2.17): sm_89 kernels added, compute
+    # capability 5.0 dropped, "For Maxwell support ... sticking with TensorFlow version 2.16"
+    assert m.tf("2.16")["compute_capabilities"]["sass"][0] == "5.0"
+    assert m.tf("2.17")["compute_capabilities"] == {"sass": ["6.0", "7.0", "8.0", "8.9"], "ptx": ["9.0"]}
+    assert m.tf("2.3")["compute_capabilities"] == {"sass": ["3.5", "3.7", "5.2", "6.0", "6.1"], "ptx": ["7.0"]}
+    assert m.tf("2.4")["compute_capabilities"] == {"sass": ["3.5", "5.0", "6.0", "7.0", "7.5"], "ptx": ["8.0"]}
+    assert m.cc_support(m.tf("2.17"), (5, 2))[0] == "none"
     assert m.cc_support(m.tf("1.15"), (8, 6))[0] == "none"            # CUDA 10.0 predates Ampere
     assert m.cc_support(m.tf("1.15"), (7, 5))[0] == "native"          # sm_70 SASS runs on 7.x, x >= 0
     assert m.cc_support(m.tf("1.15"), (5, 0))[0] == "ptx"             # below sm_52: JIT from compute_35

@@ -43,9 +43,19 @@ def test_show_renders_a_table():
     (("check", "--tf", "1.15", "--cuda", "ten"), "not a version"),
     (("recommend", "--cc", "eight"), "X.Y"),
 ])
-def test_bad_input_exit_2_with_hint(args, text):
-    proc = run_cli("provision", "matrix", *args, check=2)
-    assert text in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_input_exit_2_with_hint(args, text, capsys):
+    # in-process (same parser and error path as the console script, without a process start each)
+    from odrun.cli import run
+    from provision.cli import build_parser
+
+    assert run(build_parser(), ["matrix"] + list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and text in err and "Traceback" not in err
+
+
+def test_bad_input_from_the_console_script():
+    proc = run_cli("provision", "matrix", "show", "tf", "1.x5", check=2)
+    assert "not a version" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_check_json_and_exit_codes():
