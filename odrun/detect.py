@@ -122,11 +122,13 @@ def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, image
     detector = backend.load_detector(model_dir)
     os.makedirs(out_dir, exist_ok=True)
     results, rows, image_rows, used = [], [], [], set()
+    calls = 0
     with ItemProgress(len(paths), "detect", enabled=progress) as bar:
         for start in range(0, len(paths), batch):
             chunk = paths[start:start + batch]
             arrays = [load_image(p) for p in chunk]
             dets = detector(arrays)
+            calls += 1
             for offset, (path, image, det) in enumerate(zip(chunk, arrays, dets)):
                 image_id = start + offset + 1
                 h, w = image.shape[:2]
@@ -152,7 +154,7 @@ def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, image
     write_json(os.path.join(out_dir, "images.json"), image_rows)
     columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
     write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
-    return {"images": len(paths), "detections": len(results), "threshold": threshold,
+    return {"images": len(paths), "detections": len(results), "threshold": threshold, "batches": calls,
             "out_dir": os.path.abspath(out_dir),
             "annotated": [r["annotated"] for r in image_rows if r["annotated"]][:1]}
 

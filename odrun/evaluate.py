@@ -1,7 +1,9 @@
 """`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for the
 newest checkpoint in RUN_DIR, printed as a table and written to RUN_DIR/eval.json."""
+import contextlib
 import json
 import os
+import sys
 
 from odrun.errors import UserError
 
@@ -36,7 +38,9 @@ def evaluate(run_dir, api=None):
     if not newest_checkpoint(run_dir):
         raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
     backend = backends.get(api)
-    metrics = backend.evaluate(config, run_dir)
+    # pycocotools prints its summary to stdout: keep stdout for our table / --json.
+    with contextlib.redirect_stdout(sys.stderr):
+        metrics = backend.evaluate(config, run_dir)
     meta = metrics.pop("_meta", {})
     result = {"step": meta.get("step"), "checkpoint": meta.get("checkpoint"),
               "metrics": metrics}

@@ -231,7 +231,10 @@ def _assign(msg, field, index, raw, path, text_format):
             target = getattr(msg, name)
             target.Clear()
         try:
-            text_format.Merge(raw.strip().strip("{}"), target)
+            body = raw.strip()
+            if body.startswith("{") and body.endswith("}"):
+                body = body[1:-1]
+            text_format.Merge(body, target)
         except text_format.ParseError as exc:
             raise UserError("bad text-format value for {}: {}".format(name, exc), where="--set " + path,
                             fix="give the block's body, e.g. --set {}='field: value'".format(path))

@@ -208,17 +208,24 @@ def export(config_path, run_dir, out_dir):
     pipeline = config_util.create_pipeline_proto_from_configs(configs)
     exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, run_dir, out_dir)
     saved_model = os.path.join(out_dir, "saved_model")
-    loaded = tf.saved_model.load(saved_model)
-    fn = loaded.signatures["serving_default"]
-    spec_in = fn.structured_input_signature[1]
-    signature = {
-        "name": "serving_default",
-        "input_type": INPUT_TYPE,
-        "inputs": {k: {"dtype": v.dtype.name, "shape": [d for d in v.shape.as_list()]} for k, v in spec_in.items()},
-        "outputs": sorted(fn.structured_outputs),
-    }
     return {"saved_model": saved_model, "checkpoint": checkpoint, "step": checkpoint_step(checkpoint),
-            "signature": signature, "tf_version": tf.__version__}
+            "signature": saved_signature(saved_model), "tf_version": tf.__version__}
+
+
+def saved_signature(saved_model, name="serving_default"):
+    """Input/output specs read from saved_model.pb (a proto parse: no 30 s model load)."""
+    import tensorflow as tf
+    from tensorflow.python.saved_model import loader_impl
+    sig = loader_impl.parse_saved_model(saved_model).meta_graphs[0].signature_def[name]
+
+    def spec(info):
+        shape = None if info.tensor_shape.unknown_rank else [
+            None if d.size < 0 else d.size for d in info.tensor_shape.dim]
+        return {"dtype": tf.dtypes.as_dtype(info.dtype).name, "shape": shape}
+
+    return {"name": name, "input_type": INPUT_TYPE,
+            "inputs": {k: spec(v) for k, v in sig.inputs.items()},
+            "outputs": sorted(sig.outputs)}
 
 
 def load_detector(export_dir):
