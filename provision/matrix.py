@@ -8,7 +8,7 @@ import sys
 
 from odrun.errors import EXIT_FAILED, EXIT_OK
 
-KINDS = ("tf", "cuda", "gpu", "image")
+KINDS = ("tf", "cuda", "gpu", "image", "od_api")
 # columns shown by `show` per kind (JSON carries the full entry)
 COLUMNS = {
     "tf": ["version", "latest", "package", "python", "cuda", "cudnn", "numpy", "protobuf",
@@ -16,6 +16,7 @@ COLUMNS = {
     "cuda": ["version", "min_driver", "minor_compat_driver", "cc_min", "cc_max", "update"],
     "gpu": ["name", "compute_capability", "arch"],
     "image": ["flavor", "image", "tf", "cuda", "cudnn", "python", "min_driver", "compute_capabilities"],
+    "od_api": ["code_path", "tf", "python", "train", "eval", "export", "setup", "notes"],
 }
 
 
@@ -26,7 +27,7 @@ def add_parser(subparsers):
     sub = p.add_subparsers(dest="matrix_command", metavar="ACTION")
     sub.required = True
 
-    show = sub.add_parser("show", help="one row: tf|cuda|gpu|image KEY (or `list` all keys of a kind)")
+    show = sub.add_parser("show", help="one row: tf|cuda|gpu|image|od_api KEY (`list`: every key)")
     show.add_argument("kind", choices=KINDS + ("list",))
     show.add_argument("key", nargs="?", help="release line (1.15, 10.0), full version (1.15.5, 10.0.130), GPU name or flavour")
     show.add_argument("--json", action="store_true")
@@ -97,8 +98,9 @@ def run_show(args):
 
         raise UserError("`show {}` needs a KEY".format(args.kind),
                         fix="e.g. provision matrix show {} {}".format(
-                            args.kind, {"tf": "1.15", "cuda": "10.0", "gpu": "'RTX 3090'", "image": "tf1.15-gpu"}[args.kind]))
-    row = {"tf": m.tf, "cuda": m.cuda, "gpu": m.gpu, "image": m.image}[args.kind](args.key)
+                            args.kind, {"tf": "1.15", "cuda": "10.0", "gpu": "'RTX 3090'", "image": "tf1.15-gpu",
+                                       "od_api": "1.15"}[args.kind]))
+    row = {"tf": m.tf, "cuda": m.cuda, "gpu": m.gpu, "image": m.image, "od_api": m.od_api}[args.kind](args.key)
     if args.json:
         _emit_json(row)
         return EXIT_OK
@@ -107,9 +109,10 @@ def run_show(args):
     table = Table(title="{} {}".format(args.kind, args.key), show_header=True)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for col in COLUMNS[args.kind] + ["sources"]:
+    for col in COLUMNS[args.kind]:
         if col in row:
             table.add_row(col, _fmt(row[col]))
+    table.add_row("sources", "\n".join(row["sources"]))
     _console().print(table)
     return EXIT_OK
 
