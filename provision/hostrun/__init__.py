@@ -1,0 +1,1 @@
+"""Helpers for `provision host`: collections, runner event rendering."""
