@@ -291,3 +291,34 @@ def test_env_var_selects_matrix(tmp_path, monkeypatch):
     assert "nope.yaml" in exc.value.where
     monkeypatch.setenv(compat.ENV_VAR, str(MATRIX))
     assert compat.load().tf("1.15")["cuda"] == "10.0"
+
+
+# ------------------------------------------------------------------ the seed tutorial's tables
+def _seed_rows():
+    rows = []
+    for line in (FIXTURES / "matrix" / "seed_tables.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and re.match(r"tensorflow", cells[0]):
+            rows.append(cells)
+    return rows
+
+
+def test_seed_cuda_table_agrees(m):
+    rows = _seed_rows()
+    assert len(rows) == 17
+    for name, python, _gcc, _bazel, cudnn, cuda in rows:
+        entry = m.tf(name.split("-")[1])
+        assert Version(entry["cuda"]) == Version(cuda), name
+        assert Version(entry["cudnn"]) == Version(cudnn), name
+        assert entry["python"].startswith(">=2.7") and python.startswith("2.7")
+        top = python.split("-")[-1]   # '3.6' / '3.7': highest tested Python
+        assert Version(top) in SpecifierSet(entry["python"])
+        assert Version(top.split(".")[0] + "." + str(int(top.split(".")[1]) + 1)) not in SpecifierSet(entry["python"])
+
+
+def test_seed_numpy_table_inside_wheel_ranges(m):
+    text = (FIXTURES / "matrix" / "seed_tables.md").read_text()
+    pairs = re.findall(r"^\|\s*(\d+\.\d+(?:\.\d+)?)\s*\|\s*(\d+\.\d+\.\d+)\s*\|$", text, re.M)
+    assert len(pairs) == 4
+    for tf, numpy in pairs:
+        assert Version(numpy) in SpecifierSet(m.tf(tf)["numpy"]), (tf, numpy)
