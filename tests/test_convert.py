@@ -247,3 +247,27 @@ def test_cli_json_and_error_exit(voc, tmp_path):
     bad = run_cli("odrun", "convert", tmp_path / "nope", "--out", tmp_path / "x", check=2)
     assert "nope: no such file or folder" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_wire_encoding_equals_protobuf_classes(voc):
+    """records.build_example writes the wire format by hand (speed); it must parse to exactly the
+    message TensorFlow's example_pb2 builds, including empty lists (a negative image) and
+    non-ASCII / negative values."""
+    from tensorflow.core.example import example_pb2
+
+    from odrun.convert import images, records
+
+    name = sorted(voc["truth"])[0]
+    info = images.inspect(str(voc["src"] / name))
+    item = {"filename": "口罩 " + name, "image": str(voc["src"] / name)}
+    objs = [dict(o, crowd=1) for o in voc["truth"][name]] + [
+        {"name": "口罩", "xmin": -0.0, "ymin": 1e-9, "xmax": 95.5, "ymax": 71, "difficult": -1, "truncated": 2 ** 40,
+         "pose": "Left"}]
+    labels = {"cat": 1, "dog": 2, "口罩": 3, 'it\'s a "box"': 4}
+    for objects in (objs, []):
+        ours, ref = example_pb2.Example(), example_pb2.Example()
+        ours.ParseFromString(records.build_example(info, item, objects, labels))
+        ref.ParseFromString(records.build_example_pb(info, item, objects, labels))
+        assert ours == ref
+        assert len(ours.features.feature["image/object/bbox/xmin"].float_list.value) == len(objects)
+        assert ours.features.feature["image/object/bbox/xmin"].WhichOneof("kind") == "float_list"

@@ -180,9 +180,6 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
                "test": records.shard_names(out_dir, "test", shards)}
     workers = workers or min(os.cpu_count() or 1, 8)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
-    records.example_pb2()  # import TensorFlow's protobuf classes once, before any fork
-    import tensorflow as tf
-
     out_existed = os.path.isdir(out_dir)
     boxes = {"train": {}, "test": {}}
     counts = {"train": 0, "test": 0}
@@ -191,10 +188,13 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
     try:
         with contextlib.ExitStack() as stack:
             tmp = {s: [stack.enter_context(atomic_path(p)) for p in outputs[s]] for s in outputs}
+            # Fork the workers before importing TensorFlow: they do not need it (wire.py).
+            results = stack.enter_context(_results(jobs, label_ids, workers))
+            import tensorflow as tf
+
             writers = {s: [stack.enter_context(tf.io.TFRecordWriter(p)) for p in tmp[s]] for s in tmp}
             bar = stack.enter_context(_progress(progress, len(jobs)))
             task = bar.add_task("convert", total=len(jobs)) if bar is not None else None
-            results = stack.enter_context(_results(jobs, label_ids, workers))
             for job, res in zip(jobs, results):
                 found.extend(res["problems"])
                 if res["record"] is not None:

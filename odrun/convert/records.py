@@ -1,19 +1,14 @@
 """One image + its boxes -> serialized tf.train.Example bytes with the OD API's feature keys
 (those `object_detection.data_decoders.tf_example_decoder` reads), and the TFRecord writers.
 
-`encode` runs in worker processes: it only needs `example_pb2` (protobuf classes), which
-the parent imported before forking, so workers pay no TensorFlow import.
+`encode` runs in worker processes and needs no TensorFlow: the Example bytes are written in
+the protobuf wire format directly (wire.py); only the parent imports TF, for TFRecordWriter.
 """
 import hashlib
 import os
 
-from odrun.convert import images
+from odrun.convert import images, wire
 from odrun.convert import problems as P
-
-
-def example_pb2():
-    from tensorflow.core.example import example_pb2 as pb
-    return pb
 
 
 def _fmt(v):
@@ -44,31 +39,48 @@ def check_boxes(item, width, height):
     return kept, found
 
 
-def build_example(pb, info, item, objects, label_ids):
-    """A tf.train.Example with the keys create_pascal_tf_record.py writes (plus is_crowd for COCO)."""
+def features(info, item, objects, label_ids):
+    """(key, kind, values) for every feature: the keys create_pascal_tf_record.py writes (plus
+    is_crowd for COCO); boxes normalised by the real image size."""
     w, h = info["width"], info["height"]
     name = item["filename"].encode("utf-8")
-    ex = pb.Example()
-    feat = ex.features.feature
-    feat["image/height"].int64_list.value.append(h)
-    feat["image/width"].int64_list.value.append(w)
-    feat["image/filename"].bytes_list.value.append(name)
-    feat["image/source_id"].bytes_list.value.append(name)
-    feat["image/key/sha256"].bytes_list.value.append(hashlib.sha256(info["data"]).hexdigest().encode("ascii"))
-    feat["image/encoded"].bytes_list.value.append(info["data"])
-    feat["image/format"].bytes_list.value.append(info["format"].encode("ascii"))
-    feat["image/object/bbox/xmin"].float_list.value.extend([o["xmin"] / w for o in objects])
-    feat["image/object/bbox/xmax"].float_list.value.extend([o["xmax"] / w for o in objects])
-    feat["image/object/bbox/ymin"].float_list.value.extend([o["ymin"] / h for o in objects])
-    feat["image/object/bbox/ymax"].float_list.value.extend([o["ymax"] / h for o in objects])
-    feat["image/object/class/text"].bytes_list.value.extend([o["name"].encode("utf-8") for o in objects])
-    feat["image/object/class/label"].int64_list.value.extend([label_ids[o["name"]] for o in objects])
-    feat["image/object/difficult"].int64_list.value.extend([o["difficult"] for o in objects])
-    feat["image/object/truncated"].int64_list.value.extend([o["truncated"] for o in objects])
-    feat["image/object/view"].bytes_list.value.extend([o["pose"].encode("utf-8") for o in objects])
+    feats = [
+        ("image/height", "int64", [h]), ("image/width", "int64", [w]),
+        ("image/filename", "bytes", [name]), ("image/source_id", "bytes", [name]),
+        ("image/key/sha256", "bytes", [hashlib.sha256(info["data"]).hexdigest().encode("ascii")]),
+        ("image/encoded", "bytes", [info["data"]]), ("image/format", "bytes", [info["format"].encode("ascii")]),
+        ("image/object/bbox/xmin", "float", [o["xmin"] / w for o in objects]),
+        ("image/object/bbox/xmax", "float", [o["xmax"] / w for o in objects]),
+        ("image/object/bbox/ymin", "float", [o["ymin"] / h for o in objects]),
+        ("image/object/bbox/ymax", "float", [o["ymax"] / h for o in objects]),
+        ("image/object/class/text", "bytes", [o["name"].encode("utf-8") for o in objects]),
+        ("image/object/class/label", "int64", [label_ids[o["name"]] for o in objects]),
+        ("image/object/difficult", "int64", [o["difficult"] for o in objects]),
+        ("image/object/truncated", "int64", [o["truncated"] for o in objects]),
+        ("image/object/view", "bytes", [o["pose"].encode("utf-8") for o in objects]),
+    ]
     if any("crowd" in o for o in objects):
-        feat["image/object/is_crowd"].int64_list.value.extend([o.get("crowd", 0) for o in objects])
-    return ex.SerializeToString()
+        feats.append(("image/object/is_crowd", "int64", [o.get("crowd", 0) for o in objects]))
+    return feats
+
+
+_WIRE = {"bytes": wire.bytes_feature, "float": wire.float_feature, "int64": wire.int64_feature}
+
+
+def build_example(info, item, objects, label_ids):
+    """Serialized tf.train.Example, written straight in the wire format (see wire.py)."""
+    return wire.example([(key, _WIRE[kind](values)) for key, kind, values in features(info, item, objects, label_ids)])
+
+
+def build_example_pb(info, item, objects, label_ids):
+    """The same Example through TensorFlow's protobuf classes, as the OD API's dataset_util
+    builds it (reference for the tests; ~1.5 ms per 640x480 JPEG with pure-Python protobuf)."""
+    from tensorflow.core.example import example_pb2, feature_pb2
+
+    lists = {"bytes": feature_pb2.BytesList, "float": feature_pb2.FloatList, "int64": feature_pb2.Int64List}
+    feats = {key: feature_pb2.Feature(**{kind + "_list": lists[kind](value=values)})
+             for key, kind, values in features(info, item, objects, label_ids)}
+    return example_pb2.Example(features=feature_pb2.Features(feature=feats)).SerializeToString()
 
 
 def encode(item, label_ids):
@@ -98,7 +110,7 @@ def encode(item, label_ids):
     if missing or any(p["level"] == P.ERROR for p in found):
         return out  # the class errors were reported by the parent; nothing to build
     out["objects"] = [(o["name"], o["xmin"], o["ymin"], o["xmax"], o["ymax"]) for o in objects]
-    out["record"] = build_example(example_pb2(), info, item, objects, label_ids)
+    out["record"] = build_example(info, item, objects, label_ids)
     return out
 
 

@@ -31,8 +31,11 @@ def voc_xml(filename, width, height, objects, folder="images", path=None):
 
 
 def make_voc(out_dir, n, classes=("cat", "dog"), size=(96, 72), seed=0, max_objects=3, fmt="JPEG",
-             quality=90):
-    """Write n images + XMLs into out_dir; returns {filename: objects}."""
+             quality=90, noise=0):
+    """Write n images + XMLs into out_dir; returns {filename: objects}.
+
+    `noise` (0-255) adds pixel noise so JPEGs have photo-like sizes (a 640x480 photo is
+    ~50-150 KB; flat colours compress to a few KB and would flatter any I/O benchmark)."""
     from PIL import Image, ImageDraw
 
     rng = random.Random(seed)
@@ -52,6 +55,12 @@ def make_voc(out_dir, n, classes=("cat", "dog"), size=(96, 72), seed=0, max_obje
             draw.rectangle([x0, y0, x0 + bw, y0 + bh], fill=(50 * (classes.index(cls) + 1) % 256, 40, 200))
             objects.append({"name": cls, "xmin": x0, "ymin": y0, "xmax": x0 + bw, "ymax": y0 + bh,
                             "difficult": int(k == 2), "truncated": 0, "pose": "Unspecified"})
+        if noise:
+            import numpy as np
+
+            arr = np.asarray(im, dtype=np.int16)
+            arr = arr + np.random.RandomState(seed * 100003 + i).randint(-noise, noise + 1, arr.shape)
+            im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
         im.save(os.path.join(out_dir, name), fmt, **({"quality": quality} if fmt == "JPEG" else {}))
         with open(os.path.join(out_dir, os.path.splitext(name)[0] + ".xml"), "wb") as f:
             f.write(voc_xml(name, w, h, objects, folder=os.path.basename(out_dir),
