@@ -322,3 +322,15 @@ def test_seed_numpy_table_inside_wheel_ranges(m):
     assert len(pairs) == 4
     for tf, numpy in pairs:
         assert Version(numpy) in SpecifierSet(m.tf(tf)["numpy"]), (tf, numpy)
+
+
+def test_recorded_nvidia_smi_names_resolve(m):
+    """Names copied from real nvidia-smi outputs (fixture cites each); where the recording has the
+    compute_cap column the matrix must say the same."""
+    rows = [l.split(" | ") for l in (FIXTURES / "matrix" / "nvidia_smi_names.txt").read_text().splitlines()
+            if l and not l.startswith("#")]
+    assert len(rows) >= 10
+    for name, cc, _source in rows:
+        gpu = m.gpu(name)
+        if cc != "-":
+            assert gpu["compute_capability"] == cc, name
