@@ -202,10 +202,31 @@ class Matrix(object):
                 if entry[field] and line_of(entry[field]) not in {line_of(c["version"]) for c in self.data["cuda"]}:
                     self._fail("tensorflow[{}] ({}).cuda".format(i, entry["version"]),
                                "CUDA {} has no entry in the cuda section".format(entry[field]))
+        self._validate_links()
         flavors = [e["flavor"] for e in self.data["images"]]
         for flavor in FLAVORS:
             if flavor not in flavors:
                 self._fail("images", "image flavour {!r} missing".format(flavor))
+
+    def _validate_links(self):
+        """Cross-section consistency: every CUDA an image or TF line names has a row, an image's
+        min_driver is its CUDA's, and od_api values name a code path."""
+        cuda = {line_of(c["version"]): c for c in self.data["cuda"]}
+        for i, img in enumerate(self.data["images"]):
+            where = "images[{}] ({})".format(i, img["flavor"])
+            if img["cuda"] is None:
+                continue
+            row = cuda.get(line_of(img["cuda"]))
+            if row is None:
+                self._fail(where + ".cuda", "CUDA {} has no entry in the cuda section".format(img["cuda"]))
+            if img["min_driver"] is not None and Version(img["min_driver"]) < Version(row["min_driver"]):
+                self._fail(where + ".min_driver", "{} is below CUDA {}'s minimum driver {}".format(
+                    img["min_driver"], row["version"], row["min_driver"]))
+        paths = {e["code_path"] for e in self.data["od_api"]} | {"none"}
+        for i, entry in enumerate(self.data["tensorflow"]):
+            if entry["od_api"] not in paths:
+                self._fail("tensorflow[{}] ({}).od_api".format(i, entry["version"]),
+                           "{!r} is not an od_api code_path ({})".format(entry["od_api"], ", ".join(sorted(paths))))
 
     def _v_str(self, where, value):
         if not isinstance(value, str) or not value.strip():

@@ -268,6 +268,9 @@ def _broken(tmp_path, old, new):
     ('    min_driver: "410.48"\n    updates', '    min_driver: "four-ten"\n    updates', "(10.0).min_driver"),
     ('compute_capability: "3.7"', 'compute_capability: 3.7', "gpus[0] (Tesla K80).compute_capability"),
     ('  - flavor: tf1.15-ngc', '  - flavor: tf1.15-nvidia', "images"),
+    ('    min_driver: "530.30.02"\n    # datacenter', '    min_driver: "525.60.13"\n    # datacenter',
+     "images[1] (tf1.15-ngc).min_driver"),
+    ('    od_api: tf1\n', '    od_api: tf3\n', "tensorflow[21] (1.15).od_api"),
     ('source: &cudagpus [https://developer.nvidia.com/cuda-gpus]', 'source: &cudagpus [developer.nvidia.com]', "gpus[0] (Tesla K80).source"),
 ])
 def test_malformed_matrix_names_the_bad_entry(tmp_path, old, new, where):
