@@ -400,10 +400,10 @@ class Matrix(object):
                         entry["python"], entry["version"], self._image_for_tf(tf_v) or "matching"))
         for name, found in (("numpy", numpy), ("protobuf", protobuf)):
             if found is not None:
-                spec = SpecifierSet(entry[name])
+                spec = SpecifierSet(self.requirement(entry, name, python))
                 if parse_version(found, name + " version") not in spec:
-                    add(name, found, entry[name],
-                        "pip install '{}{}'".format(name, entry[name]))
+                    want = self.requirement(entry, name, python)
+                    add(name, found, want, "pip install '{}{}'".format(name, want))
         if cuda is not None and entry["cuda"]:
             if line_of(parse_version(cuda, "CUDA version")) != line_of(entry["cuda"]):
                 add("cuda", cuda, entry["cuda"],
@@ -448,6 +448,19 @@ class Matrix(object):
                           "the CUDA forward-compatibility package in the image").format(
                               driver, have.major, img["min_driver"], img["flavor"])
         return False, None
+
+    @staticmethod
+    def requirement(entry, name, python=None):
+        """The wheel's specifier for `name`; some wheels pin numpy per Python (environment markers)."""
+        markers = entry.get(name + "_markers") or {}
+        if python is not None and markers:
+            from packaging.markers import Marker
+
+            env = {"python_version": line_of(parse_version(python, "Python version"))}
+            for marker, spec in markers.items():
+                if Marker(marker).evaluate(env):
+                    return spec
+        return entry[name]
 
     def _image_for_tf(self, tf_version):
         for img in self.data["images"]:

@@ -337,3 +337,24 @@ def test_recorded_nvidia_smi_names_resolve(m):
         gpu = m.gpu(name)
         if cc != "-":
             assert gpu["compute_capability"] == cc, name
+
+
+def test_numpy_markers_per_python(m):
+    """TF 2.16/2.17 wheels: numpy >=1.23.5 on Python <= 3.11 but >=1.26.0 on 3.12 [wheel]."""
+    assert m.check(tf="2.16", python="3.11", numpy="1.25.2") == []
+    problems = m.check(tf="2.16", python="3.12", numpy="1.25.2")
+    assert [p["component"] for p in problems] == ["numpy"] and problems[0]["expected"] == "<2.0.0,>=1.26.0"
+
+
+def test_packaged_copy_and_repo_copy_are_found(tmp_path, monkeypatch):
+    """Inside an image the matrix sits next to the package (provision/compat_matrix.yaml);
+    in a checkout at the repo top. The package copy wins."""
+    monkeypatch.delenv(compat.ENV_VAR, raising=False)
+    pkg = tmp_path / "provision"
+    pkg.mkdir()
+    monkeypatch.setattr(compat, "__file__", str(pkg / "compat.py"))
+    (tmp_path / "compat_matrix.yaml").write_text(MATRIX.read_text())
+    assert compat.default_path() == tmp_path / "compat_matrix.yaml"
+    (pkg / "compat_matrix.yaml").write_text(MATRIX.read_text())
+    assert compat.default_path() == pkg / "compat_matrix.yaml"
+    assert compat.load().tf("2.15")["cudnn"] == "8.9"
