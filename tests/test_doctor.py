@@ -147,3 +147,29 @@ def test_parsers_on_recorded_outputs():
 ])
 def test_compute_capability_coverage(cc, archs, expected):
     assert cc_supported(cc, archs) is expected
+
+
+def test_tf_probe_turns_sigill_and_hang_into_findings():
+    """Real child processes: one killed by SIGILL (what a no-AVX CPU does to `import tensorflow`),
+    one that outlives the timeout. The probe reports both instead of crashing or hanging."""
+    import sys
+
+    from provision.doctor import tfprobe
+
+    died = tfprobe.run(sys.executable, 30, code="import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    assert died["status"] == "crashed" and died["signal"] == "SIGILL"
+    hung = tfprobe.run(sys.executable, 0.5, code="import time; time.sleep(30)")
+    assert hung["status"] == "timeout" and "did not finish" in hung["error"]
+    missing = tfprobe.run(sys.executable, 30, code=tfprobe.PROBE.replace("import tensorflow as tf",
+                                                                       "import tensorflow_not_here as tf"))
+    assert missing["status"] == "missing" and "tensorflow_not_here" in missing["error"]
+
+
+def test_dpkg_status_holds():
+    # hand-made stanzas in dpkg's status-file format (the selection state is Status' first word)
+    from provision.doctor.kernel_hold import dpkg_holds
+
+    status = ("Package: linux-image-amd64\nStatus: hold ok installed\nVersion: 6.1.99-1\n\n"
+              "Package: bash\nStatus: install ok installed\nVersion: 5.2\n\n"
+              "Package: nvidia-driver\nStatus: hold ok installed\n")
+    assert dpkg_holds(status) == ["linux-image-amd64", "nvidia-driver"]

@@ -11,13 +11,29 @@ KERNEL_META = re.compile(r"^linux-(image|headers|generic|modules)?-?(generic|vir
                          r"amd64|cloud-amd64|hwe)[\w.-]*$|^linux-(generic|virtual|aws|gcp|azure|image-amd64)")
 UU_CONF = "/etc/apt/apt.conf.d/50unattended-upgrades"
 AUTO_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
+DPKG_STATUS = "/var/lib/dpkg/status"
 
 
 def holds(ctx):
+    """Held packages. Live, read dpkg's status file (what `apt-mark showhold` reports: packages
+    whose selection is "hold") because apt-mark takes ~0.9 s here; a capture replays apt-mark."""
+    status = ctx.system.read(DPKG_STATUS) if ctx.system.live else None
+    if status is not None:
+        return dpkg_holds(status)
     res = ctx.system.run(["apt-mark", "showhold"])
     if res.missing:
         return None
     return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+
+def dpkg_holds(status):
+    held = []
+    for stanza in status.split("\n\n"):
+        name = re.search(r"^Package: (\S+)", stanza, re.M)
+        state = re.search(r"^Status: (\S+)", stanza, re.M)
+        if name and state and state.group(1) == "hold":
+            held.append(name.group(1))
+    return held
 
 
 @check("kernel_hold.kernel", "kernel meta-packages held")

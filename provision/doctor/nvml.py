@@ -1,6 +1,6 @@
 """The NVIDIA driver as NVML (nvidia-ml-py) sees it, NVML's errors mapped to their causes."""
 from provision.doctor.core import check, fail, has_gpu, matrix, nvml, ok, skip, warn
-from provision.doctor.system import NvmlFailure
+from provision.doctor.system import NvmlFailure, classify_nvml_message
 
 CAUSES = {
     "no_library": ("NVML library (libnvidia-ml.so) not found: no NVIDIA driver is installed",
@@ -16,6 +16,15 @@ CAUSES = {
                          "then provision host --tags kernel-hold so unattended upgrades stop doing it"),
     "no_binding": ("nvidia-ml-py is not installed in this Python", "pip install nvidia-ml-py"),
 }
+
+
+def key_line(message):
+    """The line of a (possibly multi-line) NVML/nvidia-smi message that names the failure."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    for line in lines:
+        if classify_nvml_message(line) != "other":
+            return line
+    return lines[0] if lines else ""
 
 
 def gpu_cc(gpu):
@@ -37,7 +46,7 @@ def driver(ctx):
         snap = nvml(ctx)
     except NvmlFailure as exc:
         cause, fix = CAUSES.get(exc.kind, ("NVML failed: " + exc.message, "provision host --tags driver"))
-        evidence = "{} [{}]".format(cause, exc.message.splitlines()[0] if exc.message else exc.kind)
+        evidence = "{} [{}]".format(cause, key_line(exc.message) or exc.kind)
         if not has_gpu(ctx):
             return skip("no NVIDIA GPU; " + evidence) if exc.kind != "no_binding" else skip(evidence)
         return fail(evidence, fix)

@@ -39,11 +39,11 @@ print("ODSTACK-PROBE " + json.dumps(out))
 """
 
 
-def run(python, timeout):
+def run(python, timeout, code=PROBE):
     """-> dict(status=ok|missing|crashed|timeout|error, ...)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     try:
-        proc = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "error": "import tensorflow did not finish in {:.0f} s".format(timeout)}
     except OSError as exc:
