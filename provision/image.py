@@ -1,0 +1,297 @@
+"""`provision image build|ls`: the images/<flavour>/ Dockerfiles, built through the docker SDK.
+
+The build context is assembled here (not `docker build .`): images/<flavour>/, images/odrun.sh,
+odrun/ and, when the flavour's Python matches this host's, a wheelhouse of its locks built on the
+host (~/.cache/odstack/wheelhouse/<flavour>). With the wheelhouse the container needs no network
+and no registry certificates (containers here cannot reach PyPI; hosts behind proxies often can't).
+Labels (TF/CUDA/cuDNN/Python) are passed as build args from provision.compat.
+"""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from odrun.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = Path(os.environ.get("ODSTACK_IMAGES", str(ROOT / "images")))
+LABEL = "io.odstack."
+WHEELHOUSE = Path(os.environ.get("ODSTACK_WHEELHOUSE", str(Path.home() / ".cache/odstack/wheelhouse")))
+LOCKS = ("requirements.lock", "odapi.lock")
+
+
+def flavors():
+    return sorted(p.parent.name for p in IMAGES.glob("*/Dockerfile"))
+
+
+def check_flavor(flavor):
+    names = flavors()
+    if flavor not in names:
+        import difflib
+
+        near = difflib.get_close_matches(flavor, names, n=1)
+        raise UserError("unknown image flavour {!r} (have: {})".format(flavor, ", ".join(names)),
+                        fix="did you mean {}?".format(near[0]) if near else "pick one of " + ", ".join(names))
+    return IMAGES / flavor
+
+
+def lock_header(flavor):
+    """The `# key: value` lines at the top of a flavour's requirements.lock."""
+    head = {}
+    for line in (IMAGES / flavor / "requirements.lock").read_text().splitlines():
+        m = re.match(r"#\s*([a-z-]+):\s*(.*)$", line)
+        if m:
+            head.setdefault(m.group(1), m.group(2).strip())
+    return head
+
+
+def label_args(flavor):
+    """Build args for the OCI labels, from the compat matrix; {} keeps the Dockerfile defaults."""
+    try:
+        from provision import compat
+
+        img = compat.load().image(flavor)
+    except ImportError:
+        return {}
+    except UserError as exc:  # no matrix / unknown flavour there: the Dockerfile's defaults stand
+        sys.stderr.write("note: labels from the Dockerfile defaults ({})\n".format(exc.message))
+        return {}
+    args = {"FLAVOR": flavor}
+    for arg, key in (("TF_VERSION", "tf"), ("CUDA_VERSION", "cuda"), ("CUDNN_VERSION", "cudnn"),
+                     ("PYTHON_VERSION", "python")):
+        if img.get(key) not in (None, ""):
+            args[arg] = str(img[key])
+    # An image contains what its lock installs: a TF pinned there wins over the matrix row.
+    pinned = locked_tf(flavor)
+    if pinned and args.get("TF_VERSION") not in (None, pinned):
+        sys.stderr.write("note: compat matrix says TF {} for {}, its lock installs {}: labelling {}\n".format(
+            args["TF_VERSION"], flavor, pinned, pinned))
+    if pinned:
+        args["TF_VERSION"] = pinned
+    return args
+
+
+def locked_tf(flavor):
+    """The TensorFlow version a flavour's lock installs itself (None when the base image brings it)."""
+    for line in (IMAGES / flavor / "requirements.lock").read_text().splitlines():
+        m = re.match(r"(tensorflow|tensorflow-cpu|tensorflow-gpu)==([\w.]+)\s*$", line.strip(), re.I)
+        if m:
+            return m.group(2)
+    return None
+
+
+def default_tag(flavor):
+    return "odstack:" + flavor
+
+
+# --- wheelhouse --------------------------------------------------------------------------------
+
+def host_can_wheel(flavor):
+    """Wheels built here install there only for the same Python minor on x86_64 Linux."""
+    py = lock_header(flavor).get("python", "")
+    host = "{}.{}".format(*sys.version_info[:2])
+    return sys.platform.startswith("linux") and os.uname().machine == "x86_64" and \
+        ".".join(py.split(".")[:2]) == host
+
+
+def wheelhouse(flavor, dest=None, quiet=False):
+    """Build (or reuse) the flavour's wheelhouse; returns its folder."""
+    dest = Path(dest) if dest else WHEELHOUSE / flavor
+    locks = [IMAGES / flavor / name for name in LOCKS]
+    stamp = hashlib.sha256(b"".join(p.read_bytes() for p in locks)).hexdigest()[:16]
+    if (dest / ".stamp").exists() and (dest / ".stamp").read_text().strip() == stamp:
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--find-links", str(dest), "-w", str(dest)]
+    for p in locks:
+        cmd += ["-r", str(p)]
+    if not quiet:
+        sys.stderr.write("wheelhouse: {} (pip wheel, first time ~1-2 min)\n".format(dest))
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if proc.returncode != 0:
+        raise UserError("building the wheelhouse failed:\n" + proc.stdout[-2000:], where=str(dest),
+                        fix="check that PyPI is reachable from this host, or pass --wheelhouse none")
+    (dest / ".stamp").write_text(stamp + "\n")
+    return dest
+
+
+# --- context + build ---------------------------------------------------------------------------
+
+def _skip(info):
+    name = info.name
+    if "__pycache__" in name or name.endswith((".pyc", ".pyo")):
+        return None
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def build_context(flavor, wheels=None):
+    """A tar file (open, at offset 0) with what the flavour's Dockerfile COPYs."""
+    fh = tempfile.TemporaryFile(prefix="odstack-context-")
+    with tarfile.open(fileobj=fh, mode="w") as tar:
+        tar.add(str(IMAGES / flavor), arcname="images/" + flavor, filter=_skip)
+        tar.add(str(IMAGES / "odrun.sh"), arcname="images/odrun.sh", filter=_skip)
+        tar.add(str(ROOT / "odrun"), arcname="odrun", filter=_skip)
+        if wheels:
+            for whl in sorted(Path(wheels).glob("*.whl")):
+                tar.add(str(whl), arcname="wheels/" + whl.name, filter=_skip)
+    fh.seek(0)
+    return fh
+
+
+def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cache=False,
+          progress=True, log=None):
+    """Build one flavour; returns dict(flavor, tag, id, size, seconds, labels)."""
+    from provision import engine
+
+    check_flavor(flavor)
+    tag = tag or default_tag(flavor)
+    buildargs = label_args(flavor)
+    if base_image:
+        buildargs["BASE_IMAGE"] = base_image
+    if wheels == "auto":
+        wheels = wheelhouse(flavor, quiet=not progress) if host_can_wheel(flavor) else None
+    elif wheels in (None, "none"):
+        wheels = None
+    if wheels:
+        buildargs["PIP_NO_INDEX"] = "1"  # everything is in the wheelhouse: never wait on an index
+    api = engine.client(low_level=True)
+    started = time.time()
+    ctx = build_context(flavor, wheels)
+    try:
+        stream = api.build(fileobj=ctx, custom_context=True, dockerfile="images/{}/Dockerfile".format(flavor),
+                           tag=tag, buildargs=buildargs, decode=True, rm=True, forcerm=True, pull=False,
+                           nocache=no_cache, network_mode=network)
+        image_id = _follow(stream, flavor, progress, log)
+    except Exception as exc:  # noqa: BLE001 - engine errors become UserErrors with a fix
+        import docker
+
+        if isinstance(exc, docker.errors.DockerException):
+            raise engine.engine_error(exc) from None
+        raise
+    finally:
+        ctx.close()
+    info = api.inspect_image(image_id or tag)
+    return {"flavor": flavor, "tag": tag, "id": info["Id"], "size": info["Size"],
+            "seconds": round(time.time() - started, 1), "base_image": buildargs.get("BASE_IMAGE"),
+            "wheelhouse": str(wheels) if wheels else None,
+            "labels": {k[len(LABEL):]: v for k, v in (info["Config"].get("Labels") or {}).items()
+                       if k.startswith(LABEL)}}
+
+
+def _follow(stream, flavor, progress, log):
+    """Show the engine's build stream: a bar over the Dockerfile's steps plus the log lines."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    image_id, tail = None, []
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("build " + flavor, total=None)
+        for chunk in stream:
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise UserError("image build failed: " + detail.strip(),
+                                where="images/{}/Dockerfile".format(flavor),
+                                fix="see the build log above" + ("" if progress else " (rerun without --json)"))
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            line = chunk.get("stream", "").rstrip()
+            if not line:
+                continue
+            tail = (tail + [line])[-20:]
+            if log:
+                log.write(line + "\n")
+            m = re.match(r"Step (\d+)/(\d+) : (.*)", line)
+            if m:
+                bar.update(task, completed=int(m.group(1)) - 1, total=int(m.group(2)),
+                           description="build {}: {}".format(flavor, m.group(3)[:50]))
+            if progress:
+                console.print(line, style="dim", markup=False, highlight=False)
+        bar.update(task, completed=bar.tasks[0].total or 1)
+    return image_id
+
+
+def list_images():
+    """odstack images on the engine, from their labels."""
+    from provision import engine
+
+    cli = engine.client()
+    rows = []
+    for img in cli.images.list(filters={"label": LABEL + "flavor"}):
+        labels = img.labels or {}
+        rows.append({"tags": img.tags, "id": img.short_id, "flavor": labels.get(LABEL + "flavor"),
+                     "tf": labels.get(LABEL + "tf"), "cuda": labels.get(LABEL + "cuda"),
+                     "cudnn": labels.get(LABEL + "cudnn"), "python": labels.get(LABEL + "python"),
+                     "size_mb": round(img.attrs.get("Size", 0) / 1e6), "created": img.attrs.get("Created", "")[:19]})
+    return sorted(rows, key=lambda r: (r["flavor"] or "", r["tags"]))
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("image", help="build and list the training images (images/<flavour>)",
+                              description="Build the odstack images (one per flavour in images/) or list "
+                                          "the ones on this engine.")
+    sub = p.add_subparsers(dest="image_command", metavar="ACTION")
+    b = sub.add_parser("build", help="build one flavour (or --all)")
+    b.add_argument("flavors", nargs="*", metavar="FLAVOR", help="one of: " + ", ".join(flavors()))
+    b.add_argument("--all", action="store_true", help="build every flavour")
+    b.add_argument("--base-image", metavar="IMG", help="FROM this image instead of the Dockerfile's default")
+    b.add_argument("--tag", metavar="T", help="image tag (default odstack:FLAVOR; one flavour only)")
+    b.add_argument("--wheelhouse", default="auto", metavar="auto|none|DIR",
+                   help="install from wheels built on this host (auto: when the flavour's Python is this "
+                        "host's; none: let pip in the container use the index)")
+    b.add_argument("--network", metavar="MODE", help="network for RUN steps (e.g. host)")
+    b.add_argument("--no-cache", action="store_true", help="do not reuse cached layers")
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.set_defaults(func=run_build)
+    ls = sub.add_parser("ls", help="list the odstack images on this engine (from their labels)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=run_ls)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def run_build(args):
+    names = flavors() if args.all else args.flavors
+    if not names:
+        raise UserError("name a flavour or pass --all", fix="provision image build cpu")
+    if args.tag and len(names) > 1:
+        raise UserError("--tag needs exactly one flavour", where="--tag")
+    results = []
+    for flavor in names:
+        res = build(flavor, tag=args.tag, base_image=args.base_image, wheels=args.wheelhouse,
+                    network=args.network, no_cache=args.no_cache, progress=not args.json)
+        results.append(res)
+        if not args.json:
+            print("built {tag} ({size:.0f} MB) in {seconds:.0f} s: TF {tf}, CUDA {cuda}, cuDNN {cudnn}, "
+                  "Python {py}".format(tag=res["tag"], size=res["size"] / 1e6, seconds=res["seconds"],
+                                       tf=res["labels"].get("tf"), cuda=res["labels"].get("cuda"),
+                                       cudnn=res["labels"].get("cudnn"), py=res["labels"].get("python")))
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    return 0
+
+
+def run_ls(args):
+    rows = list_images()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("image", "flavour", "TF", "CUDA", "cuDNN", "Python", "size MB", "created")
+    for r in rows:
+        table.add_row(", ".join(r["tags"]) or r["id"], r["flavor"], r["tf"], r["cuda"], r["cudnn"],
+                      r["python"], str(r["size_mb"]), r["created"])
+    Console().print(table if rows else "no odstack images yet: provision image build cpu")
+    return 0

@@ -1,0 +1,248 @@
+"""`provision run [--flavor F | --image I] [--gpus ...] [--data DIR] [--runs DIR] -- ODRUN_ARGS...`
+
+Starts an odstack image as a training job: GPUs through device requests (never --privileged), the
+dataset read-only at /data, the runs folder read-write at /runs, files owned by the calling user
+(uid:gid; under sudo the invoking user's), logs streamed, the container's exit code returned,
+Ctrl-C stops and removes the container. `--dry-run` prints the equivalent `docker run` line.
+"""
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from odrun.errors import EXIT_INTERRUPTED, UserError
+
+GPU_FLAVORS_HINT = "a GPU flavour (tf1.15-gpu, tf1.15-ngc, tf2-gpu)"
+
+
+def default_flavor():
+    """What the compat matrix recommends for this host's GPU/driver (cpu when none is found)."""
+    gpu = driver = None
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            driver = pynvml.nvmlSystemGetDriverVersion()
+            if pynvml.nvmlDeviceGetCount():
+                gpu = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML/driver/GPU: a CPU host
+        pass
+    if isinstance(gpu, bytes):
+        gpu, driver = gpu.decode(), (driver.decode() if isinstance(driver, bytes) else driver)
+    try:
+        from provision import compat
+
+        rec = compat.load().recommend(gpu=gpu, driver=driver)
+        return rec["flavor"], rec.get("reason", "")
+    except ImportError:
+        return "cpu", "no compat matrix installed"
+    except UserError as exc:
+        return "cpu", exc.message
+
+
+def image_flavor(image):
+    """The io.odstack.flavor label of a built image (None when unknown or no engine)."""
+    try:
+        from provision import engine
+
+        return (engine.client().images.get(image).labels or {}).get("io.odstack.flavor")
+    except Exception:  # noqa: BLE001 - best effort: only picks the --gpus default
+        return None
+
+
+def caller_ids():
+    """uid:gid the job's files should belong to: the caller, or under sudo the invoking user."""
+    if os.geteuid() == 0 and os.environ.get("SUDO_UID"):
+        return "{}:{}".format(os.environ["SUDO_UID"], os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
+    return "{}:{}".format(os.getuid(), os.getgid())
+
+
+def parse_gpus(value):
+    """'all' | 'none' | '0,1' -> (docker --gpus text or None, DeviceRequest kwargs or None)."""
+    value = (value or "none").strip()
+    if value == "none":
+        return None, None
+    if value == "all":
+        return "all", {"count": -1, "capabilities": [["gpu"]]}
+    ids = [v.strip() for v in value.split(",") if v.strip()]
+    if not ids or not all(v.isdigit() or v.startswith("GPU-") for v in ids):
+        raise UserError("--gpus must be all, none or a list of GPU indices/UUIDs like 0,1 (got {!r})".format(value),
+                        where="--gpus")
+    return '"device={}"'.format(",".join(ids)), {"device_ids": ids, "capabilities": [["gpu"]]}
+
+
+def plan(args):
+    """Everything the container needs, as one dict (also what --dry-run prints)."""
+    if args.image and args.flavor:
+        raise UserError("pass --flavor or --image, not both", where="--image")
+    reason = None
+    flavor = args.flavor
+    if not args.image and not flavor:
+        flavor, reason = default_flavor()
+    image = args.image or "odstack:" + flavor
+    kind = flavor or image_flavor(image)
+    gpus = args.gpus or ("none" if kind == "cpu" else "all")
+    gpu_flag, device_request = parse_gpus(gpus)
+    mounts = []
+    if args.data:
+        data = Path(args.data).resolve()
+        if not data.is_dir():
+            raise UserError("dataset folder not found: " + str(data), where="--data",
+                            fix="pass the folder with your images/annotations or TFRecords")
+        mounts.append((str(data), "/data", "ro"))
+    runs = Path(args.runs or "runs").resolve()
+    runs.mkdir(parents=True, exist_ok=True)
+    mounts.append((str(runs), "/runs", "rw"))
+    odrun_args = list(args.odrun_args or [])
+    if odrun_args[:1] == ["--"]:
+        odrun_args = odrun_args[1:]
+    return {"image": image, "flavor": flavor, "reason": reason, "gpus": gpus, "gpu_flag": gpu_flag,
+            "device_request": device_request, "mounts": mounts, "user": args.user or caller_ids(),
+            "shm_size": args.shm_size, "entrypoint": args.entrypoint, "args": odrun_args,
+            "name": args.name, "detach": args.detach, "env": list(args.env or [])}
+
+
+def docker_command(p):
+    """The `docker run` line equivalent to plan `p`."""
+    cmd = ["docker", "run", "--rm" if not p["detach"] else "--detach", "--init"]
+    if p["name"]:
+        cmd += ["--name", p["name"]]
+    if p["gpu_flag"]:
+        cmd += ["--gpus", p["gpu_flag"]]
+    cmd += ["--user", p["user"], "--shm-size", p["shm_size"]]
+    for src, dst, mode in p["mounts"]:
+        cmd += ["-v", "{}:{}:{}".format(src, dst, mode)]
+    for kv in p["env"]:
+        cmd += ["-e", kv]
+    if p["entrypoint"]:
+        cmd += ["--entrypoint", p["entrypoint"]]
+    cmd.append(p["image"])
+    return " ".join(shlex.quote(c) for c in cmd + p["args"])
+
+
+def start(p):
+    """Create and start the container; returns it. Engine errors become UserErrors."""
+    import docker
+    from docker.types import DeviceRequest, Mount
+
+    from provision import engine
+
+    cli = engine.client()
+    kwargs = dict(command=p["args"], user=p["user"], shm_size=p["shm_size"], detach=True, init=True,
+                  mounts=[Mount(dst, src, type="bind", read_only=(mode == "ro")) for src, dst, mode in p["mounts"]],
+                  environment=p["env"], name=p["name"], labels={"io.odstack.job": "1"})
+    if p["entrypoint"]:
+        kwargs["entrypoint"] = p["entrypoint"]
+    if p["device_request"]:
+        kwargs["device_requests"] = [DeviceRequest(**p["device_request"])]
+    container = None
+    try:
+        try:
+            cli.images.get(p["image"])
+        except docker.errors.ImageNotFound:
+            if not (p["flavor"] and offer_build(p)):
+                raise missing_image(p) from None
+        container = cli.containers.create(p["image"], **kwargs)
+        container.start()
+        return container
+    except docker.errors.DockerException as exc:
+        if container is not None:
+            _remove(container)
+        raise engine.engine_error(exc) from None
+
+
+def missing_image(p):
+    build = "provision image build {}".format(p["flavor"]) if p["flavor"] else \
+        "provision image build FLAVOR --tag {}".format(p["image"])
+    return UserError("image {} is not on this engine".format(p["image"]), where="--image" if not p["flavor"] else "--flavor",
+                     fix="build it: " + build)
+
+
+def offer_build(p):
+    """At a terminal, offer to build the missing flavour; True when it was built."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    sys.stderr.write("image {} is not built yet. Build it now (several minutes)? [y/N] ".format(p["image"]))
+    if input().strip().lower() not in ("y", "yes"):
+        return False
+    from provision import image
+
+    image.build(p["flavor"], tag=p["image"])
+    return True
+
+
+def _remove(container):
+    import docker
+
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.DockerException:
+        pass
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def follow(container):
+    """Stream the logs until the container exits; return its exit code. Ctrl-C stops + removes it."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` is handled like Ctrl-C
+    try:
+        out = sys.stdout.buffer
+        for chunk in container.logs(stream=True, follow=True):
+            try:
+                out.write(chunk)
+                out.flush()
+            except BrokenPipeError:  # `provision run ... | head`: keep the job, drop its output
+                out = open(os.devnull, "wb")
+        return int(container.wait().get("StatusCode", 1))
+    except KeyboardInterrupt:
+        sys.stderr.write("\nstopping {} ...\n".format(container.short_id))
+        try:
+            container.stop(timeout=10)
+        finally:
+            _remove(container)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _remove(container)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "run", help="run an odrun job in a training image (GPUs, /data ro, /runs rw)",
+        description="Run `odrun ODRUN_ARGS...` in an odstack image. The dataset folder is mounted read-only at "
+                    "/data and the runs folder read-write at /runs; refer to them by those paths in ODRUN_ARGS.",
+        epilog="example: provision run --data ./dataset --runs ./runs -- convert /data/annotations --out /runs/data")
+    p.add_argument("--flavor", help="image flavour (default: what `provision matrix recommend` says for this host)")
+    p.add_argument("--image", help="image name instead of odstack:FLAVOR")
+    p.add_argument("--gpus", help="all | none | 0,1 (default: all for GPU flavours, none for cpu)")
+    p.add_argument("--data", metavar="DIR", help="dataset folder, mounted read-only at /data")
+    p.add_argument("--runs", metavar="DIR", help="runs folder, mounted read-write at /runs (default ./runs)")
+    p.add_argument("--shm-size", default="1g", help="shared memory for input pipelines (default 1g)")
+    p.add_argument("--user", metavar="UID:GID", help="run as (default: the caller; under sudo the invoking user)")
+    p.add_argument("--env", "-e", action="append", metavar="K=V", help="environment variable for the job")
+    p.add_argument("--name", help="container name")
+    p.add_argument("--entrypoint", help="run this instead of odrun (debugging: --entrypoint python3)")
+    p.add_argument("--detach", action="store_true", help="start and print the container id (no log streaming)")
+    p.add_argument("--dry-run", action="store_true", help="print the equivalent `docker run` command and exit")
+    p.add_argument("odrun_args", nargs="...", metavar="-- ODRUN_ARGS", help="the odrun command to run")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    p = plan(args)
+    if p["reason"] and not args.dry_run:
+        sys.stderr.write("flavour {} ({})\n".format(p["flavor"], p["reason"]))
+    if args.dry_run:
+        print(docker_command(p))
+        return 0
+    container = start(p)
+    if p["detach"]:
+        print(container.id)
+        return 0
+    return follow(container)

