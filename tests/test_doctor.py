@@ -173,3 +173,42 @@ def test_dpkg_status_holds():
               "Package: bash\nStatus: install ok installed\nVersion: 5.2\n\n"
               "Package: nvidia-driver\nStatus: hold ok installed\n")
     assert dpkg_holds(status) == ["linux-image-amd64", "nvidia-driver"]
+
+
+def test_secure_boot_rejects_module():
+    f = findings("secure_boot", ["kmod", "kernel_hold", "nvml"])
+    sb = f["kernel_hold.secure_boot"]
+    assert sb.status == "fail" and sb.evidence.startswith("SecureBoot enabled")
+    assert "mokutil --import" in sb.fix
+    assert f["kmod.built_for_kernel"].status == "ok" and f["kmod.loaded"].status == "fail"
+    # on the healthy host (no mokutil recorded) the check is skipped, not guessed
+    assert findings("healthy_gpu", ["kernel_hold"])["kernel_hold.secure_boot"].status == "skip"
+
+
+def test_tensorflow_gpu_build_on_recorded_host():
+    f = findings("healthy_gpu", ["tensorflow", "images"], with_tf=True)
+    assert f["tensorflow.import"].status == "ok" and "2.8.0" in f["tensorflow.import"].evidence
+    assert f["tensorflow.gpu"].status == "ok" and "CUDA 11.2 / cuDNN 8" in f["tensorflow.gpu"].evidence
+    cc = f["tensorflow.compute_capability"]
+    assert cc.status == "ok" and "Tesla P100-PCIE-16GB (cc 6.0)" in cc.evidence
+    assert f["images.recommended"].status == "ok"
+
+
+def test_tensorflow_findings_when_host_and_build_disagree(tmp_path):
+    """The healthy capture with two recorded values changed (documented here): a TF built for
+    CUDA 12.2 on the 510 driver (CUDA 11.6), and a build without sm_60 for the P100."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "host"
+    shutil.copytree(SCENARIOS / "healthy_gpu", root, symlinks=True)
+    doc = yaml.safe_load((root / "commands.yaml").read_text())
+    doc["tf_probe"]["build_info"]["cuda_version"] = "12.2"
+    doc["tf_probe"]["build_info"]["cuda_compute_capabilities"] = ["sm_70", "sm_75", "compute_80"]
+    (root / "commands.yaml").write_text(yaml.safe_dump(doc))
+    f = {x.id: x for x in diagnose(RecordedSystem(root), ["tensorflow"], with_tf=True)}
+    assert f["tensorflow.gpu"].status == "fail" and "CUDA 12.2" in f["tensorflow.gpu"].evidence
+    assert "11.6" in f["tensorflow.gpu"].evidence
+    cc = f["tensorflow.compute_capability"]
+    assert cc.status == "fail" and "no kernel image" in cc.evidence

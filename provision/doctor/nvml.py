@@ -7,7 +7,7 @@ CAUSES = {
                    "provision host --tags driver"),
     "driver_not_loaded": ("the NVIDIA kernel module is not loaded (nvidia-smi: \"couldn't communicate with "
                           "the NVIDIA driver\"); usually the kernel was upgraded and the module not rebuilt, or "
-                          "nouveau holds the GPU",
+                          "nouveau holds the GPU, or Secure Boot rejected the module",
                           "provision host --tags driver (rebuilds the module for the running kernel), "
                           "then provision host --tags kernel-hold"),
     "version_mismatch": ("Driver/library version mismatch: the driver's user-space libraries were upgraded "

@@ -22,7 +22,7 @@ def imports(ctx):
     status = p.get("status")
     if status == "ok":
         return ok("TensorFlow {} (Python {}, numpy {}, protobuf {})".format(
-            p.get("version"), p.get("python"), p.get("numpy"), p.get("protobuf")))
+            p.get("version"), p.get("python"), p.get("numpy") or "?", p.get("protobuf") or "?"))
     if status == "missing":
         return warn("TensorFlow is not installed in this Python ({})".format(p.get("error")),
                     "pip install -e '.[tf]' (or scripts/setup.sh), or use a provision image")
@@ -54,7 +54,7 @@ def versions(ctx):
     problems = m.check(tf=key, python=p.get("python"), numpy=p.get("numpy"), protobuf=p.get("protobuf"))
     if not problems:
         return ok("TensorFlow {}: Python {}, numpy {}, protobuf {} all within the matrix".format(
-            p["version"], p.get("python"), p.get("numpy"), p.get("protobuf")))
+            p["version"], p.get("python"), p.get("numpy") or "?", p.get("protobuf") or "?"))
     text = "; ".join("{} {} (expected {})".format(x["component"], x["found"], x["expected"]) for x in problems)
     fixes = "; ".join(x["fix"] for x in problems if x.get("fix"))
     return fail(text, fixes or None)
@@ -89,11 +89,30 @@ def gpu(ctx):
                         "or run in a provision GPU image")
         return ok("CPU-only build, no GPU on this host: training runs on the CPU")
     cuda = "CUDA {} / cuDNN {}".format(build.get("cuda_version", "?"), build.get("cudnn_version", "?"))
+    too_old = driver_too_old(ctx, build.get("cuda_version"))
+    if too_old:
+        return fail("TensorFlow is built with CUDA {} but the driver supports CUDA {} at most: 'CUDA driver "
+                    "version is insufficient for CUDA runtime version'".format(build["cuda_version"], too_old),
+                    "provision host --tags driver (a newer driver), or an image/TF built for CUDA {}: "
+                    "provision doctor --section images".format(too_old))
     if host_gpus and not visible:
         return fail("CUDA build ({}) but no GPU visible to TensorFlow: CUDA/cuDNN libraries missing or the driver "
                     "is too old (look for 'Could not load dynamic library' in the log)".format(cuda),
                     "provision explain --log <training log>; provision doctor --section nvml")
     return ok("{}; visible GPUs: {}".format(cuda, ", ".join(visible) or "none"))
+
+
+def driver_too_old(ctx, build_cuda):
+    """The driver's CUDA version when it is older than the CUDA TensorFlow was built with, else None."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        snap = nvml(ctx)
+        if build_cuda and snap.cuda_driver_version and Version(snap.cuda_driver_version) < Version(build_cuda):
+            return snap.cuda_driver_version
+    except (NvmlFailure, InvalidVersion):
+        pass
+    return None
 
 
 def cc_supported(cc, arch_list):
