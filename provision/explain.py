@@ -16,7 +16,7 @@ from odrun.errors import EXIT_FAILED, UserError
 KB_PATH = Path(__file__).parent / "data" / "errors.yaml"
 REQUIRED = ("id", "title", "patterns", "cause", "fix", "sources")
 # Straighten curly quotes so a pasted forum post matches like a terminal log does.
-QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "`": "`"})
+QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "：": ":"})
 
 
 class Signature:

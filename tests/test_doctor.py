@@ -88,6 +88,9 @@ def test_no_container_toolkit():
 def test_cli_json_and_exit_codes():
     proc = run_cli("provision", "doctor", "--root", SCENARIOS / "kernel_upgraded", "--no-tf", "--json", check=1)
     data = json.loads(proc.stdout)
+    import jsonschema
+    from conftest import ROOT
+    jsonschema.validate(data, json.loads((ROOT / "provision" / "data" / "doctor.schema.json").read_text()))
     assert set(data) == {"checks"}
     for c in data["checks"]:
         assert set(c) == {"id", "section", "status", "evidence", "fix"}

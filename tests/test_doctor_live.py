@@ -21,7 +21,17 @@ def test_exit_code_matches_failures(live):
     assert proc.returncode == (1 if any(c["status"] == "fail" for c in checks.values()) else 0), proc.stderr
 
 
+def test_json_validates_against_schema(live):
+    import jsonschema
+
+    from conftest import ROOT
+    proc, _ = live
+    schema = json.loads((ROOT / "provision" / "data" / "doctor.schema.json").read_text())
+    jsonschema.validate(json.loads(proc.stdout), schema)
+
+
 def test_no_gpu_and_no_nvml_here(live):
+    require(have_module("pynvml"), "nvidia-ml-py not installed (pip install -e '.[host]')")
     _, checks = live
     base = "/sys/bus/pci/devices"
     vendors = [open(os.path.join(base, d, "vendor")).read().strip() for d in os.listdir(base)] \

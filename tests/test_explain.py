@@ -67,6 +67,9 @@ def test_cli_text_log_json_and_exit_codes(tmp_path):
     proc = run_cli("provision", "explain", "--json", "Failed to initialize NVML: Driver/library version mismatch",
                    check=0)
     data = json.loads(proc.stdout)
+    import jsonschema
+    from conftest import ROOT
+    jsonschema.validate(data, json.loads((ROOT / "provision" / "data" / "explain.schema.json").read_text()))
     assert list(data) == ["matches"]
     assert [set(m) for m in data["matches"]] == [{"id", "title", "cause", "fix"}]
     assert data["matches"][0]["id"] == "nvml-version-mismatch"
