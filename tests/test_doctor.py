@@ -74,6 +74,9 @@ def test_driver_library_mismatch():
     assert "reboot" in d.fix and "kernel-hold" in d.fix
     assert f["kmod.loaded"].status == "ok" and "550.90.07" in f["kmod.loaded"].evidence
     assert f["kernel_hold.kernel"].status == "warn" and f["kernel_hold.kernel"].fix == "provision host --tags kernel-hold"
+    # Debian's default unattended-upgrades config: the "linux-" blacklist line is commented out
+    u = f["kernel_hold.unattended"]
+    assert u.status == "warn" and "linux and nvidia" in u.evidence and u.fix == "provision host --tags kernel-hold"
 
 
 def test_no_container_toolkit():
