@@ -7,7 +7,7 @@ import pytest
 from conftest import FIXTURES, run_cli
 
 from provision.doctor import diagnose
-from provision.doctor.system import (NvmlFailure, RecordedSystem, classify_nvml_message, parse_docker_info,
+from provision.doctor.system import (RecordedSystem, classify_nvml_message, parse_docker_info,
                                      parse_smi_xml)
 from provision.doctor.tensorflow import cc_supported
 

@@ -1,7 +1,7 @@
 """Containers: the Docker CLI and daemon, and the NVIDIA container toolkit that lets
 `docker run --gpus all` reach the GPU (without it: 'could not select device driver ""
 with capabilities: [[gpu]]')."""
-from provision.doctor.core import check, fail, has_gpu, no_gpu_skip, ok, skip, warn
+from provision.doctor.core import check, fail, has_gpu, no_gpu_skip, ok, skip
 from provision.doctor.system import DockerUnavailable
 
 TOOLKIT_BINARIES = ("nvidia-ctk", "nvidia-container-toolkit", "nvidia-container-runtime-hook",

@@ -4,7 +4,6 @@ or a Finding built with ok()/warn()/fail()/skip(). A check that raises becomes a
 finding of its own; the others still run (brew doctor / flutter doctor style)."""
 from __future__ import annotations
 
-import functools
 import traceback
 from dataclasses import dataclass, asdict
 

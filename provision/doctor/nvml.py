@@ -1,5 +1,5 @@
 """The NVIDIA driver as NVML (nvidia-ml-py) sees it, NVML's errors mapped to their causes."""
-from provision.doctor.core import check, fail, has_gpu, matrix, nvml, ok, skip, warn
+from provision.doctor.core import check, fail, has_gpu, matrix, nvml, ok, skip
 from provision.doctor.system import NvmlFailure, classify_nvml_message
 
 CAUSES = {

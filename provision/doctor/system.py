@@ -6,11 +6,9 @@ laid out like `/`, plus `commands.yaml` holding recorded command outputs), so th
 checks run unchanged on real outputs taken from bug reports."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
