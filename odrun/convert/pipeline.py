@@ -8,6 +8,7 @@ outputs are renamed into place at the end, so a previous good output is never da
 Ctrl-C leaves no partial records.
 """
 import contextlib
+import functools
 import glob
 import json
 import multiprocessing
@@ -21,12 +22,11 @@ from odrun.errors import UserError
 from odrun.fileio import atomic_path
 
 FORMATS = ("voc", "coco", "csv")
-LOADERS = {"voc": lambda src, image_dir: voc.load(src), "coco": coco.load, "csv": csvsrc.load}
+LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map),
+           "coco": lambda src, image_dir, workers: coco.load(src, image_dir),
+           "csv": lambda src, image_dir, workers: csvsrc.load(src, image_dir)}
 CSV_COLUMNS = csvsrc.COLUMNS
 PARALLEL_MIN = 48  # below this many images a process pool costs more than it saves
-
-_JOBS = {}  # set before forking so workers inherit the jobs instead of unpickling them
-
 
 def detect_format(source):
     if os.path.isdir(source):
@@ -42,7 +42,7 @@ def detect_format(source):
                     fix="pass a VOC folder, a COCO .json or a seeds-style .csv, or say --format voc|coco|csv")
 
 
-def _load(source, fmt, image_dir):
+def _load(source, fmt, image_dir, workers):
     if not os.path.exists(source):
         raise UserError("no such file or folder", where=source, fix="check the path")
     fmt = fmt or detect_format(source)
@@ -53,7 +53,7 @@ def _load(source, fmt, image_dir):
     if fmt == "voc" and not voc.find_annotations(source):
         raise UserError("no *.xml annotation files in this folder", where=source,
                         fix="point at the folder labelImg saved into (or CVAT's Annotations/), or pass --format")
-    return fmt, LOADERS[fmt](source, image_dir)
+    return fmt, LOADERS[fmt](source, image_dir, workers)
 
 
 def _duplicates(items):
@@ -72,26 +72,30 @@ def _ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
 
 
-def _encode_job(index):
-    job = _JOBS["jobs"][index]
-    return records.encode(job, _JOBS["labels"])
+class Workers(object):
+    """`map(fn, items)` over a fork-based process pool, created on first use for a batch large
+    enough to pay for it (and before TensorFlow is imported: workers never need it)."""
 
+    def __init__(self, processes):
+        self.processes = processes
+        self.pool = None
 
-@contextlib.contextmanager
-def _results(jobs, label_ids, workers):
-    _JOBS.update(jobs=jobs, labels=label_ids)
-    try:
-        if workers > 1 and len(jobs) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
-            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint)
-            try:
-                yield pool.imap(_encode_job, range(len(jobs)), chunksize=16)
-            finally:
-                pool.terminate()
-                pool.join()
-        else:
-            yield (_encode_job(i) for i in range(len(jobs)))
-    finally:
-        _JOBS.clear()
+    def map(self, fn, items, chunksize=16):
+        if self.processes > 1 and len(items) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
+            if self.pool is None:
+                self.pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_ignore_sigint)
+            return self.pool.imap(fn, items, chunksize=chunksize)
+        return (fn(x) for x in items)
+
+    @property
+    def used(self):
+        return self.processes if self.pool is not None else 1
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def _progress(enabled, total):
@@ -122,6 +126,18 @@ def _csv(path, rows):
 def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shards=1, strict=False,
             skip_empty=False, train_dir=None, test_dir=None, progress=True, workers=None, image_dir=None):
     """Convert annotations to OD API TFRecords; returns the summary (also out_dir/summary.json)."""
+    if workers is not None and workers < 1:
+        raise UserError("--workers must be at least 1", where="--workers", fix="omit it to use every core")
+    pool = Workers(workers or min(os.cpu_count() or 1, 8))
+    try:
+        return _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict, skip_empty,
+                        train_dir, test_dir, progress, image_dir)
+    finally:
+        pool.close()
+
+
+def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict, skip_empty,
+             train_dir, test_dir, progress, image_dir):
     start = time.time()
     if shards < 1:
         raise UserError("--shards must be at least 1", where="--shards", fix="use --shards 1 (one file per split)")
@@ -129,8 +145,8 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
         raise UserError("--train and --test go together", where="--train/--test", fix="pass both folders, or neither")
     found = []
     if train_dir is not None:
-        fmt_used, (train_items, p1) = _load(train_dir, fmt, image_dir)
-        _, (test_items, p2) = _load(test_dir, fmt, image_dir)
+        fmt_used, (train_items, p1) = _load(train_dir, fmt, image_dir, pool)
+        _, (test_items, p2) = _load(test_dir, fmt, image_dir, pool)
         items, found = train_items + test_items, p1 + p2
         for it in train_items:
             it["split"] = "train"
@@ -142,7 +158,7 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
         if not 0.0 < split <= 1.0:
             raise UserError("--split must be between 0 and 1 (the train fraction), got {}".format(split),
                             where="--split", fix="e.g. --split 0.8 for 80% train / 20% test")
-        fmt_used, (items, found) = _load(source, fmt, image_dir)
+        fmt_used, (items, found) = _load(source, fmt, image_dir, pool)
     found += _duplicates(items)
 
     if label_map:
@@ -178,7 +194,6 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
 
     outputs = {"train": records.shard_names(out_dir, "train", shards),
                "test": records.shard_names(out_dir, "test", shards)}
-    workers = workers or min(os.cpu_count() or 1, 8)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
     out_existed = os.path.isdir(out_dir)
     boxes = {"train": {}, "test": {}}
@@ -188,8 +203,8 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
     try:
         with contextlib.ExitStack() as stack:
             tmp = {s: [stack.enter_context(atomic_path(p)) for p in outputs[s]] for s in outputs}
-            # Fork the workers before importing TensorFlow: they do not need it (wire.py).
-            results = stack.enter_context(_results(jobs, label_ids, workers))
+            # The pool forks (if not yet) before TensorFlow is imported: workers do not need it.
+            results = pool.map(functools.partial(records.encode, label_ids=label_ids), jobs)
             import tensorflow as tf
 
             writers = {s: [stack.enter_context(tf.io.TFRecordWriter(p)) for p in tmp[s]] for s in tmp}
@@ -235,7 +250,7 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
                             "train_csv": os.path.join(out_dir, "train_labels.csv"),
                             "test_csv": os.path.join(out_dir, "test_labels.csv"),
                             "summary": os.path.join(out_dir, "summary.json")},
-                "shards": shards, "workers": workers if len(jobs) >= PARALLEL_MIN else 1,
+                "shards": shards, "workers": pool.used,
             }
             for key, path in (("label_map", "label_map.pbtxt"), ("train_csv", "train_labels.csv"),
                               ("test_csv", "test_labels.csv"), ("summary", "summary.json")):

@@ -4,6 +4,7 @@ labelImg: one XML beside each image, <filename>, <path>, <size>, objects with <p
 <truncated>, <difficult> and integer <bndbox>. CVAT: Annotations/*.xml with float
 coordinates and an <occluded> flag, images in the sibling JPEGImages/ folder.
 """
+import functools
 import os
 
 from lxml import etree
@@ -22,8 +23,12 @@ def find_annotations(root):
     return found
 
 
-def _flag(obj, tag):
-    text = (obj.findtext(tag) or "0").strip()
+def _text(el):
+    return (el.text or "").strip() if el is not None else ""
+
+
+def _flag(el):
+    text = _text(el) or "0"
     try:
         return 1 if int(float(text)) else 0
     except ValueError:
@@ -66,8 +71,12 @@ def parse(xml_path, root):
     found = []
     filename = (ann.findtext("filename") or "").strip()
     path_text = (ann.findtext("path") or "").strip()
-    cands = _image_candidates(xml_path, filename, path_text, root)
-    image = next((c for c in cands if os.path.isfile(c)), None)
+    first = os.path.join(os.path.dirname(xml_path), filename) if filename else None
+    if first and os.path.isfile(first):  # the usual labelImg layout: image beside its XML
+        image = first
+    else:
+        cands = _image_candidates(xml_path, filename, path_text, root)
+        image = next((c for c in cands if os.path.isfile(c)), None)
     if image is None:
         return None, [P.error(xml_path, "image {!r} not found (looked in: {})".format(
             filename or "<no <filename>>", ", ".join(cands[:3])))]
@@ -78,32 +87,35 @@ def parse(xml_path, root):
         pass  # no or bad <size>: the image header is what counts anyway
     objects = []
     for i, obj in enumerate(ann.iter("object")):
-        name = obj.findtext("name")
+        # One pass over the children: lxml's findtext() costs ~5 us a call, ten per object.
+        fields = {c.tag: c for c in obj}
+        name = _text(fields.get("name"))
         where = P.describe_object(i, name)
-        if name is None or not name.strip():
+        if not name:
             found.append(P.error(xml_path, "has no <name> (class)", P.describe_object(i, "")))
             continue
-        name = name.strip()
+        coords = {c.tag: c.text for c in fields["bndbox"]} if "bndbox" in fields else {}
         try:
-            box = [float(obj.findtext("bndbox/" + k)) for k in ("xmin", "ymin", "xmax", "ymax")]
-        except (TypeError, ValueError):
+            box = [float(coords[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (KeyError, TypeError, ValueError):
             found.append(P.error(xml_path, "<bndbox> needs numeric xmin, ymin, xmax, ymax", where))
             continue
         objects.append({
             "name": name, "xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3],
-            "difficult": _flag(obj, "difficult"), "truncated": _flag(obj, "truncated"),
-            "pose": (obj.findtext("pose") or "Unspecified").strip(), "where": where,
+            "difficult": _flag(fields.get("difficult")), "truncated": _flag(fields.get("truncated")),
+            "pose": _text(fields.get("pose")) or "Unspecified", "where": where,
         })
     item = {"filename": os.path.basename(image), "image": image, "ann": xml_path,
             "size": size, "objects": objects}
     return item, found
 
 
-def load(root, files=None):
-    """Every annotation under `root` -> (items, problems)."""
+def load(root, files=None, mapper=None):
+    """Every annotation under `root` -> (items, problems); `mapper` may run `parse` in parallel."""
     items, found = [], []
-    for xml_path in (files if files is not None else find_annotations(root)):
-        item, probs = parse(xml_path, root)
+    files = files if files is not None else find_annotations(root)
+    results = (mapper or map)(functools.partial(parse, root=root), files)
+    for item, probs in results:
         found += probs
         if item is not None:
             items.append(item)

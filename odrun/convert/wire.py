@@ -18,60 +18,72 @@ tests/test_convert.py checks the bytes parse back, field for field, to the same 
 import struct
 
 
+_SMALL = [bytes([i]) for i in range(128)]  # most varints here (lengths, labels) are one byte
+
+
 def _varint(n):
+    if 0 <= n < 128:
+        return _SMALL[n]
     if n < 0:
         n += 1 << 64  # int64 two's complement, 10 bytes
     out = bytearray()
-    while True:
-        bits = n & 0x7F
+    while n > 127:
+        out.append((n & 0x7F) | 0x80)
         n >>= 7
-        if n:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
+    out.append(n)
+    return bytes(out)
 
 
 # Each encoded piece is (list of byte strings, total length), so nesting only prepends small
 # headers and the image bytes are copied once, in the final join.
+_TAG = {1: b"\x0a", 2: b"\x12", 3: b"\x1a"}  # field number -> tag byte for wire type 2
+
 
 def _ld(field, piece):
     """Length-delimited field (wire type 2) around an encoded piece."""
     parts, n = piece
-    head = _varint(field << 3 | 2) + _varint(n)
+    head = _TAG[field] + _varint(n)
     return [head] + parts, n + len(head)
-
-
-def _raw(data):
-    return [data], len(data)
 
 
 def bytes_feature(values):
     parts, n = [], 0
     for v in values:
-        p, k = _ld(1, _raw(v))
-        parts += p
-        n += k
+        head = b"\x0a" + _varint(len(v))
+        parts += (head, v)
+        n += len(head) + len(v)
     return _ld(1, (parts, n))
 
 
 def float_feature(values):
+    if not values:
+        return [b"\x12\x00"], 2
     packed = struct.pack("<{}f".format(len(values)), *values)
-    return _ld(2, _ld(1, _raw(packed)) if values else _raw(b""))
+    return _ld(2, _ld(1, ([packed], len(packed))))
 
 
 def int64_feature(values):
-    packed = b"".join(_varint(int(v)) for v in values)
-    return _ld(3, _ld(1, _raw(packed)) if values else _raw(b""))
+    if not values:
+        return [b"\x1a\x00"], 2
+    packed = b"".join([_varint(int(v)) for v in values])
+    return _ld(3, _ld(1, ([packed], len(packed))))
+
+
+_KEYS = {}  # feature key -> its encoded map-entry key field
 
 
 def example(features):
     """features: list of (key, encoded Feature piece) -> serialized tf.train.Example bytes."""
     parts, n = [], 0
-    for key, feat in features:
-        k_parts, k_n = _ld(1, _raw(key.encode("utf-8")))
-        v_parts, v_n = _ld(2, feat)
-        p, m = _ld(1, (k_parts + v_parts, k_n + v_n))
-        parts += p
-        n += m
-    return b"".join(_ld(1, (parts, n))[0])
+    for key, (f_parts, f_n) in features:
+        k = _KEYS.get(key)
+        if k is None:
+            raw = key.encode("utf-8")
+            k = _KEYS[key] = b"\x0a" + _varint(len(raw)) + raw
+        v_head = b"\x12" + _varint(f_n)
+        entry_n = len(k) + len(v_head) + f_n
+        e_head = b"\x0a" + _varint(entry_n)
+        parts += [e_head, k, v_head]
+        parts += f_parts
+        n += len(e_head) + entry_n
+    return b"".join([b"\x0a" + _varint(n)] + parts)
