@@ -84,6 +84,9 @@ def min_branch_for_image(flavor):
     from provision import compat
 
     image = compat.load().image(flavor)  # UnknownKey (a UserError) names the choices
+    if not image.get("min_driver"):
+        raise UserError("image {!r} runs without an NVIDIA driver".format(flavor), where="--image",
+                        fix="drop --image, or pick a GPU flavour (provision matrix)")
     return int(str(image["min_driver"]).split(".")[0])
 
 
@@ -176,7 +179,7 @@ class Reporter:
                 msg = res.get("msg") or res.get("stderr") or res.get("stdout") or json.dumps(res)[:500]
                 self.failures.append({"host": host, "task": task, "state": state, "msg": str(msg).strip()})
                 self.console.print("            {}".format(str(msg).strip()), style="red", highlight=False,
-                                   markup=False)
+                                   markup=False, soft_wrap=True)
             if data.get("task_action", "").endswith("debug") and "msg" in res:
                 self.reports.append({"host": host, "task": task, "msg": res["msg"]})
             self.results += 1
@@ -261,9 +264,10 @@ def run(args):
     write_json(run_dir / "summary.json", summary)
     if bad:
         console.print("[bold red]failed or unreachable:[/] {} (exit {}; details: {})".format(
-            ", ".join(bad), code, run_dir / "artifacts"), highlight=False)
+            ", ".join(bad), code, run_dir / "artifacts"), highlight=False, soft_wrap=True)
     elif code:
-        console.print("[bold red]ansible-playbook exited {} ({})[/]; see {}".format(rc, status, run_dir / "artifacts"))
+        console.print("[bold red]ansible-playbook exited {} ({})[/]; see {}".format(rc, status, run_dir / "artifacts"),
+                      soft_wrap=True)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
     return code

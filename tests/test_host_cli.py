@@ -1,0 +1,80 @@
+"""`provision host` input handling (no hosts touched): bad tags, -e, inventory, --image, and
+the refusal to change this machine without --yes. Exit 2 with the field and the fix."""
+import subprocess
+
+import pytest
+
+from conftest import bin_path, have_module, require, run_cli, ROOT
+
+
+@pytest.fixture(autouse=True)
+def _needs_runner():
+    require(have_module("ansible_runner"), "ansible-runner not installed (pip install -e '.[host]')")
+
+
+def test_help_lists_the_flags():
+    out = run_cli("provision", "host", "--help", check=0).stdout
+    for flag in ("--inventory", "--hosts", "--limit", "--tags", "--check", "-e", "--allow-reboot", "--yes", "--json"):
+        assert flag in out
+
+
+def test_unknown_tag_suggests_the_right_one(tmp_path):
+    proc = run_cli("provision", "host", "--tags", "nouveau,kernel_hold", "--run-dir", tmp_path, check=2)
+    assert "--tags: unknown tag 'kernel_hold'" in proc.stderr
+    assert "did you mean 'kernel-hold'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_extra_var(tmp_path):
+    proc = run_cli("provision", "host", "-e", "nvidia_driver_branch", "--run-dir", tmp_path, check=2)
+    assert "-e: expected KEY=VALUE, got 'nvidia_driver_branch'" in proc.stderr
+
+
+def test_missing_inventory(tmp_path):
+    proc = run_cli("provision", "host", "-i", tmp_path / "nope.ini", "--run-dir", tmp_path, check=2)
+    assert "nope.ini: inventory file not found" in proc.stderr
+
+
+def test_inventory_and_hosts_exclusive(tmp_path):
+    proc = run_cli("provision", "host", "-i", "x", "--hosts", "a", check=2)
+    assert "not allowed with argument" in proc.stderr
+
+
+def test_image_without_driver_and_unknown_image(tmp_path):
+    require(have_module("provision.compat"), "provision.compat (matrix) not built yet")
+    proc = run_cli("provision", "host", "--image", "cpu", "--run-dir", tmp_path, check=2)
+    assert "--image: image 'cpu' runs without an NVIDIA driver" in proc.stderr
+    proc = run_cli("provision", "host", "--image", "tf2gpu", "--run-dir", tmp_path, check=2)
+    assert "tf2gpu" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_min_branch_from_matrix():
+    require(have_module("provision.compat"), "provision.compat (matrix) not built yet")
+    from provision import compat
+    from provision.host import min_branch_for_image
+
+    for flavor in ("tf1.15-gpu", "tf2-gpu"):
+        expected = int(compat.load().image(flavor)["min_driver"].split(".")[0])
+        assert min_branch_for_image(flavor) == expected
+    assert min_branch_for_image("tf2-gpu") == 535  # matches the nvidia_driver role's default
+    defaults = (ROOT / "playbooks/roles/nvidia_driver/defaults/main.yml").read_text()
+    assert "\nnvidia_driver_min_branch: 535\n" in defaults
+
+
+def test_local_run_needs_confirmation(tmp_path):
+    """Changing this machine without --yes and without a terminal is refused (exit 2)."""
+    proc = subprocess.run([bin_path("provision"), "host", "--tags", "nouveau", "--run-dir", str(tmp_path)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "refusing to change this machine (nouveau) without confirmation" in proc.stderr
+    assert "--yes" in proc.stderr
+    assert not (tmp_path / "artifacts").exists()  # nothing ran
+
+
+def test_playbooks_pass_ansible_lint_production():
+    lint = bin_path("ansible-lint")
+    require(lint, "ansible-lint not installed (pip install -e '.[dev]')")
+    proc = subprocess.run([lint, "--offline", "playbooks/"], cwd=str(ROOT), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
