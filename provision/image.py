@@ -163,6 +163,7 @@ def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cac
     if wheels:
         buildargs["PIP_NO_INDEX"] = "1"  # everything is in the wheelhouse: never wait on an index
     api = engine.client(low_level=True)
+    previous = _image_id(api, tag)
     started = time.time()
     ctx = build_context(flavor, wheels)
     try:
@@ -179,11 +180,25 @@ def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cac
     finally:
         ctx.close()
     info = api.inspect_image(image_id or tag)
+    if previous and previous != info["Id"]:  # the old build lost its tag: do not leave 2 GB dangling
+        try:
+            api.remove_image(previous)
+        except Exception:  # noqa: BLE001 - still used by a container or another tag: keep it
+            pass
     return {"flavor": flavor, "tag": tag, "id": info["Id"], "size": info["Size"],
             "seconds": round(time.time() - started, 1), "base_image": buildargs.get("BASE_IMAGE"),
             "wheelhouse": str(wheels) if wheels else None,
             "labels": {k[len(LABEL):]: v for k, v in (info["Config"].get("Labels") or {}).items()
                        if k.startswith(LABEL)}}
+
+
+def _image_id(api, tag):
+    import docker
+
+    try:
+        return api.inspect_image(tag)["Id"]
+    except docker.errors.DockerException:
+        return None
 
 
 def _follow(stream, flavor, progress, log):
@@ -228,10 +243,10 @@ def list_images():
     rows = []
     for img in cli.images.list(filters={"label": LABEL + "flavor"}):
         labels = img.labels or {}
-        rows.append({"tags": img.tags, "id": img.short_id, "flavor": labels.get(LABEL + "flavor"),
+        rows.append({"tags": img.tags, "id": img.short_id.split(":")[-1], "flavor": labels.get(LABEL + "flavor"),
                      "tf": labels.get(LABEL + "tf"), "cuda": labels.get(LABEL + "cuda"),
                      "cudnn": labels.get(LABEL + "cudnn"), "python": labels.get(LABEL + "python"),
-                     "size_mb": round(img.attrs.get("Size", 0) / 1e6), "created": img.attrs.get("Created", "")[:19]})
+                     "size_mb": round(img.attrs.get("Size", 0) / 1e6), "created": img.attrs.get("Created", "")[:16].replace("T", " ")})
     return sorted(rows, key=lambda r: (r["flavor"] or "", r["tags"]))
 
 
@@ -287,9 +302,10 @@ def run_ls(args):
         print(json.dumps(rows, indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("image", "flavour", "TF", "CUDA", "cuDNN", "Python", "size MB", "created")
+    table = Table(Column("image", overflow="fold", min_width=16), "flavour", "TF", "CUDA", "cuDNN", "Python",
+                  "size MB", Column("created", no_wrap=True))
     for r in rows:
         table.add_row(", ".join(r["tags"]) or r["id"], r["flavor"], r["tf"], r["cuda"], r["cudnn"],
                       r["python"], str(r["size_mb"]), r["created"])
