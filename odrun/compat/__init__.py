@@ -1,0 +1,1 @@
+"""Runtime compatibility layers for running one TF code path on another TensorFlow."""
