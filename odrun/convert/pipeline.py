@@ -1,19 +1,21 @@
 """`convert`: annotations -> train/test TFRecords, label map, CSVs and summary.json.
 
-Two passes: annotations are parsed and validated, the split is made; then the images are
-read, checked and encoded (in worker processes), and the records written to temp files.
+Two passes: annotations are parsed and validated, the split is made; then worker processes
+read, check and encode the images in blocks, each block into a part file that the parent
+appends (kernel copy) to the output's temp file in order: image bytes never go through a pipe.
 Every problem in the input is collected; if any is an error (or any warning under
 --strict) the temp files are removed and nothing in `out_dir` changes. Otherwise all
 outputs are renamed into place at the end, so a previous good output is never damaged and
 Ctrl-C leaves no partial records.
 """
 import contextlib
-import functools
 import glob
 import json
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 
 from odrun.convert import coco, csvsrc, labelmap, records, split as splitting, voc
@@ -74,15 +76,17 @@ def _ignore_sigint():
 
 class Workers(object):
     """`map(fn, items)` over a fork-based process pool, created on first use for a batch large
-    enough to pay for it (and before TensorFlow is imported: workers never need it)."""
+    enough to pay for it, after TensorFlow is imported so the workers inherit it."""
 
     def __init__(self, processes):
         self.processes = processes
         self.pool = None
 
-    def map(self, fn, items, chunksize=16):
-        if self.processes > 1 and len(items) >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
+    def map(self, fn, items, chunksize=16, size=None):
+        size = len(items) if size is None else size
+        if self.processes > 1 and size >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
             if self.pool is None:
+                import tensorflow  # noqa: F401  (workers inherit it; importing it in each costs seconds)
                 self.pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_ignore_sigint)
             return self.pool.imap(fn, items, chunksize=chunksize)
         return (fn(x) for x in items)
@@ -128,6 +132,7 @@ def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shard
     """Convert annotations to OD API TFRecords; returns the summary (also out_dir/summary.json)."""
     if workers is not None and workers < 1:
         raise UserError("--workers must be at least 1", where="--workers", fix="omit it to use every core")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
     pool = Workers(workers or min(os.cpu_count() or 1, 8))
     try:
         return _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict, skip_empty,
@@ -194,7 +199,6 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
 
     outputs = {"train": records.shard_names(out_dir, "train", shards),
                "test": records.shard_names(out_dir, "test", shards)}
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
     out_existed = os.path.isdir(out_dir)
     boxes = {"train": {}, "test": {}}
     counts = {"train": 0, "test": 0}
@@ -203,31 +207,34 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
     try:
         with contextlib.ExitStack() as stack:
             tmp = {s: [stack.enter_context(atomic_path(p)) for p in outputs[s]] for s in outputs}
-            # The pool forks (if not yet) before TensorFlow is imported: workers do not need it.
-            results = pool.map(functools.partial(records.encode, label_ids=label_ids), jobs)
-            import tensorflow as tf
-
-            writers = {s: [stack.enter_context(tf.io.TFRecordWriter(p)) for p in tmp[s]] for s in tmp}
+            parts = tempfile.mkdtemp(prefix=".parts-", dir=out_dir)
+            stack.callback(shutil.rmtree, parts, True)
+            stack.callback(pool.close)  # runs first: no worker may still write into `parts`
+            blocks = _blocks(jobs, shards)
+            tasks = [(os.path.join(parts, "{:06d}.record".format(i)), b[2], label_ids) for i, b in enumerate(blocks)]
+            results = pool.map(records.encode_block, tasks, chunksize=1, size=len(jobs))
             bar = stack.enter_context(_progress(progress, len(jobs)))
             task = bar.add_task("convert", total=len(jobs)) if bar is not None else None
-            for job, res in zip(jobs, results):
-                found.extend(res["problems"])
-                if res["record"] is not None:
-                    s = job["split"]
-                    writers[s][counts[s] % shards].write(res["record"])
-                    counts[s] += 1
-                    formats[res["format"]] = formats.get(res["format"], 0) + 1
-                    if res.get("orientation"):
-                        orientations.append({"file": job["image"], "orientation": res["orientation"]})
-                    for name, x0, y0, x1, y1 in res["objects"]:
-                        boxes[s][name] = boxes[s].get(name, 0) + 1
-                        csv_rows[s].append([job["filename"], res["width"], res["height"], name,
-                                            _num(x0), _num(y0), _num(x1), _num(y1)])
+            sinks = {s: [stack.enter_context(open(p, "wb", buffering=0)) for p in tmp[s]] for s in tmp}
+            for (s, shard, block_jobs), (part, _jobs, _labels), block_results in zip(blocks, tasks, results):
+                _append(sinks[s][shard], part)
+                os.unlink(part)
+                for job, res in zip(block_jobs, block_results):
+                    found.extend(res["problems"])
+                    if res["record"]:
+                        counts[s] += 1
+                        formats[res["format"]] = formats.get(res["format"], 0) + 1
+                        if res.get("orientation"):
+                            orientations.append({"file": job["image"], "orientation": res["orientation"]})
+                        for name, x0, y0, x1, y1 in res["objects"]:
+                            boxes[s][name] = boxes[s].get(name, 0) + 1
+                            csv_rows[s].append([job["filename"], res["width"], res["height"], name,
+                                                _num(x0), _num(y0), _num(x1), _num(y1)])
                 if task is not None:
-                    bar.advance(task)
-            for ws in writers.values():
-                for w in ws:
-                    w.close()
+                    bar.advance(task, len(block_jobs))
+            for fs in sinks.values():
+                for f in fs:
+                    f.close()
             _fail_on(found, strict, source or train_dir)
 
             summary = {
@@ -237,7 +244,7 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
                 "images": {"train": counts["train"], "test": counts["test"],
                            "total": counts["train"] + counts["test"],
                            "negatives": sum(1 for j in jobs if not j["objects"])},
-                "boxes": boxes,
+                "boxes": {k: dict(sorted(v.items())) for k, v in boxes.items()},
                 "classes": [{"id": i, "name": n, "train_boxes": boxes["train"].get(n, 0),
                              "test_boxes": boxes["test"].get(n, 0)}
                             for n, i in sorted(label_ids.items(), key=lambda kv: kv[1])],
@@ -271,6 +278,38 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
         raise
     _remove_stale(out_dir, outputs)
     return summary
+
+
+BLOCK = 32  # images per worker task: one part file each
+
+
+def _blocks(jobs, shards):
+    """(split, shard, jobs) in output order. Shard k of a split holds a contiguous run of its
+    images (the OD API interleaves shards when reading, so round-robin is not needed)."""
+    blocks = []
+    for split in ("train", "test"):
+        sjobs = [j for j in jobs if j["split"] == split]
+        for k in range(shards):
+            run = sjobs[k * len(sjobs) // shards:(k + 1) * len(sjobs) // shards]
+            blocks += [(split, k, run[i:i + BLOCK]) for i in range(0, len(run), BLOCK)]
+    return blocks
+
+
+def _append(sink, part):
+    """Append a worker's part file to the output, copied by the kernel (no pass through Python)."""
+    with open(part, "rb") as src:
+        size, offset = os.fstat(src.fileno()).st_size, 0
+        try:
+            while offset < size:
+                sent = os.sendfile(sink.fileno(), src.fileno(), offset, size - offset)
+                if sent <= 0:
+                    break
+                offset += sent
+        except (AttributeError, OSError):  # no sendfile for these files: plain copy
+            pass
+        if offset < size:
+            src.seek(offset)
+            shutil.copyfileobj(src, sink, 1 << 20)
 
 
 def _readable(paths):

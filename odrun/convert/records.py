@@ -1,8 +1,8 @@
 """One image + its boxes -> serialized tf.train.Example bytes with the OD API's feature keys
 (those `object_detection.data_decoders.tf_example_decoder` reads), and the TFRecord writers.
 
-`encode` runs in worker processes and needs no TensorFlow: the Example bytes are written in
-the protobuf wire format directly (wire.py); only the parent imports TF, for TFRecordWriter.
+`encode_block` runs in worker processes: the Example bytes are written in the protobuf wire
+format directly (wire.py), the TFRecord framing by TF's writer (imported before the fork).
 """
 import hashlib
 import os
@@ -112,6 +112,24 @@ def encode(item, label_ids):
     out["objects"] = [(o["name"], o["xmin"], o["ymin"], o["xmax"], o["ymax"]) for o in objects]
     out["record"] = build_example(info, item, objects, label_ids)
     return out
+
+
+def encode_block(task):
+    """Worker: encode a block of images into one part file (TFRecord framing by TF's writer,
+    inherited from the parent at fork); returns the per-image results with `record` = True
+    where a record was written."""
+    import tensorflow as tf
+
+    part, jobs, label_ids = task
+    results = []
+    with tf.io.TFRecordWriter(part) as writer:
+        for job in jobs:
+            res = encode(job, label_ids)
+            if res["record"] is not None:
+                writer.write(res["record"])
+                res["record"] = True
+            results.append(res)
+    return results
 
 
 def shard_names(out_dir, split, shards):
