@@ -271,3 +271,58 @@ def test_wire_encoding_equals_protobuf_classes(voc):
         assert ours == ref
         assert len(ours.features.feature["image/object/bbox/xmin"].float_list.value) == len(objects)
         assert ours.features.feature["image/object/bbox/xmin"].WhichOneof("kind") == "float_list"
+
+
+def test_stratified_split_keeps_rare_classes_in_both():
+    from odrun.convert import split
+
+    def item(i, *names):
+        return {"filename": "f{:03d}.jpg".format(i), "objects": [{"name": n} for n in names]}
+
+    items = [item(i, "common") for i in range(40)] + [item(40, "rare", "common"), item(41, "rare"),
+                                                      item(42, "once"), item(43), item(44)]
+    train, test = split.stratified(items, 0.8, seed=5)
+    assert len(test) == 9 and len(train) + len(test) == 45
+    names = lambda part: {o["name"] for it in part for o in it["objects"]}  # noqa: E731
+    assert {"rare", "common", "once"} <= names(train) and {"rare", "common"} <= names(test)
+    assert "once" not in names(test)  # a class in one image stays in train
+    again = split.stratified(list(reversed(items)), 0.8, seed=5)  # input order does not matter
+    assert [i["filename"] for i in again[1]] == [i["filename"] for i in test]
+    assert [i["filename"] for i in split.stratified(items, 0.8, seed=6)[1]] != [i["filename"] for i in test]
+
+
+def test_cvat_layout_and_given_label_map(voc, tmp_path):
+    """CVAT's 'PASCAL VOC 1.1' export: Annotations/ + JPEGImages/, float coordinates, <occluded>;
+    a given label map (the seeds' order, not sorted) keeps its ids."""
+    from lxml import etree
+
+    from odrun.convert import convert
+
+    root = tmp_path / "cvat"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for n in sorted(voc["truth"])[:6]:
+        shutil.copy(voc["src"] / n, root / "JPEGImages" / n)
+        xml = etree.fromstring((voc["src"] / n.replace(".jpg", ".xml")).read_bytes())
+        xml.find("folder").text = "JPEGImages"
+        xml.remove(xml.find("path"))
+        for obj in xml.iter("object"):
+            etree.SubElement(obj, "occluded").text = "0"
+            for c in obj.find("bndbox"):
+                c.text = "{:.2f}".format(float(c.text) + 0.25)
+        (root / "Annotations" / n.replace(".jpg", ".xml")).write_bytes(etree.tostring(xml))
+    lm = tmp_path / "label_map.pbtxt"
+    lm.write_text("item {\n  id: 7\n  name: 'dog'\n}\nitem {\n  id: 3\n  name: \"cat\"\n}\n"
+                  "item {\n  id: 5\n  name: \"口罩\"\n}\nitem {\n  id: 9\n  name: 'it\\'s a \"box\"'\n}\n",
+                  encoding="utf-8")
+    s = convert(str(root), str(tmp_path / "out"), label_map=str(lm), split=1.0, progress=False)
+    assert s["images"]["total"] == 6 and s["warnings"] == []
+    assert {c["name"]: c["id"] for c in s["classes"]} == {"dog": 7, "cat": 3, "口罩": 5, 'it\'s a "box"': 9}
+    ids = {"dog": 7, "cat": 3, "口罩": 5, 'it\'s a "box"': 9}
+    for _raw, ex in read_records([str(tmp_path / "out" / "train.record")]):
+        name = feat(ex, "image/source_id")[0].decode()
+        objs = voc["truth"][name]
+        assert feat(ex, "image/object/class/label") == [ids[o["name"]] for o in objs]
+        np.testing.assert_allclose(feat(ex, "image/object/bbox/xmin"), [(o["xmin"] + 0.25) / SIZE[0] for o in objs],
+                                   rtol=1e-6)
+    assert "id: 7" in (tmp_path / "out" / "label_map.pbtxt").read_text(encoding="utf-8")
