@@ -53,10 +53,14 @@ def digest(path):
     return h.hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def _needs_tf():
+    require(have_module("tensorflow"), "TensorFlow not installed (run scripts/setup.sh)")
+
+
 @pytest.fixture(scope="module")
 def good_output(tmp_path_factory):
     """A previous good output that a failed run must not touch."""
-    require(have_module("tensorflow"), "TensorFlow not installed (run scripts/setup.sh)")
     from odrun.convert import convert
 
     base = tmp_path_factory.mktemp("good")
@@ -115,8 +119,13 @@ def test_box_outside_is_clipped_in_the_record(tmp_path):
     assert (row["xmin"], row["xmax"]) == (0, 32) and s["boxes"]["train"] == {"cat": 1, "dog": 1}
 
 
+def test_empty_test_split_is_a_warning(tmp_path):
+    s = _run("box_outside", {}, ".", tmp_path / "out")
+    assert any(w["message"].startswith("the test split is empty: 2 image(s) x 0.2 rounds to 0") for w in s["warnings"])
+
+
 def test_skip_empty(tmp_path):
-    s = _run("no_objects", {"skip_empty": True, "strict": True}, ".", tmp_path / "out")
+    s = _run("no_objects", {"skip_empty": True, "strict": True, "split": 1.0}, ".", tmp_path / "out")
     assert s["images"]["total"] == 1 and s["skipped"][0]["reason"] == "no objects (--skip-empty)"
     assert s["skipped"][0]["file"].endswith("a.xml")
 

@@ -69,13 +69,15 @@ def print_summary(summary, limit=20):
         err.print("[yellow]warning[/yellow]: " + P.render(p), markup=True, highlight=False)
     if len(warnings) > limit:
         err.print("... {} more warnings in {}".format(len(warnings) - limit, summary["outputs"]["summary"]))
-    table = Table(title="odrun convert: {} images ({} train / {} test) in {:.1f}s".format(
-        summary["images"]["total"], summary["images"]["train"], summary["images"]["test"], summary["seconds"]))
+    table = Table(title_justify="left")
     for col in ("id", "class", "train boxes", "test boxes"):
         table.add_column(col, justify="right" if col != "class" else "left")
     for c in summary["classes"]:
         table.add_row(str(c["id"]), c["name"], str(c["train_boxes"]), str(c["test_boxes"]))
     out = Console()
+    out.print("converted {} images ({} train / {} test) in {:.1f}s ({} worker{})".format(
+        summary["images"]["total"], summary["images"]["train"], summary["images"]["test"], summary["seconds"],
+        summary["workers"], "s" if summary["workers"] > 1 else ""), highlight=False)
     out.print(table)
     out.print("negatives: {}  skipped: {}  warnings: {}  -> {}".format(
         summary["images"]["negatives"], len(summary["skipped"]), len(warnings), summary["out_dir"]),

@@ -195,6 +195,9 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
         test = [it for it in kept if it["split"] == "test"]
     else:
         train, test = splitting.stratified(kept, split, seed)
+        if not test and split < 1.0 and kept:
+            found.append(P.warning(source, "the test split is empty: {} image(s) x {:g} rounds to 0; evaluation will "
+                                           "have nothing to read".format(len(kept), 1.0 - split)))
     jobs = [dict(it, split="train") for it in train] + [dict(it, split="test") for it in test]
 
     outputs = {"train": records.shard_names(out_dir, "train", shards),

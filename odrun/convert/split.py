@@ -1,10 +1,12 @@
 """Deterministic, stratified train/test split.
 
 The seeds split by hand (5:1 in seed 000, 80/20 in seed 002) and a rare class easily ends up
-only in train, so evaluation never sees it. Here: a seeded shuffle, then images go to test
-rarest-class first until every class has its share of test images (at least one when the
-class is in two or more images) without taking a class's last train image; the test split is
-then topped up to its target size.
+only in train, so evaluation never sees it. Images carry several classes, so this is
+iterative stratification (Sechidis, Tsoumakas & Vlahavas, "On the Stratification of
+Multi-Label Data", ECML PKDD 2011), made deterministic by a seeded shuffle: take the class
+with the fewest unassigned images; give each of its images to the split that still wants
+that class most (then the split that wants more images). Every class in two or more images
+gets at least one test image; images without objects fill the splits up to their sizes.
 """
 import random
 
@@ -19,45 +21,43 @@ def stratified(items, train_fraction=0.8, seed=42):
         raise ValueError("split must be in (0, 1]")
     order = sorted(items, key=lambda it: it["filename"])
     random.Random(seed).shuffle(order)
-    n_test = int(round(len(order) * (1.0 - train_fraction)))
+    test_share = 1.0 - train_fraction
+    n_test = int(round(len(order) * test_share))
     if n_test == 0:
         return sorted(order, key=lambda it: it["filename"]), []
     count = {}
     for it in order:
         for c in _classes(it):
             count[c] = count.get(c, 0) + 1
-    want = {c: max(1 if n >= 2 else 0, int(round(n * (1.0 - train_fraction)))) for c, n in count.items()}
-    rank = {id(it): i for i, it in enumerate(order)}
-    # Rarest class first; images without objects last (they only fill up the test split).
-    order.sort(key=lambda it: (min([count[c] for c in _classes(it)] or [float("inf")]), rank[id(it)]))
-    left = dict(count)  # images of each class not yet assigned
-    train_n = {c: 0 for c in count}
-    test_n = {c: 0 for c in count}
-    test, train = [], []
+    want_test = {c: max(1 if n >= 2 else 0, int(round(n * test_share))) for c, n in count.items()}
+    want = {"test": dict(want_test), "train": {c: count[c] - want_test[c] for c in count}}
+    size = {"test": n_test, "train": len(order) - n_test}
+    parts = {"train": [], "test": []}
+
+    def assign(it, part):
+        parts[part].append(it)
+        size[part] -= 1
+        for c in _classes(it):
+            want[part][c] -= 1
+
+    pending = [it for it in order if it["objects"]]
+    while pending:
+        left = {}
+        for it in pending:
+            for c in _classes(it):
+                left[c] = left.get(c, 0) + 1
+        rarest = min(left, key=lambda c: (left[c], c))
+        rest = []
+        for it in pending:
+            if rarest not in {o["name"] for o in it["objects"]}:
+                rest.append(it)
+                continue
+            # The split that wants this class more; then the one that wants more images; then train.
+            part = max(("train", "test"), key=lambda p: (want[p][rarest], size[p], p == "train"))
+            assign(it, part)
+        pending = rest
     for it in order:
-        cls = _classes(it)
-        for c in cls:
-            left[c] -= 1
-        needed = any(test_n[c] < want[c] for c in cls)
-        keeps_train = all(train_n[c] + left[c] >= 1 for c in cls)
-        if needed and keeps_train and len(test) < n_test:
-            test.append(it)
-            for c in cls:
-                test_n[c] += 1
-        else:
-            train.append(it)
-            for c in cls:
-                train_n[c] += 1
-    # Top up: move train images whose classes all keep at least one train image.
-    for it in sorted(train, key=lambda it: rank[id(it)]):
-        if len(test) >= n_test:
-            break
-        cls = _classes(it)
-        if all(train_n[c] >= 2 for c in cls):
-            train.remove(it)
-            test.append(it)
-            for c in cls:
-                train_n[c] -= 1
-                test_n[c] += 1
+        if not it["objects"]:
+            assign(it, "test" if size["test"] > 0 else "train")
     key = lambda it: it["filename"]  # noqa: E731
-    return sorted(train, key=key), sorted(test, key=key)
+    return sorted(parts["train"], key=key), sorted(parts["test"], key=key)
