@@ -106,9 +106,11 @@ def _progress(enabled, total):
     if not enabled:
         return _null()  # (contextlib.nullcontext is 3.7+)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    # (MofNCompleteColumn is newer than the rich that Python 3.6 images carry)
+    return Progress(TextColumn("converting"), BarColumn(), TextColumn("{task.completed}/{task.total} images"),
+                    TimeRemainingColumn(),
                     console=Console(stderr=True), transient=True)
 
 
