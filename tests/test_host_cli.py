@@ -78,3 +78,44 @@ def test_playbooks_pass_ansible_lint_production():
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
+
+
+def test_driver_branch_and_conflicts_logic_for_ubuntu(tmp_path):
+    """The nvidia_driver role's Ubuntu logic, evaluated by Ansible itself on made-up package lists
+    (no Ubuntu root can be built here: debootstrap needs an Ubuntu mirror)."""
+    roles = ROOT / "playbooks" / "roles" / "nvidia_driver"
+    play = tmp_path / "logic.yml"
+    play.write_text("""
+- hosts: localhost
+  gather_facts: false
+  vars_files: ["{vars}"]
+  vars:
+    ansible_facts: {{distribution: Ubuntu}}
+    nvidia_driver_open: false
+    nvidia_driver_branch: ""
+    nvidia_driver_pkgnames:
+      stdout_lines: [nvidia-driver-390, nvidia-driver-470, nvidia-driver-470-server, nvidia-driver-535,
+                     nvidia-driver-535-open, nvidia-driver-550, nvidia-driver-550-server]
+    installed: [nvidia-driver-470, nvidia-dkms-470, libnvidia-compute-470, nvidia-driver-535, nvidia-dkms-535,
+                nvidia-utils-535-server, libnvidia-compute-535, cuda-drivers, cuda-drivers-535,
+                nvidia-container-toolkit, nvidia-settings]
+  tasks:
+    - ansible.builtin.debug:
+        msg: "{{{{ item }}}}={{{{ lookup('ansible.builtin.template', '{tpl}', template_vars={{'nvidia_driver_min_branch': item}}) | trim }}}}"
+      loop: [400, 510, 540, 600]
+    - ansible.builtin.set_fact:
+        nvidia_driver_chosen_branch: "535"
+    - ansible.builtin.debug:
+        msg: "REMOVE={{{{ installed | select('match', nvidia_driver_conflict_regex) | list | join(',') }}}}"
+    - ansible.builtin.debug:
+        msg: "PACKAGES={{{{ nvidia_driver_packages | join(',') }}}}"
+""".format(vars=roles / "vars" / "Ubuntu.yml", tpl=roles / "templates" / "choose_branch.j2"))
+    proc = subprocess.run([bin_path("ansible-playbook"), "-i", "localhost,", "-c", "local", str(play)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    for expected in ('"msg": "400=470"', '"msg": "510=535"', '"msg": "540=550"', '"msg": "600="'):
+        assert expected in out, expected
+    assert ('"msg": "REMOVE=nvidia-driver-470,nvidia-dkms-470,libnvidia-compute-470,cuda-drivers,cuda-drivers-535"'
+            in out), out[-3000:]
+    assert '"msg": "PACKAGES=nvidia-driver-535"' in out

@@ -226,6 +226,14 @@ def test_driver_package_plan(lab, driver_root):
     proc, summary = lab.provision(inv, "--tags", "driver-repo", check=0)
     sources = (driver_root / "etc/apt/sources.list.d/odstack-debian-nonfree.sources").read_text()
     assert "Components: contrib non-free non-free-firmware" in sources
+    # a leftover of another driver flavour (Debian's Tesla 470 branch): real package, small. Its
+    # dependency nvidia-installer-cleanup reacts to a .run install, so hide our stand-in meanwhile.
+    runfile = driver_root / "usr/bin/nvidia-uninstall"
+    runfile.rename(runfile.with_suffix(".aside"))
+    proc = sh(driver_root, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+                           "nvidia-tesla-470-alternative")
+    runfile.with_suffix(".aside").rename(runfile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     before = sh(driver_root, "dpkg-query -W -f='${Package}\\n'").stdout
     proc, summary = lab.provision(inv, "--check", "--tags", "driver", check=0)
     [plan] = reports(summary, "root-c", "Show the driver package plan")
@@ -233,11 +241,11 @@ def test_driver_package_plan(lab, driver_root):
     headers = "linux-headers-" + os.uname().release
     expected_headers = headers if sh(driver_root, "apt-cache show " + headers).returncode == 0 else "linux-headers-amd64"
     assert plan["packages"] == ["nvidia-driver", "nvidia-kernel-dkms", expected_headers]
-    assert plan["remove"] == []
+    assert plan["remove"] == ["nvidia-tesla-470-alternative"]
     assert plan["runfile_uninstall"] is True
     for pkg in ("nvidia-driver", "nvidia-kernel-dkms", "dkms", "linux-headers-amd64", "firmware-nvidia-gsp"):
         assert pkg in plan["install"], pkg
-    # check mode: nothing installed, the .run uninstaller not run
+    # check mode: nothing installed or purged, the .run uninstaller not run
     assert sh(driver_root, "dpkg-query -W -f='${Package}\\n'").stdout == before
     assert not (driver_root / "nvidia-uninstall-ran").exists()
 
