@@ -1,7 +1,6 @@
 """odrun convert on generated VOC data, checked against the OD API itself: its record decoder
 (`tf_example_decoder.TfExampleDecoder`), its VOC converter (`create_pascal_tf_record.
 dict_to_tf_example`) and its label map loader. TensorFlow is imported once per module."""
-import hashlib
 import json
 import os
 import shutil
@@ -42,15 +41,6 @@ def read_records(paths):
 def feat(ex, key):
     f = ex.features.feature[key]
     return list(getattr(f, f.WhichOneof("kind")).value) if f.WhichOneof("kind") else []
-
-
-def tree_digest(path):
-    h = hashlib.sha256()
-    for root, _dirs, files in sorted(os.walk(path)):
-        for name in sorted(files):
-            with open(os.path.join(root, name), "rb") as f:
-                h.update(name.encode() + f.read())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +147,11 @@ def test_deterministic_seed_and_shards(voc, tmp_path):
     assert (tmp_path / "seed7" / "test_labels.csv").read_bytes() != (voc["out"] / "test_labels.csv").read_bytes()
     assert abs(other["images"]["test"] - 13) <= 2
     # Re-run into `again` with 3 shards: the single-file records of the last run go away.
+    (again / "train.record.bak").write_bytes(b"a user's file")
     sharded = convert(str(voc["src"]), str(again), shards=3, progress=False)
     names = sorted(os.listdir(again))
     assert "train.record" not in names and "train.record-00002-of-00003" in names
+    assert "train.record.bak" in names  # only our own output names are cleaned up
     assert sharded["outputs"]["test"][0].endswith("test.record-00000-of-00003")
     recs = read_records([str(p) for p in sorted(again.glob("train.record-*"))])
     assert sorted(r for r, _ in recs) == sorted(r for r, _ in read_records([str(voc["out"] / "train.record")]))

@@ -148,7 +148,10 @@ def test_ctrl_c_leaves_nothing_partial(good_output, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def writing():  # the temp train record has bytes in it: the pool is running
-        return [f for f in os.listdir(out) if f.startswith(".train.record") and os.path.getsize(out / f) > 0]
+        try:
+            return [f for f in os.listdir(out) if f.startswith(".train.record") and os.path.getsize(out / f) > 0]
+        except OSError:  # renamed between listdir and getsize
+            return []
 
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not writing():

@@ -342,9 +342,7 @@ def _remove_stale(out_dir, outputs):
     """Shards of an earlier run with another --shards count would be read by a glob: remove them."""
     current = set(os.path.abspath(p) for ps in outputs.values() for p in ps)
     for split in ("train", "test"):
-        for path in glob.glob(os.path.join(out_dir, split + ".record*")):
-            base = os.path.basename(path)
-            if base.startswith("."):
-                continue
-            if os.path.abspath(path) not in current:
+        plain = os.path.join(out_dir, split + ".record")
+        for path in [plain] + glob.glob(plain + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"):
+            if os.path.exists(path) and os.path.abspath(path) not in current:
                 os.unlink(path)
