@@ -367,7 +367,9 @@ def problems(config, label_map_items=None, check_files=True):
             looked = checkpoint_files(prefix) if not os.path.isdir(prefix) else [
                 os.path.join(prefix, "checkpoint", "ckpt-0.index"), os.path.join(prefix, "*.index")]
             out.append(("train_config.fine_tune_checkpoint",
-                        "checkpoint {!r} not found; looked for: {}".format(prefix, ", ".join(looked)),
+                        "checkpoint {!r} not found (training would fail with 'Unsuccessful "
+                        "TensorSliceReader constructor: Failed to find any matching files'); looked for: "
+                        "{}".format(prefix, ", ".join(looked)),
                         "download it (odrun train --pretrained NAME) or fix the path; the value is a "
                         "checkpoint prefix like .../checkpoint/ckpt-0, not a directory"))
     if label_map_items is None and check_files and config.train_input_reader.label_map_path \

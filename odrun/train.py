@@ -38,8 +38,9 @@ def add_parser(sub):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override any config field, e.g. --set train_config.optimizer.momentum_optimizer."
                         "momentum_optimizer_value=0.8 (repeatable)")
-    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                   help="write a checkpoint every N steps (and always at the end); default 100")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="write a checkpoint every N steps (and always at the end); default 100, "
+                        "or the interrupted run's value on --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR's training with its own pipeline.config (no --data needed)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
@@ -119,6 +120,9 @@ def run(args):
 
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
+    settings_path = os.path.join(args.workdir, "run.json")
+    if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
+        args.checkpoint_every = _read_json(settings_path).get("checkpoint_every", 100)
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     api = backends.resolve(args.api)
@@ -134,6 +138,7 @@ def run(args):
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
     os.makedirs(run_dir, exist_ok=True)
     pc.save(config, config_path)
+    write_json(settings_path, {"api": api, "checkpoint_every": args.checkpoint_every, "num_steps": steps})
 
     previous = newest_checkpoint(run_dir)
     backend = backends.get(api)
@@ -154,14 +159,17 @@ def run(args):
     with StepProgress(steps, start=start_guess, enabled=show) as bar:
         result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
                                on_step=on_step)
-    rate = None
+    rate = p50 = None
     if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
         rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
+        gaps = sorted(b[1] - a[1] for a, b in zip(timings, timings[1:]))
+        p50 = 1.0 / max(gaps[len(gaps) // 2], 1e-9)
     summary = {
         "api": api, "arch": pc.arch(config), "run_dir": os.path.abspath(run_dir),
         "config": os.path.abspath(config_path), "start_step": result["start_step"],
         "end_step": result["end_step"], "num_steps": steps, "seconds": round(time.time() - started, 2),
-        "steps_per_sec": round(rate, 4) if rate else None, "losses": last,
+        "steps_per_sec": round(rate, 4) if rate else None,
+        "steps_per_sec_p50": round(p50, 4) if p50 else None, "losses": last,
         "checkpoints": [os.path.abspath(c) for c in result["checkpoints"]],
     }
     write_json(os.path.join(run_dir, "train.json"), summary)
@@ -171,6 +179,13 @@ def run(args):
         print("trained steps {start_step}->{end_step} in {seconds}s; newest checkpoint: {ck}".format(
             ck=(summary["checkpoints"] or ["-"])[-1], **summary))
     return 0
+
+
+def _read_json(path):
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _step_of(prefix):

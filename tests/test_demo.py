@@ -1,0 +1,32 @@
+"""`odrun demo` end to end (the README's main job), kept small: 2 steps on 10 images.
+The full default (300 steps, 80 images) is measured in bench/README.md (< 10 min)."""
+import json
+import os
+
+import pytest
+
+from conftest import have_module, require, run_cli
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+def test_demo_runs_every_stage(tmp_path):
+    require(have_module("tensorflow") and have_module("object_detection"),
+            "TensorFlow + OD API not installed (run scripts/setup.sh)")
+    work = tmp_path / "demo"
+    proc = run_cli("odrun", "demo", "--steps", "2", "--images", "10", "--workdir", work, "--threshold", "0",
+                   "--json", check=0, timeout=900)
+    summary = json.loads(proc.stdout)  # stdout is one JSON document
+    assert summary == json.load(open(str(work / "demo.json")))
+    assert [s["stage"] for s in summary["stages"]] == ["synth", "convert", "train", "eval", "export", "detect"]
+    assert summary["steps"] == 2 and "DetectionBoxes_Precision/mAP" in summary["metrics"]
+    assert os.path.exists(summary["annotated_image"]) and summary["annotated_image"].endswith(".png")
+    assert json.load(open(str(work / "run" / "train.json")))["end_step"] == 2
+    assert json.load(open(str(work / "export" / "metadata.json")))["step"] == 2
+    assert json.load(open(str(work / "detections" / "detections.json")))  # threshold 0: boxes everywhere
+    assert len(os.listdir(str(work / "images"))) == 20  # 10 JPEG + 10 VOC XML
+
+
+def test_demo_rejects_bad_flags(tmp_path):
+    proc = run_cli("odrun", "demo", "--steps", "0", "--workdir", tmp_path, check=2)
+    assert "--steps" in proc.stderr and "Traceback" not in proc.stderr
