@@ -3,6 +3,7 @@
 dict_to_tf_example`) and its label map loader. TensorFlow is imported once per module."""
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -318,3 +319,25 @@ def test_cvat_layout_and_given_label_map(voc, tmp_path):
         np.testing.assert_allclose(feat(ex, "image/object/bbox/xmin"), [(o["xmin"] + 0.25) / SIZE[0] for o in objs],
                                    rtol=1e-6)
     assert "id: 7" in (tmp_path / "out" / "label_map.pbtxt").read_text(encoding="utf-8")
+
+
+def test_voc_with_separate_image_folder(voc, tmp_path):
+    """labelImg set to save XML in another folder: annotations/ beside images/, or --images DIR."""
+    from odrun.convert import convert
+
+    names = sorted(voc["truth"])[:5]
+    for sub in ("annotations", "images", "elsewhere"):
+        (tmp_path / sub).mkdir()
+    for n in names:
+        xml = (voc["src"] / n.replace(".jpg", ".xml")).read_text(encoding="utf-8")
+        # labelImg's <path> from the annotator's machine: useless here
+        xml = re.sub(r"<path>.*</path>", lambda m: "<path>C:\\Users\\me\\Pictures\\{}</path>".format(n), xml)
+        (tmp_path / "annotations" / n.replace(".jpg", ".xml")).write_text(xml, encoding="utf-8")
+        shutil.copy(voc["src"] / n, tmp_path / "images")
+    s = convert(str(tmp_path / "annotations"), str(tmp_path / "out1"), split=1.0, progress=False)
+    assert s["images"]["total"] == 5
+    shutil.move(str(tmp_path / "images"), str(tmp_path / "elsewhere" / "pics"))
+    s = convert(str(tmp_path / "annotations"), str(tmp_path / "out2"), split=1.0, progress=False,
+                image_dir=str(tmp_path / "elsewhere" / "pics"))
+    assert s["images"]["total"] == 5
+    assert (tmp_path / "out1" / "train.record").read_bytes() == (tmp_path / "out2" / "train.record").read_bytes()

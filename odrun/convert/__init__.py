@@ -36,7 +36,8 @@ def add_parser(subparsers):
     p.add_argument("--test", dest="test_dir", metavar="DIR", help="use this folder as the test split")
     p.add_argument("--label-map", metavar="FILE", help="use these class ids; a class not in it is an error")
     p.add_argument("--images", dest="image_dir", metavar="DIR",
-                   help="image folder for COCO/CSV input (default: beside the file, or its images/)")
+                   help="image folder (default: beside each XML / the JSON / the CSV, or a sibling "
+                        "images/ or JPEGImages/ folder)")
     p.add_argument("--shards", type=int, default=1, help="files per split (train.record-00000-of-0000N)")
     p.add_argument("--seed", type=int, default=42, help="split seed (same seed, same split)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

@@ -24,7 +24,7 @@ from odrun.errors import UserError
 from odrun.fileio import atomic_path
 
 FORMATS = ("voc", "coco", "csv")
-LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map),
+LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map, image_dir=image_dir),
            "coco": lambda src, image_dir, workers: coco.load(src, image_dir),
            "csv": lambda src, image_dir, workers: csvsrc.load(src, image_dir)}
 CSV_COLUMNS = csvsrc.COLUMNS
@@ -51,7 +51,7 @@ def _load(source, fmt, image_dir, workers):
     if fmt not in FORMATS:
         raise UserError("unknown format {!r}".format(fmt), where="--format", fix="use one of: " + ", ".join(FORMATS))
     if fmt == "voc" and os.path.isfile(source):
-        return fmt, voc.load(os.path.dirname(os.path.abspath(source)), files=[source])
+        return fmt, voc.load(os.path.dirname(os.path.abspath(source)), files=[source], image_dir=image_dir)
     if fmt == "voc" and not voc.find_annotations(source):
         raise UserError("no *.xml annotation files in this folder", where=source,
                         fix="point at the folder labelImg saved into (or CVAT's Annotations/), or pass --format")
@@ -70,6 +70,17 @@ def _duplicates(items):
     return found
 
 
+def import_tf():
+    """TensorFlow writes the TFRecord framing; without it say what to install, not a traceback."""
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise UserError("TensorFlow is needed to write TFRecords ({})".format(exc),
+                        fix="run `odrun convert` where TensorFlow is installed: scripts/setup.sh, "
+                            "pip install 'odstack[tf]', or inside an odstack TF image")
+    return tf
+
+
 def _ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
 
@@ -86,7 +97,7 @@ class Workers(object):
         size = len(items) if size is None else size
         if self.processes > 1 and size >= PARALLEL_MIN and "fork" in multiprocessing.get_all_start_methods():
             if self.pool is None:
-                import tensorflow  # noqa: F401  (workers inherit it; importing it in each costs seconds)
+                import_tf()  # workers inherit it; importing it in each would cost seconds
                 self.pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_ignore_sigint)
             return self.pool.imap(fn, items, chunksize=chunksize)
         return (fn(x) for x in items)
@@ -204,6 +215,7 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
 
     outputs = {"train": records.shard_names(out_dir, "train", shards),
                "test": records.shard_names(out_dir, "test", shards)}
+    import_tf()  # before anything is written (and before the pool forks, so workers inherit it)
     out_existed = os.path.isdir(out_dir)
     boxes = {"train": {}, "test": {}}
     counts = {"train": 0, "test": 0}

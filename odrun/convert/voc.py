@@ -35,15 +35,17 @@ def _flag(el):
         return 0
 
 
-def _image_candidates(xml_path, filename, path_text, root):
+def _image_candidates(xml_path, filename, path_text, root, image_dir=None):
     xml_dir = os.path.dirname(xml_path)
     stem = os.path.splitext(os.path.basename(xml_path))[0]
     names = [filename] if filename else []
     cands = []
     for name in names:
-        cands += [os.path.join(xml_dir, name),
-                  os.path.join(os.path.dirname(xml_dir), "JPEGImages", name),  # VOC / CVAT layout
-                  os.path.join(root, name)]
+        cands += ([os.path.join(image_dir, name)] if image_dir else []) + [
+            os.path.join(xml_dir, name),
+            os.path.join(os.path.dirname(xml_dir), "JPEGImages", name),  # VOC / CVAT layout
+            os.path.join(os.path.dirname(xml_dir), "images", name),  # annotations/ beside images/
+            os.path.join(root, name)]
     if path_text:  # labelImg's absolute <path>, valid when the data did not move
         cands.append(path_text)
     # labelImg sometimes writes <filename> without the extension: try the XML's own stem.
@@ -56,7 +58,7 @@ def _image_candidates(xml_path, filename, path_text, root):
     return unique
 
 
-def parse(xml_path, root):
+def parse(xml_path, root, image_dir=None):
     """One annotation file -> (item or None, problems)."""
     try:
         tree = etree.parse(xml_path)
@@ -71,11 +73,11 @@ def parse(xml_path, root):
     found = []
     filename = (ann.findtext("filename") or "").strip()
     path_text = (ann.findtext("path") or "").strip()
-    first = os.path.join(os.path.dirname(xml_path), filename) if filename else None
+    first = os.path.join(image_dir or os.path.dirname(xml_path), filename) if filename else None
     if first and os.path.isfile(first):  # the usual labelImg layout: image beside its XML
         image = first
     else:
-        cands = _image_candidates(xml_path, filename, path_text, root)
+        cands = _image_candidates(xml_path, filename, path_text, root, image_dir)
         image = next((c for c in cands if os.path.isfile(c)), None)
     if image is None:
         return None, [P.error(xml_path, "image {!r} not found (looked in: {})".format(
@@ -110,11 +112,11 @@ def parse(xml_path, root):
     return item, found
 
 
-def load(root, files=None, mapper=None):
+def load(root, files=None, mapper=None, image_dir=None):
     """Every annotation under `root` -> (items, problems); `mapper` may run `parse` in parallel."""
     items, found = [], []
     files = files if files is not None else find_annotations(root)
-    results = (mapper or map)(functools.partial(parse, root=root), files)
+    results = (mapper or map)(functools.partial(parse, root=root, image_dir=image_dir), files)
     for item, probs in results:
         found += probs
         if item is not None:
