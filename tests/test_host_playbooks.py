@@ -183,13 +183,39 @@ def test_artifacts_hold_no_process_environment(applied):
     assert saved["hosts"] == summary["hosts"]
 
 
-def test_unhold_switch(lab, applied):
-    root = applied["roots"]["root-b"]
-    inv = lab.inventory("unhold", {"root-b": root})
-    proc, summary = lab.provision(inv, "--tags", "kernel-hold", "-e", "kernel_hold_enabled=false", check=0)
+def test_unhold_switch_with_limit(lab, applied):
+    """The seeds' `apt-mark unhold`, on one host of the inventory (--limit)."""
+    roots = applied["roots"]
+    inv = lab.inventory("main", roots)
+    proc, summary = lab.provision(inv, "--limit", "root-b", "--tags", "kernel-hold",
+                                  "-e", "kernel_hold_enabled=false", check=0)
+    assert list(summary["hosts"]) == ["root-b"]
     assert summary["hosts"]["root-b"]["changed"] == 2
-    assert sh(root, "apt-mark showhold").stdout.strip() == ""
-    assert not (root / "etc/apt/apt.conf.d/51odstack-kernel-hold").exists()
+    assert sh(roots["root-b"], "apt-mark showhold").stdout.strip() == ""
+    assert not (roots["root-b"] / "etc/apt/apt.conf.d/51odstack-kernel-hold").exists()
+    # the other host is untouched
+    assert sh(roots["root-a"], "apt-mark showhold").stdout.split() == ["linux-headers-amd64", "linux-image-amd64"]
+
+
+def test_this_machine_in_check_mode(tmp_path):
+    """The default target (this machine, local connection) with --check: reports, writes nothing."""
+    ok, why = can_build()  # root is what matters here
+    require(ok, why)
+    blacklist = Path("/etc/modprobe.d/blacklist-nouveau.conf")
+    existed = blacklist.exists()
+    proc = run_cli("provision", "host", "--check", "--tags", "nouveau,kernel-hold", "--json",
+                   "--run-dir", tmp_path / "run", timeout=600)
+    summary = json.loads(proc.stdout)
+    assert list(summary["hosts"]) == ["localhost"]
+    osr = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    system = (osr.get("ID", ""), osr.get("VERSION_ID", "").strip('"'))
+    if system in {("debian", "12"), ("ubuntu", "18.04"), ("ubuntu", "20.04"), ("ubuntu", "22.04"), ("ubuntu", "24.04")}:
+        assert proc.returncode == 0, proc.stderr
+        assert summary["hosts"]["localhost"]["changed"] > 0 or existed
+        assert blacklist.exists() == existed  # check mode wrote nothing
+    else:  # another system: the platform check must refuse it clearly, before any change
+        assert proc.returncode == 1
+        assert summary["failures"][0]["task"] == "Refuse unsupported systems"
 
 
 def snapshot(root):
