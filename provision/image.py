@@ -147,7 +147,7 @@ def build_context(flavor, wheels=None):
 
 
 def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cache=False,
-          progress=True, log=None):
+          progress=True, log=None, index_url=None):
     """Build one flavour; returns dict(flavor, tag, id, size, seconds, labels)."""
     from provision import engine
 
@@ -156,6 +156,8 @@ def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cac
     buildargs = label_args(flavor)
     if base_image:
         buildargs["BASE_IMAGE"] = base_image
+    if index_url:
+        buildargs["PIP_INDEX_URL"] = index_url
     if wheels == "auto":
         wheels = wheelhouse(flavor, quiet=not progress) if host_can_wheel(flavor) else None
     elif wheels in (None, "none"):
@@ -265,6 +267,8 @@ def add_parser(subparsers):
     b.add_argument("--wheelhouse", default="auto", metavar="auto|none|DIR",
                    help="install from wheels built on this host (auto: when the flavour's Python is this "
                         "host's; none: let pip in the container use the index)")
+    b.add_argument("--index-url", metavar="URL",
+                   help="PyPI mirror for pip in the container, e.g. https://mirrors.aliyun.com/pypi/simple/")
     b.add_argument("--network", metavar="MODE", help="network for RUN steps (e.g. host)")
     b.add_argument("--no-cache", action="store_true", help="do not reuse cached layers")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -284,7 +288,8 @@ def run_build(args):
     results = []
     for flavor in names:
         res = build(flavor, tag=args.tag, base_image=args.base_image, wheels=args.wheelhouse,
-                    network=args.network, no_cache=args.no_cache, progress=not args.json)
+                    network=args.network, no_cache=args.no_cache, progress=not args.json,
+                    index_url=args.index_url)
         results.append(res)
         if not args.json:
             print("built {tag} ({size:.0f} MB) in {seconds:.0f} s: TF {tf}, CUDA {cuda}, cuDNN {cudnn}, "

@@ -18,30 +18,48 @@ GPU_FLAVORS_HINT = "a GPU flavour (tf1.15-gpu, tf1.15-ngc, tf2-gpu)"
 
 def default_flavor():
     """What the compat matrix recommends for this host's GPU/driver (cpu when none is found)."""
-    gpu = driver = None
+    gpu, cc, driver = host_gpu()
+    try:
+        from provision import compat
+    except ImportError:
+        return "cpu", "no compat matrix installed"
+    matrix = compat.load()
+    try:
+        rec = matrix.recommend(cc=cc, gpu=gpu, driver=driver)
+    except UserError:
+        if not cc:
+            raise UserError("no image recommendation for GPU {!r}".format(gpu), where="--flavor",
+                            fix="pick one: --flavor " + " | ".join(sorted(i["flavor"] for i in matrix.images())))
+        rec = matrix.recommend(cc=cc, driver=driver)  # a GPU name the matrix lacks: its compute capability
+    return rec["flavor"], rec.get("reason", "")
+
+
+def host_gpu():
+    """(name, compute capability "X.Y", driver) of GPU 0 via NVML; Nones without a driver/GPU."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        try:
-            driver = pynvml.nvmlSystemGetDriverVersion()
-            if pynvml.nvmlDeviceGetCount():
-                gpu = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML/driver/GPU: a CPU host
-        pass
-    if isinstance(gpu, bytes):
-        gpu, driver = gpu.decode(), (driver.decode() if isinstance(driver, bytes) else driver)
+    except Exception:  # noqa: BLE001 - NVMLError_LibraryNotFound etc.: a CPU host
+        return None, None, None
     try:
-        from provision import compat
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        if not pynvml.nvmlDeviceGetCount():
+            return None, None, _text(driver)
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        cc = "{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(handle))
+        return _text(pynvml.nvmlDeviceGetName(handle)), cc, _text(driver)
+    except Exception:  # noqa: BLE001 - a half-working driver: let the matrix say cpu
+        return None, None, None
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
 
-        rec = compat.load().recommend(gpu=gpu, driver=driver)
-        return rec["flavor"], rec.get("reason", "")
-    except ImportError:
-        return "cpu", "no compat matrix installed"
-    except UserError as exc:
-        return "cpu", exc.message
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def image_flavor(image):

@@ -230,3 +230,15 @@ def test_odapi_source_fits_python36():
     proc = subprocess.run([vermin, "-t=3.6-", "--no-tips", "--violations", "--no-parse-comments"]
                           + [str(p) for p in tf1_paths], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def test_odrun_fits_the_oldest_image_python():
+    """odrun is copied into every image: it must parse and import on the oldest flavour's Python."""
+    vermin = bin_path("vermin")
+    require(vermin, "vermin not installed")
+    oldest = min(tuple(int(x) for x in lock_env(f)[0].split(".")[:2]) for f in FLAVORS)
+    assert oldest == (3, 6)  # tf1.15-gpu
+    proc = subprocess.run([vermin, "-t={}.{}-".format(*oldest), "--no-tips", "--violations", "--eval-annotations",
+                           "--backport", "dataclasses", "--backport", "typing_extensions", str(ROOT / "odrun")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr

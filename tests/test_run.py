@@ -177,6 +177,10 @@ def test_dry_run_prints_equivalent_docker_run(built, tmp_path):
 
     assert "--user " + caller_ids() in line
     assert not job_containers()
+    # no --flavor/--image: the compat matrix's recommendation for this GPU-less host (cpu, no GPUs)
+    proc = run_cli("provision", "run", "--runs", tmp_path / "runs", "--dry-run", "--", "--help", check=0)
+    argv = shlex.split(proc.stdout.strip())
+    assert argv[-2:] == ["odstack:cpu", "--help"] and "--gpus" not in argv
     # and the printed command really works with the docker CLI (no GPUs here: --gpus none)
     proc = run_cli("provision", "run", "--image", dockerd.CPU_TAG, "--runs", tmp_path / "runs", "--dry-run",
                    "--", "--version", check=0)
