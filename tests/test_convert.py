@@ -264,6 +264,15 @@ def test_wire_encoding_equals_protobuf_classes(voc):
         assert ours == ref
         assert len(ours.features.feature["image/object/bbox/xmin"].float_list.value) == len(objects)
         assert ours.features.feature["image/object/bbox/xmin"].WhichOneof("kind") == "float_list"
+    # A negative example (no objects) decodes with the OD API's decoder to zero boxes.
+    _tf_slim_fix()
+    from object_detection.core import standard_fields as fields
+    from object_detection.data_decoders import tf_example_decoder
+
+    d = tf_example_decoder.TfExampleDecoder().decode(records.build_example(info, item, [], labels))
+    assert d[fields.InputDataFields.groundtruth_boxes].shape == (0, 4)
+    assert d[fields.InputDataFields.groundtruth_classes].shape == (0,)
+    assert d[fields.InputDataFields.source_id].numpy().decode() == "口罩 " + name
 
 
 def test_stratified_split_keeps_rare_classes_in_both():
