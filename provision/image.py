@@ -172,7 +172,7 @@ def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cac
         stream = api.build(fileobj=ctx, custom_context=True, dockerfile="images/{}/Dockerfile".format(flavor),
                            tag=tag, buildargs=buildargs, decode=True, rm=True, forcerm=True, pull=False,
                            nocache=no_cache, network_mode=network)
-        image_id = _follow(stream, flavor, progress, log)
+        image_id = _follow(stream, flavor, progress, log, base_image or default_base(flavor))
     except Exception as exc:  # noqa: BLE001 - engine errors become UserErrors with a fix
         import docker
 
@@ -203,7 +203,16 @@ def _image_id(api, tag):
         return None
 
 
-def _follow(stream, flavor, progress, log):
+def default_base(flavor):
+    m = re.search(r"^ARG BASE_IMAGE=(\S+)", (IMAGES / flavor / "Dockerfile").read_text(), re.M)
+    return m.group(1) if m else None
+
+
+PULL_FAILED = ("pull access denied", "manifest unknown", "no such host", "unauthorized", "repository does not exist",
+               "i/o timeout", "TLS handshake timeout", 'Get "https://')
+
+
+def _follow(stream, flavor, progress, log, base=None):
     """Show the engine's build stream: a bar over the Dockerfile's steps plus the log lines."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -216,6 +225,12 @@ def _follow(stream, flavor, progress, log):
         for chunk in stream:
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                if any(p in detail for p in PULL_FAILED) and not any(l.startswith("Step 3/") for l in tail):
+                    raise UserError("cannot pull the base image {}: {}".format(base, detail.strip()),
+                                    where="images/{}/Dockerfile".format(flavor),
+                                    fix="pull it where its registry is reachable (docker pull {}; NGC images need "
+                                        "`docker login nvcr.io` with an NGC API key), or build FROM a local "
+                                        "image: --base-image IMG".format(base))
                 raise UserError("image build failed: " + detail.strip(),
                                 where="images/{}/Dockerfile".format(flavor),
                                 fix="see the build log above" + ("" if progress else " (rerun without --json)"))

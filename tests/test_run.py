@@ -187,3 +187,34 @@ def test_dry_run_prints_equivalent_docker_run(built, tmp_path):
     require(shutil.which("docker"), "docker CLI not installed")
     out = subprocess.run(shlex.split(proc.stdout), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("odrun "), out.stderr
+
+
+def test_build_errors_are_clear(built, tmp_path):
+    """A base that cannot be pulled (no registry here; unknown repo elsewhere) and a failing RUN step."""
+    proc = run_cli("provision", "image", "build", "cpu", "--base-image", "odstack-test/no-such-base:never",
+                   "--wheelhouse", "none", "--json", check=2)
+    assert "cannot pull the base image odstack-test/no-such-base:never" in proc.stderr
+    assert "--base-image" in proc.stderr and "Traceback" not in proc.stderr
+    cli = dockerd.engine()
+    empty = "odstack-test/empty:latest"  # no /bin/sh, no python3: the first RUN fails
+    tar = tmp_path / "empty.tar"
+    subprocess.run(["tar", "-cf", str(tar), "-T", "/dev/null"], check=True)
+    cli.api.import_image_from_file(str(tar), repository=empty.split(":")[0], tag="latest")
+    try:
+        proc = run_cli("provision", "image", "build", "cpu", "--base-image", empty, "--wheelhouse", "none",
+                       "--tag", "odstack-test:broken", "--json", check=2)
+        assert "images/cpu/Dockerfile: image build failed" in proc.stderr, proc.stderr
+        assert not cli.images.list(name="odstack-test:broken")
+    finally:
+        cli.images.remove(empty, force=True)
+
+
+def test_missing_image_prompt_at_a_terminal(built, tmp_path):
+    """At a terminal `provision run` offers to build the missing flavour; answering no keeps the error."""
+    require(shutil.which("script"), "script (util-linux) not installed")
+    cmd = " ".join(shlex.quote(str(a)) for a in [bin_path("provision"), "run", "--flavor", "tf1.15-ngc", "--gpus",
+                                                 "none", "--runs", tmp_path, "--", "--help"])
+    proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], input="n\n", capture_output=True, text=True,
+                          timeout=120)
+    assert "Build it now" in proc.stdout and "provision image build tf1.15-ngc" in proc.stdout
+    assert proc.returncode == 2
