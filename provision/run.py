@@ -262,5 +262,6 @@ def run(args):
     container = start(p)
     if p["detach"]:
         print(container.id)
+        sys.stderr.write("follow it: docker logs -f {0}; remove it when done: docker rm {0}\n".format(container.short_id))
         return 0
     return follow(container)

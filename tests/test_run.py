@@ -218,3 +218,18 @@ def test_missing_image_prompt_at_a_terminal(built, tmp_path):
                           timeout=120)
     assert "Build it now" in proc.stdout and "provision image build tf1.15-ngc" in proc.stdout
     assert proc.returncode == 2
+
+
+def test_detach_prints_id_and_keeps_logs(built, tmp_path):
+    proc = run_cli("provision", "run", "--image", dockerd.CPU_TAG, "--runs", tmp_path, "--detach", "-e", "GREETING=hi",
+                   "--entrypoint", "sh", "--", "-c", "echo $GREETING from $(id -u)", check=0)
+    cid = proc.stdout.strip()
+    container = dockerd.engine().containers.get(cid)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        from provision.run import caller_ids
+
+        assert container.logs().decode().strip() == "hi from " + caller_ids().split(":")[0]
+        assert "docker rm" in proc.stderr
+    finally:
+        container.remove(force=True)
