@@ -350,3 +350,20 @@ def test_voc_with_separate_image_folder(voc, tmp_path):
                 image_dir=str(tmp_path / "elsewhere" / "pics"))
     assert s["images"]["total"] == 5
     assert (tmp_path / "out1" / "train.record").read_bytes() == (tmp_path / "out2" / "train.record").read_bytes()
+
+
+def test_cli_uses_the_seeds_train_test_folders(voc, tmp_path):
+    """Seed 000's layout (my_test/train, my_test/test with images + labelImg XML) is used as is."""
+    names = sorted(voc["truth"])
+    for split, part in (("train", names[:4]), ("test", names[4:6])):
+        (tmp_path / "my_test" / split).mkdir(parents=True)
+        for n in part:
+            for f in (n, n.replace(".jpg", ".xml")):
+                shutil.copy(voc["src"] / f, tmp_path / "my_test" / split / f)
+    proc = run_cli("odrun", "convert", tmp_path / "my_test", "--out", tmp_path / "data", "--json", check=0)
+    s = json.loads(proc.stdout)
+    assert (s["split"], s["images"]["train"], s["images"]["test"]) == ("folders", 4, 2)
+    assert "using the existing train/ and test/ folders" in proc.stderr
+    proc = run_cli("odrun", "convert", tmp_path / "my_test", "--out", tmp_path / "data2", "--split", "0.5",
+                   "--json", check=0)
+    assert json.loads(proc.stdout)["images"] == {"train": 3, "test": 3, "total": 6, "negatives": 0}

@@ -5,6 +5,7 @@ Replaces the seeds' xml_to_csv.py + generate_tfrecord.py (hard-coded class names
 silent None labels, one slow process). Heavy imports stay inside functions.
 """
 import json
+import os
 import sys
 
 from odrun.convert import problems as P
@@ -31,7 +32,9 @@ def add_parser(subparsers):
     p.add_argument("--out", required=True, metavar="DATA_DIR", help="output folder")
     p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv"],
                    help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv)")
-    p.add_argument("--split", type=float, default=0.8, help="train fraction (default 0.8)")
+    p.add_argument("--split", type=float, default=None,
+                   help="train fraction (default 0.8; if SOURCE has train/ and test/ folders, as in "
+                        "the seeds, those are used unless --split is given)")
     p.add_argument("--train", dest="train_dir", metavar="DIR", help="use this folder as the train split")
     p.add_argument("--test", dest="test_dir", metavar="DIR", help="use this folder as the test split")
     p.add_argument("--label-map", metavar="FILE", help="use these class ids; a class not in it is an error")
@@ -47,8 +50,23 @@ def add_parser(subparsers):
     p.set_defaults(func=run)
 
 
+def seed_folders(source):
+    """The seeds' layout: SOURCE/train and SOURCE/test, each with its images + XML."""
+    if not source or not os.path.isdir(source):
+        return None
+    dirs = [os.path.join(source, d) for d in ("train", "test")]
+    if all(os.path.isdir(d) and any(f.lower().endswith(".xml") for f in os.listdir(d)) for d in dirs):
+        return dirs
+    return None
+
+
 def run(args):
-    summary = convert(args.source, args.out, fmt=args.fmt, split=args.split, seed=args.seed,
+    if args.split is None and args.train_dir is None and args.test_dir is None and seed_folders(args.source):
+        args.train_dir, args.test_dir = seed_folders(args.source)
+        args.source = None
+        sys.stderr.write("using the existing train/ and test/ folders (pass --split to split anew)\n")
+    summary = convert(args.source, args.out, fmt=args.fmt, split=0.8 if args.split is None else args.split,
+                      seed=args.seed,
                       label_map=args.label_map, shards=args.shards, strict=args.strict,
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
                       progress=not args.json and sys.stderr.isatty(), workers=args.workers,
