@@ -242,3 +242,45 @@ def test_odrun_fits_the_oldest_image_python():
                            "--backport", "dataclasses", "--backport", "typing_extensions", str(ROOT / "odrun")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+
+
+# import name -> the distributions that provide it (any one will do)
+PROVIDERS = {"PIL": ["pillow"], "absl": ["absl-py"], "google": ["protobuf"], "lxml": ["lxml"], "numpy": ["numpy"],
+             "object_detection": ["tf-models-research-object-detection"], "pandas": ["pandas"], "rich": ["rich"],
+             "tensorflow": ["tensorflow", "tensorflow-cpu", "tensorflow-gpu"], "yaml": ["pyyaml"],
+             "packaging": ["packaging"], "cv2": ["opencv-python-headless"], "tf_slim": ["tf-slim"],
+             "pycocotools": ["pycocotools"], "official": ["tf-models-official"], "scipy": ["scipy"],
+             "matplotlib": ["matplotlib"], "six": ["six"], "lvis": ["lvis"]}
+
+
+def odrun_imports():
+    import ast
+
+    found = {}
+    for f in (ROOT / "odrun").rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in ("odrun", "__future__"):
+                    found.setdefault(top, set()).add(str(f.relative_to(ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_every_odrun_import_is_installed_in_the_image(flavor):
+    """odrun is copied into the images without pip: each third-party module it imports must come
+    from the flavour's locks or its base image (TF-2-only modules only in TF 2 images)."""
+    have = set(pins(flavor)) | set(pins(flavor, "odapi.lock"))
+    have |= {canonicalize_name(n) for n in image.lock_header(flavor).get("provided-by-base", "").split()}
+    missing = []
+    for module, files in sorted(odrun_imports().items()):
+        if module == "official" and flavor.startswith("tf1"):
+            continue  # TF Model Garden is TF-2-only; the tf1 backend never imports it
+        providers = PROVIDERS.get(module)
+        if providers is None:
+            missing.append("{} (imported by {}): add it to the image locks and PROVIDERS".format(module, sorted(files)))
+        elif not set(providers) & have:
+            missing.append("{} ({}) is not in images/{}".format(module, "/".join(providers), flavor))
+    assert not missing, "\n".join(missing)
