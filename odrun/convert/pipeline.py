@@ -81,6 +81,31 @@ def import_tf():
     return tf
 
 
+class DeferSigint(object):
+    """Hold back Ctrl-C while the outputs are renamed into place, so an interrupt never leaves a
+    mix of new and old files (each rename is atomic, the set of them is not)."""
+
+    def __init__(self):
+        self.previous = None
+        self.caught = False
+
+    def _handler(self, signum, frame):
+        self.caught = True
+
+    def start(self):
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: signals cannot arrive here anyway
+            self.previous = None
+
+    def stop(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+            if self.caught:
+                raise KeyboardInterrupt
+
+
 def _ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
 
@@ -215,6 +240,7 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
 
     outputs = {"train": records.shard_names(out_dir, "train", shards),
                "test": records.shard_names(out_dir, "test", shards)}
+    commit = DeferSigint()
     import_tf()  # before anything is written (and before the pool forks, so workers inherit it)
     out_existed = os.path.isdir(out_dir)
     boxes = {"train": {}, "test": {}}
@@ -289,11 +315,14 @@ def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict,
                 json.dump(summary, f, indent=2, ensure_ascii=False)
                 f.write("\n")
             _readable([p for ps in tmp.values() for p in (ps if isinstance(ps, list) else [ps])])
+            commit.start()  # leaving the block renames every output: Ctrl-C waits until all are in place
+        _remove_stale(out_dir, outputs)
     except BaseException:
         if not out_existed and os.path.isdir(out_dir) and not os.listdir(out_dir):
             os.rmdir(out_dir)  # we created it; leave no trace of a failed run
         raise
-    _remove_stale(out_dir, outputs)
+    finally:
+        commit.stop()  # a Ctrl-C held back during the renames is raised here
     return summary
 
 
