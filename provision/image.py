@@ -100,23 +100,53 @@ def host_can_wheel(flavor):
         ".".join(py.split(".")[:2]) == host
 
 
+def platform_args(plat):
+    """--platform flags for every manylinux tag a glibc 2.N x86_64 system accepts (pip's own list for
+    the running host; given one --platform, pip takes it literally)."""
+    major, minor = (int(x) for x in re.match(r"manylinux_(\d+)_(\d+)_x86_64", plat).groups())
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    out = []
+    for k in range(minor, 4, -1):
+        out += ["--platform", "manylinux_{}_{}_x86_64".format(major, k)]
+        if k in legacy:
+            out += ["--platform", legacy[k] + "_x86_64"]
+    return out
+
+
+def target_args(flavor):
+    """pip flags that select files for the flavour's Python and glibc (from its lock header)."""
+    head = lock_header(flavor)
+    return ["--python-version", head["python"]] + platform_args(head["platform"].split()[0])
+
+
 def wheelhouse(flavor, dest=None, quiet=False):
-    """Build (or reuse) the flavour's wheelhouse; returns its folder."""
+    """Build (or reuse) the flavour's wheelhouse; returns its folder.
+
+    Same Python as this host: `pip wheel` (sdists become wheels here). Another Python: `pip download`
+    for that Python/glibc (binary wheels; sdists such as the OD API are built in the container with
+    --no-build-isolation, from the base image's setuptools)."""
     dest = Path(dest) if dest else WHEELHOUSE / flavor
     locks = [IMAGES / flavor / name for name in LOCKS]
-    stamp = hashlib.sha256(b"".join(p.read_bytes() for p in locks)).hexdigest()[:16]
+    extra = [l.split()[-1] for l in (IMAGES / flavor / "Dockerfile").read_text().splitlines()
+             if re.search(r"pip install .*--find-links /tmp/odstack-build pip==", l)]
+    stamp = hashlib.sha256(b"".join(p.read_bytes() for p in locks) + " ".join(extra).encode()).hexdigest()[:16]
     if (dest / ".stamp").exists() and (dest / ".stamp").read_text().strip() == stamp:
         return dest
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--find-links", str(dest), "-w", str(dest)]
-    for p in locks:
-        cmd += ["-r", str(p)]
+    pip = [sys.executable, "-m", "pip"]
+    if host_can_wheel(flavor):
+        cmds = [pip + ["wheel", "--no-deps", "--find-links", str(dest), "-w", str(dest),
+                       "-r", str(locks[0]), "-r", str(locks[1])]]
+    else:
+        get = pip + ["download", "--no-deps", "-d", str(dest)] + target_args(flavor)
+        cmds = [get + ["--only-binary=:all:", "-r", str(locks[0])] + extra, get + ["-r", str(locks[1])]]
     if not quiet:
-        sys.stderr.write("wheelhouse: {} (pip wheel, first time ~1-2 min)\n".format(dest))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    if proc.returncode != 0:
-        raise UserError("building the wheelhouse failed:\n" + proc.stdout[-2000:], where=str(dest),
-                        fix="check that PyPI is reachable from this host, or pass --wheelhouse none")
+        sys.stderr.write("wheelhouse: {} (first time ~1-2 min)\n".format(dest))
+    for cmd in cmds:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        if proc.returncode != 0:
+            raise UserError("building the wheelhouse failed:\n" + proc.stdout[-2000:], where=str(dest),
+                            fix="check that PyPI is reachable from this host, or pass --wheelhouse none")
     (dest / ".stamp").write_text(stamp + "\n")
     return dest
 
@@ -140,8 +170,9 @@ def build_context(flavor, wheels=None):
         tar.add(str(IMAGES / "odrun.sh"), arcname="images/odrun.sh", filter=_skip)
         tar.add(str(ROOT / "odrun"), arcname="odrun", filter=_skip)
         if wheels:
-            for whl in sorted(Path(wheels).glob("*.whl")):
-                tar.add(str(whl), arcname="wheels/" + whl.name, filter=_skip)
+            for dist in sorted(Path(wheels).iterdir()):
+                if dist.name.endswith((".whl", ".tar.gz", ".zip")):
+                    tar.add(str(dist), arcname="wheels/" + dist.name, filter=_skip)
     fh.seek(0)
     return fh
 
@@ -159,7 +190,7 @@ def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cac
     if index_url:
         buildargs["PIP_INDEX_URL"] = index_url
     if wheels == "auto":
-        wheels = wheelhouse(flavor, quiet=not progress) if host_can_wheel(flavor) else None
+        wheels = wheelhouse(flavor, quiet=not progress)
     elif wheels in (None, "none"):
         wheels = None
     if wheels:
@@ -280,8 +311,8 @@ def add_parser(subparsers):
     b.add_argument("--base-image", metavar="IMG", help="FROM this image instead of the Dockerfile's default")
     b.add_argument("--tag", metavar="T", help="image tag (default odstack:FLAVOR; one flavour only)")
     b.add_argument("--wheelhouse", default="auto", metavar="auto|none|DIR",
-                   help="install from wheels built on this host (auto: when the flavour's Python is this "
-                        "host's; none: let pip in the container use the index)")
+                   help="install from distributions fetched by this host (default auto: "
+                        "~/.cache/odstack/wheelhouse/FLAVOR; none: pip in the container uses the index)")
     b.add_argument("--index-url", metavar="URL",
                    help="PyPI mirror for pip in the container, e.g. https://mirrors.aliyun.com/pypi/simple/")
     b.add_argument("--network", metavar="MODE", help="network for RUN steps (e.g. host)")

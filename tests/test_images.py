@@ -121,17 +121,7 @@ def test_dockerignore_keeps_context_small():
     assert rules[0] == "*" and {"!odrun/", "!images/"} <= set(rules)
 
 
-def platform_args(plat):
-    """--platform flags for every manylinux tag a glibc 2.N x86_64 system accepts (as pip does for
-    the running host; given one --platform, pip takes it literally)."""
-    major, minor = (int(x) for x in re.match(r"manylinux_(\d+)_(\d+)_x86_64", plat).groups())
-    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-    out = []
-    for k in range(minor, 4, -1):
-        out += ["--platform", "manylinux_{}_{}_x86_64".format(major, k)]
-        if k in legacy:
-            out += ["--platform", legacy[k] + "_x86_64"]
-    return out
+platform_args = image.platform_args
 
 
 def lock_env(flavor):
@@ -284,3 +274,21 @@ def test_every_odrun_import_is_installed_in_the_image(flavor):
         elif not set(providers) & have:
             missing.append("{} ({}) is not in images/{}".format(module, "/".join(providers), flavor))
     assert not missing, "\n".join(missing)
+
+
+def test_wheelhouse_for_another_python(tmp_path):
+    """tf1.15-ngc (Python 3.8) from this 3.11 host: every pin of both locks is fetched for 3.8/glibc
+    2.31 and goes into the build context, so the build needs no index (cached between runs)."""
+    dest = image.WHEELHOUSE / "tf1.15-ngc"
+    assert not image.host_can_wheel("tf1.15-ngc") and image.host_can_wheel("cpu")
+    assert image.wheelhouse("tf1.15-ngc", quiet=True) == dest
+    files = [p.name for p in dest.iterdir() if not p.name.startswith(".")]
+    for name, version in list(pins("tf1.15-ngc").items()) + list(pins("tf1.15-ngc", "odapi.lock").items()):
+        stem = name.replace("-", "_").lower() + "-" + version
+        hits = [f for f in files if f.lower().replace("-", "_").startswith(stem.replace("-", "_"))]
+        assert hits, (name, version)
+        if hits[0].endswith(".whl"):
+            assert "cp38" in hits[0] or "py3" in hits[0] or "abi3" in hits[0], hits[0]
+    with image.build_context("tf1.15-ngc", wheels=dest) as fh:
+        names = tarfile.open(fileobj=fh).getnames()
+    assert "wheels/tf_models_research_object_detection-2.8.0.post1.tar.gz" in names
