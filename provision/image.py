@@ -119,6 +119,12 @@ def target_args(flavor):
     return ["--python-version", head["python"]] + platform_args(head["platform"].split()[0])
 
 
+def extra_pins(flavor):
+    """Pins the Dockerfile installs besides the locks (e.g. a newer pip first): wheelhouse them too."""
+    text = (IMAGES / flavor / "Dockerfile").read_text()
+    return re.findall(r"--find-links /tmp/odstack-build ((?:pip|setuptools|wheel)==[\w.]+)", text)
+
+
 def wheelhouse(flavor, dest=None, quiet=False):
     """Build (or reuse) the flavour's wheelhouse; returns its folder.
 
@@ -127,8 +133,7 @@ def wheelhouse(flavor, dest=None, quiet=False):
     --no-build-isolation, from the base image's setuptools)."""
     dest = Path(dest) if dest else WHEELHOUSE / flavor
     locks = [IMAGES / flavor / name for name in LOCKS]
-    extra = [l.split()[-1] for l in (IMAGES / flavor / "Dockerfile").read_text().splitlines()
-             if re.search(r"pip install .*--find-links /tmp/odstack-build pip==", l)]
+    extra = extra_pins(flavor)
     stamp = hashlib.sha256(b"".join(p.read_bytes() for p in locks) + " ".join(extra).encode()).hexdigest()[:16]
     if (dest / ".stamp").exists() and (dest / ".stamp").read_text().strip() == stamp:
         return dest

@@ -281,6 +281,7 @@ def test_wheelhouse_for_another_python(tmp_path):
     2.31 and goes into the build context, so the build needs no index (cached between runs)."""
     dest = image.WHEELHOUSE / "tf1.15-ngc"
     assert not image.host_can_wheel("tf1.15-ngc") and image.host_can_wheel("cpu")
+    assert image.extra_pins("tf1.15-gpu") == ["pip==21.3.1"] and image.extra_pins("tf1.15-ngc") == []
     assert image.wheelhouse("tf1.15-ngc", quiet=True) == dest
     files = [p.name for p in dest.iterdir() if not p.name.startswith(".")]
     for name, version in list(pins("tf1.15-ngc").items()) + list(pins("tf1.15-ngc", "odapi.lock").items()):
