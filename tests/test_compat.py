@@ -116,22 +116,22 @@ def test_package_contrib_and_od_api(m):
     assert m.od_api("2.8")["export"].endswith("exporter_main_v2.py")
 
 
-def test_compute_capabilities_from_release_builds(m):  # [bazelrc]
+def test_compute_capabilities_from_release_builds(m):  # [wheel] fat binaries, see build_info.json
     assert m.tf("1.15")["compute_capabilities"]["sass"] == ["3.5", "3.7", "5.2", "6.0", "6.1", "7.0"]
-    assert "8.6" not in m.tf("1.15")["compute_capabilities"]["sass"]
-    assert m.tf("2.15")["compute_capabilities"] == {"sass": ["5.0", "6.0", "7.0", "8.0"], "ptx": ["9.0"]}
+    assert m.tf("1.15")["compute_capabilities"]["ptx"] == ["3.5", "3.7", "5.2", "6.0", "6.1", "7.0"]
+    assert m.tf("2.3")["compute_capabilities"] == {"sass": ["3.5", "3.7", "5.2", "6.0", "6.1", "7.0"], "ptx": ["7.0"]}
+    assert m.tf("2.4")["compute_capabilities"] == {"sass": ["3.5", "5.0", "6.0", "7.0", "7.5", "8.0"], "ptx": ["8.0"]}
+    assert m.tf("2.15")["compute_capabilities"] == {"sass": ["5.0", "6.0", "7.0", "7.5", "8.0"], "ptx": ["8.0"]}
     # TF blog "What's new in TensorFlow 2.18" (covering 2.17): sm_89 kernels added, compute
     # capability 5.0 dropped, "For Maxwell support ... sticking with TensorFlow version 2.16"
     assert m.tf("2.16")["compute_capabilities"]["sass"][0] == "5.0"
-    assert m.tf("2.17")["compute_capabilities"] == {"sass": ["6.0", "7.0", "8.0", "8.9"], "ptx": ["9.0"]}
-    assert m.tf("2.3")["compute_capabilities"] == {"sass": ["3.5", "3.7", "5.2", "6.0", "6.1"], "ptx": ["7.0"]}
-    assert m.tf("2.4")["compute_capabilities"] == {"sass": ["3.5", "5.0", "6.0", "7.0", "7.5"], "ptx": ["8.0"]}
+    assert m.tf("2.17")["compute_capabilities"] == {"sass": ["6.0", "7.0", "8.0", "8.9", "9.0"], "ptx": ["9.0"]}
     assert m.cc_support(m.tf("2.17"), (5, 2))[0] == "none"
     assert m.cc_support(m.tf("1.15"), (8, 6))[0] == "none"            # CUDA 10.0 predates Ampere
     assert m.cc_support(m.tf("1.15"), (7, 5))[0] == "native"          # sm_70 SASS runs on 7.x, x >= 0
     assert m.cc_support(m.tf("1.15"), (5, 0))[0] == "ptx"             # below sm_52: JIT from compute_35
     assert m.cc_support(m.tf("2.15"), (8, 6))[0] == "native"          # sm_80 SASS runs on 8.6
-    assert m.cc_support(m.tf("2.15"), (9, 0))[0] == "ptx"
+    assert m.cc_support(m.tf("2.15"), (9, 0))[0] == "ptx"             # JIT from compute_80
 
 
 # ------------------------------------------------------------------ CUDA  [cuda]
@@ -358,3 +358,27 @@ def test_packaged_copy_and_repo_copy_are_found(tmp_path, monkeypatch):
     (pkg / "compat_matrix.yaml").write_text(MATRIX.read_text())
     assert compat.default_path() == pkg / "compat_matrix.yaml"
     assert compat.load().tf("2.15")["cudnn"] == "8.9"
+
+
+def test_compute_capabilities_are_what_the_wheels_ship(m):
+    """[wheel] build_info.json: the CUDA fat binaries inside each GPU wheel (record_wheels.py
+    --build-info read kind SASS/PTX and arch of every entry) and TF's own build_info.py."""
+    data = json.loads((FIXTURES / "matrix" / "build_info.json").read_text())["wheels"]
+    seen = set()
+    for key, wheel in data.items():
+        line = ".".join(wheel["version"].split(".")[:2])
+        entry = m.tf(line)
+        if entry["latest"] != wheel["version"]:   # 1.12.0: recorded for the 1.12 note only
+            assert line == "1.12" and wheel["fatbin"]["sass"][-1] == "7.0"
+            continue
+        if wheel["fatbin"]["sass"]:
+            assert entry["compute_capabilities"] == {k: wheel["fatbin"][k] for k in ("sass", "ptx")}, key
+            seen.add(line)
+        info = wheel["build_info"].get("build_info", wheel["build_info"])
+        cuda = info.get("cuda_version") or info.get("cuda_version_number")
+        if cuda:   # '10' in 1.14-2.2 build_info means the 10.x the table names
+            assert (compat.line_of(cuda) == entry["cuda"]) if "." in cuda else entry["cuda"].startswith(cuda + "."), key
+        cudnn = info.get("cudnn_version") or info.get("cudnn_version_number")
+        if cudnn:
+            assert entry["cudnn"].split(".")[0] == cudnn.split(".")[0], key
+    assert {"1.15", "2.0", "2.4", "2.15", "2.18"} <= seen
