@@ -369,6 +369,9 @@ class Matrix(object):
             return "none", ("CUDA {} (which TF {} is built with) predates compute capability {}: "
                             "its cuDNN/cuBLAS have no kernels for it").format(
                                 cuda["version"], tf_entry["version"], cc_str(cc))
+        if cc < cc_tuple(cuda["cc_min"]):
+            return "none", "CUDA {} (which TF {} is built with) no longer supports compute capability {}".format(
+                cuda["version"], tf_entry["version"], cc_str(cc))
         sass = [cc_tuple(c) for c in ccs["sass"]]
         if cc in sass or any(s[0] == cc[0] and s <= cc for s in sass):
             return "native", "SASS for sm_{}{} is in the wheel".format(*cc)

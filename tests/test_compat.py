@@ -382,3 +382,17 @@ def test_compute_capabilities_are_what_the_wheels_ship(m):
         if cudnn:
             assert entry["cudnn"].split(".")[0] == cudnn.split(".")[0], key
     assert {"1.15", "2.0", "2.4", "2.15", "2.18"} <= seen
+
+
+def test_stock_image_gpu_lists_follow_from_the_wheels(m):
+    """The stock images' GPU lists are exactly what their TF wheel's kernels + CUDA allow."""
+    for flavor in ("tf1.15-gpu", "tf2-gpu"):
+        img = m.image(flavor)
+        tf = m.tf(img["tf"])
+        listed = {compat.cc_tuple(c) for c in img["compute_capabilities"]}
+        for cc in listed:
+            assert m.cc_support(tf, cc)[0] != "none", (flavor, cc)
+        for gpu in m.gpus():
+            cc = compat.cc_tuple(gpu["compute_capability"])
+            if m.cc_support(tf, cc)[0] != "none":
+                assert cc in listed, (flavor, gpu["name"])
