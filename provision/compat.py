@@ -465,6 +465,17 @@ class Matrix(object):
                     return spec
         return entry[name]
 
+    def notes(self, tf, gpu=None, cc=None):
+        """Not incompatibilities, but worth knowing: PTX-only GPUs (JIT at start-up), line notes."""
+        entry = self.tf(tf)
+        out = [entry["note"]] if entry.get("note") else []
+        if gpu is not None or cc is not None:
+            cap = cc_tuple(cc if cc is not None else self.gpu(gpu)["compute_capability"])
+            support, detail = self.cc_support(entry, cap)
+            if support == "ptx":
+                out.append("TensorFlow {}: {}".format(entry["version"], detail))
+        return out
+
     def _image_for_tf(self, tf_version):
         for img in self.data["images"]:
             if line_of(img["tf"]) == line_of(tf_version):

@@ -121,8 +121,10 @@ def run_check(args):
     m = _matrix(args)
     found = {k: getattr(args, k) for k in ("python", "cuda", "cudnn", "numpy", "protobuf", "driver", "gpu", "cc")}
     problems = m.check(tf=args.tf, **found)
+    notes = m.notes(args.tf, gpu=args.gpu, cc=args.cc) if not any(
+        p["component"] == "gpu" for p in problems) else m.notes(args.tf)
     if args.json:
-        _emit_json({"ok": not problems, "tf": args.tf, "problems": problems})
+        _emit_json({"ok": not problems, "tf": args.tf, "problems": problems, "notes": notes})
     elif not problems:
         given = ", ".join("{} {}".format(k, v) for k, v in found.items() if v is not None) or "nothing else given"
         sys.stdout.write("ok: TensorFlow {} is compatible with {}\n".format(args.tf, given))
@@ -135,6 +137,8 @@ def run_check(args):
         for p in problems:
             table.add_row(p["component"], p["found"], p["expected"], p["fix"])
         _console().print(table)
+    for note in notes if not args.json else ():
+        sys.stdout.write("note: {}\n".format(note))
     return EXIT_FAILED if problems else EXIT_OK
 
 

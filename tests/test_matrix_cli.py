@@ -66,7 +66,10 @@ def test_check_json_and_exit_codes():
     assert all(set(p) == {"component", "found", "expected", "fix"} for p in bad["problems"])
     good = jrun("check", "--tf", "2.15", "--python", "3.11", "--cuda", "12.2", "--cudnn", "8.9.4",
                 "--numpy", "1.26.4", "--protobuf", "3.20.3", "--cc", "8.6", "--json")
-    assert good == {"ok": True, "problems": [], "tf": "2.15"}
+    assert good == {"ok": True, "problems": [], "tf": "2.15", "notes": []}
+    jit = jrun("check", "--tf", "1.12", "--gpu", "GeForce GTX 1080", "--json")
+    assert jit["ok"] is True and any("1.12.0" in n for n in jit["notes"])
+    assert any("JIT" in n and "6.1" in n for n in jit["notes"])
     human = run_cli("provision", "matrix", "check", "--tf", "1.15", "--numpy", "1.19.5", check=1)
     assert "numpy" in human.stdout and "<1.19.0" in human.stdout
 
