@@ -164,6 +164,7 @@ def test_cuda_minor_version_compat_and_arch_range(m):
     ("GeForce GTX 1080 Ti", "6.1"), ("NVIDIA GeForce GTX 1660 SUPER", "7.5"), ("NVIDIA TITAN V", "7.0"),
     ("NVIDIA GeForce RTX 2080 Ti", "7.5"), ("NVIDIA GeForce RTX 4090", "8.9"), ("NVIDIA GeForce RTX 5090", "12.0"),
     ("NVIDIA B200", "10.0"), ("NVIDIA L4", "8.9"), ("NVIDIA A10G", "8.6"), ("NVIDIA RTX A6000", "8.6"),
+    ("GeForce GTX 970", "5.2"), ("NVIDIA GeForce GTX 980 Ti", "5.2"), ("NVIDIA TITAN X (Pascal)", "6.1"),
     ("Quadro RTX 6000", "7.5"), ("NVIDIA RTX 6000 Ada Generation", "8.9"), ("nvidia geforce rtx 3080 laptop gpu", "8.6"),
 ])
 def test_gpu_compute_capability(m, name, cc):
