@@ -171,6 +171,10 @@ def start(p):
         if container is not None:
             _remove(container)
         raise engine.engine_error(exc) from None
+    except KeyboardInterrupt:  # Ctrl-C between create and the log stream: leave nothing behind
+        if container is not None:
+            _remove(container)
+        raise
 
 
 def missing_image(p):
