@@ -6,6 +6,10 @@ Measures, wall time: building/reusing the cached root tarball, extracting a root
 the main tags (nouveau, kernel-hold, docker, toolkit: installs docker.io from the Debian mirror),
 the second run (must report changed=0), a --check run on a fresh root, and `provision host --help`.
 Roots are reached in parallel as one inventory, so --roots shows how the run scales with hosts.
+
+--driver: instead, install the real driver (nvidia-driver + nvidia-kernel-dkms from Debian non-free)
+in a root with /proc and /dev bind-mounted (DKMS needs them) and time the DKMS build; prints
+`dkms status`. Several minutes; not part of the test suite.
 """
 import argparse
 import json
@@ -48,12 +52,51 @@ def inventory(base, name, roots):
     return path
 
 
+def driver(base):
+    """Real driver install + DKMS build in one root; /proc, /dev, /dev/pts mounted for the run."""
+    tar = bookworm_root_tar(include=INCLUDE)
+    root = extract_root(tar, base / "root-driver")
+    (root / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")
+    (root / "usr/sbin/policy-rc.d").chmod(0o755)
+    inv = inventory(base, "driver", [root])
+    mounts = [(["-t", "proc", "proc"], root / "proc"), (["--bind", "/dev"], root / "dev"),
+              (["--bind", "/dev/pts"], root / "dev/pts")]
+    done = []
+    try:
+        for opts, target in mounts:
+            subprocess.run(["mount"] + opts + [str(target)], check=True)
+            done.append(target)
+        for tags in ("driver-repo", "driver"):
+            t = time.perf_counter()
+            proc = subprocess.run([PROVISION, "host", "-i", str(inv), "--tags", tags, "--json",
+                                   "--run-dir", str(base / tags)], capture_output=True, text=True)
+            summary = json.loads(proc.stdout)
+            print("| --tags {} | {:.1f} s | exit {} | changed {} |".format(
+                tags, time.perf_counter() - t, proc.returncode, summary["hosts"]["root-driver"]["changed"]))
+            for f in summary["failures"]:
+                print(f["task"], f["msg"][-1500:])
+        print(subprocess.run(["chroot", str(root), "dkms", "status"], capture_output=True, text=True).stdout)
+        t = time.perf_counter()
+        proc = subprocess.run([PROVISION, "host", "-i", str(inv), "--tags", "driver", "--json",
+                               "--run-dir", str(base / "again")], capture_output=True, text=True)
+        summary = json.loads(proc.stdout)
+        print("| second --tags driver | {:.1f} s | exit {} | changed {} |".format(
+            time.perf_counter() - t, proc.returncode, summary["hosts"]["root-driver"]["changed"]))
+    finally:
+        for target in reversed(done):
+            subprocess.run(["umount", "-l", str(target)])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--roots", type=int, default=2)
+    ap.add_argument("--driver", action="store_true", help="real driver install + DKMS build in one root")
     ap.add_argument("--keep", help="keep roots here instead of a temp dir")
     args = ap.parse_args()
     base = Path(args.keep or tempfile.mkdtemp(prefix="bench-host-"))
+    if args.driver:
+        driver(base)
+        return
     results = {}
     results["root tarball (cached after first build)"], tar = timed(lambda: bookworm_root_tar(include=INCLUDE))
 
