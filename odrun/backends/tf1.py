@@ -9,6 +9,7 @@ Heavy imports stay inside functions.
 import os
 import shutil
 import tempfile
+import warnings
 
 from odrun.errors import UserError
 
@@ -28,6 +29,7 @@ def prepare():
     if not os.environ.get("ODRUN_TF_VERBOSE"):
         # The TF1 path logs hundreds of deprecation warnings per graph; progress comes from on_step.
         _tf().logging.set_verbosity(_tf().logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow)\.")
     return fixes
 
 
@@ -104,6 +106,7 @@ def _loss_tensors(total_loss):
 def _step_reporter(on_step):
     """model_fn_creator wrapping model_lib.create_model_fn: adds a hook that calls
     on_step(step, {loss name: float}) after every training step."""
+    prepare()
     tf = _tf()
     from object_detection import model_lib
 
@@ -136,15 +139,25 @@ def _step_reporter(on_step):
 def train(config_path, run_dir, num_steps, checkpoint_every=None, on_step=None):
     """Train to exactly `num_steps` global steps, checkpointing every `checkpoint_every` steps
     and at the end; resumes from the newest checkpoint in run_dir (the estimator restores it).
-    Returns dict(step, checkpoint)."""
+    Returns dict(start_step, end_step, checkpoints) like the tf2 backend."""
     num_steps = int(num_steps)
+    prepare()  # before anything imports object_detection
+    previous = latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+    start = checkpoint_step(previous) if previous else 0
     parts = _estimator(config_path, run_dir, num_steps, checkpoint_every,
                        model_fn_creator=_step_reporter(on_step))
     with _translate_errors(config_path):
         # max_steps is a global-step target: a resumed run stops at the same N.
         parts["estimator"].train(input_fn=parts["train_input_fn"], max_steps=num_steps)
-    ckpt = _need_checkpoint(run_dir)
-    return {"step": checkpoint_step(ckpt), "checkpoint": ckpt}
+    newest = _need_checkpoint(run_dir)
+    state = _tf().train.get_checkpoint_state(run_dir)
+    saved = [p for p in state.all_model_checkpoint_paths if _step_of(p) > start] or [newest]
+    return {"start_step": start, "end_step": checkpoint_step(newest), "checkpoints": saved}
+
+
+def _step_of(prefix):
+    tail = prefix.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
 
 
 # ------------------------------------------------------------------ eval
@@ -158,11 +171,11 @@ def evaluate(config_path, run_dir):
     out = {}
     for key, value in metrics.items():
         try:
-            out[key] = float(value)
+            out[str(key)] = float(value)
         except (TypeError, ValueError):
             continue  # image summaries etc.
-    out["global_step"] = int(metrics.get("global_step", checkpoint_step(ckpt)))
-    out["checkpoint"] = ckpt
+    step = int(out.pop("global_step", checkpoint_step(ckpt)))
+    out["_meta"] = {"step": step, "checkpoint": ckpt}
     return out
 
 
@@ -199,10 +212,10 @@ def export(config_path, run_dir, out_dir):
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "api": API,
-        "input_type": EXPORT_INPUT_TYPE,
-        "inputs": {"image_tensor": {"name": "image_tensor:0", "dtype": "uint8",
-                                    "shape": [None, None, None, 3]}},
-        "outputs": {name: name + ":0" for name in _OUTPUTS},
+        "tf_version": tf.__version__,
+        "signature": {"name": FROZEN_GRAPH, "input_type": EXPORT_INPUT_TYPE,
+                      "inputs": {"image_tensor": {"dtype": "uint8", "shape": [None, None, None, 3]}},
+                      "outputs": sorted(_OUTPUTS)},
         "frozen_graph": os.path.join(out_dir, FROZEN_GRAPH),
         "saved_model": os.path.join(out_dir, "saved_model"),
         "checkpoint": ckpt,
