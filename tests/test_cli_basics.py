@@ -37,3 +37,24 @@ def test_vermin_catches_py37_code(tmp_path):
     proc = subprocess.run([vermin, "-t=3.6-", "--no-tips", "--violations", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode != 0
+
+
+def test_atomic_write_has_umask_mode_and_leaves_nothing_on_failure(tmp_path):
+    import os
+    import pytest
+    from odrun.fileio import atomic_path, write_text
+
+    target = tmp_path / "out.txt"
+    old = os.umask(0o022)
+    try:
+        write_text(target, "ok")
+    finally:
+        os.umask(old)
+    assert target.read_text() == "ok"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            open(tmp, "w").write("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
