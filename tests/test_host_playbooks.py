@@ -56,12 +56,16 @@ class Lab:
             tool.write_text("#!/bin/sh\n# hand-made stand-in for a .run driver's uninstaller (test fixture)\n"
                             "touch /nvidia-uninstall-ran\n")
             tool.chmod(0o755)
-        if os_version:  # pretend to be another Debian release (the platform check reads os-release)
+        if os_version:  # pretend to be another release (the platform checks read os-release)
             osr = (root / "usr/lib/os-release").read_text()
-            osr = osr.replace('VERSION_ID="12"', 'VERSION_ID="{}"'.format(os_version))
+            if os_version == "ubuntu-18.04":
+                osr = osr.replace("ID=debian", "ID=ubuntu").replace('VERSION_ID="12"', 'VERSION_ID="18.04"')
+                os_version = "buster/sid"
+            else:
+                osr = osr.replace('VERSION_ID="12"', 'VERSION_ID="{}"'.format(os_version))
             (root / "etc/os-release").unlink()
             (root / "etc/os-release").write_text(osr)
-            (root / "etc/debian_version").write_text(os_version + ".9\n")
+            (root / "etc/debian_version").write_text(os_version + ("" if "/" in os_version else ".9") + "\n")
         return root
 
     def inventory(self, name, roots, extra=""):
@@ -277,23 +281,27 @@ def test_driver_package_plan(lab, driver_root):
 
 
 def test_failures_are_reported_with_exit_code(lab):
-    """An unreachable host, a refused system and a failing task, in one parallel run."""
-    roots = {"root-old": lab.root("root-old", os_version="11"), "root-nogpu": lab.root("root-nogpu")}
+    """An unreachable host, two refused systems and a failing task, in one parallel run.
+    (root-old and root-bionic are Debian 12 roots with a hand-edited os-release.)"""
+    roots = {"root-old": lab.root("root-old", os_version="11"), "root-nogpu": lab.root("root-nogpu"),
+             "root-bionic": lab.root("root-bionic", os_version="ubuntu-18.04")}
     ghost = "ghost ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'"
     inv = lab.inventory("failures", roots, extra=ghost)
     proc, summary = lab.provision(inv, "--tags", "verify", check=1)
     assert summary["exit_code"] == 1
     hosts = summary["hosts"]
     assert hosts["ghost"]["unreachable"] == 1
-    assert hosts["root-old"]["failed"] == 1 and hosts["root-nogpu"]["failed"] == 1
+    assert hosts["root-old"]["failed"] == 1 and hosts["root-nogpu"]["failed"] == 1 and hosts["root-bionic"]["failed"] == 1
     by_host = {f["host"]: f for f in summary["failures"]}
     assert by_host["ghost"]["state"] == "unreachable"
     assert "Connection refused" in by_host["ghost"]["msg"] or "port 1" in by_host["ghost"]["msg"]
     assert by_host["root-old"]["task"] == "Refuse unsupported systems"
     assert "Debian 11" in by_host["root-old"]["msg"] and "is not supported" in by_host["root-old"]["msg"]
+    assert by_host["root-bionic"]["task"] == "Refuse Ubuntu 18.04 with this ansible-core"
+    assert "pip install 'ansible-core>=2.16,<2.17'" in by_host["root-bionic"]["msg"]
     assert by_host["root-nogpu"]["task"] == "Require a working GPU"
     assert "nvidia-smi not found" in by_host["root-nogpu"]["msg"]
     assert "verify_require_gpu=false" in by_host["root-nogpu"]["msg"]
     # the human output: lines and the final verdict with the exit code
     assert "unreachable ghost" in proc.stderr
-    assert "failed or unreachable: ghost, root-nogpu, root-old (exit 1" in proc.stderr
+    assert "failed or unreachable: ghost, root-bionic, root-nogpu, root-old (exit 1" in proc.stderr
