@@ -10,6 +10,7 @@ whole process environment (tokens, passwords) into artifacts/<ident>/command.
 import difflib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -203,6 +204,37 @@ class Reporter:
         return table
 
 
+STOP_GRACE = 30
+
+
+def _children():
+    """PIDs of this process's direct children (the ansible-playbook that pexpect spawned)."""
+    me = str(os.getpid())
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/{}/stat".format(entry)) as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == me:
+                        pids.append(int(entry))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def _stop_requested(interrupted):
+    if not interrupted:
+        return False
+    if len(interrupted) == 1:  # first look after Ctrl-C: forward it once
+        interrupted.append(None)
+        for pid in _children():
+            try:
+                os.kill(pid, signal.SIGINT)
+            except OSError:
+                pass
+    return time.monotonic() - interrupted[0] > STOP_GRACE
+
+
 def run(args):
     import ansible_runner
     from rich.console import Console
@@ -250,8 +282,21 @@ def run(args):
                   TextColumn("{task.completed} results"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         reporter = Reporter(console, progress, progress.add_task("starting", total=None))
-        runner = ansible_runner.Runner(config, event_handler=lambda e: reporter(e) or True)
-        status, rc = runner.run()
+        # Ctrl-C: ask ansible-playbook to stop (SIGINT: it terminates its workers, which run in
+        # their own sessions and would survive the runner's SIGKILL of its process group), give it
+        # STOP_GRACE seconds, then let the runner kill it; artifacts are kept; exit 130.
+        interrupted = []
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(time.monotonic()))
+        try:
+            runner = ansible_runner.Runner(config, event_handler=lambda e: reporter(e) or True,
+                                           cancel_callback=lambda: _stop_requested(interrupted))
+            status, rc = runner.run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        console.print("interrupted: ansible-playbook stopped; partial artifacts in {}".format(run_dir / "artifacts"),
+                      style="bold red", soft_wrap=True, highlight=False)
+        raise KeyboardInterrupt
 
     console.print(reporter.table())
     bad = sorted(h for h, row in reporter.stats.items() if row["failed"] or row["unreachable"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, have_module, require, run_cli
+from conftest import IN_CI, bin_path, have_module, require, run_cli
 from rootfs import bookworm_root_tar, can_build, extract_root
 
 pytestmark = [pytest.mark.ansible, pytest.mark.slow]
@@ -305,3 +305,36 @@ def test_failures_are_reported_with_exit_code(lab):
     # the human output: lines and the final verdict with the exit code
     assert "unreachable ghost" in proc.stderr
     assert "failed or unreachable: ghost, root-bionic, root-nogpu, root-old (exit 1" in proc.stderr
+
+
+def test_ctrl_c_stops_the_run(lab):
+    """SIGINT while a play runs (docker.io being installed): everything stops, exit 130."""
+    import signal
+    import time
+
+    root = lab.root("root-int")
+    inv = lab.inventory("interrupt", {"root-int": root})
+    run_dir = lab.base / "runs" / "interrupt"
+    proc = subprocess.Popen([bin_path("provision"), "host", "-i", str(inv), "--tags", "docker",
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:  # wait until the play is under way (facts gathered)
+        seen.append(line)
+        if "Refuse unsupported systems" in line:
+            break
+    t = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert time.monotonic() - t < 60
+    assert "interrupted: ansible-playbook stopped" in rest
+    assert (run_dir / "artifacts" / "run" / "status").read_text() in ("failed", "canceled")
+    # nothing left behind: no ansible-playbook (its workers run in their own sessions), nothing in the root
+    time.sleep(2)
+    leftovers = subprocess.run(["pgrep", "-f", "ansible-playbook.*" + str(inv)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            assert os.readlink("/proc/{}/root".format(pid)) != str(root), "process {} still in the root".format(pid)
+        except OSError:
+            pass
