@@ -1,6 +1,7 @@
 """The OD API's TF1 code path (`odrun ... --api tf1`, odrun.backends.tf1) under TF 2.15 through
 odrun.compat.tf1_on_tf2, end to end with the real CLI on a small synthetic dataset:
-odrun convert -> odrun train --api tf1 (3 steps) -> odrun train --resume (to 5 steps) ->
+odrun convert -> odrun train --api tf1, kill -9 after its first checkpoint -> odrun train --resume
+(to exactly 5 steps) ->
 odrun eval -> odrun export (frozen_inference_graph.pb + SavedModel) -> odrun detect; then one
 Python process loads the frozen graph with load_detector (mixed image sizes) and builds the
 Faster R-CNN Inception V2 template with model_builder in TF1 mode. Each TF1 step runs in its
@@ -10,14 +11,16 @@ tests). The tests assert on what those runs wrote.
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-STEPS_FIRST, STEPS_TOTAL, CKPT_EVERY, SIZE, BATCH, N_IMAGES = 3, 5, 2, 128, 2, 8
+KILLED_STEPS, STEPS_TOTAL, CKPT_EVERY, SIZE, BATCH, N_IMAGES = 50, 5, 2, 128, 2, 8
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
@@ -74,6 +77,27 @@ def _odrun(*args):
     return json.loads(proc.stdout) if "--json" in args else proc
 
 
+def _train_and_kill(args, run_dir, timeout=600):
+    """Start `odrun train`, SIGKILL it as soon as model.ckpt-CKPT_EVERY.index exists."""
+    from conftest import bin_path
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.Popen([bin_path("odrun")] + [str(a) for a in args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = os.path.join(run_dir, "model.ckpt-{}.index".format(CKPT_EVERY))
+    deadline = time.time() + timeout
+    try:
+        while not os.path.exists(marker):
+            assert proc.poll() is None, "odrun train exited ({}) before its first checkpoint".format(proc.returncode)
+            assert time.time() < deadline, "no checkpoint after {} s".format(timeout)
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return {"returncode": proc.returncode}
+
+
 @pytest.fixture(scope="module")
 def tf1_run(tmp_path_factory):
     _require_tf()
@@ -84,11 +108,13 @@ def tf1_run(tmp_path_factory):
     synth.generate(src, count=N_IMAGES, width=SIZE, height=SIZE, seed=3, classes=("circle", "square"))
     res = {"work": work}
     res["convert"] = _odrun("convert", src, "--out", data, "--json", "--workers", "1")
-    res["train1"] = _odrun("train", "--api", "tf1", "--data", data, "--workdir", run_dir,
-                           "--model", "ssd_mobilenet_v2", "--steps", STEPS_FIRST, "--batch", BATCH,
-                           "--image-size", SIZE, "--checkpoint-every", CKPT_EVERY,
-                           "--set", "model.ssd.feature_extractor.depth_multiplier=0.25", "--json")
+    # Fault test: a run to KILLED_STEPS is kill -9'd once its first periodic checkpoint exists ...
+    res["killed"] = _train_and_kill(["train", "--api", "tf1", "--data", data, "--workdir", run_dir,
+                                     "--model", "ssd_mobilenet_v2", "--steps", KILLED_STEPS, "--batch", BATCH,
+                                     "--image-size", SIZE, "--checkpoint-every", CKPT_EVERY,
+                                     "--set", "model.ssd.feature_extractor.depth_multiplier=0.25"], run_dir)
     res["files1"] = sorted(os.listdir(run_dir))
+    # ... then --resume trains to exactly STEPS_TOTAL from the newest checkpoint.
     res["train2"] = _odrun("train", "--api", "tf1", "--workdir", run_dir, "--resume",
                            "--steps", STEPS_TOTAL, "--checkpoint-every", CKPT_EVERY, "--json")
     res["eval"] = _odrun("eval", "--api", "tf1", "--workdir", run_dir, "--json")
@@ -111,29 +137,29 @@ def test_compat_layer_applied(tf1_run):
         assert needle in fixes
 
 
-def test_train_exact_steps_and_checkpoints(tf1_run):
-    first = tf1_run["train1"]
-    assert first["api"] == "tf1" and first["arch"] == "ssd"
-    assert (first["start_step"], first["end_step"]) == (0, STEPS_FIRST)
-    names = [os.path.basename(c) for c in first["checkpoints"]]
-    # every CKPT_EVERY steps and at the end
-    assert names[-2:] == ["model.ckpt-{}".format(CKPT_EVERY), "model.ckpt-{}".format(STEPS_FIRST)], names
+def test_killed_run_left_a_checkpoint(tf1_run):
+    assert tf1_run["killed"]["returncode"] == -signal.SIGKILL
     files = tf1_run["files1"]
-    assert "checkpoint" in files and "pipeline.config" in files and "train.json" in files
+    assert "checkpoint" in files and "pipeline.config" in files
+    assert "model.ckpt-{}.index".format(CKPT_EVERY) in files
     assert any(name.startswith("events.out.tfevents") for name in files), "no TensorBoard events"
-    losses = first["losses"]
-    for key in ("Loss/total_loss", "Loss/localization_loss", "Loss/classification_loss"):
-        assert key in losses and losses[key] == losses[key] and losses[key] >= 0, losses
 
 
-def test_resume_continues_to_exact_total(tf1_run):
+def test_resume_after_kill_reaches_exact_total(tf1_run):
     second = tf1_run["train2"]
-    assert (second["start_step"], second["end_step"]) == (STEPS_FIRST, STEPS_TOTAL)
-    assert second["checkpoints"][-1].endswith("model.ckpt-{}".format(STEPS_TOTAL))
-    # the step stored inside each checkpoint matches its name
+    assert second["api"] == "tf1" and second["arch"] == "ssd"
+    assert second["start_step"] in (0, CKPT_EVERY, 2 * CKPT_EVERY), second  # newest checkpoint at the kill
+    assert second["end_step"] == STEPS_TOTAL
+    names = [os.path.basename(c) for c in second["checkpoints"]]
+    assert names[-1] == "model.ckpt-{}".format(STEPS_TOTAL), names
+    assert all(int(n.rsplit("-", 1)[1]) > second["start_step"] for n in names), names
+    # nothing corrupted: every checkpoint the state file lists loads, and its stored step matches its name
     steps = tf1_run["ckpt_steps"]
     assert steps["model.ckpt-{}".format(STEPS_TOTAL)] == STEPS_TOTAL
     assert all(int(name.rsplit("-", 1)[1]) == step for name, step in steps.items())
+    losses = second["losses"]
+    for key in ("Loss/total_loss", "Loss/localization_loss", "Loss/classification_loss"):
+        assert key in losses and losses[key] == losses[key] and losses[key] >= 0, losses
 
 
 def test_eval_coco_metrics(tf1_run):
