@@ -119,3 +119,16 @@ def test_driver_branch_and_conflicts_logic_for_ubuntu(tmp_path):
     assert ('"msg": "REMOVE=nvidia-driver-470,nvidia-dkms-470,libnvidia-compute-470,cuda-drivers,cuda-drivers-535"'
             in out), out[-3000:]
     assert '"msg": "PACKAGES=nvidia-driver-535"' in out
+
+
+def test_hosts_option_reports_unreachable(tmp_path):
+    """--hosts builds an ssh inventory; a host nobody answers for is reported with exit 1."""
+    import json
+
+    proc = run_cli("provision", "host", "--hosts", "127.0.0.1", "--tags", "verify", "--json",
+                   "--run-dir", tmp_path, check=1, timeout=120,
+                   env=dict(__import__("os").environ, ANSIBLE_SSH_ARGS="-o ConnectTimeout=5 -o BatchMode=yes -p 1"))
+    summary = json.loads(proc.stdout)
+    assert summary["hosts"]["127.0.0.1"]["unreachable"] == 1
+    assert (tmp_path / "inventory" / "hosts").read_text() == "[gpu]\n127.0.0.1\n"
+    assert "failed or unreachable: 127.0.0.1 (exit 1" in proc.stderr

@@ -13,6 +13,7 @@ Nothing else is mocked: apt, dpkg, apt-mark, update-initramfs, the Debian archiv
 """
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -96,7 +97,11 @@ def lab(tmp_path_factory):
     ok, why = can_build()
     require(ok, why)
     require(have_module("ansible_runner"), "ansible-runner not installed (pip install -e '.[host]')")
-    return Lab(tmp_path_factory.mktemp("hostlab"))
+    lab = Lab(tmp_path_factory.mktemp("hostlab"))
+    yield lab
+    # ~300 MB per root: keep only the run directories (inventories, artifacts, summaries)
+    for root in lab.base.glob("root-*"):
+        shutil.rmtree(str(root), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
