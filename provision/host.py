@@ -148,8 +148,9 @@ def scrub_env(env, keep):
 class Reporter:
     """Turns runner events into lines, a progress bar and the summary."""
 
-    def __init__(self, console, progress, task_id):
+    def __init__(self, console, progress, task_id, show_diff=False):
         self.console, self.progress, self.task_id = console, progress, task_id
+        self.show_diff = show_diff
         self.stats = {}
         self.failures = []
         self.reports = []
@@ -176,6 +177,8 @@ class Reporter:
             name = "{}: {}".format(role, task) if role else task
             self.console.print("[{}]{:<11}[/] {:<12} {}".format(style, state, host, name), highlight=False,
                                soft_wrap=True)
+            if self.show_diff and state == "changed":
+                self.print_diff(res.get("diff"))
             if state in ("failed", "unreachable"):
                 msg = res.get("msg") or res.get("stderr") or res.get("stdout") or json.dumps(res)[:500]
                 self.failures.append({"host": host, "task": task, "state": state, "msg": str(msg).strip()})
@@ -189,6 +192,20 @@ class Reporter:
             for key, label in STATS:
                 for h, n in (data.get(key) or {}).items():
                     self.stats.setdefault(h, {l: 0 for _, l in STATS})[label] = n
+
+    def print_diff(self, diffs):
+        """--diff: what a changed task did (or would do, with --check), as a unified diff."""
+        for d in diffs if isinstance(diffs, list) else [diffs] if isinstance(diffs, dict) else []:
+            if "before" in d or "after" in d:
+                before, after = str(d.get("before", "")), str(d.get("after", ""))
+                lines = difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                             d.get("before_header", "before"), d.get("after_header", "after"))
+                text = "".join(lines)
+            else:
+                text = str(d.get("prepared", ""))
+            for line in text.splitlines():
+                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+                self.console.print("            " + line, style=style, markup=False, highlight=False, soft_wrap=True)
 
     def table(self):
         from rich.table import Table
@@ -281,7 +298,8 @@ def run(args):
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed} results"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        reporter = Reporter(console, progress, progress.add_task("starting", total=None))
+        reporter = Reporter(console, progress, progress.add_task("starting", total=None),
+                            show_diff=args.check or args.diff)
         # Ctrl-C: ask ansible-playbook to stop (SIGINT: it terminates its workers, which run in
         # their own sessions and would survive the runner's SIGKILL of its process group), give it
         # STOP_GRACE seconds, then let the runner kill it; artifacts are kept; exit 130.

@@ -250,6 +250,9 @@ def test_check_mode_changes_nothing(lab, driver_root):
     assert summary["hosts"]["root-c"]["changed"] >= 5  # blacklist, docker, holds, daemon.json, apt source...
     assert snapshot(driver_root) == before
     assert not (driver_root / "nvidia-uninstall-ran").exists()
+    # --check implies --diff: the would-be file contents are shown
+    assert "+blacklist nouveau\n" in proc.stderr and "+options nouveau modeset=0\n" in proc.stderr
+    assert '+    "nvidia-";' in proc.stderr  # unattended-upgrades blacklist
     # without the non-free source the driver plan is incomplete, and says so
     [msg] = reports(summary, "root-c", "Report the incomplete plan")
     assert "run provision host --tags driver-repo first" in msg
