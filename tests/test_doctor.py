@@ -218,3 +218,17 @@ def test_tensorflow_findings_when_host_and_build_disagree(tmp_path):
     assert "11.6" in f["tensorflow.gpu"].evidence
     cc = f["tensorflow.compute_capability"]
     assert cc.status == "fail" and "no kernel image" in cc.evidence
+
+
+def test_unattended_blacklist_from_playbook_file_counts(tmp_path):
+    """`provision host --tags kernel-hold` writes 51odstack-kernel-hold (the role's template with
+    its defaults); doctor must read every apt.conf.d file, not only 50unattended-upgrades."""
+    import shutil
+    root = tmp_path / "host"
+    shutil.copytree(SCENARIOS / "driver_mismatch", root, symlinks=True)
+    (root / "etc/apt/apt.conf.d/51odstack-kernel-hold").write_text(
+        "Unattended-Upgrade::Package-Blacklist {\n    \"linux-\";\n    \"nvidia-\";\n"
+        "    \"libnvidia-\";\n    \"cuda-drivers\";\n};\n")
+    f = {c.id: c for c in diagnose(RecordedSystem(root), ["kernel_hold"])}
+    assert f["kernel_hold.unattended"].status == "ok"
+    assert "linux-" in f["kernel_hold.unattended"].evidence

@@ -9,7 +9,8 @@ from provision.doctor.core import check, fail, has_gpu, kmod_loaded, no_gpu_skip
 # Meta-packages that pull new kernels: Ubuntu (-generic, -aws, -hwe...), Debian (-amd64, -cloud-amd64).
 KERNEL_META = re.compile(r"^linux-(image|headers|generic|modules)?-?(generic|virtual|aws|gcp|azure|oem|lowlatency|"
                          r"amd64|cloud-amd64|hwe)[\w.-]*$|^linux-(generic|virtual|aws|gcp|azure|image-amd64)")
-UU_CONF = "/etc/apt/apt.conf.d/50unattended-upgrades"
+APT_CONF_D = "/etc/apt/apt.conf.d"
+UU_CONF = APT_CONF_D + "/50unattended-upgrades"
 AUTO_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
 DPKG_STATUS = "/var/lib/dpkg/status"
 
@@ -54,22 +55,31 @@ def kernel_held(ctx):
 @check("kernel_hold.unattended", "unattended-upgrades leaves kernel and nvidia packages alone")
 def unattended(ctx):
     auto = ctx.system.read(AUTO_CONF) or ""
-    conf = ctx.system.read(UU_CONF)
     if re.search(r'APT::Periodic::Unattended-Upgrade\s+"0"', auto):
         return ok("unattended upgrades disabled in " + AUTO_CONF)
-    if conf is None:
+    if ctx.system.read(UU_CONF) is None:
         return ok("unattended-upgrades not configured")
-    block = re.search(r"Unattended-Upgrade::Package-Blacklist\s*\{(.*?)\};", conf, re.S)
-    live = [line for line in (block.group(1).splitlines() if block else []) if not line.strip().startswith("//")]
-    live_entries = re.findall(r'"([^"]+)"', "\n".join(live))
+    entries = blacklist_entries(ctx)
     missing = [name for name in ("linux-", "nvidia-") if not any(e.startswith(name) or e.startswith("^" + name)
-                                                                 for e in live_entries)]
+                                                                 for e in entries)]
     if not missing:
-        return ok("Package-Blacklist has " + ", ".join(live_entries))
+        return ok("Package-Blacklist has " + ", ".join(entries))
     if not has_gpu(ctx):
         return no_gpu_skip()
     return warn("unattended-upgrades may upgrade {} packages under a running driver".format(
         " and ".join(m.rstrip("-") for m in missing)), "provision host --tags kernel-hold")
+
+
+def blacklist_entries(ctx):
+    """Package-Blacklist entries from every apt.conf.d file: apt reads them in lexical order and
+    list entries accumulate, so the playbook's 51odstack-kernel-hold extends 50unattended-upgrades."""
+    entries = []
+    for name in ctx.system.listdir(APT_CONF_D):
+        conf = ctx.system.read(APT_CONF_D + "/" + name) or ""
+        for block in re.findall(r"Unattended-Upgrade::Package-Blacklist\s*\{(.*?)\};", conf, re.S):
+            live = [line for line in block.splitlines() if not line.strip().startswith("//")]
+            entries += re.findall(r'"([^"]+)"', "\n".join(live))
+    return entries
 
 
 @check("kernel_hold.secure_boot", "Secure Boot lets the nvidia module load")
