@@ -1,17 +1,19 @@
 """bench/train.py: steps/s of `odrun train` vs the OD API's own train loop, same config.
 
-    .venv/bin/python bench/train.py [--steps 200] [--workdir /tmp/odstack-bench-train]
+    .venv/bin/python bench/train.py [--steps 200] [--repeat 3] [--workdir /tmp/odstack-bench-train]
 
 Each variant runs in its own process on the same synthetic dataset and the same
 pipeline.config (the one odrun writes). Reported: steady-state steps/s = median over
 per-step times, so the first step (graph tracing, ~30-40 s) does not count.
 - odrun:        `odrun train` (per-step tf.function + progress bar + loss callback)
 - direct-1:     model_lib_v2.train_loop(num_steps_per_iteration=1) (exact steps, as odrun)
-- direct-100:   model_lib_v2.train_loop() defaults, as model_main_tf2 (100 steps per call)
+- direct-100:   model_lib_v2.train_loop() defaults, as model_main_tf2 (100 steps per call;
+                at least 300 steps so the median of its per-call rates excludes the traced first call)
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -41,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--workdir", default="/tmp/odstack-bench-train")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of odrun and direct-1, alternating")
     ap.add_argument("--_direct", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._direct:
@@ -52,25 +55,32 @@ def main():
     synth.generate(os.path.join(a.workdir, "images"), count=60, seed=3)
     subprocess.run([odrun, "convert", os.path.join(a.workdir, "images"), "--out",
                     os.path.join(a.workdir, "data"), "--json"], check=True, stdout=subprocess.DEVNULL)
-    results = {}
-    t = time.time()
-    out = subprocess.run([odrun, "train", "--data", os.path.join(a.workdir, "data"), "--workdir",
-                          os.path.join(a.workdir, "odrun"), "--steps", str(a.steps), "--checkpoint-every",
-                          str(a.steps), "--json"], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    o = json.loads(out.stdout)
-    results["odrun"] = {"steps_per_sec_p50": o["steps_per_sec_p50"], "steps_per_sec": o["steps_per_sec"],
-                        "seconds": round(time.time() - t, 1)}
-    config = os.path.join(a.workdir, "odrun", "pipeline.config")
-    for name, per_iter, steps in (("direct-1", 1, a.steps), ("direct-100", 100, max(100, a.steps // 100 * 100))):
-        t = time.time()
-        out = subprocess.run([sys.executable, __file__, "--_direct", config, os.path.join(a.workdir, name),
-                              str(steps), str(per_iter)], check=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL)
-        d = json.loads(out.stdout.decode().strip().splitlines()[-1])
-        results[name] = {"steps_per_sec_p50": round(d["steps_per_sec_p50"], 4),
-                         "steps_per_sec": round(d["steps_per_sec"], 4), "seconds": round(time.time() - t, 1)}
-    base = results["direct-1"]["steps_per_sec_p50"]
-    results["odrun_overhead_vs_direct_1_pct"] = round(100.0 * (base - results["odrun"]["steps_per_sec_p50"]) / base, 1)
+    runs = {"odrun": [], "direct-1": [], "direct-100": []}
+    config = os.path.join(a.workdir, "odrun-0", "pipeline.config")
+    for r in range(a.repeat):  # alternate the variants: the shared machine's load drifts
+        order = ["odrun", "direct-1"] if r % 2 == 0 else ["direct-1", "odrun"]
+        if r == 0:
+            order.append("direct-100")
+        for name in order:
+            t = time.time()
+            if name == "odrun":
+                out = subprocess.run([odrun, "train", "--data", os.path.join(a.workdir, "data"), "--workdir",
+                                      os.path.join(a.workdir, "odrun-{}".format(r)), "--steps", str(a.steps),
+                                      "--checkpoint-every", str(a.steps), "--json"],
+                                     check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                o = json.loads(out.stdout)
+                rate = o["steps_per_sec_p50"]
+            else:
+                per_iter = 1 if name == "direct-1" else 100
+                steps = a.steps if per_iter == 1 else max(300, a.steps // 100 * 100)
+                out = subprocess.run([sys.executable, __file__, "--_direct", config,
+                                      os.path.join(a.workdir, "{}-{}".format(name, r)), str(steps), str(per_iter)],
+                                     check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                rate = json.loads(out.stdout.decode().strip().splitlines()[-1])["steps_per_sec_p50"]
+            runs[name].append({"steps_per_sec_p50": round(rate, 3), "seconds": round(time.time() - t, 1)})
+    med = {k: statistics.median(x["steps_per_sec_p50"] for x in v) for k, v in runs.items() if v}
+    results = {"runs": runs, "median_steps_per_sec": med,
+               "odrun_overhead_vs_direct_1_pct": round(100.0 * (med["direct-1"] - med["odrun"]) / med["direct-1"], 1)}
     print(json.dumps(results, indent=2))
 
 
