@@ -237,7 +237,8 @@ def load_detector(export_dir):
     path = os.path.join(export_dir, "saved_model")
     if not os.path.isdir(path):
         path = export_dir
-    fn = tf.saved_model.load(path).signatures["serving_default"]
+    model = tf.saved_model.load(path)  # keep a reference: the signature needs its variables
+    fn = model.signatures["serving_default"]
     input_name = list(fn.structured_input_signature[1])[0]
 
     def detect(images):
@@ -256,4 +257,5 @@ def load_detector(export_dir):
                 results[i] = {"boxes": boxes[j, :n], "classes": classes[j, :n].astype(int), "scores": scores[j, :n]}
         return results
 
+    detect.model = model
     return detect
