@@ -111,6 +111,17 @@ def cc_tuple(text):
     return int(digits), 0
 
 
+def arch_support(cc, sass, ptx):
+    """How a build runs on compute capability `cc` (tuple): "native" when it has SASS of the same
+    major and a minor <= cc's (binary compatible within a major), "ptx" when it has PTX <= cc (the
+    driver JIT-compiles it), else None. `sass`/`ptx` are lists like ["sm_70", "7.5"]."""
+    if any(s[0] == cc[0] and s <= cc for s in map(cc_tuple, sass)):
+        return "native"
+    if any(p <= cc for p in map(cc_tuple, ptx)):
+        return "ptx"
+    return None
+
+
 def cc_str(cc):
     return "{}.{}".format(*cc)
 
@@ -372,11 +383,10 @@ class Matrix(object):
         if cc < cc_tuple(cuda["cc_min"]):
             return "none", "CUDA {} (which TF {} is built with) no longer supports compute capability {}".format(
                 cuda["version"], tf_entry["version"], cc_str(cc))
-        sass = [cc_tuple(c) for c in ccs["sass"]]
-        if cc in sass or any(s[0] == cc[0] and s <= cc for s in sass):
+        kind = arch_support(cc, ccs["sass"], ccs.get("ptx", []))
+        if kind == "native":
             return "native", "SASS for sm_{}{} is in the wheel".format(*cc)
-        ptx = [cc_tuple(c) for c in ccs.get("ptx", [])]
-        if any(p <= cc for p in ptx):
+        if kind == "ptx":
             return "ptx", "no SASS for sm_{}{}; the driver JIT-compiles the PTX (slow first start)".format(*cc)
         return "none", "TensorFlow {} has no kernels for compute capability {} (built for {})".format(
             tf_entry["version"], cc_str(cc), ", ".join(ccs["sass"]))

@@ -116,19 +116,12 @@ def driver_too_old(ctx, build_cuda):
 
 
 def cc_supported(cc, arch_list):
-    """Does a build with `arch_list` (e.g. ['sm_35', 'sm_70', 'compute_80']) run on `cc` "X.Y"?
-    sm_XY runs on the same major with minor >= Y; compute_XY (PTX) JIT-compiles for any cc >= X.Y."""
-    major, minor = (int(x) for x in cc.split("."))
-    for arch in arch_list:
-        kind, _, num = arch.partition("_")
-        if not num.isdigit():
-            continue
-        a_major, a_minor = int(num[:-1]), int(num[-1])
-        if kind == "sm" and a_major == major and a_minor <= minor:
-            return True
-        if kind == "compute" and (a_major, a_minor) <= (major, minor):
-            return True
-    return False
+    """Does a build with `arch_list` (e.g. ['sm_35', 'sm_70', 'compute_80']) run on `cc` "X.Y"?"""
+    from provision.compat import arch_support, cc_tuple
+
+    sass = [a for a in arch_list if a.startswith("sm_")]
+    ptx = [a for a in arch_list if a.startswith("compute_")]
+    return arch_support(cc_tuple(cc), sass, ptx) is not None
 
 
 @check("tensorflow.compute_capability", "GPU compute capability supported by the TensorFlow build")
