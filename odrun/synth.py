@@ -1,32 +1,35 @@
-"""A small synthetic detection dataset: coloured shapes on noise, one labelImg-style
-Pascal VOC XML per JPEG (what the seeds annotate by hand), deterministic for a seed."""
+"""Synthetic labelImg-style VOC datasets, deterministic for a seed: `generate` (coloured shapes on
+noise, what the demo trains on) and `make_voc` (plain boxes, JPEG or PNG, optional photo-like noise,
+for the convert tests and benchmark). Not a model of real data: only shapes, sizes and XML layout."""
 import os
+import random
 
 CLASSES = ("circle", "square", "triangle")
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (255, 225, 25)]
 
 
-def voc_xml(filename, folder, width, height, objects):
-    """labelImg's annotation layout (folder, filename, size, object/bndbox)."""
+def voc_xml(filename, folder, width, height, objects, path=None):
+    """labelImg's PascalVocWriter layout (folder, filename, path, source, size, segmented, object/bndbox).
+    `objects`: dicts with name, xmin, ymin, xmax, ymax and optional pose, truncated, difficult."""
     from lxml import etree
     root = etree.Element("annotation")
     etree.SubElement(root, "folder").text = folder
     etree.SubElement(root, "filename").text = filename
-    etree.SubElement(root, "path").text = filename
+    etree.SubElement(root, "path").text = path or filename
     etree.SubElement(etree.SubElement(root, "source"), "database").text = "odstack-synthetic"
     size = etree.SubElement(root, "size")
     for tag, value in (("width", width), ("height", height), ("depth", 3)):
         etree.SubElement(size, tag).text = str(value)
     etree.SubElement(root, "segmented").text = "0"
-    for name, (xmin, ymin, xmax, ymax) in objects:
+    for o in objects:
         obj = etree.SubElement(root, "object")
-        etree.SubElement(obj, "name").text = name
-        etree.SubElement(obj, "pose").text = "Unspecified"
-        etree.SubElement(obj, "truncated").text = "0"
-        etree.SubElement(obj, "difficult").text = "0"
+        etree.SubElement(obj, "name").text = o["name"]
+        etree.SubElement(obj, "pose").text = o.get("pose", "Unspecified")
+        etree.SubElement(obj, "truncated").text = str(o.get("truncated", 0))
+        etree.SubElement(obj, "difficult").text = str(o.get("difficult", 0))
         box = etree.SubElement(obj, "bndbox")
-        for tag, value in (("xmin", xmin), ("ymin", ymin), ("xmax", xmax), ("ymax", ymax)):
-            etree.SubElement(box, tag).text = str(int(value))
+        for tag in ("xmin", "ymin", "xmax", "ymax"):
+            etree.SubElement(box, tag).text = str(int(o[tag]))
     return etree.tostring(root, pretty_print=True, encoding="unicode")
 
 
@@ -59,7 +62,7 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
             x, y = rng.randint(0, width - side), rng.randint(0, height - side)
             box = (x, y, x + side, y + side)
             _shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
-            objects.append((kind, box))
+            objects.append(dict(zip(("name", "xmin", "ymin", "xmax", "ymax"), (kind,) + box)))
         name = "synth_{:04d}.jpg".format(i)
         path = os.path.join(out_dir, name)
         with atomic_path(path) as tmp:
@@ -68,3 +71,42 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
                    voc_xml(name, os.path.basename(os.path.abspath(out_dir)), width, height, objects))
         paths.append(path)
     return paths
+
+
+def make_voc(out_dir, n, classes=("cat", "dog"), size=(96, 72), seed=0, max_objects=3, fmt="JPEG",
+             quality=90, noise=0):
+    """Write n images + XMLs into out_dir; returns {filename: objects}.
+
+    `noise` (0-255) adds pixel noise so JPEGs have photo-like sizes (a 640x480 photo is
+    ~50-150 KB; flat colours compress to a few KB and would flatter any I/O benchmark)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    w, h = size
+    truth = {}
+    for i in range(n):
+        ext = "jpg" if fmt == "JPEG" else "png"
+        name = "img_{:05d}.{}".format(i, ext)
+        im = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        draw = ImageDraw.Draw(im)
+        objects = []
+        for k in range(rng.randint(1, max_objects)):
+            cls = classes[(i + k) % len(classes)]
+            bw, bh = rng.randint(w // 8, w // 2), rng.randint(h // 8, h // 2)
+            x0, y0 = rng.randint(1, w - bw - 1), rng.randint(1, h - bh - 1)
+            draw.rectangle([x0, y0, x0 + bw, y0 + bh], fill=(50 * (classes.index(cls) + 1) % 256, 40, 200))
+            objects.append({"name": cls, "xmin": x0, "ymin": y0, "xmax": x0 + bw, "ymax": y0 + bh,
+                            "difficult": int(k == 2), "truncated": 0, "pose": "Unspecified"})
+        if noise:
+            import numpy as np
+
+            arr = np.asarray(im, dtype=np.int16)
+            arr = arr + np.random.RandomState(seed * 100003 + i).randint(-noise, noise + 1, arr.shape)
+            im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        im.save(os.path.join(out_dir, name), fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+        with open(os.path.join(out_dir, os.path.splitext(name)[0] + ".xml"), "wb") as f:
+            f.write(voc_xml(name, os.path.basename(out_dir), w, h, objects,
+                            path=os.path.join(out_dir, name)).encode("utf-8"))
+        truth[name] = objects
+    return truth

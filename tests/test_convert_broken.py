@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import FIXTURES, bin_path, have_module, require, run_cli
-from odrun.convert import synth
+from odrun import synth
 from odrun.errors import UserError
 
 BROKEN = FIXTURES / "convert" / "broken"

@@ -6,10 +6,8 @@ Why not `model_main_tf2` / `model_lib_v2.train_loop`: they train in chunks of 10
 a checkpoint is written every N steps and at the end, and `on_step` can drive a progress bar.
 """
 import os
-import re
 
 _PREPARED = False
-CKPT_RE = re.compile(r"ckpt-(\d+)$")
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
 
 
