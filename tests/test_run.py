@@ -1,5 +1,5 @@
 """`provision image build` + `provision run` on the real engine: the cpu flavour is built on a
-debootstrapped base (tests/dockerd.py), then a real job runs in it (convert + a 2-step train) with
+debootstrapped base (tests/dockerd.py), then real jobs run in it (convert + a 2-step train, and `odrun demo`) with
 /data read-only and /runs read-write, as a non-root uid. Also: exit codes, the `--gpus all` failure
 on this GPU-less engine, missing image, no daemon, no socket permission, Ctrl-C, --dry-run."""
 import json
@@ -233,3 +233,27 @@ def test_detach_prints_id_and_keeps_logs(built, tmp_path):
         assert "docker rm" in proc.stderr
     finally:
         container.remove(force=True)
+
+
+def test_demo_runs_inside_container(built, tmp_path):
+    """The README's main job in the image: `provision run -- demo` as a non-root caller; every stage's
+    output lands in the host's runs folder, owned by the caller, and the exit code is the demo's."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    os.chown(str(runs), UID, UID)
+    env = dict(os.environ, SUDO_UID=str(UID), SUDO_GID=str(UID))
+    proc = run_cli("provision", "run", "--image", dockerd.CPU_TAG, "--runs", runs, "--",
+                   "demo", "--steps", "3", "--images", "10", "--workdir", "/runs/demo", "--threshold", "0",
+                   "--json", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    demo = runs / "demo"
+    summary = json.loads((demo / "demo.json").read_text())
+    assert [s["stage"] for s in summary["stages"]] == ["synth", "convert", "train", "eval", "export", "detect"]
+    assert summary["steps"] == 3 and "DetectionBoxes_Precision/mAP" in summary["metrics"]
+    assert summary["annotated_image"].startswith("/runs/demo/")
+    annotated = runs / summary["annotated_image"][len("/runs/"):]
+    assert annotated.stat().st_size > 0 and annotated.suffix == ".png"
+    assert json.loads((demo / "export" / "metadata.json").read_text())["step"] == 3
+    assert json.loads((demo / "detections" / "detections.json").read_text())
+    wrong = [str(p) for p in demo.rglob("*") if (p.stat().st_uid, p.stat().st_gid) != (UID, UID)]
+    assert not wrong, wrong[:5]
