@@ -183,7 +183,9 @@ def run_recommend(args):
     else:
         from rich.panel import Panel
 
-        body = "[bold]{}[/bold]  ->  {}\n\n{}".format(rec["flavor"], rec["image"], rec["reason"])
+        body = ("[bold]{0}[/bold]  (odstack:{0}, built FROM {1})\n\n{2}\n\n"
+                "next: provision image build {0} && provision run --flavor {0} -- demo").format(
+                    rec["flavor"], rec["image"], rec["reason"])
         _console().print(Panel(body, title="recommended image"))
     return EXIT_OK
 
