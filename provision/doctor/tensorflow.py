@@ -37,13 +37,21 @@ def imports(ctx):
                 "provision explain \"{}\"".format((p.get("error") or "")[:200].replace('"', "'")))
 
 
-@check("tensorflow.versions", "TensorFlow's Python/numpy/protobuf within the compat matrix")
-def versions(ctx):
+def imported(ctx):
+    """(probe, None) when TensorFlow imported, else (None, the finding to return instead)."""
     p = probe(ctx)
     if p is None:
-        return NOT_RUN
+        return None, NOT_RUN
     if p.get("status") != "ok":
-        return skip("TensorFlow did not import: see tensorflow.import")
+        return None, skip("TensorFlow did not import: see tensorflow.import")
+    return p, None
+
+
+@check("tensorflow.versions", "TensorFlow's Python/numpy/protobuf within the compat matrix")
+def versions(ctx):
+    p, early = imported(ctx)
+    if early:
+        return early
     m = matrix()
     if m is None:
         return skip(matrix_problem())
@@ -74,11 +82,9 @@ def tf_key(m, version):
 
 @check("tensorflow.gpu", "TensorFlow sees the GPUs")
 def gpu(ctx):
-    p = probe(ctx)
-    if p is None:
-        return NOT_RUN
-    if p.get("status") != "ok":
-        return skip("TensorFlow did not import: see tensorflow.import")
+    p, early = imported(ctx)
+    if early:
+        return early
     host_gpus = has_gpu(ctx)
     visible = p.get("gpus") or []
     build = p.get("build_info") or {}
