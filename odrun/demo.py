@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 DEFAULT_STEPS = 300
 DEFAULT_IMAGES = 80
@@ -40,7 +40,7 @@ def _sub_args(verb, argv):
 
 def run(args):
     from odrun import convert, detect, evaluate, export, synth, train
-    from odrun.fileio import write_json
+    from odcore.fileio import write_json
     if args.steps < 1 or args.images < 5:
         raise UserError("need --steps >= 1 and --images >= 5", where="--steps/--images", fix="use the defaults")
     work = os.path.abspath(args.workdir)

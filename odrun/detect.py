@@ -9,7 +9,7 @@ import glob
 import json
 import os
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 FONTS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -104,7 +104,7 @@ def annotate(image, det, names, threshold, path):
         tb = draw.textbbox((tx, ty), label, font=fnt)
         draw.rectangle(tb, fill=color)
         draw.text((tx, ty), label, fill="white", font=fnt)
-    from odrun.fileio import atomic_path
+    from odcore.fileio import atomic_path
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
 
@@ -112,7 +112,7 @@ def annotate(image, det, names, threshold, path):
 def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, images=True, progress=True):
     import pandas as pd
     from odrun import backends
-    from odrun.fileio import write_json, write_text
+    from odcore.fileio import write_json, write_text
     from odrun.progress import ItemProgress
     if batch < 1:
         raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 # pycocotools' names for the 12 COCO numbers, in its print order.
 ORDER = ["mAP", "mAP@.50IOU", "mAP@.75IOU", "mAP (small)", "mAP (medium)", "mAP (large)",
@@ -32,7 +32,7 @@ def run_dir_config(run_dir):
 
 def evaluate(run_dir, api=None):
     from odrun import backends
-    from odrun.fileio import write_json
+    from odcore.fileio import write_json
     from odrun.train import newest_checkpoint
     config = run_dir_config(run_dir)
     if not newest_checkpoint(run_dir):

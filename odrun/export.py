@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 
 def add_parser(sub):
@@ -25,7 +25,7 @@ def add_parser(sub):
 def export(run_dir, out_dir, api=None):
     from odrun import backends, pipeline_config as pc
     from odrun.evaluate import run_dir_config
-    from odrun.fileio import write_json
+    from odcore.fileio import write_json
     from odrun.train import newest_checkpoint
     config_path = run_dir_config(run_dir)
     if not newest_checkpoint(run_dir):

@@ -8,8 +8,8 @@ import glob
 import os
 import re
 
-from odrun.errors import UserError
-from odrun.fileio import write_text
+from odcore.errors import UserError
+from odcore.fileio import write_text
 
 TEMPLATE_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "templates")
 PLACEHOLDER = "PATH_TO_BE_CONFIGURED"

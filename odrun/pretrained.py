@@ -12,7 +12,7 @@ import shutil
 import tarfile
 import tempfile
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 ZOO_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "zoo.yaml")
 CHUNK = 1 << 16
@@ -104,7 +104,7 @@ def fetch(url, sha256=None, progress=True):
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp_dir, folder)
         tmp_dir = None
-        from odrun.fileio import write_text
+        from odcore.fileio import write_text
         write_text(digest_file, "{}  {}\n".format(got, name))
     finally:
         if os.path.exists(tmp_archive):

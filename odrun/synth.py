@@ -47,7 +47,7 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
     """Write count JPEG+XML pairs into out_dir; returns the list of image paths."""
     import numpy as np
     from PIL import Image, ImageDraw
-    from odrun.fileio import atomic_path, write_text
+    from odcore.fileio import atomic_path, write_text
     rng = np.random.RandomState(seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = []

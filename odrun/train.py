@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 DEFAULT_MODEL = "ssd_mobilenet_v2"
 CONFIG_NAME = "pipeline.config"
@@ -115,7 +115,7 @@ def build_config(args, api):
 
 def run(args):
     from odrun import backends, pipeline_config as pc
-    from odrun.fileio import write_json
+    from odcore.fileio import write_json
     from odrun.progress import StepProgress, enabled
 
     if args.steps is not None and args.steps < 1:

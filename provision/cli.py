@@ -2,7 +2,8 @@
 `add_parser(subparsers)`; heavy imports (docker, ansible_runner, pynvml) stay inside functions."""
 import sys
 
-from odrun.cli import build_parser as _build, run
+from odcore.cli import build_parser as _build, run
+from provision import __version__
 
 COMMANDS = [
     ("matrix", "provision.matrix"),
@@ -15,7 +16,7 @@ COMMANDS = [
 
 
 def build_parser():
-    return _build(COMMANDS, prog="provision",
+    return _build(COMMANDS, prog="provision", version=__version__,
                   description="Set up and diagnose GPU hosts for the TF Object Detection API.")
 
 

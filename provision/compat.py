@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 ENV_VAR = "ODSTACK_MATRIX"
 SECTIONS = ("tensorflow", "cuda", "gpus", "images", "od_api")

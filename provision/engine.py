@@ -3,7 +3,7 @@ errors into messages that say what to do (no daemon, socket permission, missing 
 """
 import os
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 # What dockerd answers to a GPU device request when the NVIDIA Container Toolkit is not
 # registered (text as seen on this machine's engine, docker.io 20.10; see shared notes).

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from odrun.errors import EXIT_FAILED, UserError
+from odcore.errors import EXIT_FAILED, UserError
 
 KB_PATH = Path(__file__).parent / "data" / "errors.yaml"
 REQUIRED = ("id", "title", "patterns", "cause", "fix", "sources")

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 PLAYBOOKS = Path(os.environ.get("ODSTACK_PLAYBOOKS", Path(__file__).resolve().parent.parent / "playbooks"))
 TAGS = ["nouveau", "driver", "driver-repo", "kernel-hold", "docker", "toolkit", "verify"]
@@ -109,7 +109,7 @@ def build_inventory(args, run_dir):
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
         text = "[gpu]\nlocalhost ansible_connection=local ansible_python_interpreter={}\n".format(python)
     path = run_dir / "inventory" / "hosts"
-    from odrun.fileio import write_text
+    from odcore.fileio import write_text
 
     write_text(path, text)
     return str(path), not args.hosts
@@ -322,7 +322,7 @@ def run(args):
     summary = {"status": status, "ansible_rc": rc, "exit_code": code, "run_dir": str(run_dir),
                "check": bool(args.check), "tags": tags, "hosts": reporter.stats,
                "failures": reporter.failures, "reports": reporter.reports}
-    from odrun.fileio import write_json
+    from odcore.fileio import write_json
 
     write_json(run_dir / "summary.json", summary)
     if bad:

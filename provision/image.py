@@ -1,7 +1,7 @@
 """`provision image build|ls`: the images/<flavour>/ Dockerfiles, built through the docker SDK.
 
 The build context is assembled here (not `docker build .`): images/<flavour>/, images/odrun.sh,
-odrun/ and, when the flavour's Python matches this host's, a wheelhouse of its locks built on the
+odrun/, odcore/ and, when the flavour's Python matches this host's, a wheelhouse of its locks built on the
 host (~/.cache/odstack/wheelhouse/<flavour>). With the wheelhouse the container needs no network
 and no registry certificates (containers here cannot reach PyPI; hosts behind proxies often can't).
 Labels (TF/CUDA/cuDNN/Python) are passed as build args from provision.compat.
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = Path(os.environ.get("ODSTACK_IMAGES", str(ROOT / "images")))
@@ -174,6 +174,7 @@ def build_context(flavor, wheels=None):
         tar.add(str(IMAGES / flavor), arcname="images/" + flavor, filter=_skip)
         tar.add(str(IMAGES / "odrun.sh"), arcname="images/odrun.sh", filter=_skip)
         tar.add(str(ROOT / "odrun"), arcname="odrun", filter=_skip)
+        tar.add(str(ROOT / "odcore"), arcname="odcore", filter=_skip)
         if wheels:
             for dist in sorted(Path(wheels).iterdir()):
                 if dist.name.endswith((".whl", ".tar.gz", ".zip")):

@@ -6,7 +6,7 @@ version, broken matrix file).
 import json
 import sys
 
-from odrun.errors import EXIT_FAILED, EXIT_OK
+from odcore.errors import EXIT_FAILED, EXIT_OK
 
 KINDS = ("tf", "cuda", "gpu", "image", "od_api")
 # columns shown by `show` per kind (JSON carries the full entry)
@@ -94,7 +94,7 @@ def run_show(args):
                 sys.stdout.write("{}: {}\n".format(kind, ", ".join(values)))
         return EXIT_OK
     if not args.key:
-        from odrun.errors import UserError
+        from odcore.errors import UserError
 
         raise UserError("`show {}` needs a KEY".format(args.kind),
                         fix="e.g. provision matrix show {} {}".format(

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from odrun.errors import EXIT_INTERRUPTED, UserError
+from odcore.errors import EXIT_INTERRUPTED, UserError
 
 GPU_FLAVORS_HINT = "a GPU flavour (tf1.15-gpu, tf1.15-ngc, tf2-gpu)"
 

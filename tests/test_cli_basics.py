@@ -19,11 +19,11 @@ def test_unknown_command_is_usage_error():
     assert "invalid choice" in proc.stderr
 
 
-def test_odrun_is_python36_compatible():
+def test_odrun_and_odcore_are_python36_compatible():
     vermin = bin_path("vermin")
     require(vermin, "vermin not installed")
     proc = subprocess.run([vermin, "-t=3.6-", "--no-tips", "--violations", "--eval-annotations",
-                           "--backport", "dataclasses", str(ROOT / "odrun")],
+                           "--backport", "dataclasses", str(ROOT / "odrun"), str(ROOT / "odcore")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -42,7 +42,7 @@ def test_vermin_catches_py37_code(tmp_path):
 def test_atomic_write_has_umask_mode_and_leaves_nothing_on_failure(tmp_path):
     import os
     import pytest
-    from odrun.fileio import atomic_path, write_text
+    from odcore.fileio import atomic_path, write_text
 
     target = tmp_path / "out.txt"
     old = os.umask(0o022)

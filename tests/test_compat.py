@@ -21,7 +21,7 @@ from packaging.version import Version
 from conftest import FIXTURES, ROOT
 
 from provision import compat
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 MATRIX = ROOT / "compat_matrix.yaml"
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FIXTURES, bin_path, have_module, require, run_cli
 from odrun import synth
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 BROKEN = FIXTURES / "convert" / "broken"
 

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import FIXTURES, run_cli
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 from provision import explain
 
 PHRASINGS = yaml.safe_load((FIXTURES / "explain" / "phrasings.yaml").read_text(encoding="utf-8"))

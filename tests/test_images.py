@@ -106,7 +106,7 @@ def test_build_context_has_every_copy_source(flavor, tmp_path):
     assert "wheels/" + whl.name in names
     assert "odrun/cli.py" in names and not any("__pycache__" in n for n in names)
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"images", "odrun", "wheels"}, tops
+    assert tops == {"images", "odrun", "odcore", "wheels"}, tops
     assert not any(n.startswith("images/") and n.split("/")[1] not in (flavor, "odrun.sh") for n in names)
     for kw, a in instructions(dockerfile(flavor)):
         if kw == "COPY" and "--from" not in a:

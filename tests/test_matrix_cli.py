@@ -45,7 +45,7 @@ def test_show_renders_a_table():
 ])
 def test_bad_input_exit_2_with_hint(args, text, capsys):
     # in-process (same parser and error path as the console script, without a process start each)
-    from odrun.cli import run
+    from odcore.cli import run
     from provision.cli import build_parser
 
     assert run(build_parser(), ["matrix"] + list(args)) == 2

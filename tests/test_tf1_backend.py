@@ -225,7 +225,7 @@ def test_guards_name_the_fix(tmp_path):
     code = r"""
 import sys, json
 sys.path.insert(0, %r)
-from odrun.errors import UserError
+from odcore.errors import UserError
 from odrun.backends import tf1
 out = {}
 try:

@@ -7,7 +7,7 @@ functions: prepare, train, evaluate, export, load_detector.
 import importlib
 import os
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 APIS = ("tf1", "tf2")
 ENV = "ODRUN_API"

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import warnings
 
-from odrun.errors import UserError
+from odcore.errors import UserError
 
 API = "tf1"
 EXPORT_INPUT_TYPE = "image_tensor"  # uint8 [None, None, None, 3]: takes a batch of same-size images

@@ -161,7 +161,7 @@ def evaluate(config_path, run_dir, checkpoint=None):
 
     checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
-        from odrun.errors import UserError
+        from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)
@@ -199,7 +199,7 @@ def export(config_path, run_dir, out_dir):
 
     checkpoint = tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
-        from odrun.errors import UserError
+        from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)

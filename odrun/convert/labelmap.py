@@ -7,8 +7,8 @@ OD API's `label_map_util.load_labelmap` (protobuf `text_format`).
 import difflib
 import re
 
-from odrun.errors import UserError
-from odrun.fileio import write_text
+from odcore.errors import UserError
+from odcore.fileio import write_text
 
 _ITEM = re.compile(r"item\s*\{(.*?)\}", re.S)
 _ID = re.compile(r"\bid\s*:\s*(-?\d+)")

@@ -20,8 +20,8 @@ import time
 
 from odrun.convert import coco, csvsrc, labelmap, records, split as splitting, voc
 from odrun.convert import problems as P
-from odrun.errors import UserError
-from odrun.fileio import atomic_path
+from odcore.errors import UserError
+from odcore.fileio import atomic_path
 
 FORMATS = ("voc", "coco", "csv")
 LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map, image_dir=image_dir),

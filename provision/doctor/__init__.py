@@ -24,7 +24,7 @@ def add_parser(subparsers):
 def make_system(root=None):
     from pathlib import Path
 
-    from odrun.errors import UserError
+    from odcore.errors import UserError
     from provision.doctor.system import LiveSystem, RecordedSystem
 
     if root is None:
