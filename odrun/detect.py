@@ -12,9 +12,7 @@ import os
 from odcore.errors import UserError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-FONTS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-         "/usr/share/fonts/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf"]
-COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
+DEFAULT_THRESHOLD = 0.4  # one default for `odrun detect` and `odrun demo`
 
 
 def add_parser(sub):
@@ -23,7 +21,13 @@ def add_parser(sub):
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
     p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
     p.add_argument("--out", metavar="OUT_DIR", required=True, help="annotated images + detections.json/csv")
-    p.add_argument("--threshold", type=float, default=0.4, help="minimum score to keep a box (default 0.4)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="minimum score to keep a box (default %(default)s)")
+    p.add_argument("--agnostic-nms", type=float, metavar="IOU", default=None,
+                   help="keep only the best box of any class among boxes overlapping more than IOU, in the "
+                        "annotated images and in detections.json/csv (default: off, per-class NMS of the model only)")
+    p.add_argument("--runner-up", action="store_true",
+                   help="when several classes share one box, show the second-best class in brackets on its label")
     p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
     p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
@@ -76,46 +80,26 @@ def load_image(path):
         raise UserError("cannot read image: {}".format(exc), where=path, fix="remove or replace the file")
 
 
-def font(size):
-    from PIL import ImageFont
-    for candidate in FONTS:
-        try:
-            return ImageFont.truetype(candidate, size)
-        except (OSError, IOError):
-            continue
-    return ImageFont.load_default()
-
-
-def annotate(image, det, names, threshold, path):
-    from PIL import Image, ImageDraw
-    im = Image.fromarray(image)
-    draw = ImageDraw.Draw(im)
-    h, w = image.shape[:2]
-    fnt = font(max(10, h // 30))
-    for box, cls, score in zip(det["boxes"], det["classes"], det["scores"]):
-        if score < threshold:
-            continue
-        ymin, xmin, ymax, xmax = box
-        color = COLORS[int(cls) % len(COLORS)]
-        rect = [xmin * w, ymin * h, xmax * w, ymax * h]
-        draw.rectangle(rect, outline=color, width=max(2, h // 150))
-        label = "{} {:.0%}".format(names.get(int(cls), str(cls)), score)
-        tx, ty = rect[0], max(0, rect[1] - fnt.size - 2) if hasattr(fnt, "size") else rect[1]
-        tb = draw.textbbox((tx, ty), label, font=fnt)
-        draw.rectangle(tb, fill=color)
-        draw.text((tx, ty), label, fill="white", font=fnt)
+def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=False):
+    """Draw the detections (odrun.draw decides which label is visible) and write a PNG atomically."""
     from odcore.fileio import atomic_path
+    from odrun import draw
+    im, _labels = draw.annotate(image, det, names, threshold, agnostic_iou=agnostic_iou, runner_up=runner_up)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
 
 
-def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, images=True, progress=True):
+def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
+           agnostic_iou=None, runner_up=False):
     import pandas as pd
-    from odrun import backends
+    from odrun import backends, draw
     from odcore.fileio import write_json, write_text
     from odrun.progress import ItemProgress
     if batch < 1:
         raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")
+    if agnostic_iou is not None and not 0.0 <= agnostic_iou <= 1.0:
+        raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
+                        where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
     meta, names = read_model_info(model_dir)
     paths = collect(sources)
     backend = backends.get(api or meta.get("api"))
@@ -130,6 +114,8 @@ def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, image
             dets = detector(arrays)
             calls += 1
             for offset, (path, image, det) in enumerate(zip(chunk, arrays, dets)):
+                if agnostic_iou is not None:
+                    det = draw.agnostic_filter(det, threshold, agnostic_iou)
                 image_id = start + offset + 1
                 h, w = image.shape[:2]
                 name = _out_name(path, used)
@@ -148,7 +134,7 @@ def detect(model_dir, sources, out_dir, threshold=0.4, batch=16, api=None, image
                                  "score": round(float(score), 5), "xmin": round(x), "ymin": round(y),
                                  "xmax": round(xmax * w), "ymax": round(ymax * h)})
                 if images:
-                    annotate(image, det, names, threshold, os.path.join(out_dir, name))
+                    annotate(image, det, names, threshold, os.path.join(out_dir, name), runner_up=runner_up)
             bar.advance(len(chunk))
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
@@ -172,7 +158,8 @@ def _out_name(path, used):
 def run(args):
     from odrun.progress import enabled
     summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
-                     api=args.api, images=not args.no_images, progress=enabled(args))
+                     api=args.api, images=not args.no_images, progress=enabled(args),
+                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
