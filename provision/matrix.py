@@ -28,32 +28,40 @@ def add_parser(subparsers):
     sub.required = True
 
     show = sub.add_parser("show", help="one row: tf|cuda|gpu|image|od_api KEY (`list`: every key)")
-    show.add_argument("kind", choices=KINDS + ("list",))
+    show.add_argument("kind", choices=KINDS + ("list",),
+                      help="what to show: " + ", ".join(KINDS) + ", or `list` (every key of every kind)")
     show.add_argument("key", nargs="?", help="release line (1.15, 10.0), full version (1.15.5, 10.0.130), GPU name or flavour")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the row as JSON")
     show.set_defaults(func=run_show)
 
     check = sub.add_parser("check", help="every incompatibility between found versions and a TF release")
-    check.add_argument("--tf", required=True, metavar="V")
-    for name in ("python", "cuda", "cudnn", "numpy", "protobuf", "driver"):
-        check.add_argument("--" + name, metavar="V")
+    check.add_argument("--tf", required=True, metavar="V", help="the TensorFlow version to check against (1.15, 2.4.1)")
+    for name, what in (("python", "Python"), ("cuda", "CUDA toolkit"), ("cudnn", "cuDNN"), ("numpy", "numpy"),
+                       ("protobuf", "protobuf"), ("driver", "NVIDIA driver (as nvidia-smi prints it, 470.82.01)")):
+        check.add_argument("--" + name, metavar="V",
+                           help="the installed {} version (default: not checked)".format(what))
     who = check.add_mutually_exclusive_group()
-    who.add_argument("--gpu", metavar="NAME")
-    who.add_argument("--cc", metavar="X.Y")
-    check.add_argument("--json", action="store_true")
+    who.add_argument("--gpu", metavar="NAME", help="GPU name as nvidia-smi prints it (default: no GPU check)")
+    who.add_argument("--cc", metavar="X.Y", help="compute capability instead of a GPU name, e.g. 8.6")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(func=run_check)
 
     val = sub.add_parser("validate", help="load and validate the matrix file; print what it covers")
-    val.add_argument("--json", action="store_true")
+    val.add_argument("--json", action="store_true", help="print what the file covers as JSON")
     val.set_defaults(func=run_validate)
 
     rec = sub.add_parser("recommend", help="which image flavour to use for a GPU, and why")
     who = rec.add_mutually_exclusive_group()
     who.add_argument("--gpu", metavar="NAME", help="as nvidia-smi prints it, e.g. 'NVIDIA GeForce RTX 3090'")
-    who.add_argument("--cc", metavar="X.Y")
-    rec.add_argument("--driver", metavar="V")
-    rec.add_argument("--tf-major", type=int, choices=(1, 2))
-    rec.add_argument("--json", action="store_true")
+    who.add_argument("--cc", metavar="X.Y", help="compute capability instead of a GPU name, e.g. 8.6")
+    rec.add_argument("--driver", metavar="V",
+                     help="installed NVIDIA driver, e.g. 470.82.01: also says whether it is new enough "
+                          "(default: not checked)")
+    rec.add_argument("--tf-major", type=int, choices=(1, 2),
+                     help="only images of this TensorFlow major version (default: either, in the order of "
+                          "compat_matrix.yaml's images, TF 1.15 first: an RTX 3090 gets tf1.15-ngc; "
+                          "pass 2 for a TF 2 image)")
+    rec.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     rec.set_defaults(func=run_recommend)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 

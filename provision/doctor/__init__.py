@@ -14,7 +14,7 @@ def add_parser(subparsers):
     p.add_argument("--section", action="append", choices=SECTION_NAMES, metavar="S",
                    help="only this section (repeatable): " + ", ".join(SECTION_NAMES))
     p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow probe (fast)")
-    p.add_argument("--tf-timeout", type=float, default=120.0, help="seconds before the TF probe counts as hung")
+    p.add_argument("--tf-timeout", type=float, default=120.0, help="seconds before the TF probe counts as hung (default %(default)s)")
     p.add_argument("--root", metavar="DIR",
                    help="diagnose a captured system instead of this one (a directory laid out like / "
                         "with commands.yaml of recorded command outputs)")
