@@ -1,7 +1,8 @@
 """flutter-doctor style report: one group per section, ✓ ok, ! warning, ✗ failure, - skipped;
 the fix printed under each warning and failure."""
-from rich.console import Console
 from rich.text import Text
+
+from odcore.console import make_console
 
 ICONS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
 TITLES = {"os": "OS and kernel", "cpu": "CPU", "pci": "PCI bus", "nvml": "NVIDIA driver (NVML)",
@@ -17,7 +18,7 @@ def section_status(findings):
 
 
 def render(findings, console=None):
-    console = console or Console(highlight=False)
+    console = console or make_console()
     order = []
     for f in findings:
         if f.section not in order:
