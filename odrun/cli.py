@@ -12,6 +12,7 @@ COMMANDS = [
     ("export", "odrun.export"),
     ("detect", "odrun.detect"),
     ("demo", "odrun.demo"),
+    ("cache", "odrun.cache"),  # not a stage: list/clear the caches
 ]
 
 
