@@ -19,8 +19,8 @@ CHUNK = 1 << 16
 
 
 def cache_root():
-    base = os.environ.get("ODSTACK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "odstack")
-    return os.path.join(base, "zoo")
+    from odcore.cache import cache_dir
+    return cache_dir("zoo")
 
 
 def zoo(api):

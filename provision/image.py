@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from odcore.cache import cache_dir
 from odcore.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = Path(os.environ.get("ODSTACK_IMAGES", str(ROOT / "images")))
 LABEL = "io.odstack."
-WHEELHOUSE = Path(os.environ.get("ODSTACK_WHEELHOUSE", str(Path.home() / ".cache/odstack/wheelhouse")))
+WHEELHOUSE = Path(os.environ.get("ODSTACK_WHEELHOUSE") or cache_dir("wheelhouse"))
 LOCKS = ("requirements.lock", "odapi.lock")
 
 

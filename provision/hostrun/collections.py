@@ -15,7 +15,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-CACHE = Path(os.environ.get("ODSTACK_CACHE", Path.home() / ".cache" / "odstack"))
+from odcore.cache import cache_root
+
+CACHE = Path(cache_root())
 # ansible 12.x is the community package built for ansible-core 2.19 (our pin: <2.20).
 ANSIBLE_SPEC = os.environ.get("ODSTACK_ANSIBLE_WHEEL_SPEC", "ansible>=12,<13")
 
