@@ -17,8 +17,11 @@ COMMANDS = [
 
 
 def build_parser(commands=COMMANDS):
-    return _build(commands, prog="odrun", version=__version__,
-                  description="TF Object Detection API pipeline: convert -> train -> eval -> export -> detect.")
+    from odrun import quiet
+    parser = _build(commands, prog="odrun", version=__version__,
+                    description="TF Object Detection API pipeline: convert -> train -> eval -> export -> detect.")
+    quiet.install(parser)  # -v on every verb; library noise -> RUN/logs/VERB.log
+    return parser
 
 
 def main(argv=None):

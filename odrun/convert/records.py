@@ -2,12 +2,12 @@
 (those `object_detection.data_decoders.tf_example_decoder` reads), and the TFRecord writers.
 
 `encode_block` runs in worker processes: the Example bytes are written in the protobuf wire
-format directly (wire.py), the TFRecord framing by TF's writer (imported before the fork).
+format directly (wire.py), the TFRecord framing by tfrecord.py (CRC32C package; no TensorFlow).
 """
 import hashlib
 import os
 
-from odrun.convert import images, wire
+from odrun.convert import images, tfrecord, wire
 from odrun.convert import problems as P
 
 
@@ -115,14 +115,11 @@ def encode(item, label_ids):
 
 
 def encode_block(task):
-    """Worker: encode a block of images into one part file (TFRecord framing by TF's writer,
-    inherited from the parent at fork); returns the per-image results with `record` = True
-    where a record was written."""
-    import tensorflow as tf
-
+    """Worker: encode a block of images into one part file (tfrecord.writer); returns the
+    per-image results with `record` = True where a record was written."""
     part, jobs, label_ids = task
     results = []
-    with tf.io.TFRecordWriter(part) as writer:
+    with tfrecord.writer(part) as writer:
         for job in jobs:
             res = encode(job, label_ids)
             if res["record"] is not None:
