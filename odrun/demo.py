@@ -1,10 +1,11 @@
 """`odrun demo`: the whole pipeline on a generated dataset, in one process.
 
 synthetic shapes (VOC XML) -> convert -> train -> eval -> export -> detect, then a summary
-table with the time of each stage and the path of an annotated image. The defaults finish
+table with the time of each stage and the path of an annotated image. Each stage calls the
+verb's library function (convert.convert, train.train, evaluate.evaluate, export.export,
+detect.detect), the same one its CLI calls. The defaults finish
 in well under 10 minutes on a 2-core CPU (see bench/README.md).
 """
-import argparse
 import json
 import os
 import time
@@ -22,20 +23,13 @@ def add_parser(sub):
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps (default %(default)s)")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="synthetic images (default %(default)s)")
     p.add_argument("--workdir", default="demo-run", metavar="DIR", help="where everything goes (default ./demo-run)")
-    p.add_argument("--threshold", type=float, default=0.3, help="detect score threshold (default %(default)s)")
+    from odrun.detect import DEFAULT_THRESHOLD
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="detect score threshold, the same default as `odrun detect` (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
     add_api_flag(p)
     p.set_defaults(func=run)
     return p
-
-
-def _sub_args(verb, argv):
-    """Parse a stage's own CLI flags, so the demo runs exactly what a user would type."""
-    from odrun import train
-    parser = argparse.ArgumentParser(prog="odrun")
-    sub = parser.add_subparsers()
-    {"train": train}[verb].add_parser(sub)
-    return parser.parse_args([verb] + argv)
 
 
 def run(args):
@@ -58,19 +52,17 @@ def run(args):
           lambda r: "{} images + VOC XML".format(len(r)))
     stage("convert", lambda: convert.convert(paths["images"], paths["data"], progress=not quiet),
           lambda r: "{} train / {} test images".format(r["images"]["train"], r["images"]["test"]))
-    train_argv = ["--data", paths["data"], "--workdir", paths["run"], "--steps", str(args.steps),
-                  "--checkpoint-every", str(max(args.steps // 2, 1))] + (["--json"] if quiet else [])
-    if args.api:
-        train_argv += ["--api", args.api]
-    stage("train", lambda: _quiet_call(quiet, train.run, _sub_args("train", train_argv)),
-          lambda r: _train_note(paths["run"]))
+    stage("train", lambda: _quiet_call(quiet, lambda: train.train(
+              paths["run"], data=paths["data"], steps=args.steps, checkpoint_every=max(args.steps // 2, 1),
+              api=args.api, progress=not quiet)),
+          _train_note)
     ev = stage("eval", lambda: _quiet_call(True, evaluate.evaluate, paths["run"], args.api),
                lambda r: "mAP@.50IOU {:.3f}".format(r["metrics"].get("DetectionBoxes_Precision/mAP@.50IOU", -1)))
     stage("export", lambda: export.export(paths["run"], paths["export"], api=args.api),
           lambda r: "SavedModel at step {}".format(r["step"]))
     det = stage("detect", lambda: detect.detect(paths["export"], [paths["images"]], paths["detections"],
                                                 threshold=args.threshold, api=args.api, progress=not quiet),
-                lambda r: "{} boxes on {} images".format(r["detections"], r["images"]))
+                lambda r: "{} boxes on {} images (score >= {})".format(r["detections"], r["images"], r["threshold"]))
     summary = {"workdir": work, "steps": args.steps, "stages": stages,
                "total_seconds": round(sum(s["seconds"] for s in stages), 1),
                "metrics": ev["metrics"], "annotated_image": best_image(paths["detections"]),
@@ -93,9 +85,7 @@ def _quiet_call(quiet, fn, *a):
         return fn(*a)
 
 
-def _train_note(run_dir):
-    with open(os.path.join(run_dir, "train.json"), encoding="utf-8") as f:
-        t = json.load(f)
+def _train_note(t):
     return "step {} (loss {:.3f}, {} steps/s)".format(
         t["end_step"], t["losses"].get("Loss/total_loss", float("nan")), t["steps_per_sec"])
 

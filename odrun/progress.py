@@ -223,10 +223,12 @@ class StepProgress(object):
 class ItemProgress(object):
     """n/N items, rate, elapsed, ETA; `advance(n)` after each batch."""
 
-    def __init__(self, total, description, enabled=True):
+    def __init__(self, total, description, enabled=True, stderr=False):
+        from rich.console import Console
         Progress, Bar, MofN, Text, Elapsed, Remaining = _rich()
         self.progress = Progress(Text("[bold]{task.description}"), Bar(), MofN(), Elapsed(), Text("ETA"),
-                                 Remaining(), disable=not enabled)
+                                 Remaining(), disable=not enabled,
+                                 console=Console(stderr=True) if stderr else None)
         self.task = self.progress.add_task(description, total=total)
         self.lines = PlainLines(description, total, 0, "images") if enabled and plain() else None
         if self.lines is not None:

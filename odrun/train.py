@@ -4,10 +4,10 @@ RUN_DIR gets pipeline.config (validated with the OD API's pipeline_pb2 before Te
 starts), checkpoints every --checkpoint-every steps and at the end, TensorBoard events in
 RUN_DIR/train, and train.json. A re-run (or --resume) continues from the newest checkpoint.
 """
+import argparse
 import glob
 import json
 import os
-import re
 import time
 
 from odcore.errors import UserError
@@ -43,8 +43,15 @@ def add_parser(sub):
                         "or the interrupted run's value on --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR's training with its own pipeline.config (no --data needed)")
+    p.add_argument("--new-run", action="store_true",
+                   help="RUN_DIR holds a training of another model/config/label map: move it aside to "
+                        "RUN_DIR.old-<time> and start fresh (without this, such a RUN_DIR is refused)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     add_api_flag(p)
+    from odrun import distribute
+    distribute.add_flags(p)
+    from odrun.tasks.classify import train as classify_train
+    classify_train.add_flags(p)
     p.set_defaults(func=run)
     return p
 
@@ -69,16 +76,10 @@ def find_data(data_dir):
 
 
 def newest_checkpoint(run_dir):
-    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None."""
-    path = os.path.join(run_dir, "checkpoint")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        m = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', f.read(), re.M)
-    if not m:
-        return None
-    prefix = m.group(1) if os.path.isabs(m.group(1)) else os.path.join(run_dir, m.group(1))
-    return prefix if os.path.exists(prefix + ".index") else None
+    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
+    a damaged state file or a truncated .index is a UserError (see odrun.rundir)."""
+    from odrun.rundir import RunDir
+    return RunDir(run_dir).newest_checkpoint()
 
 
 def build_config(args, api):
@@ -113,16 +114,51 @@ def build_config(args, api):
     return config, items
 
 
+# The flags of `odrun train` by their argparse dest, with the defaults a library caller gets.
+OPTIONS = {"data": None, "workdir": None, "model": None, "config": None, "steps": None, "batch": None,
+           "image_size": None, "pretrained": None, "overrides": (), "checkpoint_every": None,
+           "resume": False, "new_run": False, "api": None, "gpus": None, "cross_device_ops": None}
+
+
+def train(workdir, progress=True, **options):
+    """Library entry point (what `odrun demo` calls): train into WORKDIR; keyword arguments are
+    the CLI flags (OPTIONS); returns the summary written to WORKDIR/train.json."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError("train() got unknown options: " + ", ".join(unknown))
+    args = argparse.Namespace(**dict(OPTIONS, **options))
+    args.workdir = workdir
+    args.overrides = list(args.overrides)
+    return _train(args, show=progress)
+
+
 def run(args):
+    if getattr(args, "task", "detect") == "classify":
+        from odrun.tasks.classify import train as classify_train
+        return classify_train.run(args)
+    from odrun.progress import enabled
+
+    summary = _train(args, show=enabled(args))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("trained steps {start_step}->{end_step} in {seconds}s; newest checkpoint: {ck}".format(
+            ck=(summary["checkpoints"] or ["-"])[-1], **summary))
+    return 0
+
+
+def _train(args, show):
     from odrun import backends, pipeline_config as pc
     from odcore.fileio import write_json
-    from odrun.progress import StepProgress, enabled
+    from odrun.progress import StepProgress
 
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
+    from odrun import checks, rundir
+    checks.train_flags(args)
     settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
-        args.checkpoint_every = _read_json(settings_path).get("checkpoint_every", 100)
+        args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     api = backends.resolve(args.api)
@@ -133,16 +169,24 @@ def run(args):
                         fix="start a run: odrun train --data DATA_DIR --workdir " + run_dir)
     config, items = build_config(args, api)
     pc.validate(config, label_map_items=items, where=config_path)
+    checks.config_values(config, where=config_path if args.resume else (args.config or "--set/--batch"))
+    checks.records([f for pattern in config.train_input_reader.tf_record_input_reader.input_path
+                    for f in sorted(glob.glob(pattern))], where="train_input_reader.tf_record_input_reader")
     steps = config.train_config.num_steps
     if steps < 1:
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
-    os.makedirs(run_dir, exist_ok=True)
-    pc.save(config, config_path)
-    write_json(settings_path, {"api": api, "checkpoint_every": args.checkpoint_every, "num_steps": steps})
+    from odrun import distribute
+    dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
+    previous, settings = rundir.prepare_train(args, api, config)  # refuses another run's RUN_DIR
+    if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR
+        os.makedirs(run_dir, exist_ok=True)
+        pc.save(config, config_path)
+        settings.update({"api": api, "checkpoint_every": args.checkpoint_every, "num_steps": steps})
+        write_json(settings_path, settings)
+    else:
+        config_path = distribute.worker_config(dist, config, pc.save)
 
-    previous = newest_checkpoint(run_dir)
     backend = backends.get(api)
-    show = enabled(args)
     if previous and show:
         print("resuming from " + previous)
     started = time.time()
@@ -155,10 +199,10 @@ def run(args):
         last.update(losses)
         bar.update(step, losses)
 
-    start_guess = _step_of(previous)
+    start_guess = rundir.step_of(previous) or 0
     with StepProgress(steps, start=start_guess, enabled=show) as bar:
         result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
-                               on_step=on_step)
+                               on_step=on_step, **distribute.backend_kwargs(dist))
     rate = p50 = None
     if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
         rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
@@ -171,23 +215,9 @@ def run(args):
         "steps_per_sec": round(rate, 4) if rate else None,
         "steps_per_sec_p50": round(p50, 4) if p50 else None, "losses": last,
         "checkpoints": [os.path.abspath(c) for c in result["checkpoints"]],
+        "distribution": distribute.summary(dist, config.train_config.batch_size, result.get("replicas", 1)),
     }
-    write_json(os.path.join(run_dir, "train.json"), summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("trained steps {start_step}->{end_step} in {seconds}s; newest checkpoint: {ck}".format(
-            ck=(summary["checkpoints"] or ["-"])[-1], **summary))
-    return 0
+    if dist.is_chief:
+        write_json(os.path.join(run_dir, "train.json"), summary)
+    return summary
 
-
-def _read_json(path):
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _step_of(prefix):
-    m = re.search(r"-(\d+)$", prefix or "")
-    return int(m.group(1)) if m else 0

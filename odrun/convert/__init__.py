@@ -11,14 +11,12 @@ import sys
 from odrun.convert import problems as P
 
 
-def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shards=1, strict=False,
-            skip_empty=False, train_dir=None, test_dir=None, progress=True, workers=None, image_dir=None):
-    """See odrun.convert.pipeline.convert; returns the summary dict."""
+def convert(source, out_dir, **options):
+    """Library entry point (what `odrun demo` calls): see odrun.convert.pipeline.ConvertOptions for
+    the options (the CLI flags' dest names); returns the summary dict."""
     from odrun.convert import pipeline
 
-    return pipeline.convert(source, out_dir, fmt=fmt, split=split, seed=seed, label_map=label_map,
-                            shards=shards, strict=strict, skip_empty=skip_empty, train_dir=train_dir,
-                            test_dir=test_dir, progress=progress, workers=workers, image_dir=image_dir)
+    return pipeline.convert(source, out_dir, **options)
 
 
 def add_parser(subparsers):
@@ -30,8 +28,9 @@ def add_parser(subparsers):
                     "and summary.json. Nothing is written unless the whole input is valid.")
     p.add_argument("source", nargs="?", help="VOC folder (*.xml), COCO .json or .csv")
     p.add_argument("--out", required=True, metavar="DATA_DIR", help="output folder")
-    p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv"],
-                   help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv)")
+    p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv", "labelme"],
+                   help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv; labelme JSON "
+                        "files or a folder of them=labelme)")
     p.add_argument("--split", type=float, default=None,
                    help="train fraction (default 0.8; if SOURCE has train/ and test/ folders, as in "
                         "the seeds, those are used unless --split is given)")
@@ -41,12 +40,19 @@ def add_parser(subparsers):
     p.add_argument("--images", dest="image_dir", metavar="DIR",
                    help="image folder (default: beside each XML / the JSON / the CSV, or a sibling "
                         "images/ or JPEGImages/ folder)")
-    p.add_argument("--shards", type=int, default=1, help="files per split (train.record-00000-of-0000N)")
-    p.add_argument("--seed", type=int, default=42, help="split seed (same seed, same split)")
+    p.add_argument("--shards", type=int, default=1, help="files per split, train.record-00000-of-0000N (default %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="split seed: same seed, same split (default %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="treat every warning as an error")
+    p.add_argument("--allow-outside-images", action="store_true",
+                   help="accept image paths that lead outside the dataset folders ('../', absolute paths, "
+                        "symlinks); refused by default")
     p.add_argument("--skip-empty", action="store_true", help="drop images without objects")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    from odrun.tasks.segment import add_mask_flags
+    add_mask_flags(p)
+    from odrun.tasks import add_task_flag
+    add_task_flag(p, "; classify: SOURCE holds one sub-folder per class (defaults: --shards 5, --seed 0)")
     p.set_defaults(func=run)
 
 
@@ -61,6 +67,9 @@ def seed_folders(source):
 
 
 def run(args):
+    if getattr(args, "task", "detect") == "classify":
+        from odrun.tasks.classify import convert as classify_convert
+        return classify_convert.run(args)
     if args.split is None and args.train_dir is None and args.test_dir is None and seed_folders(args.source):
         args.train_dir, args.test_dir = seed_folders(args.source)
         args.source = None
@@ -70,7 +79,8 @@ def run(args):
                       label_map=args.label_map, shards=args.shards, strict=args.strict,
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
                       progress=not args.json and sys.stderr.isatty(), workers=args.workers,
-                      image_dir=args.image_dir)
+                      image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
+                      masks=True if getattr(args, "task", None) == "segment" else args.masks)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     else:

@@ -8,6 +8,7 @@ Every problem in the input is collected; if any is an error (or any warning unde
 outputs are renamed into place at the end, so a previous good output is never damaged and
 Ctrl-C leaves no partial records.
 """
+import collections
 import contextlib
 import glob
 import json
@@ -18,19 +19,23 @@ import signal
 import tempfile
 import time
 
-from odrun.convert import coco, csvsrc, labelmap, records, split as splitting, voc
+from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc
 from odrun.convert import problems as P
+from odrun.tasks.segment import labelme, masks
 from odcore.errors import UserError
 from odcore.fileio import atomic_path
 
-FORMATS = ("voc", "coco", "csv")
+FORMATS = ("voc", "coco", "csv", "labelme")
 LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map, image_dir=image_dir),
            "coco": lambda src, image_dir, workers: coco.load(src, image_dir),
-           "csv": lambda src, image_dir, workers: csvsrc.load(src, image_dir)}
+           "csv": lambda src, image_dir, workers: csvsrc.load(src, image_dir),
+           "labelme": lambda src, image_dir, workers: labelme.load(src, image_dir)}
 CSV_COLUMNS = csvsrc.COLUMNS
 PARALLEL_MIN = 48  # below this many images a process pool costs more than it saves
 
 def detect_format(source):
+    if labelme.is_source(source):
+        return "labelme"
     if os.path.isdir(source):
         return "voc"
     ext = os.path.splitext(source)[1].lower()
@@ -138,23 +143,6 @@ class Workers(object):
             self.pool = None
 
 
-def _progress(enabled, total):
-    if not enabled:
-        return _null()  # (contextlib.nullcontext is 3.7+)
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # (MofNCompleteColumn is newer than the rich that Python 3.6 images carry)
-    return Progress(TextColumn("converting"), BarColumn(), TextColumn("{task.completed}/{task.total} images"),
-                    TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True)
-
-
-@contextlib.contextmanager
-def _null():
-    yield None
-
-
 def _num(v):
     return int(v) if float(v).is_integer() else round(float(v), 3)
 
@@ -162,153 +150,210 @@ def _num(v):
 def _csv(path, rows):
     import pandas as pd
 
-    pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(path, index=False, encoding="utf-8")
+    pd.DataFrame(safety.csv_rows(rows), columns=CSV_COLUMNS).to_csv(path, index=False, encoding="utf-8")
 
 
-def convert(source, out_dir, fmt=None, split=0.8, seed=42, label_map=None, shards=1, strict=False,
-            skip_empty=False, train_dir=None, test_dir=None, progress=True, workers=None, image_dir=None):
-    """Convert annotations to OD API TFRecords; returns the summary (also out_dir/summary.json)."""
-    if workers is not None and workers < 1:
+# One conversion's settings, by the `odrun convert` flags' dest names, with the CLI's defaults.
+_OPTIONS = (("source", None), ("out_dir", None), ("fmt", None), ("split", 0.8), ("seed", 42),
+            ("label_map", None), ("shards", 1), ("strict", False), ("skip_empty", False),
+            ("train_dir", None), ("test_dir", None), ("progress", True), ("workers", None),
+            ("image_dir", None), ("allow_outside_images", False), ("masks", None))
+ConvertOptions = collections.namedtuple("ConvertOptions", [name for name, _ in _OPTIONS])
+ConvertOptions.__new__.__defaults__ = tuple(default for _, default in _OPTIONS)  # (3.6: no defaults=)
+
+
+def convert(source, out_dir, **options):
+    """Convert annotations to OD API TFRecords; options are ConvertOptions' fields; returns the
+    summary (also out_dir/summary.json)."""
+    opts = ConvertOptions(source, out_dir, **options)
+    if opts.workers is not None and opts.workers < 1:
         raise UserError("--workers must be at least 1", where="--workers", fix="omit it to use every core")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
-    pool = Workers(workers or min(os.cpu_count() or 1, 8))
+    pool = Workers(opts.workers or min(os.cpu_count() or 1, 8))
     try:
-        return _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict, skip_empty,
-                        train_dir, test_dir, progress, image_dir)
+        return _convert(pool, opts)
     finally:
         pool.close()
 
 
-def _convert(pool, source, out_dir, fmt, split, seed, label_map, shards, strict, skip_empty,
-             train_dir, test_dir, progress, image_dir):
-    start = time.time()
-    if shards < 1:
+def _check_options(o):
+    if o.shards < 1:
         raise UserError("--shards must be at least 1", where="--shards", fix="use --shards 1 (one file per split)")
-    if (train_dir is None) != (test_dir is None):
+    if (o.train_dir is None) != (o.test_dir is None):
         raise UserError("--train and --test go together", where="--train/--test", fix="pass both folders, or neither")
-    found = []
-    if train_dir is not None:
-        fmt_used, (train_items, p1) = _load(train_dir, fmt, image_dir, pool)
-        _, (test_items, p2) = _load(test_dir, fmt, image_dir, pool)
-        items, found = train_items + test_items, p1 + p2
-        for it in train_items:
-            it["split"] = "train"
-        for it in test_items:
-            it["split"] = "test"
-    else:
-        if source is None:
+    if o.train_dir is None:
+        if o.source is None:
             raise UserError("no input", fix="pass SOURCE, or --train DIR --test DIR")
-        if not 0.0 < split <= 1.0:
-            raise UserError("--split must be between 0 and 1 (the train fraction), got {}".format(split),
+        if not 0.0 < o.split <= 1.0:
+            raise UserError("--split must be between 0 and 1 (the train fraction), got {}".format(o.split),
                             where="--split", fix="e.g. --split 0.8 for 80% train / 20% test")
-        fmt_used, (items, found) = _load(source, fmt, image_dir, pool)
-    found += _duplicates(items)
 
-    if label_map:
-        label_ids = labelmap.read(label_map)
+
+def _gather(o, pool):
+    """(format, items, problems): the annotations of SOURCE, or of the --train/--test folders."""
+    if o.train_dir is None:
+        fmt_used, (items, found) = _load(o.source, o.fmt, o.image_dir, pool)
+        return fmt_used, items, found + _duplicates(items)
+    fmt_used, (train_items, p1) = _load(o.train_dir, o.fmt, o.image_dir, pool)
+    _, (test_items, p2) = _load(o.test_dir, o.fmt, o.image_dir, pool)
+    for it in train_items:
+        it["split"] = "train"
+    for it in test_items:
+        it["split"] = "test"
+    items = train_items + test_items
+    return fmt_used, items, p1 + p2 + _duplicates(items)
+
+
+def _label_ids(o, items, found):
+    """name -> id: from --label-map (a class not in it is an error) or from the annotations."""
+    if o.label_map:
+        label_ids = labelmap.read(o.label_map)
         for it in items:
-            for o in it["objects"]:
-                if o["name"] not in label_ids:
+            for obj in it["objects"]:
+                if obj["name"] not in label_ids:
                     found.append(P.error(it["ann"], "class {!r} is not in the label map {}{}".format(
-                        o["name"], label_map, labelmap.suggest(o["name"], label_ids)), o["where"]))
-    else:
-        label_ids = labelmap.build(o["name"] for it in items for o in it["objects"])
-        if not label_ids and items:
-            found.append(P.error(source or train_dir, "no objects in any annotation: nothing to train on"))
+                        obj["name"], o.label_map, labelmap.suggest(obj["name"], label_ids)), obj["where"]))
+        return label_ids
+    label_ids = labelmap.build(obj["name"] for it in items for obj in it["objects"])
+    if not label_ids and items:
+        found.append(P.error(o.source or o.train_dir, "no objects in any annotation: nothing to train on"))
+    return label_ids
 
+
+def _jobs(o, items, found):
+    """(jobs, skipped): the images to encode, each with its split, and those --skip-empty dropped."""
     skipped, kept = [], []
     for it in items:
         if not it["objects"]:
-            if skip_empty:
+            if o.skip_empty:
                 skipped.append({"file": it["ann"], "reason": "no objects (--skip-empty)"})
                 continue
             found.append(P.warning(it["ann"], "no objects: kept as a negative example (use --skip-empty to drop it)"))
         kept.append(it)
     if not kept and not any(p["level"] == P.ERROR for p in found):
-        raise UserError("no images to convert", where=source or train_dir,
+        raise UserError("no images to convert", where=o.source or o.train_dir,
                         fix="check the folder holds annotated images (or drop --skip-empty)")
-
-    if train_dir is not None:
+    if o.train_dir is not None:
         train = [it for it in kept if it["split"] == "train"]
         test = [it for it in kept if it["split"] == "test"]
     else:
-        train, test = splitting.stratified(kept, split, seed)
-        if not test and split < 1.0 and kept:
-            found.append(P.warning(source, "the test split is empty: {} image(s) x {:g} rounds to 0; evaluation will "
-                                           "have nothing to read".format(len(kept), 1.0 - split)))
-    jobs = [dict(it, split="train") for it in train] + [dict(it, split="test") for it in test]
+        train, test = splitting.stratified(kept, o.split, o.seed)
+        if not test and o.split < 1.0 and kept:
+            found.append(P.warning(o.source, "the test split is empty: {} image(s) x {:g} rounds to 0; evaluation "
+                                             "will have nothing to read".format(len(kept), 1.0 - o.split)))
+    return [dict(it, split="train") for it in train] + [dict(it, split="test") for it in test], skipped
 
-    outputs = {"train": records.shard_names(out_dir, "train", shards),
-               "test": records.shard_names(out_dir, "test", shards)}
+
+class Tally(object):
+    """What the encoded records hold, per split: images, boxes per class, CSV rows; image formats
+    and EXIF orientations seen."""
+
+    def __init__(self):
+        self.counts = {"train": 0, "test": 0}
+        self.boxes = {"train": {}, "test": {}}
+        self.csv_rows = {"train": [], "test": []}
+        self.formats, self.orientations = {}, []
+
+    def add(self, split, job, res):
+        if not res["record"]:
+            return
+        self.counts[split] += 1
+        self.formats[res["format"]] = self.formats.get(res["format"], 0) + 1
+        if res.get("orientation"):
+            self.orientations.append({"file": job["image"], "orientation": res["orientation"]})
+        for name, x0, y0, x1, y1 in res["objects"]:
+            self.boxes[split][name] = self.boxes[split].get(name, 0) + 1
+            self.csv_rows[split].append([job["filename"], res["width"], res["height"], name,
+                                         _num(x0), _num(y0), _num(x1), _num(y1)])
+
+
+def _encode(pool, jobs, o, label_ids, sinks, parts, found):
+    """Encode every image in worker processes, appending each block to its shard in order."""
+    from odrun.progress import ItemProgress
+
+    tally = Tally()
+    blocks = _blocks(jobs, o.shards)
+    tasks = [(os.path.join(parts, "{:06d}.record".format(i)), b[2], label_ids) for i, b in enumerate(blocks)]
+    results = pool.map(records.encode_block, tasks, chunksize=1, size=len(jobs))
+    with ItemProgress(len(jobs), "converting", enabled=o.progress, stderr=True) as bar:
+        for (s, shard, block_jobs), (part, _jobs, _labels), block_results in zip(blocks, tasks, results):
+            _append(sinks[s][shard], part)
+            os.unlink(part)
+            for job, res in zip(block_jobs, block_results):
+                found.extend(res["problems"])
+                tally.add(s, job, res)
+            bar.advance(len(block_jobs))
+    return tally
+
+
+def _summary(o, fmt_used, jobs, label_ids, tally, skipped, found, outputs, workers):
+    out_dir = o.out_dir
+    return {
+        "source": o.source, "train_dir": o.train_dir, "test_dir": o.test_dir, "format": fmt_used,
+        "out_dir": os.path.abspath(out_dir),
+        "split": o.split if o.train_dir is None else "folders", "seed": o.seed,
+        "images": {"train": tally.counts["train"], "test": tally.counts["test"],
+                   "total": tally.counts["train"] + tally.counts["test"],
+                   "negatives": sum(1 for j in jobs if not j["objects"])},
+        "boxes": {k: dict(sorted(v.items())) for k, v in tally.boxes.items()},
+        "classes": [{"id": i, "name": n, "train_boxes": tally.boxes["train"].get(n, 0),
+                     "test_boxes": tally.boxes["test"].get(n, 0)}
+                    for n, i in sorted(label_ids.items(), key=lambda kv: kv[1])],
+        "image_formats": tally.formats,
+        "exif_orientation": tally.orientations,
+        "skipped": skipped,
+        "warnings": [p for p in found if p["level"] == P.WARNING],
+        "outputs": {"train": outputs["train"], "test": outputs["test"],
+                    "label_map": os.path.join(out_dir, "label_map.pbtxt"),
+                    "train_csv": os.path.join(out_dir, "train_labels.csv"),
+                    "test_csv": os.path.join(out_dir, "test_labels.csv"),
+                    "summary": os.path.join(out_dir, "summary.json")},
+        "shards": o.shards, "workers": workers,
+    }
+
+
+def _convert(pool, o):
+    """1. read and check the annotations, 2. split, 3. encode into temp files, 4. write the label
+    map, CSVs and summary, 5. rename everything into place (or nothing, on any error)."""
+    start = time.time()
+    _check_options(o)
+    safety.check_output(o)  # --out never is, contains or lies inside an input; writable folder
+    fmt_used, items, found = _gather(o, pool)
+    with_masks, mask_problems = masks.apply_mode(items, o.masks, o.source or o.train_dir)  # instance masks
+    found += mask_problems
+    items = safety.check_images(items, found, o.allow_outside_images, o.image_dir)
+    label_ids = _label_ids(o, items, found)
+    jobs, skipped = _jobs(o, items, found)
+
+    out_dir = o.out_dir
+    outputs = {"train": records.shard_names(out_dir, "train", o.shards),
+               "test": records.shard_names(out_dir, "test", o.shards)}
     commit = DeferSigint()
     import_tf()  # before anything is written (and before the pool forks, so workers inherit it)
     out_existed = os.path.isdir(out_dir)
-    boxes = {"train": {}, "test": {}}
-    counts = {"train": 0, "test": 0}
-    csv_rows = {"train": [], "test": []}
-    formats, orientations = {}, []
+    safety.clean_stale(out_dir)  # temps a kill -9 left (.train.record.*.tmp, .parts-*/)
     try:
         with contextlib.ExitStack() as stack:
             tmp = {s: [stack.enter_context(atomic_path(p)) for p in outputs[s]] for s in outputs}
             parts = tempfile.mkdtemp(prefix=".parts-", dir=out_dir)
             stack.callback(shutil.rmtree, parts, True)
             stack.callback(pool.close)  # runs first: no worker may still write into `parts`
-            blocks = _blocks(jobs, shards)
-            tasks = [(os.path.join(parts, "{:06d}.record".format(i)), b[2], label_ids) for i, b in enumerate(blocks)]
-            results = pool.map(records.encode_block, tasks, chunksize=1, size=len(jobs))
-            bar = stack.enter_context(_progress(progress, len(jobs)))
-            task = bar.add_task("convert", total=len(jobs)) if bar is not None else None
             sinks = {s: [stack.enter_context(open(p, "wb", buffering=0)) for p in tmp[s]] for s in tmp}
-            for (s, shard, block_jobs), (part, _jobs, _labels), block_results in zip(blocks, tasks, results):
-                _append(sinks[s][shard], part)
-                os.unlink(part)
-                for job, res in zip(block_jobs, block_results):
-                    found.extend(res["problems"])
-                    if res["record"]:
-                        counts[s] += 1
-                        formats[res["format"]] = formats.get(res["format"], 0) + 1
-                        if res.get("orientation"):
-                            orientations.append({"file": job["image"], "orientation": res["orientation"]})
-                        for name, x0, y0, x1, y1 in res["objects"]:
-                            boxes[s][name] = boxes[s].get(name, 0) + 1
-                            csv_rows[s].append([job["filename"], res["width"], res["height"], name,
-                                                _num(x0), _num(y0), _num(x1), _num(y1)])
-                if task is not None:
-                    bar.advance(task, len(block_jobs))
+            tally = _encode(pool, jobs, o, label_ids, sinks, parts, found)
             for fs in sinks.values():
                 for f in fs:
                     f.close()
-            _fail_on(found, strict, source or train_dir)
+            _fail_on(found, o.strict, o.source or o.train_dir)
 
-            summary = {
-                "source": source, "train_dir": train_dir, "test_dir": test_dir, "format": fmt_used,
-                "out_dir": os.path.abspath(out_dir),
-                "split": split if train_dir is None else "folders", "seed": seed,
-                "images": {"train": counts["train"], "test": counts["test"],
-                           "total": counts["train"] + counts["test"],
-                           "negatives": sum(1 for j in jobs if not j["objects"])},
-                "boxes": {k: dict(sorted(v.items())) for k, v in boxes.items()},
-                "classes": [{"id": i, "name": n, "train_boxes": boxes["train"].get(n, 0),
-                             "test_boxes": boxes["test"].get(n, 0)}
-                            for n, i in sorted(label_ids.items(), key=lambda kv: kv[1])],
-                "image_formats": formats,
-                "exif_orientation": orientations,
-                "skipped": skipped,
-                "warnings": [p for p in found if p["level"] == P.WARNING],
-                "outputs": {"train": outputs["train"], "test": outputs["test"],
-                            "label_map": os.path.join(out_dir, "label_map.pbtxt"),
-                            "train_csv": os.path.join(out_dir, "train_labels.csv"),
-                            "test_csv": os.path.join(out_dir, "test_labels.csv"),
-                            "summary": os.path.join(out_dir, "summary.json")},
-                "shards": shards, "workers": pool.used,
-            }
+            summary = _summary(o, fmt_used, jobs, label_ids, tally, skipped, found, outputs, pool.used)
+            summary["instance_masks"] = with_masks
             for key, path in (("label_map", "label_map.pbtxt"), ("train_csv", "train_labels.csv"),
                               ("test_csv", "test_labels.csv"), ("summary", "summary.json")):
                 tmp[key] = stack.enter_context(atomic_path(os.path.join(out_dir, path)))
             with open(tmp["label_map"], "w", encoding="utf-8") as f:
                 f.write(labelmap.render(label_ids))
-            _csv(tmp["train_csv"], csv_rows["train"])
-            _csv(tmp["test_csv"], csv_rows["test"])
+            _csv(tmp["train_csv"], tally.csv_rows["train"])
+            _csv(tmp["test_csv"], tally.csv_rows["test"])
             summary["seconds"] = round(time.time() - start, 3)
             summary["images_per_second"] = round(len(jobs) / max(summary["seconds"], 1e-9), 1)
             with open(tmp["summary"], "w", encoding="utf-8") as f:
