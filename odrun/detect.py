@@ -64,10 +64,8 @@ def read_model_info(export_dir):
     if not os.path.exists(meta_path):
         raise UserError("no metadata.json: not an `odrun export` directory", where=export_dir,
                         fix="odrun export --workdir RUN_DIR --out " + export_dir)
-    with open(meta_path, encoding="utf-8") as f:
-        meta = json.load(f)
-    names = {int(c["id"]): c["name"] for c in meta.get("classes", [])}
-    return meta, names
+    from odrun.checks import model_metadata
+    return model_metadata(meta_path)  # a damaged metadata.json is exit 2 naming the field
 
 
 def load_image(path):
@@ -100,8 +98,16 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     if agnostic_iou is not None and not 0.0 <= agnostic_iou <= 1.0:
         raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
                         where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
+    from odrun.checks import unit_interval
+    from odcore.paths import check_output, check_writable_dir
+    unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
     meta, names = read_model_info(model_dir)
     paths = collect(sources)
+    # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
+    check_output(out_dir, [("model folder (--model)", model_dir)] +
+                 [("input", s) for s in sources if os.path.exists(s)] +
+                 [("input image", p) for p in paths])
+    check_writable_dir(out_dir)
     backend = backends.get(api or meta.get("api"))
     detector = backend.load_detector(model_dir)
     os.makedirs(out_dir, exist_ok=True)

@@ -27,6 +27,9 @@ def export(run_dir, out_dir, api=None):
     from odrun.evaluate import run_dir_config
     from odcore.fileio import write_json
     from odrun.train import newest_checkpoint
+    from odcore.paths import check_output, check_writable_dir
+    check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
+    check_writable_dir(out_dir)
     config_path = run_dir_config(run_dir)
     if not newest_checkpoint(run_dir):
         raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
@@ -38,6 +41,7 @@ def export(run_dir, out_dir, api=None):
     # Export into a temp sibling and swap in at the end: no half-written EXPORT_DIR.
     out_dir = os.path.abspath(out_dir)
     tmp = out_dir + ".partial"
+    _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     info = backend.export(config_path, run_dir, tmp)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
@@ -62,6 +66,18 @@ def export(run_dir, out_dir, api=None):
     else:
         os.replace(tmp, out_dir)
     return metadata
+
+
+def _recover(out_dir):
+    """Undo what a kill -9 left: a swap stopped between its two renames leaves the previous
+    good export in OUT.old and no OUT (put it back); temp folders of ours are removed."""
+    import glob
+    old = out_dir + ".old"
+    if os.path.isdir(old) and not os.path.exists(out_dir):
+        os.replace(old, out_dir)
+    parent, base = os.path.dirname(out_dir), os.path.basename(out_dir)
+    for stale in glob.glob(os.path.join(parent, "." + glob.escape(base) + ".partial.*")):
+        shutil.rmtree(stale, ignore_errors=True)  # the tf1 backend's mkdtemp inside OUT.partial's parent
 
 
 def run(args):

@@ -90,8 +90,8 @@ def read_label_map(path):
             raise UserError("not a valid label map: {}".format(exc), where=path,
                             fix="items look like: item { id: 1 name: 'cat' }")
     items = sorted((item.id, item.name or item.display_name) for item in label_map.item)
-    if not items:
-        raise UserError("label map has no items", where=path, fix="add one item per class")
+    from odrun.convert import labelmap
+    labelmap.check_items(items, path)  # the one validator: ids from 1, no class or id twice
     return items
 
 

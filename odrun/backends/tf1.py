@@ -151,13 +151,9 @@ def train(config_path, run_dir, num_steps, checkpoint_every=None, on_step=None):
         parts["estimator"].train(input_fn=parts["train_input_fn"], max_steps=num_steps)
     newest = _need_checkpoint(run_dir)
     state = _tf().train.get_checkpoint_state(run_dir)
-    saved = [p for p in state.all_model_checkpoint_paths if _step_of(p) > start] or [newest]
+    from odrun.rundir import step_of  # the one checkpoint-name parser (None: no step in the name)
+    saved = [p for p in state.all_model_checkpoint_paths if (step_of(p) or -1) > start] or [newest]
     return {"start_step": start, "end_step": checkpoint_step(newest), "checkpoints": saved}
-
-
-def _step_of(prefix):
-    tail = prefix.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 # ------------------------------------------------------------------ eval

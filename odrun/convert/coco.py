@@ -2,7 +2,7 @@
 import json
 import os
 
-from odrun.convert import problems as P
+from odrun.convert import problems as P, safety
 
 
 def load(json_path, image_dir=None):
@@ -14,6 +14,9 @@ def load(json_path, image_dir=None):
         return [], [P.error(json_path, "cannot parse COCO JSON: {}".format(exc))]
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         return [], [P.error(json_path, "not a COCO instances file: no 'images' list")]
+    structure = _structure_problems(json_path, data)
+    if structure:
+        return [], structure
     cats = {c.get("id"): str(c.get("name", "")).strip() for c in data.get("categories") or []}
     items, by_id, found, missing_ids = [], {}, [], set()
     dirs = [image_dir] if image_dir else [base, os.path.join(base, "images")]
@@ -28,9 +31,9 @@ def load(json_path, image_dir=None):
             continue
         size = None
         if img.get("width") and img.get("height"):
-            size = (int(img["width"]), int(img["height"]))
+            size = (int(img["width"]), int(img["height"]))  # checked by _structure_problems
         item = {"filename": os.path.basename(fname), "image": image, "ann": json_path, "size": size,
-                "objects": []}
+                "objects": [], "roots": list(dirs), "ref": fname}
         by_id[img.get("id")] = item
         items.append(item)
     for n, ann in enumerate(data.get("annotations") or []):
@@ -49,8 +52,61 @@ def load(json_path, image_dir=None):
         except (KeyError, TypeError, ValueError):
             found.append(P.error(json_path, "bbox must be [x, y, width, height]", where))
             continue
+        if not safety.finite((x, y, w, h)):
+            found.append(safety.not_finite_error(json_path, "bbox [x, y, width, height]", (x, y, w, h), where))
+            continue
         item["objects"].append({"name": name, "xmin": x, "ymin": y, "xmax": x + w, "ymax": y + h,
                                 "difficult": 0, "truncated": 0, "pose": "Unspecified",
                                 "crowd": int(bool(ann.get("iscrowd"))),
                                 "where": "{} {!r} ({})".format(where, name, item["filename"])})
     return items, found
+
+
+def _is_id(v):
+    return isinstance(v, (int, str)) and not isinstance(v, bool)
+
+
+def _is_size(v):
+    """COCO width/height: a positive finite number (or absent)."""
+    if v is None:
+        return True
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return safety.finite([v]) and v > 0
+
+
+def _structure_problems(json_path, data):
+    """COCO's types (cocodataset.org/#format-data), checked before any field is used: every
+    problem names the field, e.g. images[3].width, so the file can be fixed in one go."""
+    found = []
+
+    def bad(field, expected):
+        found.append(P.error(json_path, "field {} must be {}".format(field, expected)))
+
+    for key in ("annotations", "categories"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            bad(key, "a list (got {})".format(type(data[key]).__name__))
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, dict):
+            bad("images[{}]".format(i), "an object {id, file_name, width, height}")
+            continue
+        if not _is_id(img.get("id")):
+            bad("images[{}].id".format(i), "an integer or a string")
+        if not isinstance(img.get("file_name"), str) or not img.get("file_name"):
+            bad("images[{}].file_name".format(i), "a non-empty string")
+        for dim in ("width", "height"):
+            if not _is_size(img.get(dim)):
+                bad("images[{}].{}".format(i, dim), "a positive finite number")
+    for key, fields in (("categories", ("id",)), ("annotations", ("image_id", "category_id"))):
+        if not isinstance(data.get(key), list):
+            continue
+        for i, entry in enumerate(data[key]):
+            if not isinstance(entry, dict):
+                bad("{}[{}]".format(key, i), "an object")
+                continue
+            for f in fields:
+                if not _is_id(entry.get(f)):
+                    bad("{}[{}].{}".format(key, i, f), "an integer or a string")
+            if key == "annotations" and "bbox" in entry and not isinstance(entry["bbox"], list):
+                bad("annotations[{}].bbox".format(i), "a list [x, y, width, height]")
+    return found[:50]

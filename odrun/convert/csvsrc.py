@@ -1,7 +1,7 @@
 """The seeds' CSV (`xml_to_csv.py` output): filename,width,height,class,xmin,ymin,xmax,ymax."""
 import os
 
-from odrun.convert import problems as P
+from odrun.convert import problems as P, safety
 
 COLUMNS = ["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax"]
 
@@ -31,10 +31,11 @@ def load(csv_path, image_dir=None):
             image = next((c for c in cands if os.path.isfile(c)), cands[0])
             try:
                 size = (int(float(row["width"])), int(float(row["height"])))
-            except ValueError:
+            except (ValueError, OverflowError):  # 'abc', 'inf', 'nan': the image header decides
                 size = None
             item = items[fname] = {"filename": os.path.basename(fname), "image": image, "ann": csv_path,
-                                   "size": size, "objects": []}
+                                   "size": size, "objects": [], "ref": fname,
+                                   "roots": [image_dir, os.path.join(image_dir, "images")]}
         name = str(row["class"]).strip()
         if not name:  # a row without a class: an image listed with no objects
             continue
@@ -43,6 +44,9 @@ def load(csv_path, image_dir=None):
             box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
         except ValueError:
             found.append(P.error(csv_path, "xmin, ymin, xmax, ymax must be numbers", where))
+            continue
+        if not safety.finite(box):
+            found.append(safety.not_finite_error(csv_path, "xmin, ymin, xmax, ymax", box, where))
             continue
         item["objects"].append({"name": name, "xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3],
                                 "difficult": 0, "truncated": 0, "pose": "Unspecified", "where": where})

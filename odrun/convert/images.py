@@ -46,8 +46,9 @@ def inspect(path, data=None):
         raise BadImage("the image file is empty (0 bytes)")
     fmt = sniff(data)
     if fmt is None:
-        raise BadImage("not a JPEG or PNG (the file starts with {!r}); the OD API decodes JPEG and PNG"
-                       .format(data[:8]))
+        # (never echo the bytes: an annotation may point at any file, e.g. /etc/passwd)
+        raise BadImage("not a JPEG or PNG (no JPEG/PNG signature at the start of the file); the OD API "
+                       "decodes JPEG and PNG")
     try:
         im = Image.open(io.BytesIO(data))
         width, height = im.size

@@ -56,6 +56,12 @@ def read(path):
     except Exception as exc:  # text_format.ParseError, ValueError
         raise UserError("not a valid label map: {}".format(exc), where=path,
                         fix="write items as: item { id: 1 name: 'cat' }")
+    return check_items(items, path)
+
+
+def check_items(items, path):
+    """The one label-map validator (convert's --label-map and train's --data/--config use it):
+    [(id, name)] -> {name: id}; no items, an id < 1, a class or an id used twice -> UserError."""
     if not items:
         raise UserError("the label map has no items", where=path,
                         fix="write items as: item { id: 1 name: 'cat' }")
@@ -64,6 +70,9 @@ def read(path):
         if item_id < 1:
             raise UserError("item {!r} has id {}: ids start at 1 (0 is the background)".format(name, item_id),
                             where=path, fix="renumber the items from 1")
+        if not name:
+            raise UserError("item with id {} has no name".format(item_id), where=path,
+                            fix="give it a name: item {{ id: {} name: 'cat' }}".format(item_id))
         if name in mapping:
             raise UserError("class {!r} appears twice".format(name), where=path, fix="keep one item per class")
         if item_id in mapping.values():

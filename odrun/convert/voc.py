@@ -9,7 +9,7 @@ import os
 
 from lxml import etree
 
-from odrun.convert import problems as P
+from odrun.convert import problems as P, safety
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -31,7 +31,7 @@ def _flag(el):
     text = _text(el) or "0"
     try:
         return 1 if int(float(text)) else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # 'inf' / 'nan': not a flag value
         return 0
 
 
@@ -85,8 +85,8 @@ def parse(xml_path, root, image_dir=None):
     size = None
     try:
         size = (int(float(ann.findtext("size/width"))), int(float(ann.findtext("size/height"))))
-    except (TypeError, ValueError):
-        pass  # no or bad <size>: the image header is what counts anyway
+    except (TypeError, ValueError, OverflowError):
+        pass  # no or bad (even inf/nan) <size>: the image header is what counts anyway
     objects = []
     for i, obj in enumerate(ann.iter("object")):
         # One pass over the children: lxml's findtext() costs ~5 us a call, ten per object.
@@ -102,13 +102,19 @@ def parse(xml_path, root, image_dir=None):
         except (KeyError, TypeError, ValueError):
             found.append(P.error(xml_path, "<bndbox> needs numeric xmin, ymin, xmax, ymax", where))
             continue
+        if not safety.finite(box):
+            found.append(safety.not_finite_error(xml_path, "<bndbox> xmin, ymin, xmax, ymax", box, where))
+            continue
         objects.append({
             "name": name, "xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3],
             "difficult": _flag(fields.get("difficult")), "truncated": _flag(fields.get("truncated")),
             "pose": _text(fields.get("pose")) or "Unspecified", "where": where,
         })
+    xml_dir = os.path.dirname(os.path.abspath(xml_path))
+    roots = [root, xml_dir, image_dir] + [os.path.join(os.path.dirname(xml_dir), d) for d in ("JPEGImages", "images")]
     item = {"filename": os.path.basename(image), "image": image, "ann": xml_path,
-            "size": size, "objects": objects}
+            "size": size, "objects": objects, "roots": [r for r in roots if r],
+            "ref": path_text if image == path_text else filename}
     return item, found
 
 
