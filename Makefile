@@ -18,5 +18,6 @@ demo: setup
 test: setup-system
 	$(VENV)/bin/python -m pytest tests
 
-bench: setup
+## bench: every benchmark (side by side with a peer), one table of ratios, bench/results.json
+bench: setup-system
 	$(VENV)/bin/python bench/run_all.py

@@ -119,6 +119,11 @@ def main():
     for what, secs in results.items():
         print("| {} | {:.1f} s |".format(what, secs))
     print("\nchanged: first run {}, second run {}, check mode would change {}".format(r1[1], r2[1], r3[1]))
+    from common import ratio, report
+    report("host", {"seconds": results, "changed": {"first": r1[1], "second": r2[1], "check": r3[1]}},
+           [ratio("idempotent second run / first run (wall time)",
+                  results["second run (idempotent)"] / results["first run, {} roots (installs docker.io)".format(args.roots)],
+                  higher_is_better=False)])
     if not args.keep:
         shutil.rmtree(str(base), ignore_errors=True)
 

@@ -58,7 +58,13 @@ def main():
     out["base_mb"] = round(dockerd.engine().images.get(base).attrs["Size"] / 1e6)
     out["warm_build_s"] = timed(lambda: provision("image", "build", "cpu", "--base-image", base, "--tag", tag,
                                                   "--json"), args.runs)
-    runs = Path("/tmp/odstack-bench-runs")
+    from common import scratch
+    with scratch("images-runs") as runs:
+        return bench(args, base, tag, out, Path(runs))
+
+
+def bench(args, base, tag, out, runs):
+    import dockerd
     out["run_version_s"] = timed(lambda: provision("run", "--image", tag, "--runs", str(runs), "--", "--version"),
                                  args.runs)
     out["run_import_tf_odapi_s"] = timed(lambda: provision(
@@ -67,7 +73,12 @@ def main():
     local_py = timed(lambda: subprocess.run([sys.executable, "-c", "import tensorflow"], check=True), args.runs)
     out["host_import_tf_s"] = local_py
     dockerd.engine().images.remove(tag, noprune=False)
-    print(json.dumps(out, indent=2))
+    from common import ratio, report
+    report("images", out, [ratio("`provision run -- --version` overhead / host TF import (s/s)",
+                                 out["run_version_s"][0] / out["host_import_tf_s"][0], higher_is_better=False),
+                           ratio("TF + OD API import in the container / host TF import",
+                                 out["run_import_tf_odapi_s"][0] / out["host_import_tf_s"][0],
+                                 higher_is_better=False)])
 
 
 if __name__ == "__main__":

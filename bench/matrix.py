@@ -79,7 +79,11 @@ def main():
     out["python_yaml_packaging_import"] = timed(
         lambda: run([sys.executable, "-c", "import yaml, packaging.version, packaging.specifiers"]), args.runs)
     out["cli_over_floor"] = round(out["cli_recommend"]["median_ms"] / out["python_floor"]["median_ms"], 2)
-    print(json.dumps(out, indent=2))
+    from common import ratio, report
+    ratios = [ratio("`matrix recommend` CLI wall time / `python -c pass`", out["cli_over_floor"], higher_is_better=False)]
+    if "libyaml_speedup" in out:
+        ratios.append(ratio("libyaml load vs pure-Python load (speed-up)", out["libyaml_speedup"]))
+    report("matrix", out, ratios)
 
 
 if __name__ == "__main__":

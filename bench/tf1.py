@@ -17,7 +17,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-CACHE = os.path.expanduser("~/.cache/odstack/bench-tf1")
 SIZE = 160
 
 
@@ -26,7 +25,7 @@ def odrun(*args):
     subprocess.run([exe] + [str(a) for a in args], check=True, stdout=subprocess.DEVNULL)
 
 
-def make_export():
+def make_export(CACHE):
     export = os.path.join(CACHE, "export")
     if os.path.exists(os.path.join(export, "frozen_inference_graph.pb")):
         return export
@@ -46,8 +45,14 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--session-images", type=int, default=10, help="images for the session-per-image way")
     args = ap.parse_args()
-    export = args.export or make_export()
+    if args.export:
+        return bench(args, args.export)
+    from common import scratch
+    with scratch("tf1") as tmp:  # the 1-step export is rebuilt each run (~1 min) unless ODSTACK_BENCH_KEEP=1
+        return bench(args, make_export(tmp))
 
+
+def bench(args, export):
     import numpy as np
     import tensorflow.compat.v1 as tf
     from odrun.backends import tf1
@@ -82,7 +87,12 @@ def main():
     results["session_per_image"] = args.session_images / (time.time() - t)
     results["speedup_vs_one_per_call"] = results["odrun_batched"] / results["one_image_per_call"]
     results["speedup_vs_session_per_image"] = results["odrun_batched"] / results["session_per_image"]
-    print(json.dumps({k: round(v, 2) for k, v in results.items()}, indent=2))
+    from common import ratio, report
+    report("tf1", {k: round(v, 2) for k, v in results.items()},
+           [ratio("odrun TF1 frozen-graph detector, batched / one image per sess.run",
+                  results["speedup_vs_one_per_call"]),
+            ratio("odrun TF1 detector / a session per image (tutorial 003's script)",
+                  results["speedup_vs_session_per_image"], goal=5)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """bench/train.py: steps/s of `odrun train` vs the OD API's own train loop, same config.
 
-    .venv/bin/python bench/train.py [--steps 200] [--repeat 3] [--workdir /tmp/odstack-bench-train]
+    .venv/bin/python bench/train.py [--steps 150] [--repeat 3] [--workdir DIR]
+
+Without --workdir everything goes to a temp dir removed at the end (bench/common.py scratch).
 
 Each variant runs in its own process on the same synthetic dataset and the same
 pipeline.config (the one odrun writes). Reported: steady-state steps/s = median over
@@ -41,16 +43,25 @@ def direct(config, model_dir, steps, per_iter):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--workdir", default="/tmp/odstack-bench-train")
+    ap.add_argument("--steps", type=int, default=150, help="training steps per run (default %(default)s)")
+    ap.add_argument("--workdir", default=None, help="keep the runs here (default: a temp dir, removed)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of odrun and direct-1, alternating")
     ap.add_argument("--_direct", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._direct:
         return direct(a._direct[0], a._direct[1], int(a._direct[2]), int(a._direct[3]))
-    import shutil
+    from common import scratch
+    if a.workdir:
+        import shutil
+        shutil.rmtree(a.workdir, ignore_errors=True)
+        return bench(a)
+    with scratch("train") as tmp:
+        a.workdir = tmp
+        return bench(a)
+
+
+def bench(a):
     from odrun import synth
-    shutil.rmtree(a.workdir, ignore_errors=True)
     odrun = os.path.join(os.path.dirname(sys.executable), "odrun")
     synth.generate(os.path.join(a.workdir, "images"), count=60, seed=3)
     subprocess.run([odrun, "convert", os.path.join(a.workdir, "images"), "--out",
@@ -81,7 +92,11 @@ def main():
     med = {k: statistics.median(x["steps_per_sec_p50"] for x in v) for k, v in runs.items() if v}
     results = {"runs": runs, "median_steps_per_sec": med,
                "odrun_overhead_vs_direct_1_pct": round(100.0 * (med["direct-1"] - med["odrun"]) / med["direct-1"], 1)}
-    print(json.dumps(results, indent=2))
+    from common import ratio, report
+    report("train", results, [ratio("odrun train steps/s / model_lib_v2 train_loop (1 step per call)",
+                                    med["odrun"] / med["direct-1"], goal=0.95),
+                              ratio("odrun train steps/s / model_main_tf2 defaults (100 steps per call)",
+                                    med["odrun"] / med["direct-100"])])
 
 
 if __name__ == "__main__":
