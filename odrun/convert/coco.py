@@ -19,7 +19,9 @@ def load(json_path, image_dir=None):
         return [], structure
     cats = {c.get("id"): str(c.get("name", "")).strip() for c in data.get("categories") or []}
     items, by_id, found, missing_ids = [], {}, [], set()
-    dirs = [image_dir] if image_dir else [base, os.path.join(base, "images")]
+    # CVAT's "COCO 1.0" export: annotations/instances_default.json beside images/
+    dirs = [image_dir] if image_dir else [base, os.path.join(base, "images"),
+                                          os.path.join(os.path.dirname(base), "images")]
     for img in data["images"]:
         fname = str(img.get("file_name", ""))
         cands = [os.path.join(d, fname) for d in dirs]
@@ -47,18 +49,27 @@ def load(json_path, image_dir=None):
         if not name:
             found.append(P.error(json_path, "unknown category_id {!r}".format(ann.get("category_id")), where))
             continue
+        seg = ann.get("segmentation") or None  # polygons or RLE: instance masks (odrun/tasks/segment)
         try:
             x, y, w, h = [float(v) for v in ann["bbox"]]
-        except (KeyError, TypeError, ValueError):
+        except KeyError:
+            if seg is None:
+                found.append(P.error(json_path, "bbox must be [x, y, width, height]", where))
+                continue
+            x = y = w = h = None  # derived from the mask
+        except (TypeError, ValueError):
             found.append(P.error(json_path, "bbox must be [x, y, width, height]", where))
             continue
-        if not safety.finite((x, y, w, h)):
+        if x is not None and not safety.finite((x, y, w, h)):
             found.append(safety.not_finite_error(json_path, "bbox [x, y, width, height]", (x, y, w, h), where))
             continue
-        item["objects"].append({"name": name, "xmin": x, "ymin": y, "xmax": x + w, "ymax": y + h,
-                                "difficult": 0, "truncated": 0, "pose": "Unspecified",
-                                "crowd": int(bool(ann.get("iscrowd"))),
-                                "where": "{} {!r} ({})".format(where, name, item["filename"])})
+        obj = {"name": name, "xmin": x, "ymin": y, "xmax": None if x is None else x + w,
+               "ymax": None if y is None else y + h, "difficult": 0, "truncated": 0, "pose": "Unspecified",
+               "crowd": int(bool(ann.get("iscrowd"))),
+               "where": "{} {!r} ({})".format(where, name, item["filename"])}
+        if seg is not None:
+            obj["segmentation"] = seg
+        item["objects"].append(obj)
     return items, found
 
 

@@ -61,6 +61,8 @@ def features(info, item, objects, label_ids):
     ]
     if any("crowd" in o for o in objects):
         feats.append(("image/object/is_crowd", "int64", [o.get("crowd", 0) for o in objects]))
+    if item.get("masks"):  # PNG per instance, as create_coco_tf_record.py --include_masks writes
+        feats.append(("image/object/mask", "bytes", [o["mask_png"] for o in objects]))
     return feats
 
 
@@ -104,6 +106,11 @@ def encode(item, label_ids):
         found.append(P.warning(item["image"], "EXIF orientation {} ({}): TensorFlow decodes the stored pixels without "
                                "rotating them, so the boxes must be drawn on the unrotated {}x{} image".format(
                                    info["orientation"], images.ORIENTATION.get(info["orientation"], "?"), w, h)))
+    if item.get("masks"):  # instance masks: checked, rasterised, boxes derived/checked
+        from odrun.tasks.segment import masks
+        mask_objects, mask_problems = masks.attach(item, w, h)
+        found.extend(mask_problems)
+        item = dict(item, objects=mask_objects)
     objects, box_problems = check_boxes(item, w, h)
     found.extend(box_problems)
     missing = [o for o in objects if o["name"] not in label_ids]

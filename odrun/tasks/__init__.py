@@ -4,7 +4,7 @@ detect read the task from the run or export directory)."""
 import json
 import os
 
-TASKS = ("detect", "classify")
+TASKS = ("detect", "classify", "segment")
 
 
 def task_of(directory, name):
@@ -22,4 +22,5 @@ def task_of(directory, name):
 def add_task_flag(parser, help_extra=""):
     parser.add_argument("--task", choices=TASKS, default="detect",
                         help="detect (boxes, the OD API; default) or classify (one label per image, "
-                             "the tutorials' retrain.py / slim pipeline)" + help_extra)
+                             "the tutorials' retrain.py / slim pipeline) or segment (instance masks, Mask R-CNN: "
+                             "the COCO tutorial's create_coco_tf_record.py --include_masks)" + help_extra)

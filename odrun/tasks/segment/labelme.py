@@ -23,6 +23,25 @@ def is_labelme(data):
     return isinstance(data, dict) and isinstance(data.get("shapes"), list) and "imagePath" in data
 
 
+def is_source(source):
+    """A labelme JSON file, or a folder of them (and no VOC XML): `odrun convert` reads it as labelme."""
+    if os.path.isdir(source):
+        return looks_like_folder(source)
+    if not source.lower().endswith(".json") or not os.path.isfile(source):
+        return False
+    try:
+        with open(source, encoding="utf-8") as f:
+            head = f.read(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return False
+    if '"shapes"' not in head or '"imagePath"' not in head:
+        return False
+    try:
+        return is_labelme(json.loads(head)) if len(head) < (1 << 16) else True
+    except ValueError:
+        return False
+
+
 def find(folder):
     """labelme JSON files in a folder (sorted), read only far enough to tell them from others."""
     out = []

@@ -194,7 +194,10 @@ def apply_mode(items, mode, where):
     for it in items:
         if on:
             it["masks"] = True
-        else:
-            for o in it["objects"]:
-                o.pop("segmentation", None)
+            continue
+        for o in it["objects"]:
+            o.pop("segmentation", None)
+            if o.get("xmin") is None:
+                found.append(P.error(it["ann"], "no bbox (only a mask): convert with masks, or add the bbox",
+                                     o["where"]))
     return on and has, found
