@@ -23,11 +23,11 @@ def build_parser(commands, prog, version, description):
 
 def run(parser, argv):
     """Parse `argv`, call the verb's `func`; a UserError becomes its message and exit code."""
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
     try:
+        args = parser.parse_args(argv)  # odcore.argtypes' range checks raise UserError here
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
         return int(args.func(args) or 0)
     except UserError as exc:
         sys.stderr.write(exc.render() + "\n")

@@ -184,12 +184,23 @@ def build_context(flavor, wheels=None):
     return fh
 
 
+def check_wheelhouse(wheels):
+    """--wheelhouse DIR must be an existing folder (checked before the engine is asked)."""
+    if wheels in (None, "auto", "none") or Path(wheels).is_dir():
+        return
+    raise UserError("wheelhouse folder not found" if not Path(wheels).exists() else "not a folder",
+                    where="--wheelhouse {}".format(wheels),
+                    fix="pass an existing folder of wheels, --wheelhouse auto (built on this host) or "
+                        "--wheelhouse none (pip in the container uses the index)")
+
+
 def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cache=False,
           progress=True, log=None, index_url=None):
     """Build one flavour; returns dict(flavor, tag, id, size, seconds, labels)."""
     from provision import engine
 
     check_flavor(flavor)
+    check_wheelhouse(wheels)
     tag = tag or default_tag(flavor)
     buildargs = label_args(flavor)
     if base_image:

@@ -21,6 +21,7 @@ COLUMNS = {
 
 
 def add_parser(subparsers):
+    from odcore.argtypes import compute_capability, nonempty
     p = subparsers.add_parser("matrix", help="TF/CUDA/cuDNN/driver/GPU compatibility queries",
                               description=__doc__)
     p.add_argument("--matrix", metavar="FILE", help="matrix file (default: $ODSTACK_MATRIX or the bundled one)")
@@ -41,8 +42,10 @@ def add_parser(subparsers):
         check.add_argument("--" + name, metavar="V",
                            help="the installed {} version (default: not checked)".format(what))
     who = check.add_mutually_exclusive_group()
-    who.add_argument("--gpu", metavar="NAME", help="GPU name as nvidia-smi prints it (default: no GPU check)")
-    who.add_argument("--cc", metavar="X.Y", help="compute capability instead of a GPU name, e.g. 8.6")
+    who.add_argument("--gpu", metavar="NAME", type=nonempty("--gpu", "NVIDIA GeForce RTX 3090"),
+                     help="GPU name as nvidia-smi prints it (default: no GPU check)")
+    who.add_argument("--cc", metavar="X.Y", type=compute_capability("--cc"),
+                     help="compute capability instead of a GPU name, e.g. 8.6")
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(func=run_check)
 
@@ -52,8 +55,10 @@ def add_parser(subparsers):
 
     rec = sub.add_parser("recommend", help="which image flavour to use for a GPU, and why")
     who = rec.add_mutually_exclusive_group()
-    who.add_argument("--gpu", metavar="NAME", help="as nvidia-smi prints it, e.g. 'NVIDIA GeForce RTX 3090'")
-    who.add_argument("--cc", metavar="X.Y", help="compute capability instead of a GPU name, e.g. 8.6")
+    who.add_argument("--gpu", metavar="NAME", type=nonempty("--gpu", "NVIDIA GeForce RTX 3090"),
+                     help="as nvidia-smi prints it, e.g. 'NVIDIA GeForce RTX 3090'")
+    who.add_argument("--cc", metavar="X.Y", type=compute_capability("--cc"),
+                     help="compute capability instead of a GPU name, e.g. 8.6")
     rec.add_argument("--driver", metavar="V",
                      help="installed NVIDIA driver, e.g. 470.82.01: also says whether it is new enough "
                           "(default: not checked)")

@@ -14,7 +14,8 @@ def add_parser(subparsers):
     p.add_argument("--section", action="append", choices=SECTION_NAMES, metavar="S",
                    help="only this section (repeatable): " + ", ".join(SECTION_NAMES))
     p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow probe (fast)")
-    p.add_argument("--tf-timeout", type=float, default=120.0, help="seconds before the TF probe counts as hung (default %(default)s)")
+    from odcore.argtypes import positive_float
+    p.add_argument("--tf-timeout", type=positive_float("--tf-timeout", "120"), default=120.0, help="seconds before the TF probe counts as hung (default %(default)s)")
     p.add_argument("--root", metavar="DIR",
                    help="diagnose a captured system instead of this one (a directory laid out like / "
                         "with commands.yaml of recorded command outputs)")
@@ -22,16 +23,12 @@ def add_parser(subparsers):
 
 
 def make_system(root=None):
-    from pathlib import Path
-
-    from odcore.errors import UserError
     from provision.doctor.system import LiveSystem, RecordedSystem
 
     if root is None:
         return LiveSystem()
-    if not (Path(root) / "commands.yaml").is_file():
-        raise UserError("no commands.yaml in the captured system root", where=str(root),
-                        fix="point --root at a directory made like tests/fixtures/doctor/<scenario>/")
+    from provision.doctor.capture import check_commands_file
+    check_commands_file(root)  # a bad capture: exit 2 naming the file and field
     return RecordedSystem(root)
 
 
