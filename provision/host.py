@@ -15,9 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from odcore import install
 from odcore.errors import UserError
 
-PLAYBOOKS = Path(os.environ.get("ODSTACK_PLAYBOOKS", Path(__file__).resolve().parent.parent / "playbooks"))
+# $ODSTACK_PLAYBOOKS > the wheel's odcore/share/playbooks > the checkout's playbooks/
+PLAYBOOKS = Path(install.find("playbooks", env="ODSTACK_PLAYBOOKS") or "playbooks")
 TAGS = ["nouveau", "driver", "driver-repo", "kernel-hold", "docker", "toolkit", "verify"]
 # What the ansible-playbook child may see of our environment; everything else stays out of it and
 # out of the artifacts. Runner/Ansible's own variables (ANSIBLE_*, RUNNER_*, AWX_*) are kept too.
@@ -99,19 +101,16 @@ def build_inventory(args, run_dir):
             raise UserError("inventory file not found", where=str(path),
                             fix="pass an existing Ansible inventory, or --hosts a,b")
         return str(path.resolve()), False
+    from provision import inventory
+
+    path = run_dir / "inventory" / "hosts.yml"  # data, not INI text: a host name cannot add variables
     if args.hosts:
-        hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
-        if not hosts:
-            raise UserError("no host names", where="--hosts", fix="e.g. --hosts gpu1,gpu2")
-        text = "[gpu]\n" + "\n".join(hosts) + "\n"
+        inventory.write_inventory(path, inventory.parse_hosts(args.hosts))
     else:
         # the system Python has python3-apt, which the apt module needs
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        text = "[gpu]\nlocalhost ansible_connection=local ansible_python_interpreter={}\n".format(python)
-    path = run_dir / "inventory" / "hosts"
-    from odcore.fileio import write_text
-
-    write_text(path, text)
+        inventory.write_inventory(path, inventory.parse_hosts("localhost"),
+                                  extra_vars={"ansible_connection": "local", "ansible_python_interpreter": python})
     return str(path), not args.hosts
 
 
@@ -266,7 +265,11 @@ def run(args):
         extravars["nvidia_driver_min_branch"] = min_branch_for_image(args.image)
     if not (PLAYBOOKS / "site.yml").exists():
         raise UserError("playbooks not found", where=str(PLAYBOOKS),
-                        fix="run from an odstack checkout or set ODSTACK_PLAYBOOKS")
+                        fix="reinstall odstack (the wheel carries them), run from a checkout, "
+                            "or set ODSTACK_PLAYBOOKS")
+    if args.hosts:  # refuse bad host names before anything is written
+        from provision.inventory import parse_hosts
+        parse_hosts(args.hosts)
     run_dir = Path(args.run_dir or Path("runs") / time.strftime("host-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     inventory, local = build_inventory(args, run_dir)
@@ -316,6 +319,9 @@ def run(args):
                       style="bold red", soft_wrap=True, highlight=False)
         raise KeyboardInterrupt
 
+    if not reporter.stats and not interrupted:
+        raise UserError("no host matched: nothing was run", where="--limit" if args.limit else "--inventory/--hosts",
+                        fix="check the host names (ansible-inventory -i INVENTORY --list) and --limit")
     console.print(reporter.table())
     bad = sorted(h for h, row in reporter.stats.items() if row["failed"] or row["unreachable"])
     code = 0 if rc == 0 and not bad and status == "successful" else 1
