@@ -21,8 +21,8 @@ def _protos():
         from google.protobuf import text_format
         from object_detection.protos import pipeline_pb2, string_int_label_map_pb2
     except ImportError as exc:
-        raise UserError("the TF Object Detection API is not importable ({})".format(exc),
-                        fix="run scripts/setup.sh (installs object_detection and its pins)")
+        from odcore.install import tf_fix
+        raise UserError("the TF Object Detection API is not importable ({})".format(exc), fix=tf_fix())
     return text_format, pipeline_pb2, string_int_label_map_pb2
 
 

@@ -2,8 +2,8 @@
 
 Data lives in compat_matrix.yaml (every entry has `source:` links); this module only knows the
 schema and the rules that combine facts (same CUDA line, cuDNN major/minor, driver minimums,
-compute-capability coverage). Found by: explicit path > $ODSTACK_MATRIX > provision/compat_matrix.yaml
-(a copy next to the package, used inside the images) > <repo root>/compat_matrix.yaml.
+compute-capability coverage). Found by: explicit path > $ODSTACK_MATRIX > the wheel's
+odcore/share/compat_matrix.yaml > <repo root>/compat_matrix.yaml (see odcore.install).
 """
 import difflib
 import os
@@ -30,15 +30,15 @@ class UnknownKey(UserError):
 
 
 def default_path():
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "compat_matrix.yaml", here.parent / "compat_matrix.yaml"):
-        if candidate.exists():
-            return candidate
-    raise MatrixError("compat_matrix.yaml not found next to the package or at the repo root",
-                      fix="set {}=/path/to/compat_matrix.yaml".format(ENV_VAR))
+    """$ODSTACK_MATRIX > the wheel's odcore/share/compat_matrix.yaml > the checkout's."""
+    from odcore import install
+
+    path = install.find("compat_matrix.yaml", env=ENV_VAR)
+    if path:
+        return Path(path)
+    raise MatrixError("compat_matrix.yaml not found in the package data ({}) or the checkout ({})".format(
+        install.SHARE, install.CHECKOUT),
+        fix="reinstall odstack (the wheel carries it), or set {}=/path/to/compat_matrix.yaml".format(ENV_VAR))
 
 
 def load(path=None):

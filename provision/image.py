@@ -17,11 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from odcore import install
 from odcore.cache import cache_dir
 from odcore.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = Path(os.environ.get("ODSTACK_IMAGES", str(ROOT / "images")))
+ROOT = Path(__file__).resolve().parent.parent  # holds odrun/ and odcore/ (a checkout or site-packages)
+# images/: $ODSTACK_IMAGES > the wheel's odcore/share/images > the checkout's images/
+IMAGES = Path(install.find("images", env="ODSTACK_IMAGES") or str(ROOT / "images"))
 LABEL = "io.odstack."
 WHEELHOUSE = Path(os.environ.get("ODSTACK_WHEELHOUSE") or cache_dir("wheelhouse"))
 LOCKS = ("requirements.lock", "odapi.lock")
@@ -163,6 +165,8 @@ def _skip(info):
     name = info.name
     if "__pycache__" in name or name.endswith((".pyc", ".pyo")):
         return None
+    if name == "odcore/share" or name.startswith("odcore/share/"):
+        return None  # a wheel's copy of the top-level data (install.SHARE): the images do not read it
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     return info
@@ -184,6 +188,15 @@ def build_context(flavor, wheels=None):
     return fh
 
 
+def _buildargs(flavor, base_image=None, index_url=None):
+    buildargs = label_args(flavor)
+    if base_image:
+        buildargs["BASE_IMAGE"] = base_image
+    if index_url:
+        buildargs["PIP_INDEX_URL"] = index_url
+    return buildargs
+
+
 def check_wheelhouse(wheels):
     """--wheelhouse DIR must be an existing folder (checked before the engine is asked)."""
     if wheels in (None, "auto", "none") or Path(wheels).is_dir():
@@ -194,6 +207,33 @@ def check_wheelhouse(wheels):
                         "--wheelhouse none (pip in the container uses the index)")
 
 
+def plan(flavor, tag=None, base_image=None, wheels="auto", index_url=None):
+    """What `build` would do, without an engine or a download: tag, Dockerfile, build args, the
+    wheelhouse it would use and the build context's files."""
+    check_flavor(flavor)
+    check_wheelhouse(wheels)
+    buildargs = _buildargs(flavor, base_image, index_url)
+    if wheels == "auto":
+        wheels = str(WHEELHOUSE / flavor)
+        wheel_note = "reused" if (WHEELHOUSE / flavor / ".stamp").exists() else "fetched first, by pip on this host"
+    elif wheels in (None, "none"):
+        wheels, wheel_note = None, "none: pip in the container uses the index"
+    else:
+        wheel_note = "given"
+    ctx = build_context(flavor, wheels if wheels and Path(wheels).is_dir() else None)
+    try:
+        with tarfile.open(fileobj=ctx, mode="r") as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+    finally:
+        ctx.close()
+    return {"flavor": flavor, "tag": tag or default_tag(flavor), "dockerfile": str(IMAGES / flavor / "Dockerfile"),
+            "base_image": base_image or default_base(flavor), "buildargs": buildargs,
+            "wheelhouse": wheels, "wheelhouse_note": wheel_note,
+            "context": {"files": len(members), "bytes": sum(m.size for m in members),
+                        "top": sorted(set(m.name.split("/")[0] for m in members))},
+            "context_files": sorted(m.name for m in members)}
+
+
 def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cache=False,
           progress=True, log=None, index_url=None):
     """Build one flavour; returns dict(flavor, tag, id, size, seconds, labels)."""
@@ -202,11 +242,7 @@ def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cac
     check_flavor(flavor)
     check_wheelhouse(wheels)
     tag = tag or default_tag(flavor)
-    buildargs = label_args(flavor)
-    if base_image:
-        buildargs["BASE_IMAGE"] = base_image
-    if index_url:
-        buildargs["PIP_INDEX_URL"] = index_url
+    buildargs = _buildargs(flavor, base_image, index_url)
     if wheels == "auto":
         wheels = wheelhouse(flavor, quiet=not progress)
     elif wheels in (None, "none"):
@@ -335,6 +371,9 @@ def add_parser(subparsers):
                    help="PyPI mirror for pip in the container, e.g. https://mirrors.aliyun.com/pypi/simple/")
     b.add_argument("--network", metavar="MODE", help="network for RUN steps (e.g. host)")
     b.add_argument("--no-cache", action="store_true", help="do not reuse cached layers")
+    b.add_argument("--dry-run", action="store_true",
+                   help="print the build plan (tag, Dockerfile, build args, wheelhouse, context files) "
+                        "and build nothing; needs no Docker engine")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(func=run_build)
     ls = sub.add_parser("ls", help="list the odstack images on this engine (from their labels)")
@@ -349,6 +388,9 @@ def run_build(args):
         raise UserError("name a flavour or pass --all", fix="provision image build cpu")
     if args.tag and len(names) > 1:
         raise UserError("--tag needs exactly one flavour", where="--tag")
+    if args.dry_run:
+        return _print_plans([plan(f, tag=args.tag, base_image=args.base_image, wheels=args.wheelhouse,
+                                  index_url=args.index_url) for f in names], args.json)
     results = []
     for flavor in names:
         res = build(flavor, tag=args.tag, base_image=args.base_image, wheels=args.wheelhouse,
@@ -362,6 +404,20 @@ def run_build(args):
                                        cudnn=res["labels"].get("cudnn"), py=res["labels"].get("python")))
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    return 0
+
+
+def _print_plans(plans, as_json):
+    if as_json:
+        print(json.dumps(plans if len(plans) > 1 else plans[0], indent=2))
+        return 0
+    for p in plans:
+        print("would build {tag} from {dockerfile} (FROM {base})".format(base=p["base_image"], **p))
+        for k, v in sorted(p["buildargs"].items()):
+            print("  --build-arg {}={}".format(k, v))
+        print("  wheelhouse: {} ({})".format(p["wheelhouse"] or "-", p["wheelhouse_note"]))
+        print("  context: {files} files, {mb:.1f} MB: {top}".format(
+            mb=p["context"]["bytes"] / 1e6, top=", ".join(p["context"]["top"]), files=p["context"]["files"]))
     return 0
 
 

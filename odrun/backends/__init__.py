@@ -19,8 +19,9 @@ def installed_tf_major():
     try:
         import tensorflow as tf
     except ImportError:
+        from odcore.install import tf_fix
         raise UserError("TensorFlow is not installed in this Python ({})".format(os.sys.executable),
-                        fix="run scripts/setup.sh, or pip install 'odstack[tf]'")
+                        fix=tf_fix())
     return int(tf.__version__.split(".")[0])
 
 
@@ -44,6 +45,9 @@ def get(api=None):
     try:
         return importlib.import_module("odrun.backends." + name)
     except ImportError as exc:
+        if (exc.name or "").split(".")[0] in ("object_detection", "tensorflow", "tf_slim"):
+            from odcore.install import tf_fix
+            raise UserError("the TF Object Detection API is not importable ({})".format(exc), fix=tf_fix())
         if exc.name != "odrun.backends." + name:
             raise
         raise UserError("the {} backend is not available in this odrun".format(name),

@@ -1,6 +1,7 @@
 """TensorFlow in this Python, probed in a child process (see tfprobe): version, CUDA build,
 the build's CUDA/cuDNN and compute capabilities, visible GPUs; checked against the compat
 matrix and against the GPUs NVML reports."""
+from odcore.install import tf_fix
 from provision.doctor.core import matrix_problem, check, fail, has_gpu, matrix, nvml, ok, skip, tf_probe, warn
 from provision.doctor.nvml import gpu_cc
 from provision.doctor.system import NvmlFailure
@@ -25,7 +26,7 @@ def imports(ctx):
             p.get("version"), p.get("python"), p.get("numpy") or "?", p.get("protobuf") or "?"))
     if status == "missing":
         return warn("TensorFlow is not installed in this Python ({})".format(p.get("error")),
-                    "pip install -e '.[tf]' (or scripts/setup.sh), or use a provision image")
+                    tf_fix())
     if status == "crashed" and p.get("signal") == "SIGILL":
         return fail("`import tensorflow` died with SIGILL (Illegal instruction): this TensorFlow build uses "
                     "CPU instructions (AVX) this CPU lacks; see cpu.avx",
