@@ -65,6 +65,10 @@ def table(result):
 
 
 def run(args):
+    from odrun.tasks import task_of
+    if task_of(args.workdir, "run.json") == "classify":
+        from odrun.tasks.classify import evaluate as classify_eval
+        return classify_eval.run(args)
     result = evaluate(args.workdir, api=args.api)
     if args.json:
         print(json.dumps(result, indent=2))
