@@ -48,6 +48,8 @@ def add_parser(sub):
                         "RUN_DIR.old-<time> and start fresh (without this, such a RUN_DIR is refused)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     add_api_flag(p)
+    from odrun import train_eval
+    train_eval.add_flags(p)  # --eval-every, --patience
     from odrun import distribute
     distribute.add_flags(p)
     from odrun.tasks.classify import train as classify_train
@@ -117,7 +119,7 @@ def build_config(args, api):
 # The flags of `odrun train` by their argparse dest, with the defaults a library caller gets.
 OPTIONS = {"data": None, "workdir": None, "model": None, "config": None, "steps": None, "batch": None,
            "image_size": None, "pretrained": None, "overrides": (), "checkpoint_every": None,
-           "resume": False, "new_run": False, "api": None, "gpus": None, "cross_device_ops": None}
+           "resume": False, "eval_every": None, "patience": None, "new_run": False, "api": None, "gpus": None, "cross_device_ops": None}
 
 
 def train(workdir, progress=True, **options):
@@ -162,6 +164,10 @@ def _train(args, show):
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     api = backends.resolve(args.api)
+    from odrun import train_eval
+    train_eval.check_flags(args, api)
+    if getattr(args, "eval_every", None):
+        args.checkpoint_every = args.eval_every  # each evaluation reads the checkpoint just written
     run_dir = args.workdir
     config_path = os.path.join(run_dir, CONFIG_NAME)
     if args.resume and not os.path.exists(config_path):
@@ -198,11 +204,17 @@ def _train(args, show):
         last.clear()
         last.update(losses)
         bar.update(step, losses)
+        if dist.is_chief:
+            tracker.on_step(step, losses)
 
+    tracker = train_eval.Tracker(run_dir, config_path, dict(pc.read_label_map(config.train_input_reader.label_map_path)),
+                                 eval_every=getattr(args, "eval_every", None), patience=getattr(args, "patience", None),
+                                 show=show)
+    hooks = {"on_checkpoint": tracker.on_checkpoint} if api == "tf2" and dist.is_chief else {}
     start_guess = rundir.step_of(previous) or 0
     with StepProgress(steps, start=start_guess, enabled=show) as bar:
         result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
-                               on_step=on_step, **distribute.backend_kwargs(dist))
+                               on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
     rate = p50 = None
     if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
         rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
@@ -218,6 +230,7 @@ def _train(args, show):
         "distribution": distribute.summary(dist, config.train_config.batch_size, result.get("replicas", 1)),
     }
     if dist.is_chief:
+        summary["results"] = tracker.finish()  # results.csv/png, best/, PR curve, confusion matrix
         write_json(os.path.join(run_dir, "train.json"), summary)
     return summary
 

@@ -58,9 +58,10 @@ def _configs(config_path):
 
 
 def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, max_to_keep=5,
-          image_summary_every=100):
+          image_summary_every=100, on_checkpoint=None):
     """Train to exactly `num_steps` (resuming from the newest checkpoint in run_dir).
 
+    on_checkpoint(step, prefix, model) after each checkpoint (`--eval-every`); True stops early.
     Returns dict(start_step, end_step, checkpoints). on_step(step, {loss name: float}).
     """
     prepare()
@@ -143,6 +144,8 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
                 if step - last_saved >= checkpoint_every or step == num_steps:
                     saved.append(manager.save(checkpoint_number=step))
                     last_saved = step
+                    if on_checkpoint is not None and on_checkpoint(step, saved[-1], model):
+                        break  # early stop (--patience)
         writer.flush()
     if not saved and start >= num_steps and latest:
         saved = [latest]

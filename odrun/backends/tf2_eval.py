@@ -1,0 +1,75 @@
+"""Evaluation inside `odrun train --eval-every N` (TF2): the training model itself, between steps.
+
+Why in-process and not a sidecar: on a 2-core CPU a second process would build its own copy of
+the model (tens of seconds each time) and steal the cores from training; here the model and the
+eval dataset already exist, the checkpoint just saved IS the model's state, and one traced
+tf.function serves every evaluation (measured: see bench/README.md, "eval during training").
+
+The eval pipeline is the OD API's own (`inputs.eval_input`: eval_input_reader, the model's
+resizer and preprocess); predictions are `model.predict` + `model.postprocess`, as
+`model_lib_v2.eager_eval_loop` computes them. Metrics: odrun.results.coco_eval (pycocotools).
+"""
+
+
+class Evaluator(object):
+    """evaluate() -> list of per-image dicts for odrun.results (ground truth + detections)."""
+
+    def __init__(self, configs, model, max_images=None):
+        import tensorflow as tf
+        from object_detection import inputs
+        from object_detection.core import standard_fields as fields
+
+        self.tf, self.fields = tf, fields
+        eval_input_config = configs["eval_input_configs"][0]
+        eval_input_config.num_epochs = 1
+        self.dataset = inputs.eval_input(eval_config=configs["eval_config"], eval_input_config=eval_input_config,
+                                         model_config=configs["model"], model=model)
+        self.model = model
+        self.max_images = max_images
+        self._fn = None
+
+    def _predict(self):
+        tf, F = self.tf, self.fields
+        model = self.model
+
+        @tf.function
+        def predict(features):
+            shapes = features[F.InputDataFields.true_image_shape]
+            prediction = model.predict(features[F.InputDataFields.image], shapes)
+            return model.postprocess(prediction, shapes)
+
+        return predict
+
+    def evaluate(self):
+        import numpy as np
+        tf, F = self.tf, self.fields
+        if self._fn is None:
+            self._fn = self._predict()
+        images = []
+        try:  # a Keras model must see inference mode (batch norm), as in the OD API's eval loop
+            tf.keras.backend.set_learning_phase(False)
+        except (AttributeError, ValueError):
+            pass
+        for features, labels in self.dataset:
+            det = self._fn(features)
+            boxes = det["detection_boxes"].numpy()
+            scores = det["detection_scores"].numpy()
+            classes = det["detection_classes"].numpy().astype(int) + 1  # 0-based -> label map ids
+            num = det["num_detections"].numpy().astype(int)
+            shape = features[F.InputDataFields.original_image_spatial_shape].numpy()
+            gt_boxes = labels[F.InputDataFields.groundtruth_boxes].numpy()
+            gt_classes = np.argmax(labels[F.InputDataFields.groundtruth_classes].numpy(), axis=-1) + 1
+            gt_num = labels[F.InputDataFields.num_groundtruth_boxes].numpy().astype(int)
+            for i in range(boxes.shape[0]):
+                n, g = num[i], gt_num[i]
+                images.append({"height": int(shape[i][0]), "width": int(shape[i][1]),
+                               "gt_boxes": gt_boxes[i, :g].tolist(), "gt_classes": gt_classes[i, :g].tolist(),
+                               "boxes": boxes[i, :n].tolist(), "classes": classes[i, :n].tolist(),
+                               "scores": scores[i, :n].tolist()})
+            if self.max_images and len(images) >= self.max_images:
+                break
+        try:
+            tf.keras.backend.set_learning_phase(True)
+        except (AttributeError, ValueError):
+            pass
+        return images
