@@ -252,7 +252,11 @@ def _assign(msg, field, index, raw, path, text_format):
                                 where="--set " + path, fix="use an index < {}".format(len(container)))
             container[idx] = _scalar(field, raw, path)
         return
-    setattr(msg, name, _scalar(field, raw, path))
+    try:
+        setattr(msg, name, _scalar(field, raw, path))
+    except (TypeError, ValueError) as exc:  # protobuf's range check, e.g. uint32 batch_size=-5
+        raise UserError("{} cannot be {} ({})".format(path, raw, exc), where="--set " + path,
+                        fix="give a value in the field's range, e.g. --set train_config.batch_size=4")
 
 
 def apply_overrides(config, overrides):

@@ -69,7 +69,9 @@ def _log_file(base, verb):
     fails on bad input must not create its output directory just for a log)."""
     if base and os.path.isdir(base):
         folder = os.path.join(base, LOGS)
+        made = [p for p in (folder, os.path.join(folder, verb + ".log")) if not os.path.exists(p)]
         os.makedirs(folder, exist_ok=True)
+        _STATE["made"] = made  # removed again if the verb stops on bad input (nothing written)
         return os.path.join(folder, verb + ".log"), None
     fd, tmp = tempfile.mkstemp(prefix="odrun-{}-".format(verb), suffix=".log")
     os.close(fd)
@@ -160,10 +162,24 @@ def session(verb, base, enabled=True):
         terminal_stream.close()
         _STATE.update(terminal=None, log=None)
         log.close()
-        path = _settle(path, final)
+        if failed is False:  # bad input: leave no log behind in the user's folder
+            _forget(path, final)
+        path = _settle(path, final) if failed is not False else path
         if failed:
             sys.stderr.write("library output (TensorFlow, absl): {}\n".format(path))
             _print_tail(path)
+
+
+def _forget(path, final):
+    """Remove the log (and a logs/ folder) this session created, for a verb refused on bad input."""
+    made = _STATE.pop("made", None) or []
+    if final is not None:  # a temp log outside the (missing) base
+        made = [path]
+    for p in reversed(made):
+        try:
+            os.rmdir(p) if os.path.isdir(p) else os.unlink(p)
+        except OSError:
+            pass
 
 
 def _print_tail(path, lines=8):
