@@ -13,9 +13,6 @@ from pathlib import Path
 
 from odcore.errors import EXIT_INTERRUPTED, UserError
 
-GPU_FLAVORS_HINT = "a GPU flavour (tf1.15-gpu, tf1.15-ngc, tf2-gpu)"
-
-
 def default_flavor():
     """What the compat matrix recommends for this host's GPU/driver (cpu when none is found)."""
     gpu, cc, driver = host_gpu()
@@ -25,41 +22,21 @@ def default_flavor():
         return "cpu", "no compat matrix installed"
     matrix = compat.load()
     try:
-        rec = matrix.recommend(cc=cc, gpu=gpu, driver=driver)
+        rec = matrix.recommend_host(gpu=gpu, cc=cc, driver=driver)
     except UserError:
-        if not cc:
-            raise UserError("no image recommendation for GPU {!r}".format(gpu), where="--flavor",
-                            fix="pick one: --flavor " + " | ".join(sorted(i["flavor"] for i in matrix.images())))
-        rec = matrix.recommend(cc=cc, driver=driver)  # a GPU name the matrix lacks: its compute capability
+        raise UserError("no image recommendation for GPU {!r}".format(gpu), where="--flavor",
+                        fix="pick one: --flavor " + " | ".join(sorted(i["flavor"] for i in matrix.images())))
     return rec["flavor"], rec.get("reason", "")
 
 
 def host_gpu():
     """(name, compute capability "X.Y", driver) of GPU 0 via NVML; Nones without a driver/GPU."""
+    from provision import gpu
+
     try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - NVMLError_LibraryNotFound etc.: a CPU host
+        return gpu.first_gpu()
+    except gpu.NvmlFailure:  # a CPU host or a half-working driver: let the matrix say cpu
         return None, None, None
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        if not pynvml.nvmlDeviceGetCount():
-            return None, None, _text(driver)
-        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        cc = "{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(handle))
-        return _text(pynvml.nvmlDeviceGetName(handle)), cc, _text(driver)
-    except Exception:  # noqa: BLE001 - a half-working driver: let the matrix say cpu
-        return None, None, None
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def image_flavor(image):
