@@ -391,9 +391,6 @@ class Matrix(object):
         return "none", "TensorFlow {} has no kernels for compute capability {} (built for {})".format(
             tf_entry["version"], cc_str(cc), ", ".join(ccs["sass"]))
 
-    def min_driver(self, cuda_version):
-        return self.cuda(cuda_version)["min_driver"]
-
     def check(self, tf, python=None, cuda=None, cudnn=None, numpy=None, protobuf=None,
               driver=None, gpu=None, cc=None):
         """Every incompatibility between the found versions and TF `tf`'s requirements."""
@@ -462,6 +459,28 @@ class Matrix(object):
                               driver, have.major, img["min_driver"], img["flavor"])
         return False, None
 
+    def runs_on(self, img, ccs=(), driver=None, gpu=None):
+        """The one "can this image run on these GPUs with this driver" rule (doctor's image checks
+        and `recommend` both use it): a CPU image always; a CUDA image needs kernels for every
+        GPU's compute capability and `driver_ok` (min_driver, or forward compatibility on a
+        datacenter GPU). -> (ok, reason)."""
+        if img.get("flavor") == "cpu" or not img.get("cuda"):
+            return True, "CPU image"
+        supported = [cc_tuple(c) for c in img.get("compute_capabilities") or []]
+        missing = [str(c) for c in ccs if cc_tuple(c) not in supported]
+        if missing:
+            return False, "cc {} not in {}".format(", ".join(missing), ", ".join(map(cc_str, supported)))
+        if driver is None:
+            return False, "no working NVIDIA driver"
+        try:
+            gpu_entry = self.gpu(gpu) if gpu else None
+        except UnknownKey:
+            gpu_entry = None
+        ok, how = self.driver_ok(img, driver, gpu_entry)
+        if not ok:
+            return False, "driver {} < {}".format(driver, img["min_driver"])
+        return True, how or "driver {} >= {}".format(driver, img["min_driver"])
+
     @staticmethod
     def requirement(entry, name, python=None):
         """The wheel's specifier for `name`; some wheels pin numpy per Python (environment markers)."""
@@ -491,6 +510,16 @@ class Matrix(object):
             if line_of(img["tf"]) == line_of(tf_version):
                 return img["flavor"]
         return None
+
+    def recommend_host(self, gpu=None, cc=None, driver=None, tf_major=None):
+        """`recommend` for a detected GPU: a GPU name the matrix lacks falls back to its compute
+        capability (doctor, `provision run` and `matrix recommend` on this machine use this)."""
+        try:
+            return self.recommend(cc=cc, gpu=gpu, driver=driver, tf_major=tf_major)
+        except UnknownKey:
+            if not cc:
+                raise
+            return self.recommend(cc=cc, driver=driver, tf_major=tf_major)
 
     def recommend(self, cc=None, gpu=None, driver=None, tf_major=None):
         """The image flavour for this GPU (and driver, TF major) and why."""

@@ -157,23 +157,13 @@ def run_check(args):
 
 def detect_gpu():
     """(name, driver) of GPU 0 via NVML, or (None, why) when there is none."""
+    from provision import gpu
+
     try:
-        import pynvml
-    except ImportError:
-        return None, "nvidia-ml-py not installed"
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:  # no driver: NVMLError_LibraryNotFound
-        return None, "NVML: {}".format(exc)
-    try:
-        if pynvml.nvmlDeviceGetCount() == 0:
-            return None, "NVML reports no GPUs"
-        name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        decode = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731 (old pynvml returns bytes)
-        return decode(name), decode(driver)
-    finally:
-        pynvml.nvmlShutdown()
+        name, _cc, driver = gpu.first_gpu()
+    except gpu.NvmlFailure as exc:
+        return None, "NVML: {}".format(exc.message)
+    return (name, driver) if name else (None, "NVML reports no GPUs")
 
 
 def run_recommend(args):
@@ -186,7 +176,7 @@ def run_recommend(args):
             gpu, driver, detected = name, driver or info, name
         else:
             detected = info
-    rec = m.recommend(cc=cc, gpu=gpu, driver=driver, tf_major=args.tf_major)
+    rec = m.recommend_host(cc=cc, gpu=gpu, driver=driver, tf_major=args.tf_major)
     if args.gpu is None and args.cc is None:
         rec["detected"] = detected
         if rec["flavor"] == "cpu" and not gpu:

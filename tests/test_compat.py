@@ -348,12 +348,15 @@ def test_numpy_markers_per_python(m):
 
 
 def test_packaged_copy_and_repo_copy_are_found(tmp_path, monkeypatch):
-    """Inside an image the matrix sits next to the package (provision/compat_matrix.yaml);
+    """In a wheel the matrix is package data (odcore/share/compat_matrix.yaml, see odcore.install);
     in a checkout at the repo top. The package copy wins."""
+    from odcore import install
+
     monkeypatch.delenv(compat.ENV_VAR, raising=False)
-    pkg = tmp_path / "provision"
+    pkg = tmp_path / "share"
     pkg.mkdir()
-    monkeypatch.setattr(compat, "__file__", str(pkg / "compat.py"))
+    monkeypatch.setattr(install, "SHARE", str(pkg))
+    monkeypatch.setattr(install, "CHECKOUT", str(tmp_path))
     (tmp_path / "compat_matrix.yaml").write_text(MATRIX.read_text())
     assert compat.default_path() == tmp_path / "compat_matrix.yaml"
     (pkg / "compat_matrix.yaml").write_text(MATRIX.read_text())

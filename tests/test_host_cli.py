@@ -41,7 +41,6 @@ def test_inventory_and_hosts_exclusive(tmp_path):
 
 
 def test_image_without_driver_and_unknown_image(tmp_path):
-    require(have_module("provision.compat"), "provision.compat (matrix) not built yet")
     proc = run_cli("provision", "host", "--image", "cpu", "--run-dir", tmp_path, check=2)
     assert "--image: image 'cpu' runs without an NVIDIA driver" in proc.stderr
     proc = run_cli("provision", "host", "--image", "tf2gpu", "--run-dir", tmp_path, check=2)
@@ -49,7 +48,6 @@ def test_image_without_driver_and_unknown_image(tmp_path):
 
 
 def test_min_branch_from_matrix():
-    require(have_module("provision.compat"), "provision.compat (matrix) not built yet")
     from provision import compat
     from provision.host import min_branch_for_image
 

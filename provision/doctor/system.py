@@ -11,12 +11,14 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from provision.doctor import tfprobe
+from provision.gpu import (  # noqa: F401 - the NVML types live in provision.gpu; re-exported here
+    NVML_ERROR_KINDS, GpuInfo, NvmlFailure, NvmlSnapshot, classify_nvml_message, read as read_nvml)
 
 BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -32,49 +34,6 @@ class Result:
     @property
     def output(self):
         return (self.stdout + "\n" + self.stderr).strip()
-
-
-class NvmlFailure(Exception):
-    """NVML could not be initialised. `kind` is one of: no_library, driver_not_loaded,
-    version_mismatch, no_binding, other."""
-
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-# pynvml error values (nvml.h) -> our kinds. 12 is what this GPU-less machine raises.
-NVML_ERROR_KINDS = {12: "no_library", 9: "driver_not_loaded", 18: "version_mismatch"}
-
-# The same failures as nvidia-smi (a thin NVML client) prints them.
-SMI_ERROR_PATTERNS = [
-    ("version_mismatch", re.compile(r"driver/library version mismatch|NVML/RM version mismatch", re.I)),
-    ("driver_not_loaded", re.compile(r"couldn.t communicate with the NVIDIA driver|Driver Not Loaded", re.I)),
-    ("no_library", re.compile(r"NVML Shared Library Not Found|libnvidia-ml\.so.*(not found|cannot open)", re.I)),
-]
-
-
-def classify_nvml_message(text):
-    for kind, pattern in SMI_ERROR_PATTERNS:
-        if pattern.search(text or ""):
-            return kind
-    return "other"
-
-
-@dataclass
-class GpuInfo:
-    name: str
-    bus_id: str = ""
-    memory_mib: int | None = None
-    compute_capability: str | None = None  # "X.Y"
-
-
-@dataclass
-class NvmlSnapshot:
-    driver_version: str
-    cuda_driver_version: str | None
-    gpus: list = field(default_factory=list)
 
 
 class DockerUnavailable(Exception):
@@ -149,30 +108,7 @@ class LiveSystem(System):
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def nvml(self):
-        try:
-            import pynvml
-        except ImportError:
-            raise NvmlFailure("no_binding", "nvidia-ml-py is not installed (pip install nvidia-ml-py)")
-        try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as exc:
-            kind = NVML_ERROR_KINDS.get(getattr(exc, "value", None)) or classify_nvml_message(str(exc))
-            raise NvmlFailure(kind, "{} (NVML error {}: {})".format(type(exc).__name__, exc.value, exc))
-        try:
-            driver = _text(pynvml.nvmlSystemGetDriverVersion())
-            cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12020
-            snap = NvmlSnapshot(driver, "{}.{}".format(cuda // 1000, (cuda % 1000) // 10))
-            for i in range(pynvml.nvmlDeviceGetCount()):
-                h = pynvml.nvmlDeviceGetHandleByIndex(i)
-                major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
-                snap.gpus.append(GpuInfo(
-                    name=_text(pynvml.nvmlDeviceGetName(h)),
-                    bus_id=_text(pynvml.nvmlDeviceGetPciInfo(h).busId),
-                    memory_mib=pynvml.nvmlDeviceGetMemoryInfo(h).total // (1 << 20),
-                    compute_capability="{}.{}".format(major, minor)))
-            return snap
-        finally:
-            pynvml.nvmlShutdown()
+        return read_nvml()
 
     def docker_info(self):
         try:
@@ -188,10 +124,6 @@ class LiveSystem(System):
 
     def tf_probe(self, timeout=120.0, python=None):
         return tfprobe.run(python or sys.executable, timeout)
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RecordedSystem(System):
