@@ -36,6 +36,13 @@ NEW_RUN_FLAG = "--new-run"
 # are kTableMagicNumber 0xdb4775248b80fb57, little-endian, in a 48-byte footer.
 INDEX_MAGIC = bytes.fromhex("57fb808b247547db")
 INDEX_FOOTER = 48
+# Temps a kill -9 leaves in a run directory: TF's sharded save writes `<prefix>_temp/` then merges
+# (tensorflow/python/checkpoint/functional_saver.py, training/saver.py); file_io's atomic writes
+# (the `checkpoint` state file, TF1's .meta/graph.pbtxt) use `<name>.tmp<uuid4 hex>`
+# (tensorflow/python/lib/io/file_io.py); ours are `.<name>.XXXXXXXX.tmp` (odcore.fileio).
+_TF_TEMP_DIR = re.compile(r"^(?:ckpt|model\.ckpt)-\d+_temp(?:_[0-9a-f]+)?$")
+_TF_TEMP_FILE = re.compile(r"\.tmp[0-9a-f]{32}$")
+_OUR_TEMP = re.compile(r"^\.(?:pipeline\.config|run\.json|train\.json|eval\.json|results\.csv|checkpoint)\..+\.tmp$")
 _STEP = re.compile(r"(?:^|[-_.])(?:ckpt|model\.ckpt)-(\d+)$")
 _CKPT_INDEX = re.compile(r"^(?:ckpt|model\.ckpt)-(\d+)\.index$")
 
@@ -185,6 +192,26 @@ class RunDir(object):
                                     "or start again with {}".format(os.path.basename(prefix), path, NEW_RUN_FLAG))
         return prefix
 
+    def clean_stale(self):
+        """Remove the temps an interrupted (kill -9) training left (see _TF_TEMP_* / _OUR_TEMP);
+        called before a run starts, when no other process of ours writes here. -> removed paths."""
+        import shutil
+        removed = []
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return removed
+        for name in names:
+            path = os.path.join(self.path, name)
+            if _TF_TEMP_DIR.match(name) and os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif (_TF_TEMP_FILE.search(name) or _OUR_TEMP.match(name)) and os.path.isfile(path):
+                os.unlink(path)
+            else:
+                continue
+            removed.append(path)
+        return removed
+
     def _state_fix(self):
         ckpts = self.checkpoints()
         if ckpts:
@@ -272,6 +299,7 @@ def prepare_train(args, api, config):
         else:
             rd.newest_checkpoint()  # damaged state is an error before anything is written
             rd.check_same(ident)
+    rd.clean_stale()  # what a killed run left: <ckpt>_temp/, checkpoint.tmp<hex>, .run.json.*.tmp
     previous = rd.newest_checkpoint() if rd.exists() else None
     if args.resume and previous is None:
         sys.stderr.write("--resume: no checkpoint in {} yet, so training starts from step 0\n".format(rd.path))
