@@ -145,6 +145,8 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
     columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
+    from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
+    rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
     return {"images": len(paths), "detections": len(results), "threshold": threshold, "batches": calls,
             "out_dir": os.path.abspath(out_dir),
