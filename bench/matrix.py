@@ -10,7 +10,6 @@ Prints a JSON summary (median of N runs). Usage: python bench/matrix.py [--runs 
 The machine is shared (2 cores, six engineers): expect noisy numbers; medians are reported.
 """
 import argparse
-import json
 import statistics
 import subprocess
 import sys

@@ -9,7 +9,6 @@ Needs an exported TF1 model (--export DIR); without one it makes one in the cach
 Run: .venv/bin/python bench/tf1.py [--export DIR] [--images 200] [--batch 16]
 """
 import argparse
-import json
 import os
 import subprocess
 import sys

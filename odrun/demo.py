@@ -60,9 +60,9 @@ def run(args):
                lambda r: "mAP@.50IOU {:.3f}".format(r["metrics"].get("DetectionBoxes_Precision/mAP@.50IOU", -1)))
     stage("export", lambda: export.export(paths["run"], paths["export"], api=args.api),
           lambda r: "SavedModel at step {}".format(r["step"]))
-    det = stage("detect", lambda: detect.detect(paths["export"], [paths["images"]], paths["detections"],
-                                                threshold=args.threshold, api=args.api, progress=not quiet),
-                lambda r: "{} boxes on {} images (score >= {})".format(r["detections"], r["images"], r["threshold"]))
+    stage("detect", lambda: detect.detect(paths["export"], [paths["images"]], paths["detections"],
+                                          threshold=args.threshold, api=args.api, progress=not quiet),
+          lambda r: "{} boxes on {} images (score >= {})".format(r["detections"], r["images"], r["threshold"]))
     summary = {"workdir": work, "steps": args.steps, "stages": stages,
                "total_seconds": round(sum(s["seconds"] for s in stages), 1),
                "metrics": ev["metrics"], "annotated_image": best_image(paths["detections"]),

@@ -6,7 +6,6 @@ compute-capability coverage). Found by: explicit path > $ODSTACK_MATRIX > the wh
 odcore/share/compat_matrix.yaml > <repo root>/compat_matrix.yaml (see odcore.install).
 """
 import difflib
-import os
 import re
 from pathlib import Path
 

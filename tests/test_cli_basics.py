@@ -1,6 +1,5 @@
 """Both console scripts exist, answer --help/--version fast, and odrun stays Python 3.6 code."""
 import subprocess
-import sys
 
 from conftest import ROOT, require, run_cli, bin_path
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, bin_path, have_module, require, run_cli
+from conftest import bin_path, have_module, require, run_cli
 from rootfs import bookworm_root_tar, can_build, extract_root
 
 pytestmark = [pytest.mark.ansible, pytest.mark.slow]

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import have_module, require, run_cli
+from conftest import have_module, require
 from odrun import synth
 
 INDEX_MAGIC = bytes.fromhex("57fb808b247547db")  # kTableMagicNumber, tensorflow/core/lib/io/format.h

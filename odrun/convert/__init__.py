@@ -1,7 +1,7 @@
-"""`odrun convert`: annotations (Pascal VOC from labelImg/CVAT, COCO JSON, the seeds' CSV) to
+"""`odrun convert`: annotations (Pascal VOC from labelImg/CVAT, COCO JSON, xml_to_csv.py's CSV) to
 the OD API's TFRecords + label_map.pbtxt + train/test CSVs + summary.json.
 
-Replaces the seeds' xml_to_csv.py + generate_tfrecord.py (hard-coded class names, JPEG only,
+Replaces the tutorial scripts xml_to_csv.py + generate_tfrecord.py (hard-coded class names, JPEG only,
 silent None labels, one slow process). Heavy imports stay inside functions.
 """
 import json
@@ -22,7 +22,7 @@ def convert(source, out_dir, **options):
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "convert", help="annotations (VOC/COCO/CSV) -> train/test TFRecords + label map",
-        description="Convert Pascal VOC XML (labelImg, CVAT), COCO instances JSON or the seeds' CSV "
+        description="Convert Pascal VOC XML (labelImg, CVAT), COCO instances JSON or the CSV of xml_to_csv.py "
                     "(filename,width,height,class,xmin,ymin,xmax,ymax) into the TF Object Detection "
                     "API's train/test TFRecords, label_map.pbtxt, train_labels.csv/test_labels.csv "
                     "and summary.json. Nothing is written unless the whole input is valid.")
@@ -32,8 +32,8 @@ def add_parser(subparsers):
                    help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv; labelme JSON "
                         "files or a folder of them=labelme)")
     p.add_argument("--split", type=float, default=None,
-                   help="train fraction (default 0.8; if SOURCE has train/ and test/ folders, as in "
-                        "the seeds, those are used unless --split is given)")
+                   help="train fraction (default 0.8; if SOURCE has train/ and test/ folders, the "
+                        "layout xml_to_csv.py reads, those are used unless --split is given)")
     p.add_argument("--train", dest="train_dir", metavar="DIR", help="use this folder as the train split")
     p.add_argument("--test", dest="test_dir", metavar="DIR", help="use this folder as the test split")
     p.add_argument("--label-map", metavar="FILE", help="use these class ids; a class not in it is an error")
@@ -57,7 +57,7 @@ def add_parser(subparsers):
 
 
 def seed_folders(source):
-    """The seeds' layout: SOURCE/train and SOURCE/test, each with its images + XML."""
+    """The tutorial 000 layout: SOURCE/train and SOURCE/test, each with its images + XML."""
     if not source or not os.path.isdir(source):
         return None
     dirs = [os.path.join(source, d) for d in ("train", "test")]

@@ -46,7 +46,7 @@ def detect_format(source):
     if ext == ".xml":
         return "voc"
     raise UserError("cannot tell the annotation format of {!r}".format(source), where=source,
-                    fix="pass a VOC folder, a COCO .json or a seeds-style .csv, or say --format voc|coco|csv")
+                    fix="pass a VOC folder, a COCO .json or an xml_to_csv.py-style .csv, or say --format voc|coco|csv")
 
 
 def _load(source, fmt, image_dir, workers):
