@@ -1,0 +1,212 @@
+"""`odrun predict --model MODEL SOURCE... [--top-k 5]` (and `odrun detect` on a classifier
+export): the top-k classes of every image, batched through the SavedModel's bytes signature.
+
+Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one row per image and
+rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
+test script instead runs one sess.run per image (bench/classify.py compares the two)."""
+import io
+import json
+import os
+import sys
+
+from odcore.errors import UserError
+
+TF_DECODES = ("jpeg", "png", "gif", "bmp")
+THUMB = 128
+SHEET_COLUMNS = 8
+SHOWN = 20
+
+
+def add_parser(sub):
+    p = sub.add_parser("predict", help="classify images with an exported classifier (top-k per image)",
+                       description=__doc__)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
+    p.add_argument("--model", metavar="MODEL_DIR", required=True, help="output of `odrun export` on a classifier")
+    p.add_argument("--out", metavar="OUT_DIR", default="predictions",
+                   help="predictions.json/.csv + contact_sheet.png (default ./predictions)")
+    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
+    p.add_argument("--no-images", action="store_true", help="skip the contact sheet")
+    p.add_argument("--json", action="store_true", help="print predictions.json instead of tables")
+    p.set_defaults(func=run)
+    return p
+
+
+def read_metadata(model_dir):
+    path = os.path.join(model_dir, "metadata.json")
+    if not os.path.isfile(path):
+        raise UserError("no metadata.json: not an `odrun export` folder", where=model_dir,
+                        fix="odrun export --workdir RUN --out " + model_dir)
+    with open(path, encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("task") != "classify":
+        raise UserError("this export is a detector, not a classifier", where=model_dir,
+                        fix="use `odrun detect --model {} ...` for detectors".format(model_dir))
+    return meta
+
+
+def collect(sources):
+    """Image paths (files, folders (not recursive), globs), any extension Pillow reads."""
+    import glob
+    from odrun.tasks.classify.convert import image_extensions
+    exts = tuple(image_extensions())
+    out, seen = [], set()
+    for src in sources:
+        if os.path.isdir(src):
+            found = sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(exts))
+        elif os.path.isfile(src):
+            found = [src]
+        else:
+            found = sorted(f for f in glob.glob(src) if f.lower().endswith(exts))
+            if not found:
+                raise UserError("no image matches", where=src,
+                                fix="give an image file, a folder of images or a quoted glob like 'imgs/*.jpg'")
+        for f in found:
+            if os.path.abspath(f) not in seen:
+                seen.add(os.path.abspath(f))
+                out.append(f)
+    if not out:
+        raise UserError("no images found", where=" ".join(sources), fix="folders are read one level deep")
+    return out
+
+
+def encoded(path):
+    """The file's bytes when TensorFlow decodes them, else Pillow's PNG re-encoding."""
+    from PIL import Image
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        with Image.open(io.BytesIO(data)) as im:
+            if (im.format or "").lower() in TF_DECODES:
+                return data
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format="PNG")
+            return buf.getvalue()
+    except Exception as exc:  # Pillow raises many types for a damaged file
+        raise UserError("cannot read the image ({}: {})".format(type(exc).__name__, exc), where=path,
+                        fix="remove or replace the file")
+
+
+class Predictor(object):
+    """The export's bytes signature, loaded once; __call__(list of encoded images) -> probs [N, C]."""
+
+    def __init__(self, model_dir):
+        from odrun.tasks.classify import require_tf2
+        from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
+        tf = require_tf2()
+        self.tf = tf
+        self.loaded = tf.saved_model.load(os.path.join(model_dir, SAVED_MODEL))
+        self.fn = self.loaded.signatures[BYTES_SIGNATURE]
+
+    def __call__(self, blobs):
+        return self.fn(images=self.tf.constant(blobs))["probabilities"].numpy()
+
+
+def _run_batch(predictor, blobs, paths):
+    try:
+        return predictor(blobs)
+    except predictor.tf.errors.InvalidArgumentError:
+        for b, p in zip(blobs, paths):  # name the file TensorFlow cannot decode
+            try:
+                predictor([b])
+            except predictor.tf.errors.InvalidArgumentError as exc:
+                raise UserError("TensorFlow cannot decode the image ({})".format(exc.message.splitlines()[0]),
+                                where=p, fix="remove or re-save the file (JPEG/PNG)")
+        raise
+
+
+def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progress=True):
+    import numpy as np
+    import pandas as pd
+    from odcore.fileio import write_json, write_text
+    from odrun.progress import ItemProgress
+    if batch < 1 or top_k < 1:
+        raise UserError("--batch and --top-k must be >= 1", where="--batch/--top-k", fix="e.g. --top-k 5")
+    meta = read_metadata(model_dir)
+    names = [c["name"] for c in meta["classes"]]
+    paths = collect(sources)
+    _guard(out_dir, sources, model_dir)
+    blobs = [encoded(p) for p in paths]  # every file read (and refused) before anything is written
+    predictor = Predictor(model_dir)
+    k = min(top_k, len(names))
+    results, rows = [], []
+    with ItemProgress(len(paths), "predict", enabled=progress) as bar:
+        for start in range(0, len(paths), batch):
+            probs = _run_batch(predictor, blobs[start:start + batch], paths[start:start + batch])
+            for path, p in zip(paths[start:start + batch], probs):
+                order = np.argsort(-p)[:k]
+                top = [{"class": names[i], "id": int(i), "score": round(float(p[i]), 5)} for i in order]
+                results.append({"file": os.path.abspath(path), "top_k": top})
+                rows += [{"file": os.path.abspath(path), "rank": r + 1, "class": t["class"], "class_id": t["id"],
+                          "score": t["score"]} for r, t in enumerate(top)]
+            bar.advance(len(probs))
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, "predictions.json"), results)
+    write_text(os.path.join(out_dir, "predictions.csv"),
+               pd.DataFrame(rows, columns=["file", "rank", "class", "class_id", "score"]).to_csv(index=False))
+    sheet = contact_sheet(results, os.path.join(out_dir, "contact_sheet.png")) if images else None
+    return {"images": len(paths), "top_k": k, "out_dir": os.path.abspath(out_dir), "contact_sheet": sheet,
+            "predictions": results}
+
+
+def _guard(out_dir, sources, model_dir):
+    from odcore.paths import check_output
+    inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
+    check_output(out_dir, inputs, flag="--out", verb="odrun predict")
+
+
+def contact_sheet(results, path):
+    """Thumbnails in a grid, each captioned with its top class and score."""
+    from PIL import Image, ImageDraw
+    from odcore.fileio import atomic_path
+    from odrun.draw import font
+    cols = min(SHEET_COLUMNS, len(results))
+    rows = (len(results) + cols - 1) // cols
+    caption = 18
+    sheet = Image.new("RGB", (cols * THUMB, rows * (THUMB + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    fnt = font(11)
+    for n, r in enumerate(results):
+        x, y = (n % cols) * THUMB, (n // cols) * (THUMB + caption)
+        try:
+            with Image.open(r["file"]) as im:
+                im = im.convert("RGB")
+                im.thumbnail((THUMB, THUMB))
+                sheet.paste(im, (x + (THUMB - im.width) // 2, y + (THUMB - im.height) // 2))
+        except Exception:  # already decoded once; a file changed meanwhile only loses its thumbnail
+            pass
+        best = r["top_k"][0]
+        draw.text((x + 3, y + THUMB + 2), "{} {:.0%}".format(best["class"], best["score"])[:22], fill="black", font=fnt)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return os.path.abspath(path)
+
+
+def print_tables(summary):
+    from rich.console import Console
+    from rich.table import Table
+    c = Console()
+    for r in summary["predictions"][:SHOWN]:
+        t = Table(title=r["file"], title_justify="left")
+        for col in ("rank", "class", "score"):
+            t.add_column(col, justify="left" if col == "class" else "right")
+        for i, p in enumerate(r["top_k"], 1):
+            t.add_row(str(i), p["class"], "{:.4f}".format(p["score"]))
+        c.print(t)
+    more = len(summary["predictions"]) - SHOWN
+    if more > 0:
+        c.print("... {} more images in predictions.csv".format(more))
+    c.print("{} images -> {}{}".format(summary["images"], summary["out_dir"],
+                                       "; contact sheet " + summary["contact_sheet"] if summary["contact_sheet"] else ""),
+            highlight=False)
+
+
+def run(args):
+    from odrun.progress import enabled
+    summary = predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
+                      images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_tables(summary)
+    return 0
