@@ -77,22 +77,9 @@ def save(config, path):
 
 
 def read_label_map(path):
-    """[(id, name)] from a label_map.pbtxt, sorted by id."""
-    text_format, _, string_int_label_map_pb2 = _protos()
-    if not os.path.exists(path):
-        raise UserError("label map not found", where=path,
-                        fix="run `odrun convert` (writes label_map.pbtxt) or pass the right path")
-    label_map = string_int_label_map_pb2.StringIntLabelMap()
-    with open(path, encoding="utf-8") as f:
-        try:
-            text_format.Merge(f.read(), label_map)
-        except text_format.ParseError as exc:
-            raise UserError("not a valid label map: {}".format(exc), where=path,
-                            fix="items look like: item { id: 1 name: 'cat' }")
-    items = sorted((item.id, item.name or item.display_name) for item in label_map.item)
+    """[(id, name)] from a label_map.pbtxt, sorted by id (odrun.convert.labelmap: the one reader)."""
     from odrun.convert import labelmap
-    labelmap.check_items(items, path)  # the one validator: ids from 1, no class or id twice
-    return items
+    return labelmap.items(path)
 
 
 # ---------------------------------------------------------------- accessors

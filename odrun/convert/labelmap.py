@@ -27,7 +27,7 @@ def _parse_with_odapi(text):
 
     msg = string_int_label_map_pb2.StringIntLabelMap()
     text_format.Merge(text, msg)
-    return [(item.id, item.name) for item in msg.item]
+    return [(item.id, item.name or item.display_name) for item in msg.item]
 
 
 def _parse_plain(text):
@@ -40,8 +40,18 @@ def _parse_plain(text):
     return items
 
 
+def items(path):
+    """[(id, name)] sorted by id: the same reading and checks as `read` (train and export use it)."""
+    return sorted((i, name) for name, i in read(path).items())
+
+
 def read(path):
     """{name: id} from a label_map.pbtxt; bad files raise UserError naming the file."""
+    import os
+
+    if not os.path.exists(path):
+        raise UserError("label map not found", where=path,
+                        fix="run `odrun convert` (writes label_map.pbtxt) or pass the right path")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
