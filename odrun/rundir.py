@@ -279,8 +279,8 @@ def prepare_train(args, api, config):
     4. --resume without a checkpoint says it starts from step 0.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    import sys
     from odcore.paths import check_output
+    from odrun.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     check_output(rd.path, [("--data folder", getattr(args, "data", None)),
                            ("--config file", getattr(args, "config", None))], flag="--workdir")
@@ -294,7 +294,7 @@ def prepare_train(args, api, config):
     if rd.exists() and rd.has_state():
         if new_run and not args.resume:
             moved = rd.move_aside()
-            sys.stderr.write("{}: the previous run was moved to {}\n".format(NEW_RUN_FLAG, moved))
+            terminal().write("{}: the previous run was moved to {}\n".format(NEW_RUN_FLAG, moved))
             settings = {}
         else:
             rd.newest_checkpoint()  # damaged state is an error before anything is written
@@ -302,7 +302,7 @@ def prepare_train(args, api, config):
     rd.clean_stale()  # what a killed run left: <ckpt>_temp/, checkpoint.tmp<hex>, .run.json.*.tmp
     previous = rd.newest_checkpoint() if rd.exists() else None
     if args.resume and previous is None:
-        sys.stderr.write("--resume: no checkpoint in {} yet, so training starts from step 0\n".format(rd.path))
+        terminal().write("--resume: no checkpoint in {} yet, so training starts from step 0\n".format(rd.path))
     settings = dict(settings, identity=ident)
     return previous, settings
 
