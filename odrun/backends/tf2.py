@@ -58,13 +58,16 @@ def _configs(config_path):
 
 
 def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, max_to_keep=5,
-          image_summary_every=100, on_checkpoint=None):
+          image_summary_every=100, on_checkpoint=None, distribution=None):
     """Train to exactly `num_steps` (resuming from the newest checkpoint in run_dir).
 
+    distribution: an odrun.distribute.Plan (None: one device); only its chief writes to run_dir.
     on_checkpoint(step, prefix, model) after each checkpoint (`--eval-every`); True stops early.
-    Returns dict(start_step, end_step, checkpoints). on_step(step, {loss name: float}).
+    Returns dict(start_step, end_step, checkpoints, replicas). on_step(step, {loss name: float}).
     """
     prepare()
+    from odrun import distribute
+    strategy = distribute.make_strategy(distribution)  # first: MWMS must exist before other ops
     import tensorflow as tf
     from object_detection import inputs, model_lib_v2
     from object_detection.builders import model_builder, optimizer_builder
@@ -77,9 +80,12 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
     config_util.update_fine_tune_checkpoint_type(train_config)
     clip = train_config.gradient_clipping_by_norm if train_config.gradient_clipping_by_norm > 0 else None
 
-    strategy = tf.distribute.get_strategy()
+    distribute.check_batch(distribution, train_config.batch_size, strategy.num_replicas_in_sync,
+                           [f for p in train_input_config.tf_record_input_reader.input_path for f in tf.io.gfile.glob(p)])
+    out_dir = distribute.write_dir(distribution, run_dir)
     with strategy.scope():
         model = model_builder.build(model_config=model_config, is_training=True, add_summaries=True)
+        distribute.build_if_seeded(model)
 
         def dataset_fn(input_context):
             return inputs.train_input(train_config=train_config, train_input_config=train_input_config,
@@ -95,9 +101,9 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
             optimizer.shadow_copy(model)
     lr_fn = learning_rate if callable(learning_rate) else (lambda: learning_rate)
 
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+    writer = tf.summary.create_file_writer(os.path.join(out_dir, "train"))
     ckpt = tf.train.Checkpoint(step=global_step, model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(ckpt, run_dir, max_to_keep=max_to_keep)
+    manager = tf.train.CheckpointManager(ckpt, out_dir, max_to_keep=max_to_keep)  # all workers save (MWMS)
     latest = tf.train.latest_checkpoint(run_dir)
     with writer.as_default(), strategy.scope():
         if latest:
@@ -147,9 +153,13 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
                     if on_checkpoint is not None and on_checkpoint(step, saved[-1], model):
                         break  # early stop (--patience)
         writer.flush()
+    if out_dir != run_dir:
+        distribute.cleanup(distribution, out_dir, run_dir)
+        saved = []
     if not saved and start >= num_steps and latest:
         saved = [latest]
-    return {"start_step": start, "end_step": int(global_step.numpy()), "checkpoints": saved}
+    return {"start_step": start, "end_step": int(global_step.numpy()), "checkpoints": saved,
+            "replicas": strategy.num_replicas_in_sync}
 
 
 def evaluate(config_path, run_dir, checkpoint=None):
