@@ -279,11 +279,12 @@ def prepare_train(args, api, config):
     4. --resume without a checkpoint says it starts from step 0.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    from odcore.paths import check_output
+    from odcore.paths import check_output, check_writable_dir
     from odrun.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     check_output(rd.path, [("--data folder", getattr(args, "data", None)),
                            ("--config file", getattr(args, "config", None))], flag="--workdir")
+    check_writable_dir(rd.path, flag="--workdir")
     settings = rd.read_json()
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:

@@ -365,6 +365,11 @@ CASES_9 = {
     "train_set_batch_size_zero": ("train", lambda t, d, r, e: [
         "--data", d, "--workdir", t / "new", "--steps", "1", "--api", "tf2", "--set", "train_config.batch_size=0"],
         ["train_config.batch_size must be >= 1, got 0"], "new"),
+    "train_workdir_is_a_file": ("train", lambda t, d, r, e: [
+        "--data", d, "--workdir", (t / "afile").write_text("x") and t / "afile", "--steps", "1", "--api", "tf2"],
+        ["--workdir", "afile is a file, not a folder"], None),
+    "export_out_is_a_file": ("export", lambda t, d, r, e: [
+        "--workdir", r, "--out", d / "summary.json", "--api", "tf2"], ["--out", "is a file, not a folder"], None),
     "train_image_size_negative": ("train", lambda t, d, r, e: [
         "--data", d, "--workdir", t / "new", "--image-size", "-3", "--api", "tf2"],
         ["--image-size must be >= 32, got -3"], "new"),
