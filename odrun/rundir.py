@@ -290,7 +290,8 @@ def prepare_train(args, api, config):
     if args.resume:
         model = (settings.get("identity") or {}).get("model") or settings.get("model")
     else:
-        model = "config:" + os.path.basename(args.config) if args.config else (args.model or "ssd_mobilenet_v2")
+        from odrun.train import DEFAULT_MODEL
+        model = "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
     ident = identity(api, model, config)
     if rd.exists() and rd.has_state():
         if new_run and not args.resume:
