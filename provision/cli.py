@@ -10,8 +10,10 @@ COMMANDS = [
     ("doctor", "provision.doctor"),
     ("explain", "provision.explain"),
     ("host", "provision.host"),
+    ("cluster", "provision.cluster"),
     ("image", "provision.image"),
     ("run", "provision.run"),
+    ("submit", "provision.submit"),
 ]
 
 

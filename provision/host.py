@@ -288,7 +288,7 @@ def run(args):
     bindir = str(Path(sys.executable).parent)
     envvars["PATH"] = bindir + os.pathsep + os.environ.get("PATH", os.defpath)
     config = ansible_runner.RunnerConfig(
-        private_data_dir=str(run_dir), project_dir=str(PLAYBOOKS), playbook="site.yml",
+        private_data_dir=str(run_dir), project_dir=str(PLAYBOOKS), playbook=getattr(args, "playbook", "site.yml"),
         inventory=inventory, limit=args.limit, tags=",".join(tags) or None,
         skip_tags=",".join(skip_tags) or None, extravars=extravars, forks=args.forks,
         cmdline=" ".join(cmdline) or None, envvars=envvars, quiet=True, suppress_env_files=True,

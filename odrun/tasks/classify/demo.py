@@ -1,0 +1,85 @@
+"""`odrun demo --task classify`: generated class folders (a colour + shape or texture per class)
+-> convert -> train (MobileNetV2 x0.35 at 96 px, from scratch: no download) -> eval -> export
+-> predict, then a table with the time of each stage. Default: 80 images, 300 steps."""
+import argparse
+import json
+import os
+import time
+
+from odcore.errors import UserError
+
+MODEL, SIZE, ALPHA, BATCH = "mobilenet_v2", 96, 0.35, 16
+
+
+def run(args):
+    from odcore.fileio import write_json
+    from odrun.tasks.classify import convert, evaluate, export, predict, synth, train
+    if args.steps < 1 or args.images < 8:
+        raise UserError("need --steps >= 1 and --images >= 8", where="--steps/--images", fix="use the defaults")
+    work = os.path.abspath(args.workdir)
+    paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "predictions")}
+    quiet = args.json
+    stages = []
+
+    def stage(name, fn, note):
+        t = time.time()
+        result = fn()
+        stages.append({"stage": name, "seconds": round(time.time() - t, 1), "result": note(result)})
+        return result
+
+    if os.path.exists(os.path.join(work, "demo.json")):  # an earlier demo here: train anew, not resume
+        import shutil
+        shutil.rmtree(paths["run"], ignore_errors=True)
+    per_class = max(2, args.images // len(synth.CLASSES))
+    stage("synth", lambda: synth.generate(paths["images"], per_class=per_class, size=SIZE, seed=0),
+          lambda r: "{} images in {} class folders".format(len(r), len(synth.CLASSES)))
+    stage("convert", lambda: convert.convert(paths["images"], paths["data"], progress=not quiet),
+          lambda r: "{} train / {} test images".format(r["images"]["train"], r["images"]["test"]))
+    targs = argparse.Namespace(
+        task="classify", data=paths["data"], workdir=paths["run"], model=MODEL, image_size=SIZE, steps=args.steps,
+        epochs=None, batch=BATCH, overrides=["alpha={}".format(ALPHA)], pretrained=None, fine_tune_from=None,
+        fine_tune_steps=None, flip_left_right=False, random_crop=None, random_scale=None, random_brightness=None,
+        bottleneck_dir=None, checkpoint_every=max(args.steps // 2, 1), resume=False, json=True)
+    s = stage("train", lambda: _train(targs, quiet),
+              lambda r: "step {} (loss {:.3f}, test accuracy {})".format(r["end_step"], r["losses"]["loss"],
+                                                                        r["test_accuracy"]))
+    ev = stage("eval", lambda: evaluate.evaluate(paths["run"]), lambda r: "top-1 {:.3f}".format(r["top1"]))
+    stage("export", lambda: export.export(paths["run"], paths["export"]),
+          lambda r: "SavedModel + output_graph.pb at step {}".format(r["step"]))
+    pr = stage("predict", lambda: predict.predict(paths["export"], [os.path.join(paths["images"], c[0])
+                                                                  for c in synth.CLASSES],
+                                                  paths["predictions"], progress=not quiet),
+               lambda r: "{} images, contact sheet".format(r["images"]))
+    summary = {"task": "classify", "workdir": work, "steps": args.steps, "stages": stages,
+               "total_seconds": round(sum(x["seconds"] for x in stages), 1), "top1": ev["top1"],
+               "train_seconds": s["seconds"], "contact_sheet": pr["contact_sheet"],
+               "confusion_matrix": ev["picture"], "paths": paths}
+    write_json(os.path.join(work, "demo.json"), summary)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def _train(targs, quiet):
+    from odrun.tasks.classify import train
+    s = train.settings(targs)
+    s.update({"run_dir": targs.workdir, "bottleneck_dir": None})
+    os.makedirs(targs.workdir, exist_ok=True)
+    return train.train(s, show=not quiet)
+
+
+def print_summary(summary):
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="odrun demo --task classify ({} steps) in {}s".format(summary["steps"], summary["total_seconds"]))
+    for col in ("stage", "seconds", "result"):
+        t.add_column(col, justify="right" if col == "seconds" else "left")
+    for s in summary["stages"]:
+        t.add_row(s["stage"], "{:.1f}".format(s["seconds"]), s["result"])
+    c = Console()
+    c.print(t)
+    c.print("contact sheet: " + str(summary["contact_sheet"]))
+    c.print("confusion matrix: " + str(summary["confusion_matrix"]))
+    c.print("summary: " + os.path.join(summary["workdir"], "demo.json"))
