@@ -28,11 +28,16 @@ def add_parser(sub):
                    help="detect score threshold, the same default as `odrun detect` (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
     add_api_flag(p)
+    from odrun.tasks import add_task_flag
+    add_task_flag(p, '; classify: class folders -> MobileNetV2 x0.35 from scratch -> predict')
     p.set_defaults(func=run)
     return p
 
 
 def run(args):
+    if getattr(args, "task", "detect") == "classify":
+        from odrun.tasks.classify import demo as classify_demo
+        return classify_demo.run(args)
     from odrun import convert, detect, evaluate, export, synth, train
     from odcore.fileio import write_json
     if args.steps < 1 or args.images < 5:
