@@ -11,6 +11,7 @@ COMMANDS = [
     ("eval", "odrun.evaluate"),
     ("export", "odrun.export"),
     ("detect", "odrun.detect"),
+    ("predict", "odrun.predict"),  # classifiers (odrun.tasks.classify)
     ("demo", "odrun.demo"),
     ("cache", "odrun.cache"),  # not a stage: list/clear the caches
 ]

@@ -81,6 +81,10 @@ def _recover(out_dir):
 
 
 def run(args):
+    from odrun.tasks import task_of
+    if task_of(args.workdir, "run.json") == "classify":
+        from odrun.tasks.classify import export as classify_export
+        return classify_export.run(args)
     metadata = export(args.workdir, args.out, api=args.api)
     if args.json:
         print(json.dumps(metadata, indent=2))
