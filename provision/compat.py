@@ -9,14 +9,12 @@ import difflib
 import re
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from odcore.errors import UserError
 
 ENV_VAR = "ODSTACK_MATRIX"
-SECTIONS = ("tensorflow", "cuda", "gpus", "images", "od_api")
-FLAVORS = ("tf1.15-gpu", "tf1.15-ngc", "tf2-gpu", "cpu")
 _CACHE = {}
 
 
@@ -49,7 +47,9 @@ def load(path=None):
         raise MatrixError("matrix file does not exist", where=str(path),
                           fix="pass an existing file or unset {}".format(ENV_VAR))
     if key not in _CACHE:
-        _CACHE[key] = Matrix(_read_yaml(path), str(path))
+        from provision import compat_schema
+
+        _CACHE[key] = Matrix(_read_yaml(path), str(path), digest=compat_schema.digest(path))
     return _CACHE[key]
 
 
@@ -150,10 +150,10 @@ def gpu_tokens(name):
 # ---------------------------------------------------------------- the matrix
 
 class Matrix(object):
-    def __init__(self, data, path="compat_matrix.yaml"):
+    def __init__(self, data, path="compat_matrix.yaml", digest=None):
         self.path = path
         self.data = data
-        self._validate()
+        self._validate(digest)
         self._tf = {e["version"]: e for e in data["tensorflow"]}
         self._cuda = {e["version"]: e for e in data["cuda"]}
         self._images = {e["flavor"]: e for e in data["images"]}
@@ -163,138 +163,11 @@ class Matrix(object):
                 self._gpu_index[gpu_tokens(name)] = entry
 
     # ------------------------------------------------------------ validation
-    def _fail(self, where, message, fix=None):
-        raise MatrixError(message, where="{}: {}".format(self.path, where),
-                          fix=fix or "correct that entry in compat_matrix.yaml")
+    def _validate(self, digest=None):
+        """The shape is provision/data/compat_matrix.schema.json; see provision/compat_schema.py."""
+        from provision import compat_schema
 
-    def _validate(self):
-        for section in SECTIONS:
-            if not isinstance(self.data.get(section), list) or not self.data[section]:
-                self._fail(section, "section missing or not a non-empty list")
-        rules = {
-            "tensorflow": {"version": self._v_line, "python": self._v_spec, "package": self._v_str,
-                           "cuda": self._v_opt_line, "cudnn": self._v_opt_line,
-                           "numpy": self._v_spec, "protobuf": self._v_spec,
-                           "compute_capabilities": self._v_ccs, "tf_contrib": self._v_bool,
-                           "od_api": self._v_str},
-            "cuda": {"version": self._v_line, "min_driver": self._v_version,
-                     "cc_min": self._v_cc, "cc_max": self._v_cc, "minor_compat_driver": self._v_version},
-            "gpus": {"name": self._v_str, "compute_capability": self._v_cc},
-            "images": {"flavor": self._v_str, "image": self._v_str, "tf": self._v_version,
-                       "cuda": self._v_opt_line, "cudnn": self._v_opt_line, "python": self._v_version,
-                       "min_driver": self._v_opt_version, "compute_capabilities": self._v_cc_list},
-            "od_api": {"code_path": self._v_str, "tf": self._v_spec, "train": self._v_str,
-                       "export": self._v_str},
-            "known_issues": {"id": self._v_str, "cc_min": self._v_cc, "text": self._v_str},
-        }
-        self.data.setdefault("known_issues", [])
-        for section, fields in rules.items():
-            if not isinstance(self.data.get(section), list):
-                self._fail(section, "section must be a list")
-            seen = set()
-            for i, entry in enumerate(self.data[section]):
-                where = "{}[{}]".format(section, i)
-                if not isinstance(entry, dict):
-                    self._fail(where, "entry must be a mapping")
-                key = (entry.get("version") or entry.get("name") or entry.get("flavor")
-                       or entry.get("code_path") or entry.get("id"))
-                where = "{}[{}] ({})".format(section, i, key) if key else where
-                for field, check in fields.items():
-                    if field not in entry:
-                        self._fail(where + "." + field, "required field missing")
-                    check(where + "." + field, entry[field])
-                self._v_sources(where + ".source", entry.get("source"))
-                if key in seen:
-                    self._fail(where, "duplicate entry {!r}".format(key))
-                seen.add(key)
-        for i, entry in enumerate(self.data["tensorflow"]):
-            for field in ("cuda",):
-                if entry[field] and line_of(entry[field]) not in {line_of(c["version"]) for c in self.data["cuda"]}:
-                    self._fail("tensorflow[{}] ({}).cuda".format(i, entry["version"]),
-                               "CUDA {} has no entry in the cuda section".format(entry[field]))
-        self._validate_links()
-        flavors = [e["flavor"] for e in self.data["images"]]
-        for flavor in FLAVORS:
-            if flavor not in flavors:
-                self._fail("images", "image flavour {!r} missing".format(flavor))
-
-    def _validate_links(self):
-        """Cross-section consistency: every CUDA an image or TF line names has a row, an image's
-        min_driver is its CUDA's, and od_api values name a code path."""
-        cuda = {line_of(c["version"]): c for c in self.data["cuda"]}
-        for i, img in enumerate(self.data["images"]):
-            where = "images[{}] ({})".format(i, img["flavor"])
-            if img["cuda"] is None:
-                continue
-            row = cuda.get(line_of(img["cuda"]))
-            if row is None:
-                self._fail(where + ".cuda", "CUDA {} has no entry in the cuda section".format(img["cuda"]))
-            if img["min_driver"] is not None and Version(img["min_driver"]) < Version(row["min_driver"]):
-                self._fail(where + ".min_driver", "{} is below CUDA {}'s minimum driver {}".format(
-                    img["min_driver"], row["version"], row["min_driver"]))
-        paths = {e["code_path"] for e in self.data["od_api"]} | {"none"}
-        for i, entry in enumerate(self.data["tensorflow"]):
-            if entry["od_api"] not in paths:
-                self._fail("tensorflow[{}] ({}).od_api".format(i, entry["version"]),
-                           "{!r} is not an od_api code_path ({})".format(entry["od_api"], ", ".join(sorted(paths))))
-
-    def _v_str(self, where, value):
-        if not isinstance(value, str) or not value.strip():
-            self._fail(where, "must be a non-empty string, got {!r}".format(value))
-
-    def _v_bool(self, where, value):
-        if not isinstance(value, bool):
-            self._fail(where, "must be true or false, got {!r}".format(value))
-
-    def _v_version(self, where, value):
-        try:
-            Version(str(value))
-        except InvalidVersion:
-            self._fail(where, "not a version: {!r}".format(value))
-
-    def _v_opt_version(self, where, value):
-        if value is not None:
-            self._v_version(where, value)
-
-    def _v_line(self, where, value):
-        if not isinstance(value, str):
-            self._fail(where, "write versions as quoted strings ('1.10', not 1.1), got {!r}".format(value),
-                       fix="quote the version in compat_matrix.yaml")
-        self._v_version(where, value)
-
-    def _v_opt_line(self, where, value):
-        if value is not None:
-            self._v_line(where, value)
-
-    def _v_spec(self, where, value):
-        try:
-            SpecifierSet(str(value))
-        except InvalidSpecifier:
-            self._fail(where, "not a version specifier (PEP 440, e.g. '>=1.16,<1.19'): {!r}".format(value))
-
-    def _v_cc(self, where, value):
-        if not isinstance(value, str) or not re.match(r"^\d+\.\d+$", value):
-            self._fail(where, "compute capability must be a quoted 'X.Y' string, got {!r}".format(value))
-
-    def _v_cc_list(self, where, value):
-        if not isinstance(value, list):
-            self._fail(where, "must be a list of 'X.Y' strings")
-        for j, cc in enumerate(value):
-            self._v_cc("{}[{}]".format(where, j), cc)
-
-    def _v_ccs(self, where, value):
-        if value is None:  # CPU-only lines
-            return
-        if not isinstance(value, dict) or set(value) - {"sass", "ptx"} or "sass" not in value:
-            self._fail(where, "must be a mapping with 'sass' (and optional 'ptx') lists")
-        for kind in value:
-            self._v_cc_list(where + "." + kind, value[kind])
-
-    def _v_sources(self, where, value):
-        items = value if isinstance(value, list) else [value]
-        if not value or not all(isinstance(s, str) and s.startswith(("https://", "http://")) for s in items):
-            self._fail(where, "every entry needs source: with http(s) links, got {!r}".format(value),
-                       fix="add the primary source URL(s) under source:")
+        compat_schema.validate(self.data, self.path, digest)
 
     # ------------------------------------------------------------ lookups
     @staticmethod

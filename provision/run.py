@@ -49,11 +49,18 @@ def image_flavor(image):
         return None
 
 
+def known_flavors():
+    try:
+        from provision import compat
+        return sorted(i["flavor"] for i in compat.load().images())
+    except ImportError:
+        return []
+
+
 def caller_ids():
-    """uid:gid the job's files should belong to: the caller, or under sudo the invoking user."""
-    if os.geteuid() == 0 and os.environ.get("SUDO_UID"):
-        return "{}:{}".format(os.environ["SUDO_UID"], os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
-    return "{}:{}".format(os.getuid(), os.getgid())
+    """uid:gid the job runs as without --user (provision.run_guard.job_user: never 0)."""
+    from provision.run_guard import job_user
+    return job_user()
 
 
 def parse_gpus(value):
@@ -74,8 +81,11 @@ def plan(args):
     """Everything the container needs, as one dict (also what --dry-run prints)."""
     if args.image and args.flavor:
         raise UserError("pass --flavor or --image, not both", where="--image")
+    from provision import run_guard
     reason = None
     flavor = args.flavor
+    run_guard.check_flavor(flavor, known_flavors())
+    shm_size = run_guard.check_shm_size(args.shm_size)
     if not args.image and not flavor:
         flavor, reason = default_flavor()
     image = args.image or "odstack:" + flavor
@@ -84,20 +94,28 @@ def plan(args):
     gpu_flag, device_request = parse_gpus(gpus)
     mounts = []
     if args.data:
-        data = Path(args.data).resolve()
+        data = run_guard.check_mount(args.data, "--data")
         if not data.is_dir():
             raise UserError("dataset folder not found: " + str(data), where="--data",
                             fix="pass the folder with your images/annotations or TFRecords")
         mounts.append((str(data), "/data", "ro"))
-    runs = Path(args.runs or "runs").resolve()
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = run_guard.check_mount(args.runs or "runs", "--runs")
+    user = run_guard.job_user(args.user)
+    if not args.dry_run and not runs.exists():  # --dry-run writes nothing
+        runs.mkdir(parents=True)
+        if os.geteuid() == 0 and user == run_guard.IMAGE_USER:  # root without sudo: the job's user owns it
+            os.chown(str(runs), 1000, 1000)
     mounts.append((str(runs), "/runs", "rw"))
     odrun_args = list(args.odrun_args or [])
     if odrun_args[:1] == ["--"]:
         odrun_args = odrun_args[1:]
+    ports = None
+    if getattr(args, "serve", None):
+        serve_mount, odrun_args, ports = run_guard.serve_job(args.serve, args.publish, odrun_args)
+        mounts.append(serve_mount)
     return {"image": image, "flavor": flavor, "reason": reason, "gpus": gpus, "gpu_flag": gpu_flag,
-            "device_request": device_request, "mounts": mounts, "user": args.user or caller_ids(),
-            "shm_size": args.shm_size, "entrypoint": args.entrypoint, "args": odrun_args,
+            "device_request": device_request, "mounts": mounts, "user": user,
+            "shm_size": shm_size, "ports": ports, "entrypoint": args.entrypoint, "args": odrun_args,
             "name": args.name, "detach": args.detach, "env": list(args.env or [])}
 
 
@@ -108,9 +126,12 @@ def docker_command(p):
         cmd += ["--name", p["name"]]
     if p["gpu_flag"]:
         cmd += ["--gpus", p["gpu_flag"]]
+    from provision.run_guard import mount_flag
     cmd += ["--user", p["user"], "--shm-size", p["shm_size"]]
+    for host_port, port in sorted((p.get("ports") or {}).items()):
+        cmd += ["-p", "{}:{}".format(host_port, port)]
     for src, dst, mode in p["mounts"]:
-        cmd += ["-v", "{}:{}:{}".format(src, dst, mode)]
+        cmd += ["--mount", mount_flag(src, dst, mode)]  # not -v: a path with ':' would break it
     for kv in p["env"]:
         cmd += ["-e", kv]
     if p["entrypoint"]:
@@ -132,6 +153,9 @@ def start(p):
                   environment=p["env"], name=p["name"], labels={"io.odstack.job": "1"})
     if p["entrypoint"]:
         kwargs["entrypoint"] = p["entrypoint"]
+    if p.get("ports"):  # {"127.0.0.1:8501": "8501"} -> {"8501/tcp": ("127.0.0.1", 8501)}
+        kwargs["ports"] = {"{}/tcp".format(c): (h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]))
+                           for h, c in p["ports"].items()}
     if p["device_request"]:
         kwargs["device_requests"] = [DeviceRequest(**p["device_request"])]
     container = None
@@ -228,6 +252,11 @@ def add_parser(subparsers):
     p.add_argument("--name", help="container name")
     p.add_argument("--entrypoint", help="run this instead of odrun (debugging: --entrypoint python3)")
     p.add_argument("--detach", action="store_true", help="start and print the container id (no log streaming)")
+    p.add_argument("--serve", metavar="EXPORT_DIR",
+                   help="run `odrun serve` on this export (mounted read-only at /models/NAME)")
+    p.add_argument("-p", "--publish", metavar="[HOST:]PORT", default="8501",
+                   help="with --serve: host port for the service (default 8501, on 127.0.0.1; "
+                        "0.0.0.0:8501 for every interface)")
     p.add_argument("--dry-run", action="store_true", help="print the equivalent `docker run` command and exit")
     p.add_argument("odrun_args", nargs="...", metavar="-- ODRUN_ARGS", help="the odrun command to run")
     p.set_defaults(func=run)

@@ -172,7 +172,8 @@ def test_dry_run_prints_equivalent_docker_run(built, tmp_path):
     assert argv[:2] == ["docker", "run"] and argv[-4:] == [dockerd.CPU_TAG, "train", "--steps", "5"]
     line = " ".join(argv)
     assert '--gpus "device=0,1"' in line and "--shm-size 2g" in line and "--privileged" not in line
-    assert "-v {}:/data:ro".format(data) in line and "-v {}:/runs:rw".format(tmp_path / "runs") in line
+    assert "--mount type=bind,source={},target=/data,readonly".format(data) in line
+    assert "--mount type=bind,source={},target=/runs ".format(tmp_path / "runs") in line
     from provision.run import caller_ids
 
     assert "--user " + caller_ids() in line
