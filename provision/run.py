@@ -9,9 +9,9 @@ import os
 import shlex
 import signal
 import sys
-from pathlib import Path
 
 from odcore.errors import EXIT_INTERRUPTED, UserError
+
 
 def default_flavor():
     """What the compat matrix recommends for this host's GPU/driver (cpu when none is found)."""
@@ -116,7 +116,8 @@ def plan(args):
     return {"image": image, "flavor": flavor, "reason": reason, "gpus": gpus, "gpu_flag": gpu_flag,
             "device_request": device_request, "mounts": mounts, "user": user,
             "shm_size": shm_size, "ports": ports, "entrypoint": args.entrypoint, "args": odrun_args,
-            "name": args.name, "detach": args.detach, "env": list(args.env or [])}
+            "name": args.name, "detach": args.detach, "env": list(args.env or []),
+            "network": getattr(args, "network", None)}
 
 
 def docker_command(p):
@@ -126,6 +127,8 @@ def docker_command(p):
         cmd += ["--name", p["name"]]
     if p["gpu_flag"]:
         cmd += ["--gpus", p["gpu_flag"]]
+    if p.get("network"):
+        cmd += ["--network", p["network"]]
     from provision.run_guard import mount_flag
     cmd += ["--user", p["user"], "--shm-size", p["shm_size"]]
     for host_port, port in sorted((p.get("ports") or {}).items()):
@@ -156,6 +159,8 @@ def start(p):
     if p.get("ports"):  # {"127.0.0.1:8501": "8501"} -> {"8501/tcp": ("127.0.0.1", 8501)}
         kwargs["ports"] = {"{}/tcp".format(c): (h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]))
                            for h, c in p["ports"].items()}
+    if p.get("network"):
+        kwargs["network_mode"] = p["network"]
     if p["device_request"]:
         kwargs["device_requests"] = [DeviceRequest(**p["device_request"])]
     container = None
@@ -250,6 +255,9 @@ def add_parser(subparsers):
     p.add_argument("--user", metavar="UID:GID", help="run as (default: the caller; under sudo the invoking user)")
     p.add_argument("--env", "-e", action="append", metavar="K=V", help="environment variable for the job")
     p.add_argument("--name", help="container name")
+    p.add_argument("--network", choices=("bridge", "host"), default=None,
+                   help="container network (default: the engine's bridge; host: multi-worker training, "
+                        "workers reach each other on the nodes' addresses)")
     p.add_argument("--entrypoint", help="run this instead of odrun (debugging: --entrypoint python3)")
     p.add_argument("--detach", action="store_true", help="start and print the container id (no log streaming)")
     p.add_argument("--serve", metavar="EXPORT_DIR",
