@@ -1,18 +1,22 @@
 """The compatibility matrix: load + validate compat_matrix.yaml, answer queries with `packaging`.
 
-Data lives in compat_matrix.yaml (every entry has `source:` links); this module only knows the
-schema and the rules that combine facts (same CUDA line, cuDNN major/minor, driver minimums,
-compute-capability coverage). Found by: explicit path > $ODSTACK_MATRIX > the wheel's
+Data lives in compat_matrix.yaml (every entry has `source:` links). This module loads it and
+answers lookups; its shape is provision/data/compat_matrix.schema.json (checked by
+provision/compat_schema.py) and the rules that combine facts (same CUDA line, driver minimums,
+forward compatibility, compute-capability coverage) are provision/compat_rules.py. Found by: explicit path > $ODSTACK_MATRIX > the wheel's
 odcore/share/compat_matrix.yaml > <repo root>/compat_matrix.yaml (see odcore.install).
 """
 import difflib
-import re
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from odcore.errors import UserError
+# The rules (parsing, kernels, drivers, "can this image run here") live in compat_rules; their
+# names stay part of this module's interface.
+from provision.compat_rules import (  # noqa: F401
+    arch_support, cc_str, cc_tuple, did_you_mean, driver_ok, gpu_tokens, line_of, parse_version, runs_on)
 
 ENV_VAR = "ODSTACK_MATRIX"
 _CACHE = {}
@@ -70,81 +74,11 @@ def _read_yaml(path):
     return data
 
 
-# ---------------------------------------------------------------- parsing helpers
-
-def parse_version(text, what="version", choices=None):
-    """packaging Version of user input, or a UserError naming the bad value (and a guess)."""
-    raw = str(text).strip()
-    cleaned = raw.lstrip("vV").replace(",", ".").replace("_", ".")
-    # tolerate 'CUDA 10.0', 'r1.15', '1.15.5-gpu' by keeping the leading dotted number
-    match = re.match(r"^[A-Za-z ]*?(\d+(?:\.\d+)*)", cleaned)
-    try:
-        return Version(raw)
-    except InvalidVersion:
-        guess = match.group(1) if match else None
-        hint = "did you mean {}?".format(guess) if guess else None
-        options = ", ".join(choices[:8]) if choices else None
-        fix = " ".join(x for x in (hint, "known: " + options if options else None) if x)
-        raise UserError("{} {!r} is not a version".format(what, raw),
-                        fix=fix or "give a dotted version such as 1.15 or 10.0.130")
-
-
-def line_of(version, parts=2):
-    """'1.15.5' -> '1.15'; '10' -> '10.0'."""
-    rel = list(Version(str(version)).release) + [0] * parts
-    return ".".join(str(n) for n in rel[:parts])
-
-
-def cc_tuple(text):
-    """'8.6' / 'sm_86' / 'compute_86' / '86' -> (8, 6)."""
-    raw = str(text).strip().lower()
-    m = re.match(r"^(?:sm_|compute_)?(\d+)(?:\.(\d+))?$", raw)
-    if not m:
-        raise UserError("compute capability {!r} is not of the form X.Y (e.g. 8.6)".format(text),
-                        fix="give it as X.Y, e.g. --cc 7.5")
-    if m.group(2) is not None:
-        return int(m.group(1)), int(m.group(2))
-    digits = m.group(1)
-    if raw.startswith(("sm_", "compute_")) or len(digits) >= 2:
-        return int(digits[:-1]), int(digits[-1])
-    return int(digits), 0
-
-
-def arch_support(cc, sass, ptx):
-    """How a build runs on compute capability `cc` (tuple): "native" when it has SASS of the same
-    major and a minor <= cc's (binary compatible within a major), "ptx" when it has PTX <= cc (the
-    driver JIT-compiles it), else None. `sass`/`ptx` are lists like ["sm_70", "7.5"]."""
-    if any(s[0] == cc[0] and s <= cc for s in map(cc_tuple, sass)):
-        return "native"
-    if any(p <= cc for p in map(cc_tuple, ptx)):
-        return "ptx"
-    return None
-
-
-def cc_str(cc):
-    return "{}.{}".format(*cc)
-
-
-def did_you_mean(word, choices, n=3):
-    hits = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.5)
-    return "did you mean {}?".format(" or ".join(hits)) if hits else None
-
-
 def unknown(kind, key, choices):
     hint = did_you_mean(key, choices)
     known = ", ".join(str(c) for c in choices[:12]) + (" ..." if len(choices) > 12 else "")
     return UnknownKey("unknown {} {!r}".format(kind, key),
                       fix=(hint + " " if hint else "") + "known: " + known)
-
-
-# GPU names as NVML/nvidia-smi print them carry vendor prefixes and form-factor/memory suffixes.
-_GPU_NOISE = re.compile(r"^(nvidia|geforce|tesla|\d+gb|sxm\d*|pcie|hbm\d*e?|nvl|laptop|gpu|"
-                        r"mobile|max|q|oem|generation)$")
-
-
-def gpu_tokens(name):
-    words = re.split(r"[\s\-_/]+", str(name).lower().replace("®", "").replace("™", ""))
-    return tuple(w for w in words if w and not _GPU_NOISE.match(w))
 
 
 # ---------------------------------------------------------------- the matrix
@@ -316,42 +250,15 @@ class Matrix(object):
                     "{}; use the {} image ({})".format(detail, rec["flavor"], rec["image"]))
         return problems
 
-    @staticmethod
-    def driver_ok(img, driver, gpu_entry=None):
-        """(ok, note): driver new enough for the image, or a datacenter GPU on a branch that the
-        image's CUDA forward-compatibility package supports."""
-        have = parse_version(driver, "driver version")
-        if img.get("min_driver") is None or have >= Version(img["min_driver"]):
-            return True, None
-        branches = img.get("forward_compat_drivers") or {}
-        floor = branches.get(str(have.major))
-        if floor and gpu_entry and gpu_entry.get("class") == "datacenter" and have >= Version(floor):
-            return True, ("driver {} (R{}) is older than {} but runs {} on a datacenter GPU through "
-                          "the CUDA forward-compatibility package in the image").format(
-                              driver, have.major, img["min_driver"], img["flavor"])
-        return False, None
+    driver_ok = staticmethod(driver_ok)
 
     def runs_on(self, img, ccs=(), driver=None, gpu=None):
-        """The one "can this image run on these GPUs with this driver" rule (doctor's image checks
-        and `recommend` both use it): a CPU image always; a CUDA image needs kernels for every
-        GPU's compute capability and `driver_ok` (min_driver, or forward compatibility on a
-        datacenter GPU). -> (ok, reason)."""
-        if img.get("flavor") == "cpu" or not img.get("cuda"):
-            return True, "CPU image"
-        supported = [cc_tuple(c) for c in img.get("compute_capabilities") or []]
-        missing = [str(c) for c in ccs if cc_tuple(c) not in supported]
-        if missing:
-            return False, "cc {} not in {}".format(", ".join(missing), ", ".join(map(cc_str, supported)))
-        if driver is None:
-            return False, "no working NVIDIA driver"
+        """compat_rules.runs_on with `gpu` (a name) looked up here (unknown names: no entry)."""
         try:
             gpu_entry = self.gpu(gpu) if gpu else None
         except UnknownKey:
             gpu_entry = None
-        ok, how = self.driver_ok(img, driver, gpu_entry)
-        if not ok:
-            return False, "driver {} < {}".format(driver, img["min_driver"])
-        return True, how or "driver {} >= {}".format(driver, img["min_driver"])
+        return runs_on(img, ccs, driver, gpu_entry)
 
     @staticmethod
     def requirement(entry, name, python=None):

@@ -124,7 +124,7 @@ class Checker(object):
 
     # 3. no entry twice, links between sections
     def links(self):
-        from provision.compat import line_of
+        from provision.compat_rules import line_of
 
         for section in schema()["properties"]:
             seen = set()
