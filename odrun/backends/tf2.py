@@ -36,11 +36,6 @@ def prepare():
     _PREPARED = True
 
 
-def tf_version():
-    import tensorflow as tf
-    return tf.__version__
-
-
 def latest_checkpoint(run_dir):
     import tensorflow as tf
     return tf.train.latest_checkpoint(run_dir)
