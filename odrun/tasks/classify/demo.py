@@ -13,7 +13,7 @@ MODEL, SIZE, ALPHA, BATCH = "mobilenet_v2", 96, 0.35, 16
 
 def run(args):
     from odcore.fileio import write_json
-    from odrun.tasks.classify import convert, evaluate, export, predict, synth, train
+    from odrun.tasks.classify import convert, evaluate, export, predict, synth
     if args.steps < 1 or args.images < 8:
         raise UserError("need --steps >= 1 and --images >= 8", where="--steps/--images", fix="use the defaults")
     work = os.path.abspath(args.workdir)
