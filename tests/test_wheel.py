@@ -121,6 +121,10 @@ def test_odstack_comes_from_the_wheel(venv):
     for path in out[:2]:
         assert path.startswith(str(venv) + os.sep), path
     assert out[2] == "wheel"
+    # a missing TF / OD API names the pip lines of this install (from the wheel's requirements/)
+    fix = subprocess.run([str(py), "-c", "from odcore.install import tf_fix; print(tf_fix())"], cwd=str(TMP),
+                         capture_output=True, text=True, check=True).stdout
+    assert "pip install 'odstack[tf]'" in fix and "tf-models-official==" in fix and "scripts/setup.sh" not in fix
 
 
 def test_provision_commands_from_tmp(venv, tmp_path):
