@@ -54,7 +54,12 @@ class Checker(object):
 
     # 1. the shape (JSON Schema)
     def shape(self):
-        import jsonschema
+        try:
+            import jsonschema
+        except ImportError:
+            from odcore.errors import UserError
+            raise UserError("checking compat_matrix.yaml needs the jsonschema package", where=self.path,
+                            fix="pip install 'odstack[host]' (or pip install jsonschema)")
 
         validator = jsonschema.Draft202012Validator(schema())
         errors = list(validator.iter_errors(self.data))
