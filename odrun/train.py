@@ -116,21 +116,24 @@ def build_config(args, api):
     return config, items
 
 
-# The flags of `odrun train` by their argparse dest, with the defaults a library caller gets.
-OPTIONS = {"data": None, "workdir": None, "model": None, "config": None, "steps": None, "batch": None,
-           "image_size": None, "pretrained": None, "overrides": (), "checkpoint_every": None,
-           "resume": False, "eval_every": None, "patience": None, "new_run": False, "api": None, "gpus": None, "cross_device_ops": None}
+def options():
+    """The `odrun train` flags, argparse dest -> default: what a library caller may pass (read
+    from the parser itself, so a new flag needs no second list)."""
+    parser = argparse.ArgumentParser(prog="odrun")
+    p = add_parser(parser.add_subparsers())
+    return {a.dest: a.default for a in p._actions if a.dest != "help"}
 
 
-def train(workdir, progress=True, **options):
+def train(workdir, progress=True, **kwargs):
     """Library entry point (what `odrun demo` calls): train into WORKDIR; keyword arguments are
-    the CLI flags (OPTIONS); returns the summary written to WORKDIR/train.json."""
-    unknown = sorted(set(options) - set(OPTIONS))
+    the CLI flags' dests (see `options()`); returns the summary written to WORKDIR/train.json."""
+    defaults = options()
+    unknown = sorted(set(kwargs) - set(defaults))
     if unknown:
         raise TypeError("train() got unknown options: " + ", ".join(unknown))
-    args = argparse.Namespace(**dict(OPTIONS, **options))
+    args = argparse.Namespace(**dict(defaults, **kwargs))
     args.workdir = workdir
-    args.overrides = list(args.overrides)
+    args.overrides = list(args.overrides or ())
     return _train(args, show=progress)
 
 
