@@ -91,15 +91,20 @@ def build_config(args, api):
     if args.resume:
         config = pc.load(config_path)
         return pc.fill(config, num_steps=args.steps, overrides=args.overrides), None
+    model = args.config
     if args.config:
         config = pc.load(args.config)
     else:
-        config = pc.load(pc.template_path(api, args.model or DEFAULT_MODEL))
+        from odrun.tasks.segment.config import default_model  # --task segment: a Mask R-CNN template
+        model = args.model or default_model(getattr(args, "task", None), api) or DEFAULT_MODEL
+        config = pc.load(pc.template_path(api, model))
     items = None
     train_rec = test_rec = label_map = None
     if args.data:
         train_rec, test_rec, label_map = find_data(args.data)
         items = pc.read_label_map(label_map)
+        from odrun.tasks.segment.config import check_data  # masks in the records vs the model
+        check_data(config, args.data, model)
     elif not args.config:
         raise UserError("no training data", where="--data",
                         fix="pass --data DATA_DIR (the output of `odrun convert`), or --config with paths set")

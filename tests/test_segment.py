@@ -248,3 +248,13 @@ def test_broken_masks_listed_and_nothing_written(tmp_path):
         assert line and words in line and "coco.json" in line, (i, words, r.stderr)
     assert "annotation id 99" not in r.stderr
     assert not out.exists()
+
+
+def test_mask_model_refuses_box_records(coco_masks, tmp_path):
+    """A Mask R-CNN template on records without masks: exit 2 before TensorFlow builds anything."""
+    r = run_cli("odrun", "convert", coco_masks["json"], "--out", tmp_path / "boxes",
+                "--no-masks")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("odrun", "train", "--task", "segment", "--data", tmp_path / "boxes", "--workdir", tmp_path / "run",
+                "--steps", 1)
+    assert r.returncode == 2 and "predicts instance masks but the records" in r.stderr, r.stderr

@@ -187,6 +187,7 @@ def export(config_path, run_dir, out_dir):
     from object_detection import exporter
     from object_detection.protos import pipeline_pb2
     from odrun.compat import tf1_on_tf2
+    from odrun.tasks.segment.config import predicts_masks
     tf1_on_tf2.patch_exporter(exporter)
     config = pipeline_pb2.TrainEvalPipelineConfig()
     with open(config_path, encoding="utf-8") as f:
@@ -211,7 +212,7 @@ def export(config_path, run_dir, out_dir):
         "tf_version": tf.__version__,
         "signature": {"name": FROZEN_GRAPH, "input_type": EXPORT_INPUT_TYPE,
                       "inputs": {"image_tensor": {"dtype": "uint8", "shape": [None, None, None, 3]}},
-                      "outputs": sorted(_OUTPUTS)},
+                      "outputs": sorted(_OUTPUTS + (("detection_masks",) if predicts_masks(config) else ()))},
         "frozen_graph": os.path.join(out_dir, FROZEN_GRAPH),
         "saved_model": os.path.join(out_dir, "saved_model"),
         "checkpoint": ckpt,
@@ -241,6 +242,8 @@ class FrozenGraphDetector(object):
             tf.import_graph_def(graph_def, name="")
         self.image = self.graph.get_tensor_by_name("image_tensor:0")
         self.fetches = {name: self.graph.get_tensor_by_name(name + ":0") for name in _OUTPUTS}
+        if "detection_masks" in [op.name for op in self.graph.get_operations()]:  # Mask R-CNN
+            self.fetches["detection_masks"] = self.graph.get_tensor_by_name("detection_masks:0")
         self.session = tf.Session(graph=self.graph)
 
     def __call__(self, images):
@@ -261,6 +264,8 @@ class FrozenGraphDetector(object):
                 results[i] = {"boxes": out["detection_boxes"][row][:n].astype("float32"),
                               "classes": out["detection_classes"][row][:n].astype("int64"),
                               "scores": out["detection_scores"][row][:n].astype("float32")}
+                if "detection_masks" in out:
+                    results[i]["masks"] = out["detection_masks"][row][:n].astype("float32")
         return results
 
     def close(self):

@@ -258,9 +258,12 @@ def load_detector(export_dir):
             num = out["num_detections"].numpy().astype(int)
             boxes, classes = out["detection_boxes"].numpy(), out["detection_classes"].numpy()
             scores = out["detection_scores"].numpy()
+            masks = out["detection_masks"].numpy() if "detection_masks" in out else None  # Mask R-CNN
             for j, i in enumerate(indexes):
                 n = num[j]
                 results[i] = {"boxes": boxes[j, :n], "classes": classes[j, :n].astype(int), "scores": scores[j, :n]}
+                if masks is not None:
+                    results[i]["masks"] = masks[j, :n]
         return results
 
     detect.model = model

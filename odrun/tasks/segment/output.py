@@ -78,3 +78,39 @@ def write_pngs(det, out_dir, stem):
             Image.fromarray(mask * 255).save(tmp, format="PNG")
         paths.append(path)
     return paths
+
+
+def attach(results, det):
+    """Add `segmentation` (COCO RLE) to the last len(det) entries of detections.json's list:
+    the ones just appended for `det` (already filtered by add_image_masks, same order)."""
+    masks = det.get("image_masks")
+    if masks is None or not len(masks):
+        return
+    for entry, mask in zip(results[len(results) - len(masks):], masks):
+        entry["segmentation"] = rle(mask)
+
+
+def shown(image, det):
+    """The image to draw boxes on: with the masks painted in when there are any."""
+    if det.get("image_masks") is None or not len(det["image_masks"]):
+        return image
+    from odrun.tasks.segment import draw
+    return draw.overlay(image, det["image_masks"], det["classes"])
+
+
+def runtime_for(meta, runtime):
+    """A model with masks runs on its own backend's detector (SavedModel on TF2, the frozen graph
+    on TF1), the one that returns detection_masks; other runtimes are refused."""
+    if not meta.get("instance_masks"):
+        return runtime
+    if runtime not in (None, "auto", "saved_model"):
+        from odcore.errors import UserError
+        raise UserError("--runtime {} does not return instance masks".format(runtime), where="--runtime",
+                        fix="omit --runtime for a Mask R-CNN export (masks come from its SavedModel/frozen graph)")
+    return "saved_model"
+
+
+def add_flags(parser):
+    parser.add_argument("--mask-png", action="store_true",
+                        help="Mask R-CNN exports: also write OUT_DIR/masks/<image>_<k>.png (0/255), one per "
+                             "instance (masks are always in detections.json as COCO RLE `segmentation`)")
