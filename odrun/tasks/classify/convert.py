@@ -176,13 +176,8 @@ def write_split(folder, split, items, shards, seed):
 # -- 5. publish --------------------------------------------------------------------------------
 
 def _guard_paths(source, out_dir):
-    src, out = os.path.realpath(source), os.path.realpath(out_dir)
-    if out == src or out.startswith(src + os.sep):
-        raise UserError("the output folder is inside the input folder (its records would be read as a class "
-                        "next time)", where=out_dir, fix="choose --out outside " + source)
-    if src.startswith(out + os.sep):
-        raise UserError("the input folder is inside the output folder, which is replaced", where=out_dir,
-                        fix="choose an --out that does not contain " + source)
+    from odcore.paths import check_output
+    check_output(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, SUMMARY_NAME)):
         raise UserError("the output folder exists, is not empty and is not an earlier `odrun convert` output",
                         where=out_dir, fix="choose an empty or new --out folder")
