@@ -109,7 +109,9 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                  [("input image", p) for p in paths])
     check_writable_dir(out_dir)
     backend = backends.get(api or meta.get("api"))
-    detector = backend.load_detector(model_dir)
+    from odrun.progress import status
+    with status("loading the model", enabled=progress):
+        detector = backend.load_detector(model_dir)
     os.makedirs(out_dir, exist_ok=True)
     results, rows, image_rows, used = [], [], [], set()
     calls = 0

@@ -39,7 +39,8 @@ def evaluate(run_dir, api=None):
         raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
     backend = backends.get(api)
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
-    with contextlib.redirect_stdout(sys.stderr):
+    from odrun.progress import status
+    with status("evaluating the newest checkpoint on the test records"), contextlib.redirect_stdout(sys.stderr):
         metrics = backend.evaluate(config, run_dir)
     meta = metrics.pop("_meta", {})
     result = {"step": meta.get("step"), "checkpoint": meta.get("checkpoint"),

@@ -43,7 +43,9 @@ def export(run_dir, out_dir, api=None):
     tmp = out_dir + ".partial"
     _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
-    info = backend.export(config_path, run_dir, tmp)
+    from odrun.progress import status
+    with status("writing the export (building the model, tracing, saving the SavedModel)"):
+        info = backend.export(config_path, run_dir, tmp)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
     metadata = {
         "api": api_name,

@@ -73,7 +73,8 @@ class Ticker(object):
 
 class status(object):
     """`with status("loading the SavedModel"):` a spinner on a terminal; on a pipe a line at the
-    start, one every ODRUN_PROGRESS_EVERY s while it runs, and one with its time at the end."""
+    start, one every ODRUN_PROGRESS_EVERY s while it runs, and one with its time at the end.
+    Written to the terminal's stderr (quiet.terminal()) unless `stream` is given."""
 
     def __init__(self, text, enabled=True, stream=None):
         self.text, self.enabled, self.stream = text, enabled, stream
@@ -84,7 +85,12 @@ class status(object):
         self.started = time.time()
         if not self.enabled:
             return self
-        if plain():
+        if self.stream is None:  # the terminal's stderr: stdout stays for results / --json
+            from odrun import quiet
+            self.stream = quiet.terminal()
+        mode = os.environ.get(ENV_MODE, "").lower()
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        if mode == "plain" or (mode != "rich" and not tty):
             _say(self.text + " ...", self.stream)
             self.ticker = Ticker(lambda t: "{} ... {}".format(self.text, clock(t)), self.stream).start()
         else:

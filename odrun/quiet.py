@@ -94,6 +94,9 @@ def _route_python_logging(stream):
     """Python's logging and warnings into `stream`: handlers made before the session (absl's,
     TF's if already imported) point at the old sys.stderr, so redirect them too."""
     logging.captureWarnings(True)
+    warn = logging.getLogger("py.warnings")  # (with no handler of its own Python drops them)
+    if not any(getattr(h, "stream", None) is stream for h in warn.handlers):
+        warn.addHandler(logging.StreamHandler(stream))
     saved = []
     for logger in [logging.getLogger()] + [logging.getLogger(n) for n in ("tensorflow", "absl", "py.warnings")]:
         for h in logger.handlers:
@@ -114,6 +117,10 @@ def _unhook(log, stderr):
     """Handlers created during the session (TF's logger takes sys.stderr when first asked for)
     would write to the closed log afterwards: point them back at stderr."""
     logging.captureWarnings(False)
+    warn = logging.getLogger("py.warnings")
+    for h in list(warn.handlers):
+        if getattr(h, "stream", None) is log:
+            warn.removeHandler(h)
     loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values()
                                        if isinstance(l, logging.Logger)]
     for logger in loggers:
