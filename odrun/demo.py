@@ -38,6 +38,9 @@ def run(args):
     if getattr(args, "task", "detect") == "classify":
         from odrun.tasks.classify import demo as classify_demo
         return classify_demo.run(args)
+    if getattr(args, "task", "detect") == "segment":  # instance masks: Mask R-CNN on shapes with exact masks
+        from odrun.tasks.segment import demo as segment_demo
+        return segment_demo.run(args)
     from odrun import convert, detect, evaluate, export, synth, train
     from odcore.fileio import write_json
     if args.steps < 1 or args.images < 5:
