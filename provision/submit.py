@@ -174,6 +174,10 @@ def submit(args):
     code = 0
     if args.wait:
         result.update(status(job))
+        deadline = time.time() + 60  # sbatch --wait returns while the job may still show COMPLETING
+        while result["state"] in ("COMPLETING", "RUNNING", "PENDING", "CONFIGURING") and time.time() < deadline:
+            time.sleep(1)
+            result.update(status(job))
         code = 0 if proc.returncode == 0 and result["state"] == "COMPLETED" else 1
     _print(args, result, "submitted job {job_id}; logs in {logs}; state: provision submit --status {job_id}")
     return code
