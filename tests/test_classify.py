@@ -9,7 +9,6 @@ statistics were set from the synthetic images (model.Classifier.calibrate), not 
 The images are synthetic (odrun.tasks.classify.synth), not photos."""
 import hashlib
 import http.server
-import io
 import json
 import os
 import subprocess
