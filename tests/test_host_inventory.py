@@ -86,3 +86,25 @@ def test_check_mode_fetches_nothing(tmp_path):
     if not Path("/etc/apt/keyrings/nvidia-container-toolkit.asc").exists():
         assert msgs == ["would download {} to /etc/apt/keyrings/nvidia-container-toolkit.asc".format(url)]
     assert not Path("/etc/apt/sources.list.d/nvidia-container-toolkit.sources").exists()
+
+
+def test_provision_cluster_validates_hosts_too(tmp_path):
+    proc = run_cli("provision", "cluster", "--hosts", "head,gpu1 ansible_connection=local", "--run-dir",
+                   tmp_path / "run", check=2)
+    assert "invalid host" in proc.stderr and not (tmp_path / "run").exists()
+    proc = run_cli("provision", "cluster", "--run-dir", tmp_path / "run", check=2)
+    assert "--hosts" in proc.stderr
+
+
+def test_provision_cluster_inventory_groups(tmp_path):
+    """--hosts HEAD,NODE: the head is in slurm_head, every host in slurm_nodes (read back by ansible-inventory)."""
+    exe = bin_path("ansible-inventory")
+    require(exe and have_module("ansible_runner"), "ansible not installed (pip install -e '.[host]')")
+    run_cli("provision", "cluster", "--hosts", "127.0.0.1,admin@127.0.0.2:2222", "--run-dir", tmp_path,
+            "--check", timeout=180, env=dict(os.environ, ANSIBLE_SSH_ARGS=SSH_OFF))  # unreachable: exit 1
+    inv = tmp_path / "inventory" / "cluster.yml"
+    out = json.loads(subprocess.run([exe, "-i", str(inv), "--list"], capture_output=True, text=True,
+                                    check=True).stdout)
+    assert out["slurm_head"]["hosts"] == ["127.0.0.1"]
+    assert sorted(out["slurm_nodes"]["hosts"]) == ["127.0.0.1", "127.0.0.2"]
+    assert out["_meta"]["hostvars"]["127.0.0.2"] == {"ansible_user": "admin", "ansible_port": 2222}
