@@ -358,3 +358,16 @@ def test_pretrained_sha_mismatch_caches_nothing(run, tmp_path, monkeypatch):
         httpd.shutdown()
     cached = [n for r, _, fs in os.walk(str(tmp_path / "c")) for n in fs]
     assert sorted(cached) == sorted([os.path.basename(path), os.path.basename(path) + ".sha256"])
+
+
+def test_tf1_is_refused_clearly(monkeypatch):
+    """The classify verbs are TF2-only (docs/classify.md): on TF 1.x they stop before doing anything."""
+    require(have_module("tensorflow"), "TensorFlow not installed")
+    import tensorflow as tf
+    from odcore.errors import UserError
+    from odrun.tasks.classify import require_tf2
+    monkeypatch.setattr(tf, "__version__", "1.15.5")  # the version string TF 1.15.5 reports
+    with pytest.raises(UserError) as e:
+        require_tf2()
+    assert "needs TensorFlow 2 (this is TensorFlow 1.15.5)" in e.value.render()
+    assert "output_graph.pb" in e.value.render()

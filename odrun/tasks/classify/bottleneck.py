@@ -31,7 +31,9 @@ def compute(classifier, files, batch=64):
     import tensorflow as tf
     from odrun.tasks.classify import data
     feats, labels = [], []
-    fn = tf.function(lambda x: classifier.features(x, training=False))
+    fn = getattr(classifier, "_features_fn", None)
+    if fn is None:  # one traced function per classifier (a second compute does not retrace)
+        fn = classifier._features_fn = tf.function(lambda x: classifier.features(x, training=False))
     for x, y in data.images(files, classifier.size, batch):
         feats.append(fn(x).numpy())
         labels.append(y.numpy())
