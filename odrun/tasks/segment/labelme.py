@@ -89,7 +89,7 @@ def _mask_rle(shape, width, height):
     h, w = min(crop.shape[0], height - y0), min(crop.shape[1], width - x0)
     full[y0:y0 + h, x0:x0 + w] = crop[:h, :w]
     rle = mask_api.encode(np.asfortranarray(full))
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+    return {"size": [height, width], "counts": str(rle["counts"], "ascii")}
 
 
 def _shape_segmentation(shape, width, height):

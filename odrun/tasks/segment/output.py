@@ -62,7 +62,7 @@ def rle(mask):
     import numpy as np
     from pycocotools import mask as mask_api
     r = mask_api.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
+    return {"size": [int(r["size"][0]), int(r["size"][1])], "counts": str(r["counts"], "ascii")}
 
 
 def write_pngs(det, out_dir, stem):

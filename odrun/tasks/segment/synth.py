@@ -95,7 +95,7 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
             elif form == "crowd":
                 seg, crowd = _uncompressed(visible), 1
             else:
-                seg, crowd = {"size": [height, width], "counts": rle["counts"].decode("ascii")}, 0
+                seg, crowd = {"size": [height, width], "counts": str(rle["counts"], "ascii")}, 0
             annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
                                 "category_id": classes.index(kind) + 1, "bbox": [x, y, w, h],
                                 "area": float(visible.sum()), "iscrowd": crowd, "segmentation": seg})
