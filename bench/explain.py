@@ -1,0 +1,170 @@
+"""Benchmark: `provision explain` on held-out real error texts (issue #12's "hidden set" measure).
+
+The texts are in tests/fixtures/explain/heldout.yaml: real log lines and traceback tails copied
+from public GitHub threads (each entry cites its source), collected independently of the
+knowledge base's own phrasings fixture (tests/fixtures/explain/phrasings.yaml) and not
+duplicating it. Each entry records the family of the knowledge base (odcore/data/errors.yaml
+`families`) that a useful answer belongs to, optionally `also` (other acceptable families) and
+`ids` (the exact signatures that name its cause).
+
+  1. load the held-out set and the knowledge base; drop (and count) any entry the phrasings
+     fixture already has (same thread, or one text containing the other), so the number stays
+     a held-out number,
+  2. run the matcher `provision explain` uses (odcore.explain.explain) on every text,
+  3. score the top answer:
+       useful  the top match is not a harmless notice and its family is the expected one (or
+               one in `also`), or its id is in `ids` (a family-level answer counts: it names the
+               kind of failure and the doctor command that narrows it),
+       exact   (entries with `ids` only) the top match is one of `ids`,
+  4. print top-1 useful accuracy, per-family accuracy, exact-id accuracy and every miss.
+
+Usage: python bench/explain.py [--misses-only] [--fixture PATH]
+"""
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from common import ratio, report
+
+ROOT = Path(__file__).resolve().parent.parent
+HELDOUT = ROOT / "tests" / "fixtures" / "explain" / "heldout.yaml"
+PHRASINGS = ROOT / "tests" / "fixtures" / "explain" / "phrasings.yaml"
+GOAL = 0.9
+SNIPPET = 110
+MIN_OVERLAP = 40  # characters: shorter texts are generic enough to appear anywhere
+
+
+def _norm(text):
+    return " ".join(str(text).split()).lower()
+
+
+def known_phrasings(path=PHRASINGS):
+    """(normalised texts, sources) of the knowledge base's own phrasings fixture."""
+    if not path.exists():
+        return set(), set()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    texts, sources = set(), set()
+    for items in data.values():
+        for item in items or []:
+            if isinstance(item, dict) and item.get("text"):
+                texts.add(_norm(item["text"]))
+                sources.add(str(item.get("source", "")).rstrip("/"))
+    return texts, sources
+
+
+def in_phrasings(entry, texts, sources):
+    """True when the entry is (part of) a text the knowledge base was built from: same thread,
+    or one text contains the other (the held-out score must not count what the KB has seen)."""
+    if str(entry["source"]).rstrip("/") in sources:
+        return True
+    text = _norm(entry["text"])
+    if text in texts:
+        return True
+    return len(text) >= MIN_OVERLAP and any(text in t or (len(t) >= MIN_OVERLAP and t in text) for t in texts)
+
+
+def load_entries(path):
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    entries = data["entries"] if isinstance(data, dict) else data
+    for i, e in enumerate(entries):
+        missing = [k for k in ("text", "family", "source") if not e.get(k)]
+        if missing:
+            raise SystemExit("{}: entry {} lacks {}".format(path, i, ", ".join(missing)))
+    return entries
+
+
+def top_match(core, text, kb):
+    matches = core.explain(text, kb)
+    return matches[0] if matches else None
+
+
+def score(entry, top):
+    """-> (useful, exact or None)."""
+    ids = set(entry.get("ids") or [])
+    families = {entry["family"]} | set(entry.get("also") or [])
+    if top is None or top["harmless"]:
+        return False, (False if ids else None)
+    useful = top["family"] in families or top["id"] in ids
+    return useful, ((top["id"] in ids) if ids else None)
+
+
+def _snip(text):
+    one = " ".join(text.split())
+    return one if len(one) <= SNIPPET else one[:SNIPPET - 1] + "…"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fixture", default=str(HELDOUT))
+    ap.add_argument("--misses-only", action="store_true", help="print only the misses (no JSON)")
+    args = ap.parse_args(argv)
+
+    from odcore import explain as core
+
+    kb = core.load()
+    kb_families = {f.id for f in kb.families} | {s.family for s in kb.signatures}
+    entries = load_entries(args.fixture)
+    texts, sources = known_phrasings()
+    dupes = [e for e in entries if in_phrasings(e, texts, sources)]
+    entries = [e for e in entries if not in_phrasings(e, texts, sources)]
+    unknown = sorted({f for e in entries for f in [e["family"]] + list(e.get("also") or [])} - kb_families)
+
+    per_family = collections.defaultdict(lambda: [0, 0])
+    misses, other_signature, exact_n, exact_ok = [], [], 0, 0
+    t0 = time.perf_counter()
+    for e in entries:
+        top = top_match(core, e["text"], kb)
+        useful, exact = score(e, top)
+        per_family[e["family"]][1] += 1
+        if useful:
+            per_family[e["family"]][0] += 1
+        if exact is not None:
+            exact_n += 1
+            exact_ok += int(exact)
+        got = "nothing" if top is None else "{}{} ({})".format(
+            top["id"], " [harmless]" if top["harmless"] else "", top["family"])
+        row = {"text": _snip(e["text"]), "expected": e["family"], "cause": e.get("cause", ""),
+               "got": got, "source": e["source"]}
+        if not useful:
+            misses.append(row)
+        elif exact is False and top["kind"] == "signature":
+            row["expected_ids"] = e.get("ids")
+            other_signature.append(row)
+    elapsed = time.perf_counter() - t0
+
+    n = len(entries)
+    useful_n = n - len(misses)
+    result = {
+        "entries": n,
+        "dropped_as_in_phrasings_fixture": [e["source"] for e in dupes],
+        "signatures_in_kb": len(kb.signatures),
+        "families_in_kb": len(kb.families),
+        "useful_top1": useful_n,
+        "useful_top1_accuracy": round(useful_n / n, 3) if n else None,
+        "exact_id_entries": exact_n,
+        "exact_id_accuracy": round(exact_ok / exact_n, 3) if exact_n else None,
+        "nothing_matched": sum(1 for m in misses if m["got"] == "nothing"),
+        "per_family": {f: "{}/{}".format(ok, tot) for f, (ok, tot) in sorted(per_family.items())},
+        "expected_families_not_in_kb": unknown,
+        "misses": misses,
+        "right_family_other_signature": other_signature,
+        "match_seconds_total": round(elapsed, 3),
+    }
+    if args.misses_only:
+        for m in misses:
+            print("MISS {expected:<18} got {got:<40} | {text}".format(**m))
+        print("{}/{} useful ({:.1%})".format(useful_n, n, useful_n / n if n else 0))
+        return 0
+    report("explain", result, [
+        ratio("explain top-1 useful on held-out real errors", useful_n / n if n else None, GOAL),
+        ratio("explain top-1 exact signature (entries naming ids)", exact_ok / exact_n if exact_n else None),
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
