@@ -48,13 +48,8 @@ def run(args):
     work = os.path.abspath(args.workdir)
     paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "detections")}
     quiet = args.json
-    stages = []
-
-    def stage(name, fn, note):
-        t = time.time()
-        result = fn()
-        stages.append({"stage": name, "seconds": round(time.time() - t, 1), "result": note(result)})
-        return result
+    stage = Stages()
+    stages = stage.rows
 
     stage("synth", lambda: synth.generate(paths["images"], count=args.images, seed=0),
           lambda r: "{} images + VOC XML".format(len(r)))
@@ -81,6 +76,20 @@ def run(args):
     else:
         print_summary(summary)
     return 0
+
+
+class Stages(object):
+    """A demo's stages in order: `stage(name, fn, note)` runs fn, times it and keeps
+    {stage, seconds, result: note(fn's result)} in `rows`; returns fn's result."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, name, fn, note):
+        t = time.time()
+        result = fn()
+        self.rows.append({"stage": name, "seconds": round(time.time() - t, 1), "result": note(result)})
+        return result
 
 
 def _quiet_call(quiet, fn, *a):

@@ -4,7 +4,6 @@
 import argparse
 import json
 import os
-import time
 
 from odcore.errors import UserError
 
@@ -13,19 +12,15 @@ MODEL, SIZE, ALPHA, BATCH = "mobilenet_v2", 96, 0.35, 16
 
 def run(args):
     from odcore.fileio import write_json
+    from odrun.demo import Stages
     from odrun.tasks.classify import convert, evaluate, export, predict, synth
     if args.steps < 1 or args.images < 8:
         raise UserError("need --steps >= 1 and --images >= 8", where="--steps/--images", fix="use the defaults")
     work = os.path.abspath(args.workdir)
     paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "predictions")}
     quiet = args.json
-    stages = []
-
-    def stage(name, fn, note):
-        t = time.time()
-        result = fn()
-        stages.append({"stage": name, "seconds": round(time.time() - t, 1), "result": note(result)})
-        return result
+    stage = Stages()
+    stages = stage.rows
 
     if os.path.exists(os.path.join(work, "demo.json")):  # an earlier demo here: train anew, not resume
         import shutil

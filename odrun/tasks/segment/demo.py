@@ -18,7 +18,6 @@ MODEL = "mask_rcnn_resnet50_small"
 
 def run(args):
     import json
-    import time
     from odrun import convert, demo, detect, evaluate, export, train
     from odrun.tasks.segment import synth
     from odcore.fileio import write_json
@@ -29,13 +28,8 @@ def run(args):
     work = os.path.abspath(args.workdir)
     paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "detections")}
     quiet = args.json
-    stages = []
-
-    def stage(name, fn, note):
-        t = time.time()
-        result = fn()
-        stages.append({"stage": name, "seconds": round(time.time() - t, 1), "result": note(result)})
-        return result
+    stage = demo.Stages()
+    stages = stage.rows
 
     stage("synth", lambda: synth.generate(paths["images"], count=count, width=IMAGE_SIZE, height=IMAGE_SIZE, seed=0),
           lambda r: "{} images + COCO JSON with exact masks".format(len(r[1])))
