@@ -12,6 +12,7 @@ COMMANDS = [
     ("export", "odrun.export"),
     ("detect", "odrun.detect"),
     ("predict", "odrun.predict"),  # classifiers (odrun.tasks.classify)
+    ("serve", "odrun.serve"),
     ("demo", "odrun.demo"),
     ("cache", "odrun.cache"),  # not a stage: list/clear the caches
 ]

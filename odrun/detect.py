@@ -31,6 +31,9 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
     p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
+                   help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
+                        "frozen, saved_model; onnx/tflite never import TensorFlow)")
     add_api_flag(p)
     p.set_defaults(func=run)
     return p
@@ -88,9 +91,9 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
 
 
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
-           agnostic_iou=None, runner_up=False):
+           agnostic_iou=None, runner_up=False, runtime=None):
     import pandas as pd
-    from odrun import backends, draw
+    from odrun import draw
     from odcore.fileio import write_json, write_text
     from odrun.progress import ItemProgress
     if batch < 1:
@@ -108,10 +111,10 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                  [("input", s) for s in sources if os.path.exists(s)] +
                  [("input image", p) for p in paths])
     check_writable_dir(out_dir)
-    backend = backends.get(api or meta.get("api"))
+    from odrun import runtimes
     from odrun.progress import status
     with status("loading the model", enabled=progress):
-        detector = backend.load_detector(model_dir)
+        detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
     os.makedirs(out_dir, exist_ok=True)
     results, rows, image_rows, used = [], [], [], set()
     calls = 0
@@ -174,7 +177,7 @@ def run(args):
     from odrun.progress import enabled
     summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
                      api=args.api, images=not args.no_images, progress=enabled(args),
-                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up)
+                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

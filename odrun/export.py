@@ -17,13 +17,18 @@ def add_parser(sub):
     p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
     p.add_argument("--json", action="store_true", help="print metadata.json")
+    p.add_argument("--format", action="append", metavar="FORMATS",
+                   help="saved_model, frozen, onnx, tflite; comma-separated or repeated; each one checked "
+                        "against the SavedModel before it is kept (default saved_model)")
+    p.add_argument("--quantize", choices=("dynamic",), default=None,
+                   help="tflite: dynamic-range quantised weights (default: float)")
     add_api_flag(p)
     p.set_defaults(func=run)
     return p
 
 
-def export(run_dir, out_dir, api=None):
-    from odrun import backends, pipeline_config as pc
+def export(run_dir, out_dir, api=None, formats=None, quantize=None):
+    from odrun import backends, export_formats, pipeline_config as pc
     from odrun.evaluate import run_dir_config
     from odcore.fileio import write_json
     from odrun.train import newest_checkpoint
@@ -38,6 +43,8 @@ def export(run_dir, out_dir, api=None):
     classes = pc.read_label_map(label_map)
     api_name = backends.resolve(api)
     backend = backends.get(api_name)
+    formats = export_formats.parse(formats)
+    export_formats.check_supported(formats, config, api_name, quantize)  # refused before anything is built
     # Export into a temp sibling and swap in at the end: no half-written EXPORT_DIR.
     out_dir = os.path.abspath(out_dir)
     tmp = out_dir + ".partial"
@@ -47,6 +54,11 @@ def export(run_dir, out_dir, api=None):
     with status("writing the export (building the model, tracing, saving the SavedModel)"):
         info = backend.export(config_path, run_dir, tmp)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
+    try:
+        forms = export_formats.write(formats, config_path, run_dir, tmp, quantize=quantize, say=_say)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # parity failed / interrupted: the previous export stays
+        raise
     metadata = {
         "api": api_name,
         "arch": pc.arch(config),
@@ -56,6 +68,7 @@ def export(run_dir, out_dir, api=None):
         "image_size": pc.image_size(config),
         "classes": [{"id": i, "name": n} for i, n in classes],
         "signature": info.get("signature"),
+        "formats": forms,
         "files": sorted(os.listdir(tmp)),
     }
     write_json(os.path.join(tmp, "metadata.json"), metadata)
@@ -68,6 +81,11 @@ def export(run_dir, out_dir, api=None):
     else:
         os.replace(tmp, out_dir)
     return metadata
+
+
+def _say(text):
+    from odrun.quiet import terminal  # the terminal, not the library log
+    terminal().write(text + "\n")
 
 
 def _recover(out_dir):
@@ -87,7 +105,7 @@ def run(args):
     if task_of(args.workdir, "run.json") == "classify":
         from odrun.tasks.classify import export as classify_export
         return classify_export.run(args)
-    metadata = export(args.workdir, args.out, api=args.api)
+    metadata = export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize)
     if args.json:
         print(json.dumps(metadata, indent=2))
     else:

@@ -34,4 +34,6 @@ echo "setup: building $VENV (TensorFlow + OD API; ~2 min with a warm pip cache)"
 "$VENV/bin/python" -m pip install -q -r requirements/tf.txt
 "$VENV/bin/python" -m pip install -q --no-deps -r requirements/odapi-nodeps.txt
 "$VENV/bin/python" -m pip install -q -e '.[host,dev]' -r requirements/tf.txt
+# export --format onnx/tflite, TF-free detect, odrun serve (TF's pins held: -c tf.txt)
+"$VENV/bin/python" -m pip install -q -r requirements/deploy.txt -c requirements/tf.txt
 echo "$stamp" > "$VENV/.odstack-stamp"

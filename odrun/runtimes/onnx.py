@@ -1,0 +1,33 @@
+"""ONNX runtime: onnxruntime on EXPORT_DIR/onnx/model.onnx (converted by tf2onnx from the SavedModel).
+
+The graph keeps the OD API's preprocessing (resize, normalise) and postprocessing (NMS), so this
+runtime only feeds float32 NHWC images. Never imports TensorFlow."""
+import os
+
+from odrun.runtimes import FILES, group_by_shape, unpack
+
+
+class Runtime(object):
+    name = "onnx"
+
+    def __init__(self, export_dir, meta, path=None, threads=None):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.path = path or os.path.join(export_dir, FILES["onnx"])
+        self.session = ort.InferenceSession(self.path, sess_options=options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = ["num_detections", "detection_boxes", "detection_classes", "detection_scores"]
+        self.max_batch = None
+
+    def detect(self, images):
+        import numpy as np
+        results = [None] * len(images)
+        for indexes in group_by_shape(images).values():
+            batch = np.stack([images[i] for i in indexes]).astype(np.float32)
+            num, boxes, classes, scores = self.session.run(self.output_names, {self.input_name: batch})
+            for i, det in zip(indexes, unpack(num, boxes, classes, scores)):
+                results[i] = det
+        return results

@@ -1,0 +1,308 @@
+"""#14 on the real TF2 OD API: ONE tiny SSD trained once (module fixture), exported as
+saved_model + frozen + onnx + tflite (each parity-checked against the SavedModel by the export
+itself), then: the TF Serving layout and signature, the parity figures, detect on ONNX/TFLite
+without importing TensorFlow, and `odrun serve` as a real subprocess on a free 127.0.0.1 port
+driven with a real HTTP client (requests): TF Serving predict, /v1/detect == `odrun detect`,
+400s, 413, 503 on a full queue, SIGTERM with a request in flight, /metrics."""
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, bin_path, have_module, require, run_cli
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    require(have_module("tensorflow") and have_module("object_detection"), "TensorFlow + OD API not installed")
+    require(have_module("onnxruntime") and have_module("tf2onnx") and have_module("tflite_runtime"),
+            "onnxruntime / tf2onnx / tflite-runtime not installed (pip install 'odstack[deploy]')")
+    from odrun import synth
+    root = tmp_path_factory.mktemp("deploy")
+    out = {"root": root, "images": root / "images", "data": root / "data", "run": root / "run",
+           "export": root / "export"}
+    synth.generate(str(out["images"]), count=24, seed=3)
+    run_cli("odrun", "convert", out["images"], "--out", out["data"], "--json", check=0)
+    run_cli("odrun", "train", "--data", out["data"], "--workdir", out["run"], "--steps", STEPS,
+            "--checkpoint-every", STEPS, "--batch", 4, "--image-size", 96, "--json", check=0, timeout=1200)
+    proc = run_cli("odrun", "export", "--workdir", out["run"], "--out", out["export"],
+                   "--format", "saved_model,frozen", "--format", "onnx,tflite", "--json", check=0, timeout=1800)
+    out["meta"] = json.loads(proc.stdout)
+    out["export_stderr"] = proc.stderr
+    return out
+
+
+def test_every_format_passed_parity(model):
+    formats = model["meta"]["formats"]
+    assert set(formats) == {"saved_model", "frozen", "onnx", "tflite"}
+    for name in ("frozen", "onnx", "tflite"):
+        p = formats[name]["parity"]
+        assert p["ok"] and p["compared"] > 0 and p["matched"] == p["compared"], (name, p)
+        assert p["max_box_diff"] <= p["box_tol"] and p["max_score_diff"] <= p["score_tol"]
+        assert p["images"] >= 4 and p["source"] == "TFRecord"
+        assert os.path.getsize(str(model["export"] / formats[name]["path"])) == formats[name]["bytes"]
+    assert formats["onnx"]["opset"] == 13 and formats["onnx"]["input"]["dtype"] == "float32"
+    assert formats["tflite"]["input"]["shape"] == [1, 96, 96, 3]
+    assert "parity" in model["export_stderr"]
+    assert json.load(open(str(model["export"] / "metadata.json"))) == model["meta"]
+
+
+def test_tf_serving_layout_and_signature(model):
+    """What `saved_model_cli show --dir EXPORT/1 --tag_set serve --signature_def serving_default` prints."""
+    from tensorflow.python.saved_model import loader_impl
+    import tensorflow as tf
+    version = model["export"] / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "variables" / "variables.index").is_file()
+    # hard links: the same bytes as saved_model/, no second copy on disk
+    assert os.stat(str(version / "saved_model.pb")).st_ino == \
+        os.stat(str(model["export"] / "saved_model" / "saved_model.pb")).st_ino
+    saved = loader_impl.parse_saved_model(str(version))
+    graph = [m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags][0]
+    sig = graph.signature_def["serving_default"]
+    assert sig.method_name == "tensorflow/serving/predict"
+    (name, info), = sig.inputs.items()
+    assert name == "input_tensor" and tf.dtypes.as_dtype(info.dtype) == tf.float32
+    assert [d.size for d in info.tensor_shape.dim] == [-1, -1, -1, 3]
+    for out in ("detection_boxes", "detection_classes", "detection_scores", "num_detections"):
+        assert out in sig.outputs
+    assert [d.size for d in sig.outputs["detection_boxes"].tensor_shape.dim] == [-1, 100, 4]
+
+
+def test_tflite_refused_up_front_for_faster_rcnn():
+    from odcore.errors import UserError
+    from odrun import export_formats, pipeline_config as pc
+    config = pc.load(str(ROOT / "odrun" / "data" / "templates" / "tf2" / "faster_rcnn_resnet50.config"))
+    with pytest.raises(UserError) as err:
+        export_formats.check_supported(["saved_model", "tflite"], config, "tf2")
+    assert "SSD models only" in err.value.message and "faster_rcnn" in err.value.message
+    assert "onnx" in err.value.fix
+    export_formats.check_supported(["saved_model", "onnx"], config, "tf2")  # ONNX is fine for it
+    with pytest.raises(UserError):
+        export_formats.parse(["onnx,coreml"])
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "tflite"])
+def test_detect_without_tensorflow(model, runtime, tmp_path):
+    """odrun detect on the ONNX / TFLite form never imports TensorFlow (checked in the process)."""
+    code = ("import sys\nfrom odrun.cli import build_parser\nfrom odcore.cli import run\n"
+            "rc = run(build_parser(), sys.argv[1:])\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+            "sys.exit(rc)\n")
+    out = tmp_path / runtime
+    proc = subprocess.run([sys.executable, "-c", code, "detect", "--model", str(model["export"]),
+                           str(model["images"]), "--out", str(out), "--threshold", "0.0", "--runtime", runtime,
+                           "--no-images", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["images"] == 24 and summary["detections"] > 0
+    dets = json.load(open(str(out / "detections.json")))
+    assert {d["image_id"] for d in dets} == set(range(1, 25))
+
+
+def test_detect_auto_prefers_a_tf_free_runtime(model, tmp_path):
+    from odrun import runtimes
+    assert runtimes.choose(str(model["export"])) == "onnx"
+    assert runtimes.present(str(model["export"])) == ["onnx", "tflite", "frozen", "saved_model"]
+
+
+# serve ------------------------------------------------------------------------------------------
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server(object):
+    def __init__(self, export, *flags):
+        import requests
+        self.port = _free_port()
+        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.log = open(str(export) + ".serve-{}.log".format(self.port), "w+")
+        self.proc = subprocess.Popen([bin_path("odrun"), "serve", "--model", str(export), "--port", str(self.port),
+                                      "--name", "shapes"] + [str(f) for f in flags],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("not ready in 120 s\n" + self.output())
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 8)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def detected(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("served_det")
+    run_cli("odrun", "detect", "--model", model["export"], str(model["images"] / "synth_000*.jpg"), "--out", out,
+            "--threshold", "0.0", "--runtime", "onnx", "--no-images", "--json", check=0)
+    images = json.load(open(str(out / "images.json")))
+    dets = json.load(open(str(out / "detections.json")))
+    return {os.path.basename(i["file_name"]): [d for d in dets if d["image_id"] == i["id"]] for i in images}
+
+
+def test_tf_serving_predict_and_status(server, model):
+    import requests
+    status = requests.get(server.url + "/v1/models/shapes", timeout=10).json()
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    paths = [model["images"] / "synth_0001.jpg", model["images"] / "synth_0002.jpg"]
+    body = {"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]}
+    r = requests.post(server.url + "/v1/models/shapes:predict", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    assert len(preds) == 2
+    from odrun import runtimes
+    from odrun.detect import load_image
+    direct = runtimes.load(str(model["export"]), "onnx").detect([load_image(str(p)) for p in paths])
+    for pred, ref in zip(preds, direct):
+        assert pred["num_detections"] == len(ref["scores"])
+        assert pred["detection_scores"] == pytest.approx([float(s) for s in ref["scores"]], abs=1e-6)
+        assert pred["detection_classes"] == [float(c) for c in ref["classes"]]
+    # the versioned URL and a named-input instance work too
+    body = {"instances": [{"input_tensor": {"b64": body["instances"][0]["b64"]}}]}
+    r2 = requests.post(server.url + "/v1/models/shapes/versions/1:predict", json=body, timeout=60)
+    assert r2.json()["predictions"][0] == preds[0]
+
+
+def test_v1_detect_matches_odrun_detect(server, model, detected):
+    import requests
+    for name in ("synth_0001.jpg", "synth_0003.jpg"):
+        with open(str(model["images"] / name), "rb") as f:
+            r = requests.post(server.url + "/v1/detect?threshold=0.0", files={"image": (name, f, "image/jpeg")},
+                              timeout=60)
+        assert r.status_code == 200, r.text
+        got = r.json()["detections"]
+        want = detected[name]
+        assert len(got) == len(want) > 0
+        for g, w in zip(got, want):
+            assert g["category_id"] == w["category_id"] and g["bbox"] == w["bbox"] and g["score"] == w["score"]
+            assert g["category_name"] in ("circle", "square", "triangle")
+    raw = requests.post(server.url + "/v1/detect?threshold=0.0", timeout=60,
+                        data=(model["images"] / "synth_0001.jpg").read_bytes(), headers={"Content-Type": "image/jpeg"})
+    assert [d["bbox"] for d in raw.json()["detections"]] == [d["bbox"] for d in detected["synth_0001.jpg"]]
+
+
+@pytest.mark.parametrize("path,kwargs,status,words", [
+    ("/v1/models/shapes:predict", {"data": b"{not json"}, 400, "not valid JSON"),
+    ("/v1/models/shapes:predict", {"json": {"rows": []}}, 400, '"instances"'),
+    ("/v1/models/shapes:predict", {"json": {"instances": [{"b64": "bm90IGFuIGltYWdl"}]}}, 400, "not a readable image"),
+    ("/v1/models/shapes:predict", {"json": {"instances": [{"b64": "***"}]}}, 400, "not valid base64"),
+    ("/v1/models/shapes:predict", {"json": {"instances": [[[1, 2]]]}}, 400, "HxWx3"),
+    ("/v1/models/other:predict", {"json": {"instances": []}}, 404, "Servable not found"),
+    ("/v1/detect", {"data": b"GIF89a garbage"}, 400, "not a readable image"),
+    ("/v1/detect", {"data": b""}, 400, "empty body"),
+    ("/v1/detect?threshold=2", {"data": b"x"}, 400, "threshold"),
+    ("/v1/detect", {"data": b"\0" * (17 * 1024 * 1024)}, 413, "over the limit"),
+])
+def test_bad_requests_get_json_errors(server, path, kwargs, status, words):
+    import requests
+    r = requests.post(server.url + path, timeout=60, **kwargs)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
+
+
+def test_health_metrics_and_access_log(server):
+    import requests
+    assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok"}
+    ready = requests.get(server.url + "/readyz", timeout=5).json()
+    assert ready == {"ready": True, "runtime": "onnx"}
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    assert 'odrun_requests_total{code="200",route="/v1/detect"}' in text
+    assert "odrun_batch_size_bucket" in text and "odrun_request_seconds_bucket" in text
+    assert 'odrun_ready 1.0' in text
+    assert '"POST /v1/detect' in server.output()  # access log line
+
+
+def _post_many(url, body, count):
+    import requests
+    results = [None] * count
+
+    def one(i):
+        results[i] = requests.post(url, json=body, timeout=120)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_full_queue_gets_503_with_retry_after(model):
+    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 1, "--queue", 1, "--delay-ms", 400)
+    try:
+        body = {"instances": [{"b64": base64.b64encode((model["images"] / "synth_0001.jpg").read_bytes()).decode()}]}
+        results = _post_many(s.url + "/v1/models/shapes:predict", body, 6)
+        codes = sorted(r.status_code for r in results)
+        assert 200 in codes and 503 in codes, codes
+        busy = [r for r in results if r.status_code == 503][0]
+        assert busy.headers["Retry-After"] == "1" and "queue full" in busy.json()["error"]
+        import requests
+        assert "odrun_rejected_total" in requests.get(s.url + "/metrics", timeout=5).text
+    finally:
+        s.stop()
+
+
+def test_sigterm_lets_the_request_in_flight_finish(model):
+    import requests
+    s = Server(model["export"], "--runtime", "onnx", "--delay-ms", 1500)
+    body = {"instances": [{"b64": base64.b64encode((model["images"] / "synth_0001.jpg").read_bytes()).decode()}]}
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=requests.post(s.url + "/v1/models/shapes:predict",
+                                                                       json=body, timeout=60)))
+    t.start()
+    time.sleep(0.5)  # the request is in the model call now
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(60)
+    rc = s.proc.wait(60)
+    output = s.output()
+    s.stop()
+    assert result["r"].status_code == 200, output
+    assert len(result["r"].json()["predictions"]) == 1
+    assert rc == 0, output
+    with pytest.raises(requests.ConnectionError):
+        requests.get(s.url + "/healthz", timeout=2)
+
+
+def test_serve_refuses_a_missing_runtime_form(model, tmp_path):
+    proc = run_cli("odrun", "serve", "--model", tmp_path, check=2)
+    assert "metadata.json" in proc.stderr
+    proc = run_cli("odrun", "serve", "--model", model["export"], "--max-batch", 0, check=2)
+    assert "--max-batch" in proc.stderr
