@@ -5,16 +5,18 @@ from public GitHub threads (each entry cites its source), collected independentl
 knowledge base's own phrasings fixture (tests/fixtures/explain/phrasings.yaml) and not
 duplicating it. Each entry records the family of the knowledge base (odcore/data/errors.yaml
 `families`) that a useful answer belongs to, optionally `also` (other acceptable families) and
-`ids` (the exact signatures that name its cause).
+`ids` (the exact signatures that name its cause); `harmless: true` marks an informational
+notice that a useful answer recognises as harmless (issue #12: never blamed).
 
   1. load the held-out set and the knowledge base; drop (and count) any entry the phrasings
      fixture already has (same thread, or one text containing the other), so the number stays
      a held-out number,
   2. run the matcher `provision explain` uses (odcore.explain.explain) on every text,
   3. score the top answer:
-       useful  the top match is not a harmless notice and its family is the expected one (or
-               one in `also`), or its id is in `ids` (a family-level answer counts: it names the
-               kind of failure and the doctor command that narrows it),
+       useful  the top match is not a harmless notice (is one, for `harmless` entries) and its
+               family is the expected one (or one in `also`), or its id is in `ids` (a
+               family-level answer counts: it names the kind of failure and the doctor command
+               that narrows it),
        exact   (entries with `ids` only) the top match is one of `ids`,
   4. print top-1 useful accuracy, per-family accuracy, exact-id accuracy and every miss.
 
@@ -83,10 +85,11 @@ def top_match(core, text, kb):
 
 
 def score(entry, top):
-    """-> (useful, exact or None)."""
+    """-> (useful, exact or None). An entry marked `harmless` is an informational notice: the
+    useful answer says so (a harmless match of its family); blaming it is a miss."""
     ids = set(entry.get("ids") or [])
     families = {entry["family"]} | set(entry.get("also") or [])
-    if top is None or top["harmless"]:
+    if top is None or bool(top["harmless"]) != bool(entry.get("harmless")):
         return False, (False if ids else None)
     useful = top["family"] in families or top["id"] in ids
     return useful, ((top["id"] in ids) if ids else None)
