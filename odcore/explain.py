@@ -1,0 +1,433 @@
+"""Recognise known failures in an error message or a whole log: what it means, why it happens
+and the fix. Shared by `provision explain`, `provision doctor` and every `odrun` verb (a failed
+verb prints the explanation under its error, see odcore.cli), so it is Python 3.6-safe and
+needs only PyYAML.
+
+The knowledge base is data (odcore/data/errors.yaml, schema odcore/data/errors.schema.json):
+  signatures  one known failure each: patterns (regexes), cause, fix, sources, family, weight;
+              `harmless: true` marks informational lines that are not the problem
+  families    broad patterns per kind of failure (any `E tensorflow/.../cuda_*.cc` line, any
+              `CUDNN_STATUS_*`, `E: ` from apt, ...): the answer when no signature matches, so a
+              known kind of failure never gets "nothing matched"
+  prefilter   a few cheap substrings; only lines containing one reach the regexes
+
+Matching a big log streams it in chunks (bounded memory):
+  1. find the lines holding a prefilter substring (str.find over the chunk, C speed),
+  2. for each such line, try only the patterns whose literal keyword (derived from the regex)
+     is in the line and its neighbours (a pattern may span a wrapped line),
+  3. rank: non-harmless first, then weight (errors 1.0 > warnings > family answers), then the
+     earliest occurrence.
+Usage:
+    from odcore.explain import explain_text
+    best = explain_text(traceback_text)   # -> dict(id, title, cause, fix, ...) or None
+"""
+import os
+import re
+
+KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
+CHUNK_BYTES = 4 << 20
+SHORT_TEXT = 20000  # texts up to this size are matched as one window (pasted tracebacks wrap)
+MIN_KEYWORD = 3
+SNIPPET = 300
+BINARY_PROBE = 8192
+# Straighten curly quotes (one character for one, so offsets stay valid) so a pasted forum
+# post matches like a terminal log does.
+QUOTES = {ord(k): v for k, v in {u"\u2018": "'", u"\u2019": "'", u"\u201c": '"', u"\u201d": '"',
+                                 u"\uff1a": ":", u"\u00a0": " "}.items()}
+# One str.translate folds case, digits and quotes for the prefilter (one char for one).
+FOLD = dict((ord(c), ord(c.lower())) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+FOLD.update((ord(c), ord("0")) for c in "0123456789")
+FOLD.update(QUOTES)
+REQUIRED = ("id", "title", "patterns", "cause", "fix", "sources", "family")
+
+try:  # the regex parser: re._parser from 3.11, sre_parse before
+    from re import _parser as _sre
+except ImportError:  # pragma: no cover (Python < 3.11)
+    import sre_parse as _sre
+
+_KB_CACHE = {}
+
+
+class KnowledgeBaseError(Exception):
+    """The knowledge base file is broken; `where` names the entry."""
+
+    def __init__(self, message, where):
+        Exception.__init__(self, message)
+        self.message = message
+        self.where = where
+
+
+def _required_groups(items, anchors=()):
+    """Literal runs a match of the parsed regex `items` must contain, as groups of alternatives
+    (one string of each group appears in every match)."""
+    groups, run = [], []
+
+    def flush():
+        if run:
+            groups.append(["".join(run)])
+            del run[:]
+
+    for op, av in items:
+        if op is _sre.LITERAL:
+            run.append(chr(av))
+            continue
+        flush()
+        if op is _sre.SUBPATTERN:
+            groups.extend(_required_groups(av[-1], anchors))
+        elif op is _sre.BRANCH:
+            alts = []
+            for branch in av[1]:
+                best = _best_group(_required_groups(branch, anchors), anchors)
+                if best is None:
+                    alts = None
+                    break
+                alts.extend(best)
+            if alts:
+                groups.append(alts)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
+            groups.extend(_required_groups(av[2], anchors))
+    flush()
+    return groups
+
+
+def _pieces(text, anchors=()):
+    """A whitespace-free piece of a literal (logs differ in spacing, not letters): the longest
+    one holding a prefilter anchor, else the longest. Folded like log lines (case, digits)."""
+    folded = text.translate(FOLD)
+    parts = [p for p in folded.split() if len(p) >= MIN_KEYWORD] or folded.split()
+    if not parts:
+        return ""
+    covered = [p for p in parts if any(a in p for a in anchors)]
+    return max(covered or parts, key=len)
+
+
+def _best_group(groups, anchors=()):
+    best, best_len = None, 0
+    for group in groups:
+        alts = [_pieces(a, anchors) for a in group]
+        shortest = min(len(a) for a in alts)
+        if shortest > best_len:
+            best, best_len = alts, shortest
+    return best if best_len >= MIN_KEYWORD else None
+
+
+def keywords(pattern, anchors=()):
+    """Lower-case substrings one of which every match of `pattern` contains, or None.
+    A group whose every alternative holds a prefilter anchor is preferred (no extra scan)."""
+    groups = _required_groups(_sre.parse(pattern), anchors)
+    covered = [g for g in groups if all(any(a in _pieces(alt, anchors) for a in anchors) for alt in g)]
+    return _best_group(covered, anchors) or _best_group(groups)
+
+
+def normalise(text):
+    return " ".join(text.translate(QUOTES).split())
+
+
+class Entry(object):
+    """A signature or a family: compiled patterns, each with its keywords."""
+
+    def __init__(self, entry, kind, anchors=()):
+        self.kind = kind
+        self.id = entry["id"]
+        self.title = entry["title"]
+        self.cause = " ".join(entry["cause"].split())
+        self.fix = " ".join(entry["fix"].split())
+        self.sources = list(entry.get("sources") or [])
+        self.family = entry.get("family", self.id)
+        self.harmless = bool(entry.get("harmless", False))
+        self.weight = float(entry.get("weight", 0.1 if self.harmless else 1.0))
+        self.versions = entry.get("versions") or {}
+        self.patterns = []
+        for p in entry["patterns"]:
+            self.patterns.append((re.compile(p, re.IGNORECASE), keywords(p, anchors)))
+
+    def as_dict(self, snippet=None, line=None):
+        return {"id": self.id, "kind": self.kind, "family": self.family, "title": self.title,
+                "cause": self.cause, "fix": self.fix, "harmless": self.harmless,
+                "sources": self.sources, "matched": snippet, "line": line}
+
+
+class KnowledgeBase(object):
+    def __init__(self, signatures, families, prefilter):
+        self.signatures = signatures
+        self.families = families
+        self.by_id = dict((e.id, e) for e in signatures + families)
+        anchors = [a.translate(FOLD) for a in prefilter]
+        self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
+        self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
+        for entry in signatures + families:
+            for rx, alts in entry.patterns:
+                if alts is None:
+                    self.unkeyed.append((entry.id, rx.pattern))
+                    continue
+                for alt in alts:
+                    if not any(a in alt for a in anchors):
+                        self.uncovered.append(alt)
+                        anchors.append(alt)
+        self.anchors = tuple(sorted(set(anchors), key=len, reverse=True))
+        self.prefilter = tuple(prefilter)
+
+    def __len__(self):
+        return len(self.signatures)
+
+    def __iter__(self):
+        return iter(self.signatures)
+
+
+def _read_kb(path):
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with open(path, "rb") as fh:
+            return yaml.load(fh, Loader=loader)
+    except (OSError, IOError, yaml.YAMLError) as exc:
+        raise KnowledgeBaseError("cannot read the knowledge base: {}".format(exc), path)
+
+
+def _entries(path, data, key, kind, families=None, anchors=()):
+    out, seen = [], set()
+    items = data.get(key) or []
+    if not isinstance(items, list):
+        raise KnowledgeBaseError("`{}` must be a list".format(key), path)
+    for i, entry in enumerate(items):
+        ident = entry.get("id", "?") if isinstance(entry, dict) else "?"
+        where = "{}: {} {} ({})".format(path, key, i, ident)
+        if not isinstance(entry, dict):
+            raise KnowledgeBaseError("not a mapping", where)
+        need = REQUIRED if kind == "signature" else ("id", "title", "patterns", "cause", "fix")
+        missing = [k for k in need if not entry.get(k)]
+        if missing:
+            raise KnowledgeBaseError("missing field(s): " + ", ".join(missing), where)
+        if ident in seen:
+            raise KnowledgeBaseError("duplicate id", where)
+        seen.add(ident)
+        if families is not None and entry["family"] not in families:
+            raise KnowledgeBaseError("unknown family {!r} (known: {})".format(
+                entry["family"], ", ".join(sorted(families))), where)
+        try:
+            out.append(Entry(entry, kind, anchors))
+        except re.error as exc:
+            raise KnowledgeBaseError("bad regex: {}".format(exc), where + ".patterns")
+    return out
+
+
+def load(path=None):
+    """The knowledge base at `path` (default: the packaged one), parsed once per process."""
+    path = str(path or KB_PATH)
+    kb = _KB_CACHE.get(path)
+    if kb is None:
+        data = _read_kb(path)
+        if isinstance(data, list):  # the old flat format: signatures only
+            data = {"signatures": data}
+        if not isinstance(data, dict):
+            raise KnowledgeBaseError("expected a mapping with `signatures`", path)
+        anchors = [a.translate(FOLD) for a in data.get("prefilter") or []]
+        families = _entries(path, data, "families", "family", anchors=anchors)
+        fam_ids = set(f.id for f in families) if families else None
+        signatures = _entries(path, data, "signatures", "signature", fam_ids, anchors)
+        kb = _KB_CACHE[path] = KnowledgeBase(signatures, families, data.get("prefilter") or [])
+    return kb
+
+
+class Scanner(object):
+    """Feeds text (one chunk at a time) through the knowledge base; `results()` ranks."""
+
+    def __init__(self, kb=None):
+        self.kb = kb or load()
+        self.hits = {}  # entry id -> [first offset, count, snippet, line]
+        self.cache = {}  # digit-free window -> list of (entry id, snippet)
+
+    def _record(self, entry_id, offset, snippet, line):
+        hit = self.hits.get(entry_id)
+        if hit is None:
+            self.hits[entry_id] = [offset, 1, snippet[:SNIPPET], line[:SNIPPET]]
+        else:
+            hit[1] += 1
+
+    def _match(self, window, low):
+        """-> [(entry id, snippet, start)] for one normalised window; signatures first, a
+        family only when no signature explained the window."""
+        found = []
+        text = None
+        for group in (self.kb.signatures, self.kb.families):
+            for entry in group:
+                for rx, alts in entry.patterns:
+                    if alts is not None and not any(a in low for a in alts):
+                        continue
+                    if text is None:
+                        text = normalise(window)
+                    m = rx.search(text)
+                    if m:
+                        found.append((entry.id, m.group(0), m.start()))
+                        break
+            if found:
+                break
+        return found
+
+    def feed_short(self, text):
+        """A pasted message: match the whole text as one window (it may wrap anywhere)."""
+        low = text.translate(FOLD)
+        norm = normalise(text)
+        for entry_id, snippet, start in self._match(text, low):
+            self._record(entry_id, start, snippet, _line_at(norm, start))
+
+    def feed(self, chunk, base=0):
+        """Scan complete lines of `chunk` (a str) whose first character is at offset `base`.
+
+        1. fold case, digits (-> 0) and quotes in one str.translate (offsets unchanged);
+        2. keep each distinct folded line once (logs repeat: step lines differ in digits only);
+        3. find prefilter anchors in the distinct lines only (str.find, C speed);
+        4. match each candidate line's first occurrence, with its neighbours, once."""
+        low = chunk.translate(FOLD)
+        distinct = set(low.split("\n"))
+        joined = "\n".join(distinct)
+        candidates = set()
+        for anchor in self.kb.anchors:
+            i = joined.find(anchor)
+            while i >= 0:
+                start = joined.rfind("\n", 0, i) + 1
+                end = joined.find("\n", i)
+                if end < 0:
+                    end = len(joined)
+                candidates.add(joined[start:end])
+                i = joined.find(anchor, end)
+        spans = []
+        for line in candidates:
+            if low.startswith(line) and low[len(line):len(line) + 1] in ("", "\n"):
+                start = 0
+            else:
+                start = low.find("\n" + line + "\n") + 1
+                if start == 0:  # the last line, without a newline after it
+                    start = len(low) - len(line)
+            spans.append((start, start + len(line)))
+        for start, end in sorted(spans):
+            prev = low.rfind("\n", 0, max(start - 1, 0)) + 1 if start else 0
+            nxt = low.find("\n", end + 1)
+            if nxt < 0:
+                nxt = len(low)
+            key = low[prev:nxt]
+            found = self.cache.get(key)
+            if found is None:
+                found = self._match(chunk[prev:nxt], key)
+                if len(self.cache) < 100000:
+                    self.cache[key] = found
+            line = chunk[start:end].strip()
+            for entry_id, snippet, _ in found:
+                self._record(entry_id, base + start, snippet, line)
+
+    def results(self):
+        """Best first: real problems before harmless notices, then weight, then first offset.
+        A family answer is dropped when a signature of that family matched."""
+        matched_families = set(self.kb.by_id[i].family for i in self.hits
+                               if self.kb.by_id[i].kind == "signature" and not self.kb.by_id[i].harmless)
+        ranked = []
+        for entry_id, (offset, count, snippet, line) in self.hits.items():
+            entry = self.kb.by_id[entry_id]
+            if entry.kind == "family" and entry.id in matched_families:
+                continue
+            ranked.append(((entry.harmless, -entry.weight, offset), entry, snippet, line, count))
+        ranked.sort(key=lambda t: t[0])
+        out = []
+        for _, entry, snippet, line, count in ranked:
+            d = entry.as_dict(snippet, line)
+            d["count"] = count
+            out.append(d)
+        return out
+
+
+def _line_at(text, pos):
+    return text[max(0, pos - 120):pos + 180]
+
+
+def explain(text, kb=None):
+    """-> list of match dicts (id, kind, family, title, cause, fix, harmless, sources, matched,
+    line, count), best first."""
+    scanner = Scanner(kb)
+    if len(text) <= SHORT_TEXT:
+        scanner.feed_short(text)
+    else:
+        scanner.feed(text)
+    return scanner.results()
+
+
+def explain_lines(text, kb=None):
+    """Like explain() but always line by line, as a log file is scanned."""
+    scanner = Scanner(kb)
+    scanner.feed(text)
+    return scanner.results()
+
+
+def explain_text(text, kb=None):
+    """The best non-harmless match for `text` (an exception, a traceback, captured output),
+    or None. Never raises: a broken knowledge base must not hide the original error."""
+    try:
+        for match in explain(text or "", kb):
+            if not match["harmless"]:
+                return match
+    except Exception:  # noqa: BLE001 - explaining is best effort
+        return None
+    return None
+
+
+class NotText(ValueError):
+    """The input is empty or binary, not a log."""
+
+
+def looks_binary(head):
+    """True for bytes that are not a text log: NUL bytes, or mostly undecodable."""
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    text = head.decode("utf-8", "replace")
+    bad = text.count(u"\ufffd") + sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f\v\x1b")
+    return bad > len(text) * 0.1
+
+
+def scan_stream(fh, kb=None, chunk_bytes=CHUNK_BYTES):
+    """Scan a binary file object chunk by chunk (memory stays ~2 chunks); -> results().
+    Raises NotText for empty or binary input."""
+    scanner = Scanner(kb)
+    rest = b""
+    base = 0
+    first = True
+    seen_text = False
+    while True:
+        block = fh.read(chunk_bytes)
+        if first:
+            if looks_binary(block[:BINARY_PROBE]):
+                raise NotText("binary data, not a text log")
+            first = False
+        if not block:
+            break
+        data = rest + block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+            continue
+        rest = data[cut + 1:]
+        text = data[:cut + 1].decode("utf-8", "replace")
+        seen_text = seen_text or bool(text.strip())
+        scanner.feed(text, base)
+        base += len(text)
+    if rest:
+        text = rest.decode("utf-8", "replace")
+        seen_text = seen_text or bool(text.strip())
+        scanner.feed(text, base)
+    if not seen_text:
+        raise NotText("empty input: nothing to explain")
+    return scanner.results()
+
+
+def explain_file(path, kb=None):
+    with open(path, "rb") as fh:
+        return scan_stream(fh, kb)
+
+
+def render_text(match, indent="  "):
+    """Plain-text explanation lines, for printing under an error."""
+    lines = ["{}likely cause: {} [{}]".format(indent, match["title"], match["id"]),
+             "{}why: {}".format(indent, match["cause"]),
+             "{}fix: {}".format(indent, match["fix"])]
+    return "\n".join(lines)
