@@ -115,6 +115,7 @@ def main(argv=None):
     dupes = [e for e in entries if in_phrasings(e, texts, sources)]
     entries = [e for e in entries if not in_phrasings(e, texts, sources)]
     unknown = sorted({f for e in entries for f in [e["family"]] + list(e.get("also") or [])} - kb_families)
+    unknown_ids = sorted({i for e in entries for i in e.get("ids") or []} - set(kb.by_id))
 
     per_family = collections.defaultdict(lambda: [0, 0])
     misses, other_signature, exact_n, exact_ok = [], [], 0, 0
@@ -153,6 +154,7 @@ def main(argv=None):
         "nothing_matched": sum(1 for m in misses if m["got"] == "nothing"),
         "per_family": {f: "{}/{}".format(ok, tot) for f, (ok, tot) in sorted(per_family.items())},
         "expected_families_not_in_kb": unknown,
+        "expected_ids_not_in_kb": unknown_ids,
         "misses": misses,
         "right_family_other_signature": other_signature,
         "match_seconds_total": round(elapsed, 3),
