@@ -5,6 +5,7 @@ import argparse
 import importlib
 import sys
 
+from odcore import failures
 from odcore.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
 
@@ -28,10 +29,15 @@ def run(parser, argv):
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USAGE
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        if rc:
+            failures.failed(args, rc)
+        return rc
     except UserError as exc:
         sys.stderr.write(exc.render() + "\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure: explain it (odcore.failures)
+        return failures.crash(locals().get("args"), exc, prog=parser.prog)
