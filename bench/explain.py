@@ -6,7 +6,8 @@ knowledge base's own phrasings fixture (tests/fixtures/explain/phrasings.yaml) a
 duplicating it. Each entry records the family of the knowledge base (odcore/data/errors.yaml
 `families`) that a useful answer belongs to, optionally `also` (other acceptable families) and
 `ids` (the exact signatures that name its cause); `harmless: true` marks an informational
-notice that a useful answer recognises as harmless (issue #12: never blamed).
+notice that a useful answer recognises as harmless (issue #12: never blamed); `harmless: either`
+a warning that is right to report either way (a libjpeg warning, missing optimizer slots).
 
   1. load the held-out set and the knowledge base; drop (and count) any entry the phrasings
      fixture already has (same thread, or one text containing the other), so the number stays
@@ -89,7 +90,8 @@ def score(entry, top):
     useful answer says so (a harmless match of its family); blaming it is a miss."""
     ids = set(entry.get("ids") or [])
     families = {entry["family"]} | set(entry.get("also") or [])
-    if top is None or bool(top["harmless"]) != bool(entry.get("harmless")):
+    expect_harmless = entry.get("harmless", False)
+    if top is None or (expect_harmless != "either" and bool(top["harmless"]) != bool(expect_harmless)):
         return False, (False if ids else None)
     useful = top["family"] in families or top["id"] in ids
     return useful, ((top["id"] in ids) if ids else None)
