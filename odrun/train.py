@@ -50,6 +50,8 @@ def add_parser(sub):
     add_api_flag(p)
     from odrun import train_eval
     train_eval.add_flags(p)  # --eval-every, --patience
+    from odrun import augment
+    augment.add_flag(p)  # --augment flip,crop,...
     from odrun import distribute
     distribute.add_flags(p)
     from odrun.tasks.classify import train as classify_train
@@ -90,7 +92,8 @@ def build_config(args, api):
     config_path = os.path.join(run_dir, CONFIG_NAME)
     if args.resume:
         config = pc.load(config_path)
-        return pc.fill(config, num_steps=args.steps, overrides=args.overrides), None
+        config = pc.fill(config, num_steps=args.steps, overrides=args.overrides)
+        return _augment(config, args), None
     model = args.config
     if args.config:
         config = pc.load(args.config)
@@ -118,7 +121,12 @@ def build_config(args, api):
             label_map=os.path.abspath(label_map) if label_map else None,
             batch_size=args.batch, image_size=args.image_size, num_steps=args.steps,
             fine_tune_checkpoint=ckpt, fine_tune_checkpoint_type=ckpt_type, overrides=args.overrides)
-    return config, items
+    return _augment(config, args), items
+
+
+def _augment(config, args):
+    from odrun import augment
+    return augment.apply(config, getattr(args, "augment", None))
 
 
 def options():
@@ -174,6 +182,9 @@ def _train(args, show):
     api = backends.resolve(args.api)
     from odrun import train_eval
     train_eval.check_flags(args, api)
+    if getattr(args, "augment", None) is not None:
+        from odrun import augment
+        augment.steps(args.augment)  # a bad name is refused before anything is read or written
     if getattr(args, "eval_every", None):
         args.checkpoint_every = args.eval_every  # each evaluation reads the checkpoint just written
     run_dir = args.workdir

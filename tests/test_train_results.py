@@ -190,3 +190,26 @@ def test_tfrecord_framing_is_byte_identical_to_tensorflow(tmp_path):
     assert (tmp_path / "ours.record").read_bytes() == (tmp_path / "tf.record").read_bytes()
     read = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "ours.record"))]
     assert read == payloads
+
+
+def test_augment_maps_names_to_the_od_api_preprocessor_steps():
+    require(have_module("object_detection"), "OD API not installed")
+    from odrun import augment, pipeline_config as pc
+    config = pc.load(pc.template_path("tf2", "ssd_mobilenet_v2"))
+    augment.apply(config, "flip, crop,brightness,random_rotation90,flip")
+    chosen = [o.WhichOneof("preprocessing_step") for o in config.train_config.data_augmentation_options]
+    assert chosen == ["random_horizontal_flip", "random_crop_image", "random_adjust_brightness", "random_rotation90"]
+    text = pc.dumps(config) if hasattr(pc, "dumps") else str(config)
+    assert "random_crop_image" in text
+    from object_detection.protos import preprocessor_pb2
+    fields = set(preprocessor_pb2.PreprocessingStep.DESCRIPTOR.fields_by_name)
+    assert set(augment.names().values()) <= fields  # every short name in augment.yaml is a real step
+
+
+def test_augment_unknown_name_is_refused_before_anything_is_written(tmp_path):
+    out = run_cli("odrun", "train", "--data", tmp_path / "nodata", "--workdir", tmp_path / "run",
+                  "--augment", "flip,flipp", "--api", "tf2", check=2)
+    assert "--augment" in out.stderr and "flip" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()
+    help_text = run_cli("odrun", "train", "--help", check=0).stdout
+    assert "brightness" in help_text and "ssd_crop" in help_text
