@@ -53,8 +53,8 @@ def parse(text, where="pipeline.config"):
     try:
         text_format.Merge(text, config)
     except text_format.ParseError as exc:
-        raise UserError("not a valid pipeline config: {}".format(exc), where=where,
-                        fix="compare with a template in odrun/data/templates/")
+        from odrun.config_errors import parse_error
+        raise parse_error(exc, text, where)
     return config
 
 

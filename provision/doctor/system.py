@@ -21,6 +21,34 @@ from provision.gpu import (  # noqa: F401 - the NVML types live in provision.gpu
     NVML_ERROR_KINDS, GpuInfo, NvmlFailure, NvmlSnapshot, classify_nvml_message, read as read_nvml)
 
 BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+PROBE_CAP = 1 << 20  # bytes: /proc and /sys files, os-release, recorded outputs are far smaller
+
+
+def read_capped(path, cap=PROBE_CAP):
+    """A probe file's text, at most `cap` bytes; None for what is not a regular file (a FIFO,
+    a device such as a symlink to /dev/zero) or unreadable: never blocks, never grows without
+    bound. /proc and /sys files report size 0 but are regular and read normally."""
+    import stat
+
+    try:
+        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], cap
+        while left > 0:
+            block = os.read(fd, min(left, 65536))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -53,7 +81,7 @@ class System:
 
     def read(self, p):
         try:
-            return self.path(p).read_text(errors="replace")
+            return read_capped(self.path(p))
         except (OSError, ValueError):
             return None
 
@@ -138,7 +166,7 @@ class RecordedSystem(System):
 
     def __init__(self, root):
         super().__init__(root)
-        data = yaml.safe_load((self.root / "commands.yaml").read_text()) or {}
+        data = yaml.safe_load(read_capped(self.root / "commands.yaml") or "") or {}
         self.commands = data.get("commands") or {}
         self.tf = data.get("tf_probe")
 
@@ -148,7 +176,7 @@ class RecordedSystem(System):
             return Result(127, missing=True, stderr=argv[0] + ": command not found")
         stdout = entry.get("stdout", "")
         if entry.get("stdout_file"):
-            stdout = (self.root / entry["stdout_file"]).read_text()
+            stdout = read_capped(self.root / entry["stdout_file"]) or ""
         return Result(int(entry.get("rc", 0)), stdout, entry.get("stderr", ""))
 
     def nvml(self):
