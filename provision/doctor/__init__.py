@@ -19,6 +19,10 @@ def add_parser(subparsers):
     p.add_argument("--root", metavar="DIR",
                    help="diagnose a captured system instead of this one (a directory laid out like / "
                         "with commands.yaml of recorded command outputs)")
+    p.add_argument("--report", metavar="FILE",
+                   help="also write a shareable environment report (OS, kernel, driver, nvidia-smi, CUDA/cuDNN "
+                        "libraries, Python packages, Docker, findings) with host names, IPs, user names and "
+                        "tokens redacted")
     p.set_defaults(func=run)
 
 
@@ -39,7 +43,14 @@ def diagnose(system, sections=None, with_tf=True, tf_timeout=120.0):
 
 
 def run(args):
-    findings = diagnose(make_system(args.root), args.section, with_tf=not args.no_tf, tf_timeout=args.tf_timeout)
+    system = make_system(args.root)
+    findings = diagnose(system, args.section, with_tf=not args.no_tf, tf_timeout=args.tf_timeout)
+    if getattr(args, "report", None):
+        from provision.doctor import report
+
+        report.write(args.report, system, findings)
+        sys.stderr.write("report: {} (identifying names and tokens redacted; read it before sharing)\n".format(
+            args.report))
     if args.json:
         sys.stdout.write(json.dumps({"checks": [f.to_dict() for f in findings]}, indent=2) + "\n")
     else:
