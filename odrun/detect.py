@@ -34,6 +34,8 @@ def add_parser(sub):
     p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
                    help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
                         "frozen, saved_model; onnx/tflite never import TensorFlow)")
+    from odrun.tasks.segment import output as seg_output
+    seg_output.add_flags(p)
     add_api_flag(p)
     p.set_defaults(func=run)
     return p
@@ -91,7 +93,7 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
 
 
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
-           agnostic_iou=None, runner_up=False, runtime=None):
+           agnostic_iou=None, runner_up=False, runtime=None, mask_png=False):
     import pandas as pd
     from odrun import draw
     from odcore.fileio import write_json, write_text
@@ -113,6 +115,8 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     check_writable_dir(out_dir)
     from odrun import runtimes
     from odrun.progress import status
+    from odrun.tasks.segment import output as seg_output  # instance masks (Mask R-CNN exports)
+    runtime = seg_output.runtime_for(meta, runtime)
     with status("loading the model", enabled=progress):
         detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
     os.makedirs(out_dir, exist_ok=True)
@@ -129,6 +133,7 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                     det = draw.agnostic_filter(det, threshold, agnostic_iou)
                 image_id = start + offset + 1
                 h, w = image.shape[:2]
+                det = seg_output.add_image_masks(det, h, w, threshold)
                 name = _out_name(path, used)
                 image_rows.append({"id": image_id, "file_name": os.path.abspath(path), "width": w, "height": h,
                                    "annotated": os.path.join(os.path.abspath(out_dir), name) if images else None})
@@ -144,8 +149,12 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                                  "class": names.get(int(cls), str(int(cls))), "class_id": int(cls),
                                  "score": round(float(score), 5), "xmin": round(x), "ymin": round(y),
                                  "xmax": round(xmax * w), "ymax": round(ymax * h)})
+                seg_output.attach(results, det)
+                if mask_png:
+                    seg_output.write_pngs(det, out_dir, os.path.splitext(name)[0])
                 if images:
-                    annotate(image, det, names, threshold, os.path.join(out_dir, name), runner_up=runner_up)
+                    annotate(seg_output.shown(image, det), det, names, threshold, os.path.join(out_dir, name),
+                             runner_up=runner_up)
             bar.advance(len(chunk))
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
@@ -177,7 +186,8 @@ def run(args):
     from odrun.progress import enabled
     summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
                      api=args.api, images=not args.no_images, progress=enabled(args),
-                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime)
+                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
+                     mask_png=args.mask_png)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -68,6 +68,7 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None):
         "image_size": pc.image_size(config),
         "classes": [{"id": i, "name": n} for i, n in classes],
         "signature": info.get("signature"),
+        "instance_masks": "detection_masks" in ((info.get("signature") or {}).get("outputs") or ()),
         "formats": forms,
         "files": sorted(os.listdir(tmp)),
     }
