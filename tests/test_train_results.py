@@ -213,3 +213,23 @@ def test_augment_unknown_name_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "run").exists()
     help_text = run_cli("odrun", "train", "--help", check=0).stdout
     assert "brightness" in help_text and "ssd_crop" in help_text
+
+
+def test_convert_writes_a_report_and_check_writes_only_the_report(tmp_path):
+    from PIL import Image
+    from odrun import synth
+    synth.generate(str(tmp_path / "img"), count=10, seed=4)  # 160x160 pictures
+    full = json.loads(run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "data", "--json",
+                              check=0).stdout)
+    with Image.open(full["report"]["path"]) as im:
+        assert im.format == "PNG" and im.size[0] >= 800 and im.size[1] >= 600
+        assert len(set(im.convert("L").getdata())) > 50
+    assert any("smaller than the model input 300x300" in w for w in full["report"]["warnings"])
+    assert (tmp_path / "data" / "train.record").exists()
+
+    checked = run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "chk", "--check",
+                      "--input-size", "20", "--json", check=0)
+    rep = json.loads(checked.stdout)["report"]
+    assert rep["check_only"] and sorted(os.listdir(str(tmp_path / "chk"))) == ["report.png"]
+    assert any("under 8 px on their shorter side at input size 20" in w for w in rep["warnings"])
+    assert not any("smaller than the model input" in w for w in rep["warnings"])

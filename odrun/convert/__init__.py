@@ -49,6 +49,12 @@ def add_parser(subparsers):
                         "symlinks); refused by default")
     p.add_argument("--skip-empty", action="store_true", help="drop images without objects")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    p.add_argument("--check", action="store_true",
+                   help="validate everything and write DATA_DIR/report.png, but no records (the conversion "
+                        "runs into a temporary folder that is removed)")
+    p.add_argument("--input-size", type=int, default=None, metavar="PX",
+                   help="model input size for the report's size warnings: images smaller than it, boxes "
+                        "too small at it (default 300, the default template's)")
     from odrun.tasks.segment import add_mask_flags
     add_mask_flags(p)
     from odrun.tasks import add_task_flag
@@ -74,18 +80,44 @@ def run(args):
         args.train_dir, args.test_dir = seed_folders(args.source)
         args.source = None
         sys.stderr.write("using the existing train/ and test/ folders (pass --split to split anew)\n")
-    summary = convert(args.source, args.out, fmt=args.fmt, split=0.8 if args.split is None else args.split,
+    out_dir, check_dir = args.out, None
+    if getattr(args, "check", False):  # convert into a temp folder: every check runs, no records kept
+        import tempfile
+        check_dir = out_dir = tempfile.mkdtemp(prefix="odrun-convert-check-")
+    try:
+        summary = _convert_and_report(args, out_dir)
+    finally:
+        if check_dir:
+            import shutil
+            shutil.rmtree(check_dir, ignore_errors=True)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    else:
+        print_summary(summary)
+        for w in summary["report"]["warnings"]:
+            sys.stderr.write("warning: {}\n".format(w))
+        print("report: " + summary["report"]["path"])
+    return 0
+
+
+def _convert_and_report(args, out_dir):
+    from odrun.convert import report
+    summary = convert(args.source, out_dir, fmt=args.fmt, split=0.8 if args.split is None else args.split,
                       seed=args.seed,
                       label_map=args.label_map, shards=args.shards, strict=args.strict,
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
                       progress=not args.json and sys.stderr.isatty(), workers=args.workers,
                       image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
                       masks=True if getattr(args, "task", None) == "segment" else args.masks)
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(summary)
-    return 0
+    target = os.path.join(args.out, report.REPORT)
+    if out_dir != args.out:
+        os.makedirs(args.out, exist_ok=True)
+    path, warnings = report.write(out_dir, summary, out_path=target,
+                                  input_size=args.input_size or report.DEFAULT_INPUT_SIZE)
+    summary["report"] = {"path": os.path.abspath(path), "warnings": warnings, "check_only": out_dir != args.out}
+    if out_dir != args.out:
+        summary["out_dir"] = "{} (--check: report.png only, no records)".format(os.path.abspath(args.out))
+    return summary
 
 
 def print_summary(summary, limit=20):
