@@ -30,10 +30,42 @@ if [[ -f "$VENV/.odstack-stamp" && "$(cat "$VENV/.odstack-stamp")" == "$stamp" ]
 fi
 echo "setup: building $VENV (TensorFlow + OD API; ~2 min with a warm pip cache)"
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
-"$VENV/bin/python" -m pip install -q -r requirements/tf.txt
-"$VENV/bin/python" -m pip install -q --no-deps -r requirements/odapi-nodeps.txt
-"$VENV/bin/python" -m pip install -q -e '.[host,dev]' -r requirements/tf.txt
+LOG="$VENV/setup.log"
+: > "$LOG"
+# step TEXT CMD...: CMD's output goes to $LOG; the terminal gets a spinner (a line every 10 s when
+# piped), then the step's time, or on failure the end of the log.
+step() {
+  local text=$1; shift
+  local start=$SECONDS spin='|/-\' i=0
+  [[ -t 1 ]] || echo "setup: $text ..."
+  "$@" >>"$LOG" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if [[ -t 1 ]]; then
+      printf '\r%s setup: %s ... %ds' "${spin:i++%4:1}" "$text" $((SECONDS - start))
+    elif (( (SECONDS - start) % 10 == 0 )); then
+      echo "setup: $text ... $((SECONDS - start))s"
+    fi
+  done
+  if wait "$pid"; then
+    [[ -t 1 ]] && printf '\r\033[K'
+    echo "setup: $text: done in $((SECONDS - start))s"
+  else
+    local rc=$?
+    [[ -t 1 ]] && printf '\n'
+    echo "setup: $text FAILED (exit $rc); the end of $LOG:" >&2
+    tail -n 25 "$LOG" >&2
+    exit "$rc"
+  fi
+}
+step "upgrading pip" "$VENV/bin/python" -m pip install --upgrade pip setuptools wheel
+step "installing TensorFlow and its pins (requirements/tf.txt)" "$VENV/bin/python" -m pip install -r requirements/tf.txt
+step "installing the OD API (requirements/odapi-nodeps.txt)" \
+  "$VENV/bin/python" -m pip install --no-deps -r requirements/odapi-nodeps.txt
+step "installing odstack itself (pip install -e .[host,dev])" \
+  "$VENV/bin/python" -m pip install -e '.[host,dev]' -r requirements/tf.txt
 # export --format onnx/tflite, TF-free detect, odrun serve (TF's pins held: -c tf.txt)
-"$VENV/bin/python" -m pip install -q -r requirements/deploy.txt -c requirements/tf.txt
+step "installing the deploy extras (requirements/deploy.txt)" \
+  "$VENV/bin/python" -m pip install -r requirements/deploy.txt -c requirements/tf.txt
 echo "$stamp" > "$VENV/.odstack-stamp"
