@@ -13,6 +13,7 @@ multi-worker cluster from the Slurm step by itself (odrun/distribute.py). Logs: 
     provision submit --k8s ...              # print the same job as a Kubernetes Indexed Job + Service
 """
 import json
+import os
 import re
 import shlex
 import shutil
@@ -147,6 +148,18 @@ def sbatch_script(args, words, logs):
     return "\n".join(lines)
 
 
+def _hand_to_job_user(args, logs):
+    """As root, the image's job runs as a non-root user (provision run's rule): RUN_DIR must be its."""
+    if args.no_container or os.geteuid() != 0:
+        return
+    from provision.run_guard import job_user
+
+    ids = job_user().split(":")
+    if all(i.isdigit() for i in ids):
+        for d in (logs.parent, logs):
+            os.chown(str(d), int(ids[0]), int(ids[-1]))
+
+
 def submit(args):
     words, workdir = _train_args(args)
     _counts(args)
@@ -162,6 +175,7 @@ def submit(args):
     from odcore.fileio import write_text
 
     logs.mkdir(parents=True, exist_ok=True)
+    _hand_to_job_user(args, logs)
     path = logs / time.strftime("submit-%Y%m%d-%H%M%S.sbatch")
     write_text(path, script)
     cmd = [sbatch, "--parsable"] + (["--wait"] if args.wait else []) + [str(path)]
