@@ -53,7 +53,7 @@ def add_parser(subparsers):
     p.add_argument("--status", metavar="JOBID", help="show a submitted job's state (squeue, sacct or scontrol)")
     p.add_argument("--k8s", action="store_true",
                    help="print a Kubernetes Indexed Job + headless Service instead (TF_CONFIG per pod, nvidia.com/gpu)")
-    p.add_argument("--pvc", default="odstack-runs", help="--k8s: PersistentVolumeClaim mounted at /runs")
+    p.add_argument("--pvc", default="odstack-runs", help="--k8s: PersistentVolumeClaim mounted at /runs (default odstack-runs)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("train_args", nargs="*", metavar="-- train ARGS", help="the odrun train command")
     p.set_defaults(func=run)
