@@ -100,3 +100,117 @@ def test_bad_knowledge_base_is_named(tmp_path):
     with pytest.raises(UserError) as exc:
         explain.load(bad)
     assert "patterns" in exc.value.message
+
+
+# ---------------------------------------------------------------- issue #12: KB shape, logs, speed
+SCHEMA = json.loads((FIXTURES.parent.parent / "odcore" / "data" / "errors.schema.json").read_text())
+
+
+def test_knowledge_base_matches_its_schema_and_families():
+    import jsonschema
+
+    data = yaml.safe_load(open(core.KB_PATH, encoding="utf-8"))
+    jsonschema.validate(data, SCHEMA)
+    kb = core.load()
+    assert {f.id for f in kb.families} >= {"nvidia-driver", "cuda-runtime", "cudnn", "cublas", "gpu-memory",
+                                          "compute-capability", "tf-install", "python-deps", "od-api", "data",
+                                          "docker", "apt-ansible"}
+    # every pattern is reachable through the prefilter, and the prefilter stays small (speed)
+    assert kb.uncovered == [] and len(kb.anchors) <= 90
+    assert all(sig_id == "apt-ansible" for sig_id, _ in kb.unkeyed), kb.unkeyed
+
+
+@pytest.mark.parametrize("sig_id,i,phrasing", CASES, ids=["stream-{}-{}".format(c[0], c[1]) for c in CASES])
+def test_phrasing_recognised_line_by_line(sig_id, i, phrasing):
+    """The same phrasings through the log path (prefilter + line windows) a big log takes."""
+    if phrasing.get("expect") == "none":
+        return
+    matches = core.explain_lines(phrasing["text"])
+    assert matches and matches[0]["id"] == sig_id, [m["id"] for m in matches]
+
+
+def test_fix_agrees_with_cause_versions():
+    """An entry naming a TensorFlow range must not send the user to an image outside it (#18)."""
+    from packaging.specifiers import SpecifierSet
+
+    from provision import image
+
+    tf_of = {f: image.label_args(f).get("TF_VERSION") for f in image.flavors()}
+    checked = 0
+    for sig in KB:
+        spec = (sig.versions or {}).get("tensorflow")
+        for flavor in re.findall(r"provision image build (\S+)", sig.fix):
+            flavor = flavor.rstrip(".,;)")
+            assert flavor in tf_of, (sig.id, flavor)
+            if spec:
+                assert tf_of[flavor] in SpecifierSet(spec), (sig.id, flavor, tf_of[flavor], spec)
+                checked += 1
+    assert checked >= 2
+    assert "tf1.15-gpu" in explain.explain("ImportError: libcudnn.so.7: cannot open shared object file")[0]["fix"]
+
+
+NOISE = [  # real TF 2.15 start-up and training lines, as this machine prints them
+    "2026-12-01 10:00:00.000000: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on. You may see "
+    "slightly different numerical results due to floating-point round-off errors from different computation orders.",
+    "2026-12-01 10:00:00.000000: I tensorflow/core/platform/cpu_feature_guard.cc:182] This TensorFlow binary is "
+    "optimized to use available CPU instructions in performance-critical operations.",
+    "W1201 10:00:01.000000 140000000000000 deprecation.py:50] From /usr/lib/python3/dist-packages/tensorflow/python/"
+    "util/deprecation.py:660: calling map_fn_v2 (from tensorflow.python.ops.map_fn) with dtype is deprecated",
+    "I1201 10:00:02.000000 140000000000000 model_lib_v2.py:705] Step 100 per-step time 0.512s",
+    "INFO:tensorflow:{'Loss/classification_loss': 0.41, 'Loss/localization_loss': 0.12, 'Loss/total_loss': 0.83}",
+    "W tensorflow/core/common_runtime/bfc_allocator.cc:237] Allocator (GPU_0_bfc) ran out of memory trying to "
+    "allocate 2.14GiB with freed_by_count=0. The caller indicates that this is not a failure",
+]
+
+
+def test_real_error_at_the_end_of_a_5000_line_log_ranks_first(tmp_path):
+    lines = [NOISE[i % len(NOISE)].replace("Step 100", "Step {}".format(i)) for i in range(5000)]
+    lines.insert(4990, "tensorflow.python.framework.errors_impl.NotFoundError: Unsuccessful TensorSliceReader "
+                       "constructor: Failed to find any matching files for /data/ckpt/ckpt-0")
+    log = tmp_path / "train.log"
+    log.write_text("\n".join(lines) + "\n")
+    matches = core.explain_file(str(log))
+    assert matches[0]["id"] == "ckpt-not-found", [m["id"] for m in matches]
+    harmless = [m["id"] for m in matches if m["harmless"]]
+    assert "cpu-instructions-not-compiled" in harmless
+    assert matches[-1]["harmless"]
+
+
+def test_family_answer_when_no_signature_matches():
+    text = ("2021-03-01 10:00:00.000000: E tensorflow/stream_executor/cuda/cuda_event.cc:29] Error polling for "
+            "event status: failed to query event: CUDA_ERROR_LAUNCH_TIMEOUT: the launch timed out and was terminated")
+    best = core.explain(text)[0]
+    assert best["kind"] == "family" and best["id"] == "cuda-runtime" and "provision doctor" in best["fix"]
+    assert core.explain("E: Package 'foo' has no installation candidate")[0]["family"] == "apt-ansible"
+
+
+def test_only_harmless_notices_exit_1_and_say_so():
+    proc = run_cli("provision", "explain", NOISE[1], check=1)
+    assert "none of these is an error" in proc.stdout and "harmless" in proc.stdout
+
+
+def test_binary_and_empty_input_exit_2(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 64)
+    proc = run_cli("provision", "explain", "--log", junk, check=2)
+    assert "binary" in proc.stderr and "Traceback" not in proc.stderr
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    proc = run_cli("provision", "explain", "--log", empty, check=2)
+    assert "empty" in proc.stderr
+    blank = tmp_path / "blank.log"
+    blank.write_text("\n\n   \n")
+    run_cli("provision", "explain", "--log", blank, check=2)
+    run_cli("provision", "explain", "   ", check=2)
+
+
+def test_stream_memory_is_bounded(tmp_path):
+    """A 12 MB log is scanned in chunks: the result is the same as for a small one."""
+    big = tmp_path / "big.log"
+    with open(str(big), "w") as fh:
+        for i in range(120000):
+            fh.write(NOISE[i % 5].replace("Step 100", "Step {}".format(i)) + "\n")
+        fh.write("ImportError: libcudnn.so.7: cannot open shared object file: No such file or directory\n")
+    with open(str(big), "rb") as fh:
+        matches = core.scan_stream(fh, chunk_bytes=1 << 20)
+    assert matches[0]["id"] == "libcudnn7-missing"
