@@ -161,7 +161,34 @@ class Slurm:
                                                                proc.stderr, self.log_tail()))
         return proc
 
+    def _job_processes(self):
+        """pids of everything started for this Slurm: slurmstepd and job processes inherit SLURM_CONF=ours."""
+        mark = ("SLURM_CONF=" + str(self.conf)).encode()
+        daemons = {p.pid for p in self.procs.values()}
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in daemons or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/{}/environ".format(entry), "rb") as f:
+                    if mark in f.read().split(b"\0"):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+        return pids
+
     def stop(self):
+        """Cancel every job, kill what is left of them (slurmstepd runs in its own session), stop the daemons."""
+        if self.procs.get("slurmctld") and self.procs["slurmctld"].poll() is None:
+            self.run(["scancel", "--full", "--user", "root"], check=False, timeout=30)
+            deadline = time.time() + 20
+            while time.time() < deadline and self.run(["squeue", "-h"], check=False, timeout=30).stdout.strip():
+                time.sleep(0.5)
+        for pid in self._job_processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         for name in ("slurmd", "slurmctld", "munged"):
             p = self.procs.get(name)
             if p is None or p.poll() is not None:
