@@ -20,7 +20,7 @@ import pytest
 
 from conftest import have_module, require, run_cli
 
-pytestmark = [pytest.mark.tf]
+pytestmark = [pytest.mark.tf, pytest.mark.slow]  # ~1.7 min CPU (7 TF processes)
 SIZE, ALPHA = 64, 0.35
 HEAD, FINE = 30, 4
 

@@ -28,13 +28,26 @@ def _outputs(probs):
             "scores": tf.reduce_max(probs, -1)}
 
 
+class _Untracked(object):
+    """Calls the Keras model without making it part of the SavedModel's object graph."""
+
+    def __init__(self, model):
+        self.__dict__["_fn"] = model
+
+    def __call__(self, *a, **kw):
+        return self._fn(*a, **kw)
+
+
 def serving_module(clf):
     """A tf.Module holding the model and the two serving functions."""
     import tensorflow as tf
     from odrun.tasks.classify import data
     size = clf.size
     module = tf.Module()
-    module.model = clf.full
+    # Only the variables are tracked, not the Keras model: saving a Keras model saves every
+    # layer's call functions too, which made export and loading several times slower.
+    module.weights = list(clf.full.weights)
+    module.model = _Untracked(clf.full)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def classify_bytes(images):

@@ -103,17 +103,19 @@ def settings(args):
         hyper["batch_size"] = args.batch
     name = args.model or defaults()["default_model"]
     size = args.image_size or M.spec(name)["size"]
-    n_train = data.count(train_files)
     if args.steps is not None and args.epochs is not None:
         raise UserError("give --steps or --epochs, not both", where="--steps/--epochs", fix="drop one")
     if args.steps is not None and args.steps < 1 or args.epochs is not None and args.epochs <= 0:
         raise UserError("--steps/--epochs must be > 0", where="--steps/--epochs", fix="e.g. --steps 500")
-    head = args.steps if args.steps is not None else int(math.ceil(
-        (args.epochs or DEFAULT_EPOCHS) * n_train / float(hyper["batch_size"])))
-    fine = 0
     if args.fine_tune_from is not None and not args.pretrained:
         raise UserError("nothing to fine-tune: without --pretrained the whole network trains from scratch",
                         where="--fine-tune-from", fix="pass --pretrained WEIGHTS.h5|URL, or drop --fine-tune-from")
+    from odrun.tasks.classify import require_tf2
+    require_tf2()  # the cheap checks above run without TensorFlow
+    n_train = data.count(train_files)
+    head = args.steps if args.steps is not None else int(math.ceil(
+        (args.epochs or DEFAULT_EPOCHS) * n_train / float(hyper["batch_size"])))
+    fine = 0
     if args.fine_tune_from is not None:
         fine = args.fine_tune_steps if args.fine_tune_steps is not None else head
     new = {"task": "classify", "data": os.path.abspath(args.data), "model": name, "image_size": size,
@@ -372,10 +374,10 @@ def run(args):
     """`odrun train --task classify` (flags: odrun.train's parser + add_flags)."""
     from odrun.tasks.classify import require_tf2
     from odrun.progress import enabled
-    require_tf2()
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     s = settings(args)
+    require_tf2()
     if args.checkpoint_every:
         s["checkpoint_every"] = args.checkpoint_every
     s["run_dir"] = args.workdir
