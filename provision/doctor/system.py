@@ -139,6 +139,17 @@ class LiveSystem(System):
         return read_nvml()
 
     def docker_info(self):
+        from provision.doctor import engine_socket
+
+        path = engine_socket.local_socket()
+        if path:  # the local socket: stdlib HTTP, no SDK import (bench/doctor.py)
+            try:
+                return engine_socket.info(path)
+            except (OSError, ValueError) as exc:
+                if isinstance(exc, PermissionError) or not os.path.exists(path):
+                    raise DockerUnavailable("Error while fetching server API version: {}: {}".format(
+                        type(exc).__name__, exc))
+                raise DockerUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         try:
             import docker
         except ImportError:
