@@ -233,3 +233,46 @@ def test_convert_writes_a_report_and_check_writes_only_the_report(tmp_path):
     assert rep["check_only"] and sorted(os.listdir(str(tmp_path / "chk"))) == ["report.png"]
     assert any("under 8 px on their shorter side at input size 20" in w for w in rep["warnings"])
     assert not any("smaller than the model input" in w for w in rep["warnings"])
+
+
+def test_max_size_resizes_images_and_boxes(tmp_path):
+    from odrun import synth
+    synth.make_voc(str(tmp_path / "voc"), 6, classes=("cat", "dog"), size=(640, 480), seed=1)
+    src = {}
+    import lxml.etree as ET
+    for xml in (tmp_path / "voc").glob("*.xml"):
+        root = ET.parse(str(xml)).getroot()
+        src[root.findtext("filename")] = [[float(b.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+                                          for b in root.iter("bndbox")]
+    run_cli("odrun", "convert", tmp_path / "voc", "--out", tmp_path / "data", "--max-size", "200", "--json", check=0)
+    rows = []
+    for split in ("train", "test"):
+        with open(str(tmp_path / "data" / "{}_labels.csv".format(split)), newline="") as f:
+            rows += list(csv.DictReader(f))
+    assert rows and all((r["width"], r["height"]) == ("200", "150") for r in rows)
+    for r in rows:  # every box scaled by 200/640, within rounding
+        box = [float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+        assert any(all(abs(a - b * 200 / 640) < 0.01 for a, b in zip(box, s)) for s in src[r["filename"]]), r
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_max_size_applies_exif_orientation_to_pixels_and_boxes(orientation):
+    """A red box drawn on the stored pixels must be red where the moved box says, once upright."""
+    import io as _io
+    from PIL import Image, ImageDraw
+    from odrun.convert import images, resize
+    im = Image.new("RGB", (400, 200), "white")
+    ImageDraw.Draw(im).rectangle([40, 20, 119, 59], fill="red")  # stored frame: x 40..120, y 20..60
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = _io.BytesIO()
+    im.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    info = images.inspect("x.jpg", data=buf.getvalue())
+    assert info["orientation"] == orientation
+    new, (obj,) = resize.apply(info, [{"name": "r", "xmin": 40, "ymin": 20, "xmax": 120, "ymax": 60}], 100)
+    out = Image.open(_io.BytesIO(new["data"])).convert("RGB")
+    assert out.size == ((100, 50) if orientation == 3 else (50, 100)) == (new["width"], new["height"])
+    cx, cy = (obj["xmin"] + obj["xmax"]) / 2, (obj["ymin"] + obj["ymax"]) / 2
+    r, g, b = out.getpixel((int(cx), int(cy)))
+    assert r > 180 and g < 90 and b < 90, (orientation, obj, (r, g, b))
+    assert abs((obj["xmax"] - obj["xmin"]) * (obj["ymax"] - obj["ymin"]) - 80 * 40 / 16) < 1

@@ -52,6 +52,10 @@ def add_parser(subparsers):
     p.add_argument("--check", action="store_true",
                    help="validate everything and write DATA_DIR/report.png, but no records (the conversion "
                         "runs into a temporary folder that is removed)")
+    p.add_argument("--max-size", type=int, default=None, metavar="PX",
+                   help="resize images whose longer side exceeds PX (aspect ratio kept, boxes rescaled, EXIF "
+                        "orientation applied to pixels and boxes), as the tutorials do with ImageMagick before "
+                        "labelling (default: keep the images as they are)")
     p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help="model input size for the report's size warnings: images smaller than it, boxes "
                         "too small at it (default 300, the default template's)")
@@ -108,7 +112,8 @@ def _convert_and_report(args, out_dir):
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
                       progress=not args.json and sys.stderr.isatty(), workers=args.workers,
                       image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
-                      masks=True if getattr(args, "task", None) == "segment" else args.masks)
+                      masks=True if getattr(args, "task", None) == "segment" else args.masks,
+                      max_size=args.max_size)
     target = os.path.join(args.out, report.REPORT)
     if out_dir != args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -160,7 +160,8 @@ def _csv(path, rows):
 _OPTIONS = (("source", None), ("out_dir", None), ("fmt", None), ("split", 0.8), ("seed", 42),
             ("label_map", None), ("shards", 1), ("strict", False), ("skip_empty", False),
             ("train_dir", None), ("test_dir", None), ("progress", True), ("workers", None),
-            ("image_dir", None), ("allow_outside_images", False), ("masks", None))
+            ("image_dir", None), ("allow_outside_images", False), ("masks", None),
+            ("max_size", None))
 ConvertOptions = collections.namedtuple("ConvertOptions", [name for name, _ in _OPTIONS])
 ConvertOptions.__new__.__defaults__ = tuple(default for _, default in _OPTIONS)  # (3.6: no defaults=)
 
@@ -180,6 +181,8 @@ def convert(source, out_dir, **options):
 
 
 def _check_options(o):
+    if o.max_size is not None and o.max_size < 32:
+        raise UserError("--max-size must be at least 32 (pixels)", where="--max-size", fix="e.g. --max-size 1000")
     if o.shards < 1:
         raise UserError("--shards must be at least 1", where="--shards", fix="use --shards 1 (one file per split)")
     if (o.train_dir is None) != (o.test_dir is None):
@@ -276,7 +279,9 @@ def _encode(pool, jobs, o, label_ids, sinks, parts, found):
 
     tally = Tally()
     blocks = _blocks(jobs, o.shards)
-    tasks = [(os.path.join(parts, "{:06d}.record".format(i)), b[2], label_ids) for i, b in enumerate(blocks)]
+    tasks = [(os.path.join(parts, "{:06d}.record".format(i)),
+              [dict(j, max_size=o.max_size) for j in b[2]] if o.max_size else b[2], label_ids)
+             for i, b in enumerate(blocks)]
     results = pool.map(records.encode_block, tasks, chunksize=1, size=len(jobs))
     with ItemProgress(len(jobs), "converting", enabled=o.progress, stderr=True) as bar:
         for (s, shard, block_jobs), (part, _jobs, _labels), block_results in zip(blocks, tasks, results):

@@ -7,7 +7,7 @@ format directly (wire.py), the TFRecord framing by tfrecord.py (CRC32C package; 
 import hashlib
 import os
 
-from odrun.convert import images, tfrecord, wire
+from odrun.convert import images, resize, tfrecord, wire
 from odrun.convert import problems as P
 
 
@@ -102,7 +102,7 @@ def encode(item, label_ids):
     if item.get("size") and tuple(item["size"]) != (w, h):
         found.append(P.warning(item["ann"], "annotation says the image is {}x{} but {} is {}x{}: using the real size"
                                .format(item["size"][0], item["size"][1], item["filename"], w, h)))
-    if info["orientation"]:
+    if info["orientation"] and not item.get("max_size"):  # --max-size applies it
         found.append(P.warning(item["image"], "EXIF orientation {} ({}): TensorFlow decodes the stored pixels without "
                                "rotating them, so the boxes must be drawn on the unrotated {}x{} image".format(
                                    info["orientation"], images.ORIENTATION.get(info["orientation"], "?"), w, h)))
@@ -116,6 +116,13 @@ def encode(item, label_ids):
     missing = [o for o in objects if o["name"] not in label_ids]
     if missing or any(p["level"] == P.ERROR for p in found):
         return out  # the class errors were reported by the parent; nothing to build
+    if item.get("max_size") and resize.needed(info, item["max_size"]):  # --max-size: resized, EXIF applied
+        if item.get("masks"):
+            found.append(P.error(item["image"], "--max-size does not resize instance masks yet: drop "
+                                                "--max-size (or resize the images before labelling)"))
+            return out
+        info, objects = resize.apply(info, objects, item["max_size"])
+        out.update(width=info["width"], height=info["height"], orientation=None)
     out["objects"] = [(o["name"], o["xmin"], o["ymin"], o["xmax"], o["ymax"]) for o in objects]
     out["record"] = build_example(info, item, objects, label_ids)
     return out
