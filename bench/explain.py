@@ -142,11 +142,13 @@ def main(argv=None):
             other_signature.append(row)
     elapsed = time.perf_counter() - t0
 
+    seen_useful = sum(1 for e in dupes if score(e, top_match(core, e["text"], kb))[0])
     n = len(entries)
     useful_n = n - len(misses)
     result = {
         "entries": n,
         "dropped_as_in_phrasings_fixture": [e["source"] for e in dupes],
+        "useful_on_dropped": "{}/{}".format(seen_useful, len(dupes)),
         "signatures_in_kb": len(kb.signatures),
         "families_in_kb": len(kb.families),
         "useful_top1": useful_n,
