@@ -25,6 +25,12 @@ def test_demo_runs_every_stage(tmp_path):
     assert json.load(open(str(work / "export" / "metadata.json")))["step"] == 2
     assert json.load(open(str(work / "detections" / "detections.json")))  # threshold 0: boxes everywhere
     assert len(os.listdir(str(work / "images"))) == 20  # 10 JPEG + 10 VOC XML
+    # quiet by default (#13): no TF / absl / pycocotools line on the terminal, all of them in the log
+    from test_train_results import noisy
+    assert noisy(proc.stdout + proc.stderr) == []
+    log = (work / "logs" / "demo.log").read_text(errors="replace")
+    assert "tensorflow/core/" in log or "oneDNN" in log
+    assert "Accumulating evaluation results" in log  # pycocotools, from the eval stage
 
 
 def test_demo_rejects_bad_flags(tmp_path):
