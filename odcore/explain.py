@@ -166,6 +166,19 @@ class KnowledgeBase(object):
                         anchors.append(alt)
         self.anchors = tuple(sorted(set(anchors), key=len, reverse=True))
         self.prefilter = tuple(prefilter)
+        # anchor -> entries (in KB order: signatures, then families) holding a pattern keyed by it
+        self.order = signatures + families
+        self.index = {}
+        self.always = set()
+        for n, entry in enumerate(self.order):
+            for rx, alts in entry.patterns:
+                if alts is None:
+                    self.always.add(n)
+                    continue
+                for alt in alts:
+                    for anchor in self.anchors:
+                        if anchor in alt:
+                            self.index.setdefault(anchor, set()).add(n)
 
     def __len__(self):
         return len(self.signatures)
@@ -247,22 +260,29 @@ class Scanner(object):
 
     def _match(self, window, low):
         """-> [(entry id, snippet, start)] for one normalised window; signatures first, a
-        family only when no signature explained the window."""
+        family only when no signature explained the window. Only entries keyed by an anchor
+        present in the window are tried."""
+        kb = self.kb
+        picked = set(kb.always)
+        for anchor in kb.anchors:
+            if anchor in low:
+                picked.update(kb.index.get(anchor, ()))
         found = []
         text = None
-        for group in (self.kb.signatures, self.kb.families):
-            for entry in group:
-                for rx, alts in entry.patterns:
-                    if alts is not None and not any(a in low for a in alts):
-                        continue
-                    if text is None:
-                        text = normalise(window)
-                    m = rx.search(text)
-                    if m:
-                        found.append((entry.id, m.group(0), m.start()))
-                        break
-            if found:
-                break
+        n_signatures = len(kb.signatures)
+        for n in sorted(picked):
+            if found and n >= n_signatures:
+                break  # a signature explained it: no family answer
+            entry = kb.order[n]
+            for rx, alts in entry.patterns:
+                if alts is not None and not any(a in low for a in alts):
+                    continue
+                if text is None:
+                    text = normalise(window)
+                m = rx.search(text)
+                if m:
+                    found.append((entry.id, m.group(0), m.start()))
+                    break
         return found
 
     def feed_short(self, text):
@@ -293,14 +313,22 @@ class Scanner(object):
                 candidates.add(joined[start:end])
                 i = joined.find(anchor, end)
         spans = []
-        for line in candidates:
-            if low.startswith(line) and low[len(line):len(line) + 1] in ("", "\n"):
-                start = 0
-            else:
-                start = low.find("\n" + line + "\n") + 1
-                if start == 0:  # the last line, without a newline after it
-                    start = len(low) - len(line)
-            spans.append((start, start + len(line)))
+        if len(candidates) < 64:  # few: find each one's first occurrence (C speed)
+            for line in candidates:
+                if low.startswith(line) and low[len(line):len(line) + 1] in ("", "\n"):
+                    start = 0
+                else:
+                    start = low.find("\n" + line + "\n") + 1
+                    if start == 0:  # the last line, without a newline after it
+                        start = len(low) - len(line)
+                spans.append((start, start + len(line)))
+        else:  # many: one pass over the lines keeps it linear
+            pos = 0
+            for line in low.split("\n"):
+                if line in candidates:
+                    candidates.discard(line)
+                    spans.append((pos, pos + len(line)))
+                pos += len(line) + 1
         for start, end in sorted(spans):
             prev = low.rfind("\n", 0, max(start - 1, 0)) + 1 if start else 0
             nxt = low.find("\n", end + 1)
