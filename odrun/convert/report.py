@@ -14,6 +14,7 @@ REPORT = "report.png"
 DEFAULT_INPUT_SIZE = 300  # the default template's (ssd_mobilenet_v2) fixed_shape_resizer
 MIN_BOX_PX = 8  # shorter side after resizing to the input size; the SSD's smallest anchors are ~30 px
 SAMPLES = 8
+THUMB = 256  # px, the sample grid's images
 
 
 def _frames(data_dir):
@@ -150,11 +151,16 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
         if i >= len(picked) or picked[i] not in paths:
             continue
         with Image.open(paths[picked[i]]) as im:
-            ax.imshow(im.convert("RGB"))
+            full = im.size
+            im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at 1/2..1/8 scale (fast on big photos)
+            im = im.convert("RGB")
+            im.thumbnail((THUMB, THUMB))
+            sx, sy = im.size[0] / float(full[0]), im.size[1] / float(full[1])
+            ax.imshow(im)
         for r in df[df["filename"] == picked[i]].itertuples():
             k = classes.index(r._4) if r._4 in classes else 0
-            ax.add_patch(matplotlib.patches.Rectangle((r.xmin, r.ymin), r.bw, r.bh, fill=False, lw=1.2,
-                                                      edgecolor=colors(k % 10)))
+            ax.add_patch(matplotlib.patches.Rectangle((r.xmin * sx, r.ymin * sy), r.bw * sx, r.bh * sy, fill=False,
+                                                      lw=1.2, edgecolor=colors(k % 10)))
         ax.set_title(picked[i][:18], fontsize=7)
 
     warnings = size_warnings(df, input_size)
