@@ -49,10 +49,13 @@ def steady(model, runtime, images, batch=16):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="odrun export directory with all four forms")
+    ap.add_argument("--model", help="odrun export directory with all four forms (default: a tiny SSD built once, bench/_deploy_model.py)")
     ap.add_argument("--n", type=int, default=200, help="images for the steady-state rate (default 200)")
     ap.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated (default all four)")
     a = ap.parse_args()
+    if not a.model:
+        from bench._deploy_model import export_dir
+        a.model = export_dir()
     from odrun import detect, synth
     names = [r for r in a.runtimes.split(",") if r]
     res = {"cpus": os.cpu_count(), "images": a.n}

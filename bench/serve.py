@@ -83,10 +83,13 @@ def load(url, body, clients, total):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="odrun export directory")
+    ap.add_argument("--model", help="odrun export directory (default: a tiny SSD built once, bench/_deploy_model.py)")
     ap.add_argument("--requests", type=int, default=200, help="requests per client count (default 200)")
     ap.add_argument("--runtime", default="onnx", help="server runtime (default onnx)")
     a = ap.parse_args()
+    if not a.model:
+        from bench._deploy_model import export_dir
+        a.model = export_dir()
     import json
     import numpy as np
     from PIL import Image
