@@ -10,8 +10,8 @@ import os
 
 from odcore.errors import UserError
 
-SEGMENT_STEPS = 150
-SEGMENT_IMAGES = 40
+SEGMENT_STEPS = 100
+SEGMENT_IMAGES = 32
 IMAGE_SIZE = 128
 MODEL = "mask_rcnn_resnet50_small"
 
