@@ -26,8 +26,9 @@ import time
 ENV_VERBOSE = "ODRUN_VERBOSE"
 LOGS = "logs"
 # verb -> the argparse dest naming the directory whose logs/ folder gets VERB.log
+# (serve is left alone: a long-running server's own log lines belong on its terminal)
 LOG_DIR_ARG = {"train": "workdir", "eval": "workdir", "export": "workdir", "demo": "workdir",
-               "detect": "out", "serve": "workdir"}
+               "detect": "out"}
 
 _STATE = {"terminal": None, "log": None}
 
