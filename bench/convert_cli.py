@@ -287,6 +287,14 @@ def main(argv=None):
         else:
             for k, v in res.items():
                 print("{:72s} {}".format(k, v))
+        if os.environ.get("ODSTACK_BENCH_RESULT"):  # bench/run_all.py's table
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import common
+            common.report("convert_cli", res, [
+                common.ratio("odrun convert vs create_pascal_tf_record.py (whole commands)", res["odrun_vs_odapi"], 5),
+                common.ratio("odrun convert vs xml_to_csv.py + generate_tfrecord.py", res["odrun_vs_tutorial"]),
+                common.ratio("odrun records vs read+sha256 floor", res["odrun_records_vs_floor"], 0.5),
+                common.ratio("first record written (s)", res["odrun_first_record_s"], 1.0, higher_is_better=False)])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
