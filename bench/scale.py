@@ -24,7 +24,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-COMMON_SET = ["--set", "model.ssd.freeze_batchnorm=true"]  # comparable losses (see tests/test_multiworker.py)
+# comparable losses: same batch-norm behaviour and a fixed input order (see tests/test_multiworker.py)
+COMMON_SET = ["--set", "model.ssd.freeze_batchnorm=true", "--set", "train_input_reader.shuffle=false"]
 
 
 def odrun():
