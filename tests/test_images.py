@@ -240,7 +240,14 @@ PROVIDERS = {"PIL": ["pillow"], "absl": ["absl-py"], "google": ["protobuf"], "lx
              "tensorflow": ["tensorflow", "tensorflow-cpu", "tensorflow-gpu"], "yaml": ["pyyaml"],
              "packaging": ["packaging"], "cv2": ["opencv-python-headless"], "tf_slim": ["tf-slim"],
              "pycocotools": ["pycocotools"], "official": ["tf-models-official"], "scipy": ["scipy"],
-             "matplotlib": ["matplotlib"], "six": ["six"], "lvis": ["lvis"]}
+             "matplotlib": ["matplotlib"], "six": ["six"], "lvis": ["lvis"], "crc32c": ["crc32c"],
+             "google_crc32c": ["google-crc32c"], "shapely": ["shapely"], "aiohttp": ["aiohttp"],
+             "prometheus_client": ["prometheus-client"], "onnxruntime": ["onnxruntime"],
+             "tflite_runtime": ["tflite-runtime"], "ai_edge_litert": ["ai-edge-litert"], "tf2onnx": ["tf2onnx"]}
+# Optional features (serving, ONNX/TFLite runtimes, a crc32c fallback): a flavour may lack them, but then
+# odrun must import them only inside the functions that need them (never at module level).
+OPTIONAL = {"google_crc32c", "aiohttp", "prometheus_client", "onnxruntime", "tflite_runtime", "ai_edge_litert",
+            "tf2onnx"}
 
 
 def odrun_imports():
@@ -248,13 +255,16 @@ def odrun_imports():
 
     found = {}
     for f in (ROOT / "odrun").rglob("*.py"):
-        for node in ast.walk(ast.parse(f.read_text())):
+        tree = ast.parse(f.read_text())
+        top_level = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
             for name in names:
                 top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top not in ("odrun", "__future__"):
-                    found.setdefault(top, set()).add(str(f.relative_to(ROOT)))
+                if top not in sys.stdlib_module_names and top not in ("odrun", "odcore", "__future__"):
+                    where = str(f.relative_to(ROOT)) + (" (module level)" if id(node) in top_level else "")
+                    found.setdefault(top, set()).add(where)
     return found
 
 
@@ -269,6 +279,12 @@ def test_every_odrun_import_is_installed_in_the_image(flavor):
         if module == "official" and flavor.startswith("tf1"):
             continue  # TF Model Garden is TF-2-only; the tf1 backend never imports it
         providers = PROVIDERS.get(module)
+        if module in OPTIONAL and providers and not set(providers) & have:
+            eager = sorted(f for f in files if f.endswith("(module level)"))
+            if eager:
+                missing.append("{} is optional in images/{} but imported at module level by {}".format(
+                    module, flavor, eager))
+            continue
         if providers is None:
             missing.append("{} (imported by {}): add it to the image locks and PROVIDERS".format(module, sorted(files)))
         elif not set(providers) & have:
