@@ -2,7 +2,7 @@
 VENV ?= .venv
 export ODSTACK_VENV := $(VENV)
 
-.PHONY: demo test setup setup-system lint bench
+.PHONY: demo test test-all setup setup-system lint bench
 
 setup:
 	scripts/setup.sh
@@ -17,6 +17,10 @@ demo: setup
 ## test: the whole test suite (as root it also installs docker.io/debootstrap and starts dockerd)
 test: setup-system
 	$(VENV)/bin/python -m pytest tests
+
+## test-all: the default suite plus the tests marked `long`
+test-all: setup-system
+	$(VENV)/bin/python -m pytest tests -m ''
 
 ## bench: every benchmark (side by side with a peer), one table of ratios, bench/results.json
 bench: setup-system
