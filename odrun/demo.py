@@ -119,15 +119,17 @@ def best_image(det_dir):
     return best["annotated"]
 
 
-def print_summary(summary):
+def print_summary(summary, title="odrun demo", pictures=(("annotated image", "annotated_image"),)):
+    """The stage table, then one line per picture (label, summary key) and the summary's path."""
     from rich.console import Console
     from rich.table import Table
-    t = Table(title="odrun demo ({} steps) in {}s".format(summary["steps"], summary["total_seconds"]))
+    t = Table(title="{} ({} steps) in {}s".format(title, summary["steps"], summary["total_seconds"]))
     for col in ("stage", "seconds", "result"):
         t.add_column(col, justify="right" if col == "seconds" else "left")
     for s in summary["stages"]:
         t.add_row(s["stage"], "{:.1f}".format(s["seconds"]), s["result"])
     console = Console()
     console.print(t)
-    console.print("annotated image: " + str(summary["annotated_image"]))
+    for label, key in pictures:
+        console.print("{}: {}".format(label, summary[key]))
     console.print("summary: " + os.path.join(summary["workdir"], "demo.json"))

@@ -41,16 +41,18 @@ def add_parser(sub):
     return p
 
 
-def collect(sources):
-    """Image paths from files, folders (not recursive) and globs; stable order, no duplicates."""
+def collect(sources, exts=IMAGE_EXTS):
+    """Image paths from files, folders (not recursive) and globs; stable order, no duplicates.
+    `exts`: lower-case extensions a folder or glob picks up (`odrun predict` passes all Pillow reads)."""
+    exts = tuple(exts)
     out, seen = [], set()
     for src in sources:
         if os.path.isdir(src):
-            found = sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(IMAGE_EXTS))
+            found = sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(exts))
         elif os.path.isfile(src):
             found = [src]
         else:
-            found = sorted(f for f in glob.glob(src) if f.lower().endswith(IMAGE_EXTS))
+            found = sorted(f for f in glob.glob(src) if f.lower().endswith(exts))
             if not found:
                 raise UserError("no image matches", where=src,
                                 fix="give an image file, a folder of images or a quoted glob like 'imgs/*.jpg'")
@@ -60,7 +62,8 @@ def collect(sources):
                 seen.add(key)
                 out.append(f)
     if not out:
-        raise UserError("no images found", where=" ".join(sources), fix="extensions: " + " ".join(IMAGE_EXTS))
+        raise UserError("no images found", where=" ".join(sources),
+                        fix="folders are read one level deep; extensions: " + " ".join(exts))
     return out
 
 

@@ -66,15 +66,6 @@ def _train(targs, quiet):
 
 
 def print_summary(summary):
-    from rich.console import Console
-    from rich.table import Table
-    t = Table(title="odrun demo --task classify ({} steps) in {}s".format(summary["steps"], summary["total_seconds"]))
-    for col in ("stage", "seconds", "result"):
-        t.add_column(col, justify="right" if col == "seconds" else "left")
-    for s in summary["stages"]:
-        t.add_row(s["stage"], "{:.1f}".format(s["seconds"]), s["result"])
-    c = Console()
-    c.print(t)
-    c.print("contact sheet: " + str(summary["contact_sheet"]))
-    c.print("confusion matrix: " + str(summary["confusion_matrix"]))
-    c.print("summary: " + os.path.join(summary["workdir"], "demo.json"))
+    from odrun import demo
+    demo.print_summary(summary, title="odrun demo --task classify",
+                       pictures=(("contact sheet", "contact_sheet"), ("confusion matrix", "confusion_matrix")))

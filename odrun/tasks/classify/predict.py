@@ -47,27 +47,9 @@ def read_metadata(model_dir):
 
 def collect(sources):
     """Image paths (files, folders (not recursive), globs), any extension Pillow reads."""
-    import glob
+    from odrun.detect import collect as collect_images
     from odrun.tasks.classify.convert import image_extensions
-    exts = tuple(image_extensions())
-    out, seen = [], set()
-    for src in sources:
-        if os.path.isdir(src):
-            found = sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(exts))
-        elif os.path.isfile(src):
-            found = [src]
-        else:
-            found = sorted(f for f in glob.glob(src) if f.lower().endswith(exts))
-            if not found:
-                raise UserError("no image matches", where=src,
-                                fix="give an image file, a folder of images or a quoted glob like 'imgs/*.jpg'")
-        for f in found:
-            if os.path.abspath(f) not in seen:
-                seen.add(os.path.abspath(f))
-                out.append(f)
-    if not out:
-        raise UserError("no images found", where=" ".join(sources), fix="folders are read one level deep")
-    return out
+    return collect_images(sources, exts=image_extensions())
 
 
 def encoded(path):

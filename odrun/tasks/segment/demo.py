@@ -57,5 +57,5 @@ def run(args):
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        demo.print_summary(summary)
+        demo.print_summary(summary, title="odrun demo --task segment")
     return 0
