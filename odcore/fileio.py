@@ -1,6 +1,7 @@
 """Atomic output: write to a temp file beside the target, then rename, so a failed or
 interrupted run never leaves a half-written file nor damages a previous good one."""
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -39,3 +40,12 @@ def write_text(path, text, encoding="utf-8"):
 
 def write_json(path, data):
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def sha256_file(path, chunk=1 << 20):
+    """Hex sha256 of a file's bytes, read in chunks (the identity of label maps, weights, records)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

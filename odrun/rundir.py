@@ -23,6 +23,7 @@ import re
 import time
 
 from odcore.errors import UserError
+from odcore.fileio import sha256_file
 
 CONFIG = "pipeline.config"
 RUN_JSON = "run.json"
@@ -53,14 +54,6 @@ def step_of(prefix):
         return None
     m = _STEP.search(os.path.basename(str(prefix)))
     return int(m.group(1)) if m else None
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def index_problem(index_path):

@@ -19,6 +19,7 @@ import sys
 import time
 
 from odcore.errors import UserError
+from odcore.fileio import sha256_file
 from odrun.tasks.classify import defaults
 
 SETTINGS = "run.json"
@@ -266,7 +267,7 @@ def train(s, show=True):
     if not resumed and s.get("pretrained"):  # 2. --pretrained weights for a fresh run
         path = M.resolve_weights(s["pretrained"], progress=show)
         clf.load_weights(path)
-        s["weights"] = {"path": os.path.abspath(path), "sha256": _sha256(path)}
+        s["weights"] = {"path": os.path.abspath(path), "sha256": sha256_file(path)}
     write_json(os.path.join(run_dir, SETTINGS), {k: v for k, v in s.items() if k != "run_dir"})
     _, train_files, test_files = data.find(s["data"])
     head_steps, fine_steps = s["head_steps"], s["fine_tune_steps"]
@@ -359,15 +360,6 @@ def test_accuracy(clf, feats, test_files, tuned):
         hits += int(np.sum(p.argmax(-1) == y.numpy()))
         n += len(p)
     return round(hits / float(n), 4) if n else None
-
-
-def _sha256(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run(args):
