@@ -33,7 +33,8 @@ def voc_xml(filename, folder, width, height, objects, path=None):
     return etree.tostring(root, pretty_print=True, encoding="unicode")
 
 
-def _shape(draw, kind, box, color):
+def paint_shape(draw, kind, box, color):
+    """Fill one synthetic shape (circle, square, triangle) into its box (also the segment task's masks)."""
     xmin, ymin, xmax, ymax = box
     if kind == "circle":
         draw.ellipse(box, fill=color)
@@ -61,7 +62,7 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
             side = rng.randint(min(width, height) // 5, min(width, height) // 2)
             x, y = rng.randint(0, width - side), rng.randint(0, height - side)
             box = (x, y, x + side, y + side)
-            _shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
+            paint_shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
             objects.append(dict(zip(("name", "xmin", "ymin", "xmax", "ymax"), (kind,) + box)))
         name = "synth_{:04d}.jpg".format(i)
         path = os.path.join(out_dir, name)

@@ -11,6 +11,8 @@ painted later cover earlier ones, so an object's mask is its canvas minus the la
 import json
 import os
 
+from odrun.synth import paint_shape
+
 CLASSES = ("circle", "square", "triangle")
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (255, 225, 25)]
 CIRCLE_VERTICES = 32
@@ -27,16 +29,6 @@ def _outline(kind, box):
     cx, cy, r = (xmin + xmax) / 2.0, (ymin + ymax) / 2.0, (xmax - xmin) / 2.0
     return [v for k in range(CIRCLE_VERTICES) for v in (cx + r * math.cos(2 * math.pi * k / CIRCLE_VERTICES),
                                                         cy + r * math.sin(2 * math.pi * k / CIRCLE_VERTICES))]
-
-
-def _paint(draw, kind, box, fill):
-    xmin, ymin, xmax, ymax = box
-    if kind == "circle":
-        draw.ellipse(box, fill=fill)
-    elif kind == "square":
-        draw.rectangle(box, fill=fill)
-    else:
-        draw.polygon([((xmin + xmax) / 2.0, ymin), (xmax, ymax), (xmin, ymax)], fill=fill)
 
 
 def _uncompressed(mask):
@@ -69,9 +61,9 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
             side = rng.randint(min(width, height) // 4, min(width, height) // 2)
             x, y = rng.randint(0, width - side), rng.randint(0, height - side)
             box = (x, y, x + side - 1, y + side - 1)
-            _paint(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
+            paint_shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
             canvas = Image.new("L", (width, height), 0)
-            _paint(ImageDraw.Draw(canvas), kind, box, 1)
+            paint_shape(ImageDraw.Draw(canvas), kind, box, 1)
             shapes.append((kind, box, np.asarray(canvas, dtype=np.uint8)))
         name = "shapes_{:04d}.jpg".format(i)
         with atomic_path(os.path.join(out_dir, name)) as tmp:
