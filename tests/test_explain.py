@@ -19,7 +19,7 @@ CASES = [(sig_id, i, p) for sig_id, items in PHRASINGS.items() for i, p in enume
 
 
 def test_knowledge_base_size_and_shape():
-    assert len(KB) >= 100
+    assert len(KB) >= 150
     for sig in KB:
         assert sig.title and sig.cause and sig.fix and sig.sources and sig.patterns, sig.id
     # fixes point at provision commands where the host playbooks apply
