@@ -168,7 +168,7 @@ def _assert_run_intact(run):
         assert tf.train.load_variable(newest, "step/.ATTRIBUTES/VARIABLE_VALUE") == rundir.step_of(newest)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # ~2 min fixture + kills: `make test-all`
 @pytest.mark.tf
 def test_kill9_during_train(trained):
     print("train killed at:", [(n, t) for n, t, _ in trained["log"]])
@@ -184,7 +184,7 @@ def test_kill9_during_train(trained):
     assert ident["model"] == "ssd_mobilenet_v2" and ident["api"] == "tf2"
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.tf
 def test_kill9_during_export(trained):
     run, out = trained["run"], trained["root"] / "export"

@@ -11,7 +11,7 @@ import pytest
 from conftest import have_module, require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pytestmark = [pytest.mark.tf, pytest.mark.slow]  # two ResNet-101 builds: ~50 s quiet, ~3 min under load
+pytestmark = [pytest.mark.tf, pytest.mark.slow, pytest.mark.long]  # two ResNet-101 builds: ~50 s quiet, ~3 min under load
 
 SCRIPT = r"""
 import json, sys
