@@ -186,6 +186,8 @@ def test_dry_run_prints_equivalent_docker_run(built, tmp_path):
     proc = run_cli("provision", "run", "--image", dockerd.CPU_TAG, "--runs", tmp_path / "runs", "--dry-run",
                    "--", "--version", check=0)
     require(shutil.which("docker"), "docker CLI not installed")
+    assert not (tmp_path / "runs").exists()  # --dry-run writes nothing (#11 item 16) ...
+    (tmp_path / "runs").mkdir()  # ... so the folder `provision run` would make is made here
     out = subprocess.run(shlex.split(proc.stdout), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("odrun "), out.stderr
 
