@@ -2,7 +2,8 @@
 
 - the output folder is not, does not contain and is not inside an input (odcore.paths);
 - --out is a folder we can write (not a file, not read-only);
-- temps of our own naming left by a kill -9 (`.train.record.*.tmp`, `.parts-*/`) are removed;
+- temps of our own naming left by a kill -9 (`.train.record.*.tmp`, `.report.png.*.tmp`, `.parts-*/`)
+  are removed;
 - numbers in annotations are finite (NaN/inf refused with the file and the object);
 - every image path, after resolving `..`, absolute paths and symlinks, lies inside the
   dataset's folders, unless --allow-outside-images is given;
@@ -14,8 +15,10 @@ import os
 from odcore import paths
 from odrun.convert import problems as P
 
+from odrun.convert.report import REPORT
+
 OUTPUT_NAMES = ("train.record", "test.record", "label_map.pbtxt", "train_labels.csv", "test_labels.csv",
-                "summary.json", "parts-")
+                "summary.json", REPORT, "parts-")
 ALLOW_FLAG = "--allow-outside-images"
 
 
