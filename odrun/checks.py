@@ -123,6 +123,25 @@ def unit_interval(value, flag, example):
                         fix="e.g. {} {}".format(flag, example))
 
 
+def export_metadata(export_dir, classifier=None):
+    """The one reader of an `odrun export` folder's metadata.json -> (meta, {class id: name}).
+    Missing or malformed is exit 2 naming the file/field; `classifier` True/False also refuses
+    an export of the other kind (with the verb that reads it)."""
+    meta_path = os.path.join(export_dir, "metadata.json")
+    if not os.path.isfile(meta_path):
+        raise UserError("no metadata.json: not an `odrun export` folder", where=export_dir,
+                        fix="odrun export --workdir RUN_DIR --out " + export_dir)
+    meta, names = model_metadata(meta_path)
+    is_classifier = meta.get("task") == "classify"
+    if classifier is True and not is_classifier:
+        raise UserError("this export is a detector, not a classifier", where=export_dir,
+                        fix="use `odrun detect --model {} ...` for detectors".format(export_dir))
+    if classifier is False and is_classifier:
+        raise UserError("this export is a classifier, not a detector", where=export_dir,
+                        fix="use `odrun predict --model {} ...` for classifiers".format(export_dir))
+    return meta, names
+
+
 def model_metadata(meta_path):
     """An export's metadata.json -> (meta, {class id: name}); anything malformed is exit 2
     naming the file and the field (never a KeyError/JSONDecodeError traceback)."""

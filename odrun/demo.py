@@ -43,12 +43,7 @@ def run(args):
         return segment_demo.run(args)
     from odrun import convert, detect, evaluate, export, synth, train
     from odcore.fileio import write_json
-    if args.steps < 1 or args.images < 5:
-        raise UserError("need --steps >= 1 and --images >= 5", where="--steps/--images", fix="use the defaults")
-    work = os.path.abspath(args.workdir)
-    paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "detections")}
-    quiet = args.json
-    stage = Stages()
+    work, paths, quiet, stage = begin(args, args.steps, args.images, 5, "detections")
     stages = stage.rows
 
     stage("synth", lambda: synth.generate(paths["images"], count=args.images, seed=0),
@@ -76,6 +71,17 @@ def run(args):
     else:
         print_summary(summary)
     return 0
+
+
+def begin(args, steps, images, min_images, last):
+    """What every demo starts with: check the sizes, name its folders under --workdir
+    (images, data, run, export and `last`: where detections/predictions go), and a Stages."""
+    if steps < 1 or images < min_images:
+        raise UserError("need --steps >= 1 and --images >= {}".format(min_images), where="--steps/--images",
+                        fix="use the defaults")
+    work = os.path.abspath(args.workdir)
+    paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", last)}
+    return work, paths, args.json, Stages()
 
 
 class Stages(object):

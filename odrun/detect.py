@@ -67,15 +67,6 @@ def collect(sources, exts=IMAGE_EXTS):
     return out
 
 
-def read_model_info(export_dir):
-    meta_path = os.path.join(export_dir, "metadata.json")
-    if not os.path.exists(meta_path):
-        raise UserError("no metadata.json: not an `odrun export` directory", where=export_dir,
-                        fix="odrun export --workdir RUN_DIR --out " + export_dir)
-    from odrun.checks import model_metadata
-    return model_metadata(meta_path)  # a damaged metadata.json is exit 2 naming the field
-
-
 def load_image(path):
     import numpy as np
     from PIL import Image
@@ -109,7 +100,8 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     from odrun.checks import unit_interval
     from odcore.paths import check_output, check_writable_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
-    meta, names = read_model_info(model_dir)
+    from odrun.checks import export_metadata
+    meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
     check_output(out_dir, [("model folder (--model)", model_dir)] +

@@ -178,7 +178,23 @@ def _rich():
     return Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
-class StepProgress(object):
+class _BarOrLines(object):
+    """A rich bar (`self.progress`) on a terminal, or periodic plain lines (`self.lines`) when piped."""
+    lines = None
+
+    def __enter__(self):
+        if self.lines is not None:
+            self.lines.__enter__()
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.lines is not None:
+            self.lines.__exit__(*exc)
+        return self.progress.__exit__(*exc)
+
+
+class StepProgress(_BarOrLines):
     """step i/N, loss, steps/s, elapsed, ETA. Rate excludes the first step (graph build)."""
 
     def __init__(self, total, start=0, description="train", enabled=True):
@@ -199,17 +215,6 @@ class StepProgress(object):
         self.first = None
         self.start = start
 
-    def __enter__(self):
-        if self.lines is not None:
-            self.lines.__enter__()
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.lines is not None:
-            self.lines.__exit__(*exc)
-        return self.progress.__exit__(*exc)
-
     def update(self, step, losses):
         now = time.time()
         if self.lines is not None:
@@ -226,7 +231,7 @@ class StepProgress(object):
                              loss="{:.3f}".format(loss) if loss is not None else "-")
 
 
-class ItemProgress(object):
+class ItemProgress(_BarOrLines):
     """n/N items, rate, elapsed, ETA; `advance(n)` after each batch."""
 
     def __init__(self, total, description, enabled=True, stderr=False):
@@ -239,17 +244,6 @@ class ItemProgress(object):
         self.lines = PlainLines(description, total, 0, "images") if enabled and plain() else None
         if self.lines is not None:
             self.progress.disable = True
-
-    def __enter__(self):
-        if self.lines is not None:
-            self.lines.__enter__()
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.lines is not None:
-            self.lines.__exit__(*exc)
-        return self.progress.__exit__(*exc)
 
     def advance(self, n=1):
         if self.lines is not None:

@@ -44,23 +44,35 @@ def paint_shape(draw, kind, box, color):
         draw.polygon([((xmin + xmax) / 2.0, ymin), (xmax, ymax), (xmin, ymax)], fill=color)
 
 
+def noise_canvas(rng, width, height):
+    """A mid-grey noise picture (shapes stand out, nothing is trivially flat) and its ImageDraw."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    noise = rng.randint(0, 256, size=(height, width, 3)).astype(np.uint8)
+    im = Image.fromarray((noise // 2 + 64).astype(np.uint8))
+    return im, ImageDraw.Draw(im)
+
+
+def random_square(rng, classes, width, height, min_part):
+    """A class and a square (x, y, side) inside the picture, side from 1/min_part to 1/2 of it."""
+    kind = classes[rng.randint(len(classes))]
+    side = rng.randint(min(width, height) // min_part, min(width, height) // 2)
+    x, y = rng.randint(0, width - side), rng.randint(0, height - side)
+    return kind, x, y, side
+
+
 def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, classes=CLASSES):
     """Write count JPEG+XML pairs into out_dir; returns the list of image paths."""
     import numpy as np
-    from PIL import Image, ImageDraw
     from odcore.fileio import atomic_path, write_text
     rng = np.random.RandomState(seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for i in range(count):
-        noise = rng.randint(0, 256, size=(height, width, 3)).astype(np.uint8)
-        im = Image.fromarray((noise // 2 + 64).astype(np.uint8))  # mid-grey noise: shapes stand out
-        draw = ImageDraw.Draw(im)
+        im, draw = noise_canvas(rng, width, height)
         objects = []
         for _ in range(rng.randint(1, max_objects + 1)):
-            kind = classes[rng.randint(len(classes))]
-            side = rng.randint(min(width, height) // 5, min(width, height) // 2)
-            x, y = rng.randint(0, width - side), rng.randint(0, height - side)
+            kind, x, y, side = random_square(rng, classes, width, height, 5)
             box = (x, y, x + side, y + side)
             paint_shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
             objects.append(dict(zip(("name", "xmin", "ymin", "xmax", "ymax"), (kind,) + box)))

@@ -388,6 +388,11 @@ CASES_9 = {
     "detect_metadata_bad_classes": ("detect", lambda t, d, r, e: ((e / "metadata.json").write_text(
         json.dumps({"api": "tf2", "classes": [{"id": "one", "name": 3}]})), [
         "--model", e, d.parent / "src", "--out", t / "det"])[1], ["metadata.json", "classes[0]"], "det"),
+    # predict (classifiers) reads metadata.json through the same checks as detect
+    "predict_metadata_not_json": ("predict", lambda t, d, r, e: ((e / "metadata.json").write_text("{oops"), [
+        "--model", e, d.parent / "src", "--out", t / "pred"])[1], ["metadata.json", "cannot be read as JSON"], "pred"),
+    "predict_on_a_detector": ("predict", lambda t, d, r, e: [
+        "--model", e, d.parent / "src", "--out", t / "pred"], ["detector, not a classifier", "odrun detect"], "pred"),
     # out of range (item 10)
     "detect_threshold_2": ("detect", lambda t, d, r, e: ["--model", e, d.parent / "src", "--out", t / "det",
                                                          "--threshold", "2"],

@@ -5,21 +5,15 @@ import argparse
 import json
 import os
 
-from odcore.errors import UserError
 
 MODEL, SIZE, ALPHA, BATCH = "mobilenet_v2", 96, 0.35, 16
 
 
 def run(args):
     from odcore.fileio import write_json
-    from odrun.demo import Stages
+    from odrun.demo import begin
     from odrun.tasks.classify import convert, evaluate, export, predict, synth
-    if args.steps < 1 or args.images < 8:
-        raise UserError("need --steps >= 1 and --images >= 8", where="--steps/--images", fix="use the defaults")
-    work = os.path.abspath(args.workdir)
-    paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "predictions")}
-    quiet = args.json
-    stage = Stages()
+    work, paths, quiet, stage = begin(args, args.steps, args.images, 8, "predictions")
     stages = stage.rows
 
     if os.path.exists(os.path.join(work, "demo.json")):  # an earlier demo here: train anew, not resume

@@ -32,19 +32,6 @@ def add_parser(sub):
     return p
 
 
-def read_metadata(model_dir):
-    path = os.path.join(model_dir, "metadata.json")
-    if not os.path.isfile(path):
-        raise UserError("no metadata.json: not an `odrun export` folder", where=model_dir,
-                        fix="odrun export --workdir RUN --out " + model_dir)
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta.get("task") != "classify":
-        raise UserError("this export is a detector, not a classifier", where=model_dir,
-                        fix="use `odrun detect --model {} ...` for detectors".format(model_dir))
-    return meta
-
-
 def collect(sources):
     """Image paths (files, folders (not recursive), globs), any extension Pillow reads."""
     from odrun.detect import collect as collect_images
@@ -104,7 +91,8 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
     from odrun.progress import ItemProgress
     if batch < 1 or top_k < 1:
         raise UserError("--batch and --top-k must be >= 1", where="--batch/--top-k", fix="e.g. --top-k 5")
-    meta = read_metadata(model_dir)
+    from odrun.checks import export_metadata
+    meta, _ = export_metadata(model_dir, classifier=True)  # a damaged metadata.json is exit 2 naming the field
     names = [c["name"] for c in meta["classes"]]
     paths = collect(sources)
     _guard(out_dir, sources, model_dir)

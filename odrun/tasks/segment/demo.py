@@ -8,7 +8,6 @@ steps on SEGMENT_IMAGES 128x128 images, sized to finish in < 10 min on a 2-core 
 """
 import os
 
-from odcore.errors import UserError
 
 SEGMENT_STEPS = 100
 SEGMENT_IMAGES = 32
@@ -23,12 +22,7 @@ def run(args):
     from odcore.fileio import write_json
     steps = SEGMENT_STEPS if args.steps == demo.DEFAULT_STEPS else args.steps
     count = SEGMENT_IMAGES if args.images == demo.DEFAULT_IMAGES else args.images
-    if steps < 1 or count < 5:
-        raise UserError("need --steps >= 1 and --images >= 5", where="--steps/--images", fix="use the defaults")
-    work = os.path.abspath(args.workdir)
-    paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", "detections")}
-    quiet = args.json
-    stage = demo.Stages()
+    work, paths, quiet, stage = demo.begin(args, steps, count, 5, "detections")
     stages = stage.rows
 
     stage("synth", lambda: synth.generate(paths["images"], count=count, width=IMAGE_SIZE, height=IMAGE_SIZE, seed=0),

@@ -11,7 +11,7 @@ painted later cover earlier ones, so an object's mask is its canvas minus the la
 import json
 import os
 
-from odrun.synth import paint_shape
+from odrun.synth import noise_canvas, paint_shape, random_square
 
 CLASSES = ("circle", "square", "triangle")
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (255, 225, 25)]
@@ -52,14 +52,10 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
     images, annotations, truth = [], [], {}
     form_index = 0
     for i in range(count):
-        noise = rng.randint(0, 256, size=(height, width, 3)).astype(np.uint8)
-        im = Image.fromarray((noise // 2 + 64).astype(np.uint8))
-        draw = ImageDraw.Draw(im)
+        im, draw = noise_canvas(rng, width, height)
         shapes = []
         for _ in range(rng.randint(1, max_objects + 1)):
-            kind = classes[rng.randint(len(classes))]
-            side = rng.randint(min(width, height) // 4, min(width, height) // 2)
-            x, y = rng.randint(0, width - side), rng.randint(0, height - side)
+            kind, x, y, side = random_square(rng, classes, width, height, 4)
             box = (x, y, x + side - 1, y + side - 1)
             paint_shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
             canvas = Image.new("L", (width, height), 0)
