@@ -75,17 +75,22 @@ def _find_images(roots, names):
 def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0):
     """Draw the report; -> (path, warnings)."""
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
     import numpy as np
     from PIL import Image
 
     df = _frames(data_dir)
     out_path = out_path or os.path.join(data_dir, REPORT)
     classes = [c["name"] for c in summary.get("classes", [])] or sorted(df["class"].unique())
-    colors = plt.get_cmap("tab10")
-    fig = plt.figure(figsize=(16, 12))
-    grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1.2])
+    colors = matplotlib.colormaps["tab10"]
+    # no pyplot (its import and figure manager cost ~0.4 s) and fixed margins instead of
+    # tight_layout (which measures every tick label: ~0.5 s of a ~1.3 s drawing)
+    fig = Figure(figsize=(16, 12))
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1.2], left=0.05, right=0.98, bottom=0.03, top=0.93,
+                            wspace=0.28, hspace=0.38)
 
     ax = fig.add_subplot(grid[0, 0:2])
     x = np.arange(len(classes))
@@ -159,15 +164,13 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
             ax.imshow(im)
         for r in df[df["filename"] == picked[i]].itertuples():
             k = classes.index(r._4) if r._4 in classes else 0
-            ax.add_patch(matplotlib.patches.Rectangle((r.xmin * sx, r.ymin * sy), r.bw * sx, r.bh * sy, fill=False,
+            ax.add_patch(Rectangle((r.xmin * sx, r.ymin * sy), r.bw * sx, r.bh * sy, fill=False,
                                                       lw=1.2, edgecolor=colors(k % 10)))
         ax.set_title(picked[i][:18], fontsize=7)
 
     warnings = size_warnings(df, input_size)
     fig.suptitle("{}: {} images, {} boxes, {} classes".format(
         os.path.abspath(data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
-    fig.tight_layout()
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
     return out_path, warnings
