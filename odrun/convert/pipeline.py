@@ -368,6 +368,8 @@ def _convert(pool, o):
                 json.dump(summary, f, indent=2, ensure_ascii=False)
                 f.write("\n")
             _readable([p for ps in tmp.values() for p in (ps if isinstance(ps, list) else [ps])])
+            pool.close()  # the slow parts of leaving the block, done before Ctrl-C is held back,
+            shutil.rmtree(parts, True)  # so the held window is only the renames (microseconds)
             commit.start()  # leaving the block renames every output: Ctrl-C waits until all are in place
         _remove_stale(out_dir, outputs)
     except BaseException:
