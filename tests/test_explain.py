@@ -106,6 +106,17 @@ def test_bad_knowledge_base_is_named(tmp_path):
 SCHEMA = json.loads((FIXTURES.parent.parent / "odcore" / "data" / "errors.schema.json").read_text())
 
 
+def test_what_users_read_names_tutorials_not_internal_numbers():
+    """title, cause, fix and sources reach users (sources through --json): no "seed 000"-style
+    internal names; a tutorial is named with what it is ("tutorial 000 (TF + OD API install ...)")."""
+    for sig in KB:
+        for text in [sig.title, sig.cause, sig.fix] + list(sig.sources):
+            assert not re.search(r"\bseeds?\b(?! ?\()", text.replace("random_seed", "")), (sig.id, text)
+            assert not re.search(r"\bseed 00\d", text), (sig.id, text)
+            for m in re.finditer(r"\btutorial (00\d)\b", text):
+                assert text[m.end():m.end() + 2] == " (", (sig.id, text)  # followed by what it is
+
+
 def test_knowledge_base_matches_its_schema_and_families():
     import jsonschema
 
