@@ -1,12 +1,12 @@
-"""bench/detect.py: images/s of `odrun detect`'s batched inference vs the seeds' ways,
+"""bench/detect.py: images/s of `odrun detect`'s batched inference vs the tutorials' detection scripts (001/003),
 same exported model (an `odrun export` directory), same images, one run.
 
     .venv/bin/python bench/detect.py --model EXPORT_DIR [--n 200] [--session-images 20]
 
 - infer_batched:     the detector of `odrun detect` (model loaded once), batches of --batch
 - infer_one_per_call: same loaded model, one image per call
-- odrun_loop vs seeds_loop: decode + inference as each loop is written: odrun decodes with
-                    np.asarray and calls in batches; the seeds (001/003) convert with
+- odrun_loop vs tutorial_loop: decode + inference as each loop is written: odrun decodes with
+                    np.asarray and calls in batches; tutorials 001/003 convert with
                     np.array(image.getdata()) and call once per image. No drawing on either side.
 - session-per-image: 003's script: the graph frozen and imported once, then a new
                     tf.Session per image (graph optimisation on every session); timed on
@@ -66,7 +66,7 @@ def main():
         image = Image.open(p)
         w, h = image.size
         detector([np.array(image.getdata()).reshape((h, w, 3)).astype(np.uint8)])
-    res["seeds_loop_img_per_s"] = round(a.n / (time.time() - t), 2)
+    res["tutorial_loop_img_per_s"] = round(a.n / (time.time() - t), 2)
 
     res["session_per_image_img_per_s"] = session_per_image(a.model, images[:a.session_images])
 
@@ -75,7 +75,7 @@ def main():
     res["odrun_detect_end_to_end_img_per_s_incl_load"] = round(a.n / (time.time() - t), 2)
     res["speedup_infer_batched_vs_one_per_call"] = round(
         res["infer_batched_img_per_s"] / res["infer_one_per_call_img_per_s"], 2)
-    res["speedup_odrun_loop_vs_seeds_loop"] = round(res["odrun_loop_img_per_s"] / res["seeds_loop_img_per_s"], 2)
+    res["speedup_odrun_loop_vs_tutorial_loop"] = round(res["odrun_loop_img_per_s"] / res["tutorial_loop_img_per_s"], 2)
     res["speedup_vs_session_per_image"] = round(res["infer_batched_img_per_s"] / res["session_per_image_img_per_s"], 2)
     print(json.dumps(res, indent=2))
 

@@ -1,7 +1,7 @@
 """TF1 path: images/s of a frozen_inference_graph.pb three ways, same model, one run.
 
 1. odrun.backends.tf1.load_detector: one graph + one session, batches of --batch images;
-2. the seeds' loop (000/003): the same session, one image per sess.run;
+2. the tutorials' loop (000/003's detection scripts): the same session, one image per sess.run;
 3. 003's script shape: a new Graph + import_graph_def + Session per image.
 
 Needs an exported TF1 model (--export DIR); without one it makes one in the cache
