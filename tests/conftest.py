@@ -30,6 +30,14 @@ def have_module(name):
     return importlib.util.find_spec(name) is not None
 
 
+def sigint_default():
+    """Popen preexec_fn for tests that press Ctrl-C: a job started in the background by a
+    non-interactive shell (`cmd &`, nohup) inherits SIGINT *ignored*, and so would the command
+    under test; a user at a terminal has it at its default."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def bin_path(name):
     """A console script of this venv (or PATH)."""
     candidate = Path(sys.executable).parent / name

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import FIXTURES, bin_path, have_module, require, run_cli
+from conftest import FIXTURES, bin_path, have_module, require, run_cli, sigint_default
 from odrun import synth
 from odcore.errors import UserError
 
@@ -145,7 +145,7 @@ def test_ctrl_c_leaves_nothing_partial(good_output, tmp_path):
     shutil.copytree(good_output, out)
     before = digest(out)
     proc = subprocess.Popen([bin_path("odrun"), "convert", str(src), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
     def writing():  # the temp train record has bytes in it: the pool is running
         try:

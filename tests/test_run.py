@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bin_path, require, run_cli
+from conftest import bin_path, require, run_cli, sigint_default
 
 import dockerd
 
@@ -149,7 +149,7 @@ def test_socket_permission_message(tmp_path):
 def test_ctrl_c_stops_and_removes(built, tmp_path):
     proc = subprocess.Popen([bin_path("provision"), "run", "--image", dockerd.CPU_TAG, "--runs", str(tmp_path),
                              "--entrypoint", "sleep", "--", "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.time() + 60
     while not [c for c in job_containers() if c.status == "running"] and time.time() < deadline:
         time.sleep(0.3)
@@ -238,6 +238,7 @@ def test_detach_prints_id_and_keeps_logs(built, tmp_path):
         container.remove(force=True)
 
 
+@pytest.mark.long  # ~2.5 min (every demo stage in the image): `make test-all`; test_job_outputs_* keeps a container job in the default run
 def test_demo_runs_inside_container(built, tmp_path):
     """The README's main job in the image: `provision run -- demo` as a non-root caller; every stage's
     output lands in the host's runs folder, owned by the caller, and the exit code is the demo's."""

@@ -81,6 +81,7 @@ def test_detect_writes_rle_masks_of_image_size(segment_run):
     assert (det / "shapes_0000.png").exists()
 
 
+@pytest.mark.long  # ~2 min (TF1 Mask R-CNN graph build + export under the compat layer): `make test-all`
 def test_tf1_mask_rcnn_builds_and_exports_masks(segment_data, tmp_path):
     """TF1 path under odrun/compat: mask_rcnn_inception_v2_coco (small resizer) trains 1 step and
     exports; the frozen graph has detection_masks and the TF1 detector returns them."""
