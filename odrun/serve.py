@@ -32,7 +32,8 @@ def add_parser(sub):
                    help="inference runtime (default auto: onnx, tflite, frozen, saved_model - the first the export has)")
     p.add_argument("--max-batch", type=int, default=d["max_batch"], help="images per model call (default 8; 1 = no batching)")
     p.add_argument("--batch-timeout-ms", type=float, default=d["batch_timeout_ms"],
-                   help="how long a batch waits for more requests (default 5)")
+                   help="the longest a batch waits for requests still being received (default 5; "
+                        "a lone request is never held back)")
     p.add_argument("--queue", type=int, default=d["queue"], help="requests waiting at most; more get 503 (default 64)")
     p.add_argument("--max-body-mb", type=float, default=d["max_body_mb"], help="request body limit (default 16 MB)")
     p.add_argument("--max-pixels", type=int, default=d["max_pixels"], help="largest image accepted (default 4096*4096)")

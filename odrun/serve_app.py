@@ -10,10 +10,12 @@ Routes (NAME = --name, default the export folder's name):
   POST /v1/detect[?threshold=0.4]         one image (multipart upload or raw body) -> COCO-style detections
   GET  /healthz  /readyz  /metrics        liveness, readiness (model loaded + warm-up done), Prometheus text
 
-Batching: requests wait in a bounded queue; one worker takes up to --max-batch images or waits
---batch-timeout-ms for more, runs one model call, answers each request. A full queue answers 503
-with Retry-After. Errors are JSON: {"error": "..."} with 400 (bad JSON, not an image, bad field),
-404 (unknown model/route), 413 (body over --max-body-mb), 503 (full queue / not ready).
+Batching: requests wait in a bounded queue; one worker takes what is queued (up to --max-batch
+images), runs one model call and answers each request. It waits up to --batch-timeout-ms for more
+only while other requests are being received or decoded, so a lone client never pays the window
+and under load the batches fill while the model runs. A full queue answers 503 with Retry-After.
+Errors are JSON: {"error": "..."} with 400 (bad JSON, not an image, bad field), 404 (unknown
+model/route), 413 (body over --max-body-mb), 503 (full queue / not ready).
 """
 import asyncio
 import base64
@@ -74,6 +76,12 @@ class Batcher(object):
         self.delay = delay_ms / 1000.0
         self.executor = ThreadPoolExecutor(1)
         self.task = None
+        self.arriving = 0  # requests received but not yet queued (body read / decode in progress)
+
+    def arrival(self):
+        """`with batcher.arrival():` around reading and decoding a request, so the worker knows
+        more images are on their way and a short wait can batch them."""
+        return _Arrival(self)
 
     def submit(self, images):
         """A future of the detections; raises asyncio.QueueFull when the queue is full."""
@@ -100,14 +108,16 @@ class Batcher(object):
             jobs, count, stop = [job], len(job.images), False
             deadline = loop.time() + self.timeout
             while count < self.max_batch:
-                remaining = deadline - loop.time()
-                if remaining <= 0 and self.queue.empty():
-                    break
                 try:
-                    nxt = self.queue.get_nowait() if remaining <= 0 else \
-                        await asyncio.wait_for(self.queue.get(), remaining)
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                    break
+                    nxt = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if self.arriving <= 0 or remaining <= 0:  # nobody else is coming: run now
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self.queue.get(), remaining)
+                    except asyncio.TimeoutError:
+                        break
                 if nxt is None:
                     stop = True
                     break
@@ -135,6 +145,17 @@ class Batcher(object):
         if self.task is not None:
             await self.task
         self.executor.shutdown(wait=True)
+
+
+class _Arrival(object):
+    def __init__(self, batcher):
+        self.batcher = batcher
+
+    def __enter__(self):
+        self.batcher.arriving += 1
+
+    def __exit__(self, *exc):
+        self.batcher.arriving -= 1
 
 
 # decoding ----------------------------------------------------------------------------------------
@@ -245,8 +266,20 @@ def make_app(export_dir, name, runtime_name=None, max_batch=8, batch_timeout_ms=
         if request.match_info["name"] != name:
             raise web.HTTPNotFound(reason="Servable not found for request: Latest({})".format(request.match_info["name"]))
 
+    def arrival():
+        import contextlib
+        return state["batcher"].arrival() if state["batcher"] is not None else contextlib.suppress()
+
     async def predict(request):
         check_name(request)
+        with arrival():
+            images = await predict_images(request)
+        dets, error = await infer(images)
+        if error is not None:
+            return error
+        return web.json_response({"predictions": [tf_serving_prediction(d) for d in dets]})
+
+    async def predict_images(request):
         try:
             body = json.loads((await request.read()).decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -260,11 +293,7 @@ def make_app(export_dir, name, runtime_name=None, max_batch=8, batch_timeout_ms=
             raise BadRequest('"instances" must be a non-empty list')
         if len(instances) > MAX_INSTANCES:
             raise BadRequest("at most {} instances per request".format(MAX_INSTANCES))
-        images = [decode_instance(inst, max_pixels, i) for i, inst in enumerate(instances)]
-        dets, error = await infer(images)
-        if error is not None:
-            return error
-        return web.json_response({"predictions": [tf_serving_prediction(d) for d in dets]})
+        return [decode_instance(inst, max_pixels, i) for i, inst in enumerate(instances)]
 
     async def model_status(request):
         check_name(request)
@@ -280,6 +309,17 @@ def make_app(export_dir, name, runtime_name=None, max_batch=8, batch_timeout_ms=
             raise BadRequest("threshold must be a number in 0..1")
         if not 0.0 <= thr <= 1.0:
             raise BadRequest("threshold must be in 0..1 (got {})".format(thr))
+        with arrival():
+            image = await upload_image(request)
+        dets, error = await infer([image])
+        if error is not None:
+            return error
+        h, w = image.shape[:2]
+        return web.json_response({"model": name, "runtime": state["runtime"], "threshold": thr,
+                                  "image": {"id": 1, "width": w, "height": h},
+                                  "detections": coco_detections(dets[0], w, h, thr, names)})
+
+    async def upload_image(request):
         data = None
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
@@ -293,14 +333,7 @@ def make_app(export_dir, name, runtime_name=None, max_batch=8, batch_timeout_ms=
             data = await request.read()
         if not data:
             raise BadRequest("empty body: send an image (multipart field \"image\" or the raw bytes)")
-        image = decode_image(data, max_pixels)
-        dets, error = await infer([image])
-        if error is not None:
-            return error
-        h, w = image.shape[:2]
-        return web.json_response({"model": name, "runtime": state["runtime"], "threshold": thr,
-                                  "image": {"id": 1, "width": w, "height": h},
-                                  "detections": coco_detections(dets[0], w, h, thr, names)})
+        return decode_image(data, max_pixels)
 
     async def healthz(request):
         return web.json_response({"status": "ok"})

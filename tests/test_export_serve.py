@@ -265,6 +265,47 @@ def _post_many(url, body, count):
     return results
 
 
+def _batch_sizes(url):
+    """{batch size bucket: model calls} from /metrics (cumulative histogram -> per bucket)."""
+    import re
+    import requests
+    text = requests.get(url + "/metrics", timeout=5).text
+    buckets = [(float(le), float(n)) for le, n in re.findall(r'odrun_batch_size_bucket\{le="([0-9.]+)"\} ([0-9.]+)', text)]
+    calls, below = {}, 0.0
+    for le, n in sorted(buckets):
+        calls[int(le)] = n - below
+        below = n
+    return calls
+
+
+def test_batching_fills_under_load_and_never_holds_a_lone_request(model):
+    import requests
+    # a slow model (+300 ms per call) and a long window: a lone request must not wait for it,
+    # and requests that arrive while the model runs go into one call together
+    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 8, "--batch-timeout-ms", 3000,
+               "--delay-ms", 300)
+    try:
+        body = {"instances": [{"b64": base64.b64encode((model["images"] / "synth_0001.jpg").read_bytes()).decode()}]}
+        before = _batch_sizes(s.url)
+        t0 = time.time()
+        assert requests.post(s.url + "/v1/models/shapes:predict", json=body, timeout=60).status_code == 200
+        lone = time.time() - t0
+        assert lone < 2.0, "a lone request waited {:.2f} s (the 3 s batching window)".format(lone)
+        results = _post_many(s.url + "/v1/models/shapes:predict", body, 12)
+        assert sorted(r.status_code for r in results) == [200] * 12
+        after = _batch_sizes(s.url)
+        calls = {k: after[k] - before.get(k, 0) for k in after}
+        assert calls[1] >= 1  # the lone request
+        assert sum(n for k, n in calls.items() if k > 1) >= 1, calls  # some call carried several images
+        assert sum(calls.values()) < 13, calls  # 13 requests in fewer calls
+        preds = [r.json()["predictions"][0] for r in results]
+        for p in preds:  # batched answers agree with each other (float noise of batched convolutions aside)
+            assert p["detection_classes"][:5] == preds[0]["detection_classes"][:5]
+            assert max(abs(a - b) for a, b in zip(p["detection_scores"], preds[0]["detection_scores"])) < 1e-3
+    finally:
+        s.stop()
+
+
 def test_full_queue_gets_503_with_retry_after(model):
     s = Server(model["export"], "--runtime", "onnx", "--max-batch", 1, "--queue", 1, "--delay-ms", 400)
     try:
