@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bin_path, have_module, require, run_cli, sigint_default
+from conftest import bin_path, have_module, require, run_cli
 from rootfs import bookworm_root_tar, can_build, extract_root
 
 pytestmark = [pytest.mark.ansible, pytest.mark.slow]
@@ -324,8 +324,7 @@ def test_ctrl_c_stops_the_run(lab):
     inv = lab.inventory("interrupt", {"root-int": root})
     run_dir = lab.base / "runs" / "interrupt"
     proc = subprocess.Popen([bin_path("provision"), "host", "-i", str(inv), "--tags", "docker",
-                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=sigint_default)
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in proc.stdout:  # wait until the play is under way (facts gathered)
         seen.append(line)
