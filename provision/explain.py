@@ -84,10 +84,15 @@ def collect(args):
 FIELDS = ("id", "kind", "family", "title", "cause", "fix", "harmless", "matched")
 
 
+def confidence(match):
+    """high: a signature naming the cause; low: only the kind of failure (a family hint, no cause)."""
+    return "low" if match["kind"] == "family" else "high"
+
+
 def run(args):
     matches = collect(args)
     if args.json:
-        out = [{k: m[k] for k in FIELDS} for m in matches]
+        out = [dict({k: m[k] for k in FIELDS}, confidence=confidence(m)) for m in matches]
         sys.stdout.write(json.dumps({"matches": out}, indent=2, ensure_ascii=False) + "\n")
     else:
         render(matches if args.all else matches[:MAX_SHOWN], len(matches))
@@ -108,7 +113,7 @@ def render(matches, total):
         console.print(Text("Only informational notices found - none of these is an error:", style="green"))
     for i, m in enumerate(matches):
         style = "bold green" if m["harmless"] else ("bold red" if i == 0 else "bold")
-        label = "harmless: " if m["harmless"] else ("kind: " if m["kind"] == "family" else "")
+        label = "harmless: " if m["harmless"] else ("not recognised; hint: " if m["kind"] == "family" else "")
         console.print(Text.assemble(("{}. ".format(i + 1), "bold"), (label + m["title"], style),
                                     ("  [{}]".format(m["id"]), "dim")))
         console.print(Text.assemble(("   matched: ", "dim"), (m["line"] or m["matched"] or "")[:200]))
@@ -117,5 +122,8 @@ def render(matches, total):
         links = [s for s in m["sources"] if s.startswith("http")]
         if links:
             console.print(Text.assemble(("   see: ", "dim"), ", ".join(links[:3])))
+        if m["kind"] == "family" and not m["harmless"]:
+            console.print(Text("   no known cause matched: collect `provision doctor --report FILE` and share it "
+                               "with the error", style="yellow"))
     if total > len(matches):
         console.print(Text("({} more: provision explain --all)".format(total - len(matches)), style="dim"))

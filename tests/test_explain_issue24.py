@@ -1,0 +1,42 @@
+"""Issue #24: new families (TF Serving, Slurm/multi-worker, classifier retraining) answered with a cause,
+generic answers labelled as such (`confidence` in --json), and TF's routine eligible-GPUs line is no finding."""
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import explain2  # noqa: E402  (bench/explain2.py: the issue #24 scoring)
+
+from odcore import explain as core  # noqa: E402
+
+ROUTINE = ("2023-01-01 10:00:00.000000: I tensorflow/core/common_runtime/gpu/gpu_device.cc:1934] "
+           "Number of eligible GPUs (core count >= 8, compute capability >= 0.0): 0")
+
+
+def test_routine_eligible_gpus_line_is_no_finding(tmp_path):
+    assert core.explain(ROUTINE) == []
+    log = tmp_path / "export.log"
+    log.write_text(ROUTINE + "\nI0101 exporter_lib_v2.py Writing pipeline config file\n", encoding="utf-8")
+    assert core.explain_file(str(log)) == []
+
+
+def test_every_dev2_text_gets_a_cause_with_its_keywords():
+    entries = yaml.safe_load((ROOT / "tests/fixtures/explain/dev2.yaml").read_text(encoding="utf-8"))["entries"]
+    kb = core.load()
+    missed = [e["source"] for e in entries if not explain2.useful(e, (core.explain(e["text"], kb) or [None])[0])]
+    assert missed == []
+
+
+def test_json_confidence_and_generic_hint():
+    r = run_cli("provision", "explain", "--json", "No versions of servable ssd found under base path /models/ssd")
+    top = json.loads(r.stdout)["matches"][0]
+    assert top["id"] == "tfserving-no-versions" and top["confidence"] == "high"
+    r = run_cli("provision", "explain", "E tensorflow_serving/model_servers/server.cc:99] something new")
+    assert "not recognised; hint:" in r.stdout and "provision doctor --report" in r.stdout
+    assert "kind:" not in r.stdout
