@@ -9,6 +9,8 @@ knowledge base, odcore/data/errors.yaml, shared with odrun inside the images).
 import json
 import sys
 
+import re
+
 from odcore import explain as core
 from odcore.errors import EXIT_FAILED, UserError
 
@@ -89,8 +91,39 @@ def confidence(match):
     return "low" if match["kind"] == "family" else "high"
 
 
+CUDA_LIB = re.compile(r"lib(cudart|cublas|cufft|curand|cusolver|cusparse)\.so\.(\d+(?:\.\d+)?)|"
+                      r"(cudart|cublas)64_(\d+)\.dll", re.IGNORECASE)
+
+
+def resolve_cuda_library(match):
+    """A missing CUDA library names its CUDA version: answer which odstack image ships it, from the
+    compat matrix's `images` (each with its sources) instead of a fixed image name."""
+    found = CUDA_LIB.search(" ".join(filter(None, (match.get("matched"), match.get("line")))))
+    if not found or match["kind"] != "signature":
+        return match
+    version = found.group(2) or found.group(4)
+    if "." not in version and len(version) >= 3:  # cudart64_100.dll -> 10.0, cudart64_110 -> 11.0
+        version = "{}.{}".format(version[:-1], version[-1])
+    from provision import compat
+
+    try:
+        images = compat.load().data.get("images") or []
+    except compat.MatrixError:
+        return match
+    fits = [i for i in images if str(i.get("cuda")) == version or str(i.get("cuda")).split(".")[0] == version]
+    if not fits:
+        return match
+    image = fits[0]
+    match = dict(match)
+    match["fix"] = ("This library is CUDA {}: the {} image (TensorFlow {}, CUDA {}) ships it: provision image "
+                    "build {} (or install CUDA {} for that TensorFlow: provision matrix show tf {}).").format(
+        version, image["flavor"], image["tf"], image["cuda"], image["flavor"], image["cuda"], image["tf"])
+    match["resolved_from"] = "compat_matrix.yaml images"
+    return match
+
+
 def run(args):
-    matches = collect(args)
+    matches = [resolve_cuda_library(m) for m in collect(args)]
     if args.json:
         out = [dict({k: m[k] for k in FIELDS}, confidence=confidence(m)) for m in matches]
         sys.stdout.write(json.dumps({"matches": out}, indent=2, ensure_ascii=False) + "\n")

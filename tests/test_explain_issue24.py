@@ -40,3 +40,11 @@ def test_json_confidence_and_generic_hint():
     r = run_cli("provision", "explain", "E tensorflow_serving/model_servers/server.cc:99] something new")
     assert "not recognised; hint:" in r.stdout and "provision doctor --report" in r.stdout
     assert "kind:" not in r.stdout
+
+
+def test_libcudart_10_0_points_at_the_tf115_image_from_the_matrix():
+    r = run_cli("provision", "explain", "--json",
+                "ImportError: libcudart.so.10.0: cannot open shared object file: No such file or directory")
+    top = json.loads(r.stdout)["matches"][0]
+    assert top["id"] == "libcudart-missing"
+    assert "tf1.15-gpu" in top["fix"] and "tf2-gpu" not in top["fix"]
