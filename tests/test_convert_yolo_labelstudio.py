@@ -1,5 +1,6 @@
 """`odrun convert` reads YOLO text datasets: the records, read back with the OD API's own decoder,
-hold the boxes and classes that globox (an independent YOLO reader) converts the same files to."""
+hold the boxes and classes that globox (YOLO) and label-studio-converter (Label Studio JSON) convert
+the same real exports to, within 1 px."""
 import json
 import shutil
 
@@ -83,3 +84,54 @@ def test_bad_yolo_line_exit_2_names_file_and_line(tmp_path):
     assert proc.returncode == 2
     assert "img_5.txt" in proc.stderr and "line {}".format(n) in proc.stderr and "normalised" in proc.stderr
     assert not out.exists()
+
+
+LS_FIXTURE = FIXTURE.parent / "labelstudio_real"
+
+
+def _ls_dataset(tmp_path, export):
+    """The export's images are not in its repository: blank JPEGs of its original_width x height."""
+    from PIL import Image
+    src = tmp_path / "ls"
+    src.mkdir()
+    shutil.copy(LS_FIXTURE / export, src / "export.json")
+    for task in json.loads((LS_FIXTURE / export).read_text()):
+        r = task["annotations"][0]["result"][0]
+        name = task["data"]["image"].strip("/") + ".jpg"
+        Image.new("RGB", (r["original_width"], r["original_height"]), (90, 120, 150)).save(src / name, quality=80)
+    return src
+
+
+@pytest.mark.parametrize("export,config", [("data.json", "label_config.xml"),
+                                           ("data_polygons.json", "label_config_polygons.xml")])
+def test_labelstudio_records_match_label_studio_converter(tmp_path, export, config):
+    try:
+        from label_studio_converter import Converter
+    except ImportError:
+        require(False, "label-studio-converter not installed")
+    src = _ls_dataset(tmp_path, export)
+    out = tmp_path / "data"
+    proc = run_cli("odrun", "convert", src / "export.json", "--out", out, "--json", "--split", "1.0")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["format"] == "labelstudio"
+    ref = tmp_path / "ref"
+    Converter(config=(LS_FIXTURE / config).read_text(), project_dir=None, download_resources=False).convert_to_coco(
+        str(src / "export.json"), str(ref), is_dir=False)
+    data = json.loads((ref / "result.json").read_text())
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    ids = {c["name"]: c["id"] for c in summary["classes"]}
+    got = {name.split(".")[0]: v for name, v in _decode_all(out).items()}
+    stem = {im["id"]: im["file_name"].strip("/").split("/")[-1].split(".")[0] for im in data["images"]}
+    assert sorted(got) == sorted(set(stem.values()))  # (it lists an image once more per annotation pass)
+    for name in got:
+        anns = [a for a in data["annotations"] if stem[a["image_id"]] == name]
+        want = np.array([[a["bbox"][1], a["bbox"][0], a["bbox"][1] + a["bbox"][3], a["bbox"][0] + a["bbox"][2]]
+                         for a in anns])
+        boxes, classes = got[name]
+        # label-studio-converter writes every annotation of a task, the most recent first; odrun reads that one
+        task = next(t for t in json.loads((LS_FIXTURE / export).read_text()) if t["data"]["image"].strip("/") == name)
+        latest = max(task["annotations"], key=lambda a: a.get("created_at", ""))
+        assert len(boxes) == len(latest["result"]) > 0
+        np.testing.assert_allclose(boxes, want[:len(boxes)], atol=1.0)
+        assert classes == [ids[cats[a["category_id"]]] for a in anns[:len(boxes)]]

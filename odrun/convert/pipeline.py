@@ -20,17 +20,19 @@ import tempfile
 import time
 
 from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc, yolo
+from odrun.convert import labelstudio
 from odrun.convert import problems as P
 from odrun.tasks.segment import labelme, masks
 from odcore.errors import UserError
 from odcore.fileio import atomic_path
 
-FORMATS = ("voc", "coco", "csv", "labelme", "yolo")
+FORMATS = ("voc", "coco", "csv", "labelme", "yolo", "labelstudio")
 LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map, image_dir=image_dir),
            "coco": lambda src, image_dir, workers: coco.load(src, image_dir),
            "csv": lambda src, image_dir, workers: csvsrc.load(src, image_dir),
            "labelme": lambda src, image_dir, workers: labelme.load(src, image_dir),
-           "yolo": lambda src, image_dir, workers: yolo.load(src, image_dir)}
+           "yolo": lambda src, image_dir, workers: yolo.load(src, image_dir),
+           "labelstudio": lambda src, image_dir, workers: labelstudio.load(src, image_dir)}
 CSV_COLUMNS = csvsrc.COLUMNS
 PARALLEL_MIN = 48  # below this many images a process pool costs more than it saves
 
@@ -39,6 +41,8 @@ def detect_format(source):
         return "labelme"
     if yolo.is_source(source):
         return "yolo"
+    if labelstudio.is_source(source):
+        return "labelstudio"
     if os.path.isdir(source):
         return "voc"
     ext = os.path.splitext(source)[1].lower()
