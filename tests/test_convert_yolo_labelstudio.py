@@ -135,3 +135,24 @@ def test_labelstudio_records_match_label_studio_converter(tmp_path, export, conf
         assert len(boxes) == len(latest["result"]) > 0
         np.testing.assert_allclose(boxes, want[:len(boxes)], atol=1.0)
         assert classes == [ids[cats[a["category_id"]]] for a in anns[:len(boxes)]]
+
+
+def test_yolo_data_yaml_dict_names_and_splits_kept(tmp_path):
+    """Ultralytics layout: images/{train,val} + labels/{train,val} + data.yaml (names as a dict)."""
+    src = tmp_path / "ds"
+    for split, stem in (("train", "img_1"), ("val", "img_5")):
+        (src / "images" / split).mkdir(parents=True)
+        (src / "labels" / split).mkdir(parents=True)
+        shutil.copy(FIXTURE / "images" / (stem + ".jpg"), src / "images" / split)
+        shutil.copy(FIXTURE / "labels" / (stem + ".txt"), src / "labels" / split)
+    names = (FIXTURE / "classes.txt").read_text().split()
+    (src / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n" +
+                                   "".join("  {}: {}\n".format(i, n) for i, n in enumerate(names)))
+    out = tmp_path / "out"
+    proc = run_cli("odrun", "convert", src, "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert (s["format"], s["split"], s["images"]["train"], s["images"]["test"]) == ("yolo", 0.8, 1, 1)
+    got = _decode_all(out)
+    assert sorted(got) == ["img_1.jpg", "img_5.jpg"]
+    assert [c["name"] for c in s["classes"]] == names
