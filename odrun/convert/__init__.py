@@ -28,9 +28,9 @@ def add_parser(subparsers):
                     "and summary.json. Nothing is written unless the whole input is valid.")
     p.add_argument("source", nargs="?", help="VOC folder (*.xml), COCO .json or .csv")
     p.add_argument("--out", required=True, metavar="DATA_DIR", help="output folder")
-    p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv", "labelme"],
+    p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv", "labelme", "yolo", "labelstudio"],
                    help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv; labelme JSON "
-                        "files or a folder of them=labelme)")
+                        "files or a folder of them=labelme; images/+labels/ or data.yaml=yolo; a Label Studio JSON export=labelstudio)")
     p.add_argument("--split", type=float, default=None,
                    help="train fraction (default 0.8; if SOURCE has train/ and test/ folders, the "
                         "layout xml_to_csv.py reads, those are used unless --split is given)")

@@ -19,23 +19,30 @@ import signal
 import tempfile
 import time
 
-from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc
+from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc, yolo
+from odrun.convert import labelstudio
 from odrun.convert import problems as P
 from odrun.tasks.segment import labelme, masks
 from odcore.errors import UserError
 from odcore.fileio import atomic_path
 
-FORMATS = ("voc", "coco", "csv", "labelme")
+FORMATS = ("voc", "coco", "csv", "labelme", "yolo", "labelstudio")
 LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map, image_dir=image_dir),
            "coco": lambda src, image_dir, workers: coco.load(src, image_dir),
            "csv": lambda src, image_dir, workers: csvsrc.load(src, image_dir),
-           "labelme": lambda src, image_dir, workers: labelme.load(src, image_dir)}
+           "labelme": lambda src, image_dir, workers: labelme.load(src, image_dir),
+           "yolo": lambda src, image_dir, workers: yolo.load(src, image_dir),
+           "labelstudio": lambda src, image_dir, workers: labelstudio.load(src, image_dir)}
 CSV_COLUMNS = csvsrc.COLUMNS
 PARALLEL_MIN = 48  # below this many images a process pool costs more than it saves
 
 def detect_format(source):
     if labelme.is_source(source):
         return "labelme"
+    if yolo.is_source(source):
+        return "yolo"
+    if labelstudio.is_source(source):
+        return "labelstudio"
     if os.path.isdir(source):
         return "voc"
     ext = os.path.splitext(source)[1].lower()
@@ -220,6 +227,9 @@ def _label_ids(o, items, found):
                     found.append(P.error(it["ann"], "class {!r} is not in the label map {}{}".format(
                         obj["name"], o.label_map, labelmap.suggest(obj["name"], label_ids)), obj["where"]))
         return label_ids
+    order = next((it["classes"] for it in items if it.get("classes")), None)  # YOLO: class 0 -> id 1
+    if order:
+        return {name: i + 1 for i, name in enumerate(order)}
     label_ids = labelmap.build(obj["name"] for it in items for obj in it["objects"])
     if not label_ids and items:
         found.append(P.error(o.source or o.train_dir, "no objects in any annotation: nothing to train on"))
@@ -239,7 +249,7 @@ def _jobs(o, items, found):
     if not kept and not any(p["level"] == P.ERROR for p in found):
         raise UserError("no images to convert", where=o.source or o.train_dir,
                         fix="check the folder holds annotated images (or drop --skip-empty)")
-    if o.train_dir is not None:
+    if o.train_dir is not None or (kept and all(it.get("split") for it in kept)):  # folders, data.yaml's
         train = [it for it in kept if it["split"] == "train"]
         test = [it for it in kept if it["split"] == "test"]
     else:

@@ -7,7 +7,7 @@ format directly (wire.py), the TFRecord framing by tfrecord.py (CRC32C package; 
 import hashlib
 import os
 
-from odrun.convert import images, resize, tfrecord, wire
+from odrun.convert import images, relative, resize, tfrecord, wire
 from odrun.convert import problems as P
 
 
@@ -94,6 +94,7 @@ def encode(item, label_ids):
         out["problems"].append(P.error(item["image"], str(exc)))
         return out
     w, h = info["width"], info["height"]
+    item = relative.to_pixels(item, w, h)  # YOLO / Label Studio fractions -> pixels
     out.update(width=w, height=h, format=info["format"], orientation=info["orientation"])
     found = out["problems"]
     if info["ext_format"] and info["ext_format"] != info["format"]:

@@ -1,0 +1,158 @@
+"""`odrun convert` reads YOLO text datasets: the records, read back with the OD API's own decoder,
+hold the boxes and classes that globox (YOLO) and label-studio-converter (Label Studio JSON) convert
+the same real exports to, within 1 px."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import require, run_cli
+
+FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "yolo_real"
+
+
+def _decode_all(out):
+    import tensorflow as tf
+    from test_convert import _tf_slim_fix
+    _tf_slim_fix()
+    from object_detection.core import standard_fields as fields
+    from object_detection.data_decoders import tf_example_decoder
+
+    decoder, got = tf_example_decoder.TfExampleDecoder(), {}
+    for split in ("train", "test"):
+        for raw in tf.data.TFRecordDataset(str(out / (split + ".record"))):
+            d = decoder.decode(raw)
+            h, w = d[fields.InputDataFields.image].shape[:2]
+            boxes = d[fields.InputDataFields.groundtruth_boxes].numpy() * [h, w, h, w]  # ymin xmin ymax xmax px
+            got[d[fields.InputDataFields.source_id].numpy().decode()] = (
+                boxes, list(d[fields.InputDataFields.groundtruth_classes].numpy()))
+    return got
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("yolo") / "data"
+    proc = run_cli("odrun", "convert", FIXTURE, "--out", out, "--json", "--split", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)
+
+
+def test_yolo_format_detected_and_class_order_kept(converted):
+    _, summary = converted
+    assert summary["format"] == "yolo"
+    names = (FIXTURE / "classes.txt").read_text().split()
+    assert [(c["id"], c["name"]) for c in summary["classes"]] == [(i + 1, n) for i, n in enumerate(names)]
+
+
+def test_yolo_records_match_globox_coco(converted, tmp_path):
+    try:
+        import globox
+    except ImportError:
+        require(False, "globox not installed (pip install globox)")
+    out, summary = converted
+    names = (FIXTURE / "classes.txt").read_text().split()
+    labels = tmp_path / "labels"
+    shutil.copytree(FIXTURE / "labels", labels)
+    gt = globox.AnnotationSet.from_yolo_v5(labels, image_folder=FIXTURE / "images", image_extension=".jpg")
+    gt = gt.map_labels({str(i): n for i, n in enumerate(names)})
+    coco = tmp_path / "coco.json"
+    gt.save_coco(coco, label_to_id={n: i + 1 for i, n in enumerate(names)}, auto_ids=True)
+    data = json.loads(coco.read_text())
+    files = {im["id"]: im["file_name"] for im in data["images"]}
+    got = _decode_all(out)
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    ids = {c["name"]: c["id"] for c in summary["classes"]}
+    assert sorted(got) == sorted(files.values())
+    for image_id, fname in files.items():
+        anns = [a for a in data["annotations"] if a["image_id"] == image_id]
+        want = np.array([[a["bbox"][1], a["bbox"][0], a["bbox"][1] + a["bbox"][3], a["bbox"][0] + a["bbox"][2]]
+                         for a in anns])
+        boxes, classes = got[fname]
+        np.testing.assert_allclose(boxes, want, atol=1.0)  # within 1 px
+        assert classes == [ids[cats[a["category_id"]]] for a in anns]
+
+
+def test_bad_yolo_line_exit_2_names_file_and_line(tmp_path):
+    src = tmp_path / "ds"
+    shutil.copytree(FIXTURE, src)
+    with open(src / "labels" / "img_5.txt", "a") as f:
+        f.write("0 0.5 0.5 1.7 0.2\n")
+    n = len((src / "labels" / "img_5.txt").read_text().splitlines())
+    out = tmp_path / "out"
+    proc = run_cli("odrun", "convert", src, "--out", out)
+    assert proc.returncode == 2
+    assert "img_5.txt" in proc.stderr and "line {}".format(n) in proc.stderr and "normalised" in proc.stderr
+    assert not out.exists()
+
+
+LS_FIXTURE = FIXTURE.parent / "labelstudio_real"
+
+
+def _ls_dataset(tmp_path, export):
+    """The export's images are not in its repository: blank JPEGs of its original_width x height."""
+    from PIL import Image
+    src = tmp_path / "ls"
+    src.mkdir()
+    shutil.copy(LS_FIXTURE / export, src / "export.json")
+    for task in json.loads((LS_FIXTURE / export).read_text()):
+        r = task["annotations"][0]["result"][0]
+        name = task["data"]["image"].strip("/") + ".jpg"
+        Image.new("RGB", (r["original_width"], r["original_height"]), (90, 120, 150)).save(src / name, quality=80)
+    return src
+
+
+@pytest.mark.parametrize("export,config", [("data.json", "label_config.xml"),
+                                           ("data_polygons.json", "label_config_polygons.xml")])
+def test_labelstudio_records_match_label_studio_converter(tmp_path, export, config):
+    try:
+        from label_studio_converter import Converter
+    except ImportError:
+        require(False, "label-studio-converter not installed")
+    src = _ls_dataset(tmp_path, export)
+    out = tmp_path / "data"
+    proc = run_cli("odrun", "convert", src / "export.json", "--out", out, "--json", "--split", "1.0")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["format"] == "labelstudio"
+    ref = tmp_path / "ref"
+    Converter(config=(LS_FIXTURE / config).read_text(), project_dir=None, download_resources=False).convert_to_coco(
+        str(src / "export.json"), str(ref), is_dir=False)
+    data = json.loads((ref / "result.json").read_text())
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    ids = {c["name"]: c["id"] for c in summary["classes"]}
+    got = {name.split(".")[0]: v for name, v in _decode_all(out).items()}
+    stem = {im["id"]: im["file_name"].strip("/").split("/")[-1].split(".")[0] for im in data["images"]}
+    assert sorted(got) == sorted(set(stem.values()))  # (it lists an image once more per annotation pass)
+    for name in got:
+        anns = [a for a in data["annotations"] if stem[a["image_id"]] == name]
+        want = np.array([[a["bbox"][1], a["bbox"][0], a["bbox"][1] + a["bbox"][3], a["bbox"][0] + a["bbox"][2]]
+                         for a in anns])
+        boxes, classes = got[name]
+        # label-studio-converter writes every annotation of a task, the most recent first; odrun reads that one
+        task = next(t for t in json.loads((LS_FIXTURE / export).read_text()) if t["data"]["image"].strip("/") == name)
+        latest = max(task["annotations"], key=lambda a: a.get("created_at", ""))
+        assert len(boxes) == len(latest["result"]) > 0
+        np.testing.assert_allclose(boxes, want[:len(boxes)], atol=1.0)
+        assert classes == [ids[cats[a["category_id"]]] for a in anns[:len(boxes)]]
+
+
+def test_yolo_data_yaml_dict_names_and_splits_kept(tmp_path):
+    """Ultralytics layout: images/{train,val} + labels/{train,val} + data.yaml (names as a dict)."""
+    src = tmp_path / "ds"
+    for split, stem in (("train", "img_1"), ("val", "img_5")):
+        (src / "images" / split).mkdir(parents=True)
+        (src / "labels" / split).mkdir(parents=True)
+        shutil.copy(FIXTURE / "images" / (stem + ".jpg"), src / "images" / split)
+        shutil.copy(FIXTURE / "labels" / (stem + ".txt"), src / "labels" / split)
+    names = (FIXTURE / "classes.txt").read_text().split()
+    (src / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n" +
+                                   "".join("  {}: {}\n".format(i, n) for i, n in enumerate(names)))
+    out = tmp_path / "out"
+    proc = run_cli("odrun", "convert", src, "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert (s["format"], s["split"], s["images"]["train"], s["images"]["test"]) == ("yolo", 0.8, 1, 1)
+    got = _decode_all(out)
+    assert sorted(got) == ["img_1.jpg", "img_5.jpg"]
+    assert [c["name"] for c in s["classes"]] == names
