@@ -68,4 +68,7 @@ step "installing odstack itself (pip install -e .[host,dev])" \
 # export --format onnx/tflite, TF-free detect, odrun serve (TF's pins held: -c tf.txt)
 step "installing the deploy extras (requirements/deploy.txt)" \
   "$VENV/bin/python" -m pip install -r requirements/deploy.txt -c requirements/tf.txt
+# the independent converters the tests compare against (--no-deps: see the file's header)
+step "installing the test peers (requirements/test-peers.txt)" \
+  "$VENV/bin/python" -m pip install --no-deps -r requirements/test-peers.txt
 echo "$stamp" > "$VENV/.odstack-stamp"
