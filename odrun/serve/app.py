@@ -1,0 +1,163 @@
+"""The aiohttp application of `odrun serve`: wiring only (routes, middleware, the model's
+lifetime), and `serve()`, which runs it on an already bound socket.
+
+The model is loaded (and warmed up) by the app's cleanup context, before the socket listens:
+a model that fails to load is exit 2 and the port never opens. SIGINT/SIGTERM: stop listening,
+let the requests in flight finish (--shutdown-timeout), unload, exit 130/143.
+"""
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from odcore.errors import UserError
+from odrun import checks, runtimes
+from odrun.serve import handlers, keys
+from odrun.serve.batcher import Batcher
+from odrun.serve.metrics import Metrics
+from odrun.tasks.segment import output as seg_output
+
+LOG = logging.getLogger("odrun.serve")
+EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Options(object):
+    """What the app serves and its limits (the flags of `odrun serve`, as a small object)."""
+
+    def __init__(self, export_dir, name=None, runtime_name=None, max_batch=8, batch_timeout_ms=5, queue_size=64,
+                 max_body=16 * 1024 * 1024, max_pixels=4096 * 4096, max_request_pixels=2 * 4096 * 4096,
+                 threshold=0.4, delay_ms=0):
+        self.export_dir = export_dir
+        self.name = name or os.path.basename(os.path.abspath(export_dir).rstrip("/")) or "model"
+        self.meta, self.names = checks.export_metadata(export_dir, classifier=False)
+        self.runtime_name = seg_output.runtime_for(self.meta, runtime_name)
+        self.max_batch, self.batch_timeout_ms, self.queue_size = max_batch, batch_timeout_ms, queue_size
+        self.max_body, self.max_pixels, self.max_request_pixels = max_body, max_pixels, max_request_pixels
+        self.threshold, self.delay_ms = threshold, delay_ms
+
+
+class State(object):
+    def __init__(self):
+        self.ready, self.error, self.batcher, self.runtime = False, None, None, None
+
+
+def load_and_warm(options):
+    import numpy as np
+    rt = runtimes.load(options.export_dir, options.runtime_name, options.meta)
+    size = options.meta.get("image_size") or 320
+    size = size if isinstance(size, (list, tuple)) else [size, size]
+    rt.detect([np.zeros((int(size[0]), int(size[1]), 3), dtype=np.uint8)])  # warm-up: first call traces
+    return rt
+
+
+async def model(app):
+    """Cleanup context: load + warm up before the port listens; unload after in-flight requests."""
+    options, state = app[keys.OPTIONS], app[keys.STATE]
+    loop = asyncio.get_event_loop()
+    try:
+        rt = await loop.run_in_executor(None, load_and_warm, options)
+    except Exception as exc:  # noqa: BLE001 - any loader failure: exit 2 before the port opens
+        raise UserError("the model failed to load ({}: {})".format(type(exc).__name__, exc),
+                        where=options.export_dir, fix="check it with `odrun detect --model {} IMAGE` or "
+                        "re-export it: odrun export --workdir RUN_DIR --out {}".format(options.export_dir,
+                                                                                       options.export_dir))
+    state.batcher = Batcher(rt, options.max_batch, options.batch_timeout_ms, options.queue_size,
+                            app[keys.METRICS], options.delay_ms, options.max_request_pixels)
+    state.batcher.start()
+    state.runtime, state.ready = rt.name, True
+    app[keys.METRICS].ready.set(1)
+    LOG.info("ready: %s via %s (max batch %d, %s ms)", options.name, rt.name, state.batcher.max_batch,
+             options.batch_timeout_ms)
+    yield
+    state.ready = False
+    await state.batcher.close()
+
+
+def make_app(options):
+    """The application for `options` (an Options); nothing is loaded until it starts."""
+    app = web.Application(middlewares=[handlers.errors_and_metrics], client_max_size=options.max_body)
+    app[keys.OPTIONS], app[keys.STATE], app[keys.METRICS] = options, State(), Metrics()
+    add = app.router
+    model_path = "/v1/models/{name:[^/:]+}"
+    for spec in ("", "/versions/{version:[^/:]+}", "/labels/{label:[^/:]+}"):
+        add.add_post(model_path + spec + ":{verb:[A-Za-z]+}", handlers.predict)
+        add.add_get(model_path + spec, handlers.model_status)
+    add.add_post("/v1/detect", handlers.detect)
+    add.add_get("/healthz", handlers.healthz)
+    add.add_get("/readyz", handlers.readyz)
+    add.add_get("/metrics", handlers.metrics_view)
+    app.cleanup_ctx.append(model)
+    return app
+
+
+def log_handlers(access_log):
+    """The access log (a file or the terminal) and the service's own INFO lines."""
+    try:
+        from odrun.quiet import terminal  # the real stderr while library noise goes to the verb's log
+    except ImportError:
+        terminal = lambda: sys.stderr  # noqa: E731
+    handler = logging.FileHandler(access_log) if access_log and access_log != "-" else \
+        logging.StreamHandler(terminal())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("aiohttp.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    # own handlers: absl (imported by other verbs) owns the root logger and drops INFO
+    info = logging.StreamHandler(terminal())
+    info.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    LOG.addHandler(info)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+    return access
+
+
+def _runner(app, access, shutdown_timeout):
+    kwargs = dict(handle_signals=False, access_log=access, access_log_format='%a "%r" %s %b %Tfs')
+    try:
+        return web.AppRunner(app, shutdown_timeout=shutdown_timeout, **kwargs), {}  # aiohttp >= 3.9
+    except TypeError:
+        return web.AppRunner(app, **kwargs), {"shutdown_timeout": shutdown_timeout}  # 3.8: the site's
+
+
+async def _serve(app, sock, access, shutdown_timeout):
+    loop = asyncio.get_event_loop()
+    stopped = asyncio.Event()
+    got = []
+
+    def on_signal(signum):
+        got.append(signum)
+        stopped.set()
+
+    for signum in EXIT_ON_SIGNAL:
+        loop.add_signal_handler(signum, on_signal, signum)
+    runner, site_kwargs = _runner(app, access, shutdown_timeout)
+    try:
+        await runner.setup()  # the cleanup context: the model loads here, before the socket listens
+        if got:  # a signal during the load: never open the port
+            return EXIT_ON_SIGNAL[got[0]]
+        await web.SockSite(runner, sock, **site_kwargs).start()
+        options = app[keys.OPTIONS]
+        host, port = sock.getsockname()[:2]
+        LOG.info("serving %s on http://%s:%d (TF Serving REST: /v1/models/%s:predict)", options.name, host, port,
+                 options.name)
+        await stopped.wait()
+        LOG.info("stopping: finishing the requests in flight (at most %s s)", shutdown_timeout)
+    finally:
+        await runner.cleanup()  # stop listening, drain in-flight handlers, then unload the model
+    return EXIT_ON_SIGNAL[got[0]] if got else 0
+
+
+def serve(options, sock, access_log=None, shutdown_timeout=30):
+    """Serve on `sock` (bound, not yet listening) until SIGINT/SIGTERM; -> the exit code."""
+    access = log_handlers(access_log)
+    app = make_app(options)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_serve(app, sock, access, shutdown_timeout))
+    finally:
+        loop.close()

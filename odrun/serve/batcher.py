@@ -1,0 +1,130 @@
+"""Dynamic batching: one model worker thread fed by a bounded asyncio queue.
+
+The worker takes what is queued (up to max_batch images and max_pixels decoded pixels per model
+call); it waits up to the window for more only while other requests are being received or
+decoded (`arrival()`), so a lone client never pays the window and under load the batches fill
+while the model runs.
+"""
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Job(object):
+    __slots__ = ("images", "future", "pixels")
+
+    def __init__(self, images, future):
+        self.images, self.future = images, future
+        self.pixels = sum(int(im.shape[0]) * int(im.shape[1]) for im in images)
+
+
+class Batcher(object):
+    def __init__(self, runtime, max_batch, timeout_ms, queue_size, metrics, delay_ms=0, max_pixels=None):
+        self.runtime = runtime
+        self.max_batch = max(1, min(max_batch, runtime.max_batch or max_batch))
+        self.max_pixels = max_pixels
+        self.timeout = timeout_ms / 1000.0
+        self.queue = asyncio.Queue(maxsize=queue_size)
+        self.metrics = metrics
+        self.delay = delay_ms / 1000.0
+        self.executor = ThreadPoolExecutor(1)
+        self.task = None
+        self.held = None  # a job that did not fit the last batch's pixel budget: first of the next
+        self.arriving = 0  # requests received but not yet queued (body read / decode in progress)
+
+    def start(self):
+        self.task = asyncio.ensure_future(self.loop())
+
+    def arrival(self):
+        """`with batcher.arrival():` around reading and decoding a request."""
+        return _Arrival(self)
+
+    def submit(self, images):
+        """A future of the detections; raises asyncio.QueueFull when the queue is full."""
+        future = asyncio.get_event_loop().create_future()
+        self.queue.put_nowait(Job(images, future))
+        self.metrics.queue.set(self.queue.qsize())
+        return future
+
+    def _run(self, images):
+        if self.delay:
+            time.sleep(self.delay)
+        t0 = time.time()
+        out = self.runtime.detect(images)
+        self.metrics.inference.observe(time.time() - t0)
+        self.metrics.batch.observe(len(images))
+        return out
+
+    async def _next(self, deadline):
+        """The next queued job, waiting (until `deadline`) only while requests are arriving."""
+        loop = asyncio.get_event_loop()
+        try:
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            remaining = deadline - loop.time()
+            if self.arriving <= 0 or remaining <= 0:  # nobody else is coming: run now
+                return False
+            try:
+                return await asyncio.wait_for(self.queue.get(), remaining)
+            except asyncio.TimeoutError:
+                return False
+
+    async def _collect(self, first):
+        """[jobs] for one model call, and whether the stop marker was seen."""
+        loop = asyncio.get_event_loop()
+        jobs, count, pixels = [first], len(first.images), first.pixels
+        deadline = loop.time() + self.timeout
+        while count < self.max_batch:
+            nxt = await self._next(deadline)
+            if nxt is False:
+                break
+            if nxt is None:
+                return jobs, True
+            if count + len(nxt.images) > self.max_batch or \
+                    (self.max_pixels and pixels + nxt.pixels > self.max_pixels):
+                self.held = nxt
+                break
+            jobs.append(nxt)
+            count, pixels = count + len(nxt.images), pixels + nxt.pixels
+        return jobs, False
+
+    async def loop(self):
+        loop = asyncio.get_event_loop()
+        while True:
+            job, self.held = (self.held, None) if self.held is not None else (await self.queue.get(), None)
+            if job is None:
+                return
+            jobs, stop = await self._collect(job)
+            self.metrics.queue.set(self.queue.qsize())
+            images = [im for j in jobs for im in j.images]
+            try:
+                dets = await loop.run_in_executor(self.executor, self._run, images)
+            except Exception as exc:  # noqa: BLE001 - reported to each waiting request as a 500
+                for j in jobs:
+                    if not j.future.done():
+                        j.future.set_exception(exc)
+            else:
+                at = 0
+                for j in jobs:
+                    if not j.future.done():
+                        j.future.set_result(dets[at:at + len(j.images)])
+                    at += len(j.images)
+            if stop and self.held is None:
+                return
+
+    async def close(self):
+        await self.queue.put(None)
+        if self.task is not None:
+            await self.task
+        self.executor.shutdown(wait=True)
+
+
+class _Arrival(object):
+    def __init__(self, batcher):
+        self.batcher = batcher
+
+    def __enter__(self):
+        self.batcher.arriving += 1
+
+    def __exit__(self, *exc):
+        self.batcher.arriving -= 1

@@ -1,0 +1,207 @@
+"""The routes of `odrun serve`, one module-level function each, reading `request.app[keys.*]`.
+
+TF Serving's REST API (tensorflow.org/tfx/serving/api_rest; texts and codes in rest.json with
+their sources in tensorflow/serving): predict in row ("instances" -> "predictions") and columnar
+("inputs" -> "outputs") format, `signature_name` checked, model status for the model, a version
+or a label. Plus /v1/detect (COCO rows), /healthz, /readyz, /metrics.
+"""
+import asyncio
+import contextlib
+import json
+import os
+import time
+
+from aiohttp import BodyPartReader, web
+
+from odrun.serve import codecs, keys
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
+    REST = {k: v for k, v in json.load(_f).items() if not k.startswith("_")}
+VERSION = "1"  # an export is served as version 1 (EXPORT/saved_model is TF Serving's MODEL/1)
+
+
+class RestError(Exception):
+    """A TF Serving error: the message of rest.json's entry `fact`, its status code."""
+
+    def __init__(self, fact, **fields):
+        Exception.__init__(self, REST[fact]["value"].format(**fields))
+        self.status = REST["status_of_code"]["value"][REST[fact]["code"]]
+
+
+def json_error(status, message, headers=None):
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _route(request):
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def errors_and_metrics(request, handler):
+    t0 = time.time()
+    try:
+        response = await handler(request)
+    except (codecs.BadRequest, RestError) as exc:
+        response = json_error(exc.status, str(exc), {"Retry-After": "1"} if exc.status == 503 else None)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[keys.OPTIONS].max_body
+        response = json_error(413, "request body over the limit of {} bytes (--max-body-mb)".format(limit))
+    except web.HTTPMethodNotAllowed as exc:
+        response = json_error(405, REST["malformed"]["value"].format(method=request.method, path=request.path),
+                              {"Allow": ", ".join(sorted(exc.allowed_methods))})
+    except web.HTTPException as exc:
+        response = json_error(exc.status, exc.reason)
+    metrics = request.app[keys.METRICS]
+    metrics.requests.labels(_route(request), str(response.status)).inc()
+    metrics.latency.labels(_route(request)).observe(time.time() - t0)
+    return response
+
+
+def servable(request):
+    """Check NAME and the version or label of the path, as TF Serving's ServerCore does."""
+    options, info = request.app[keys.OPTIONS], request.match_info
+    name, version, label = info["name"], info.get("version"), info.get("label")
+    if version is not None and not version.isdigit():
+        raise RestError("bad_version", version=version)
+    if label is not None:
+        raise RestError("no_label", label=label)
+    if name != options.name:
+        raise RestError("no_servable", request="Latest({})".format(name) if version is None
+                        else "Specific({}, {})".format(name, int(version)))
+    if version is not None and int(version) != int(VERSION):
+        raise RestError("no_servable", request="Specific({}, {})".format(name, int(version)))
+
+
+def arrival(request):
+    batcher = request.app[keys.STATE].batcher
+    return batcher.arrival() if batcher is not None else contextlib.suppress()
+
+
+async def infer(request, images):
+    state, options = request.app[keys.STATE], request.app[keys.OPTIONS]
+    if not state.ready:
+        return None, json_error(503, "model is loading", {"Retry-After": "1"})
+    try:
+        future = state.batcher.submit(images)
+    except asyncio.QueueFull:
+        request.app[keys.METRICS].rejected.inc()
+        return None, json_error(503, "server busy: request queue full ({})".format(options.queue_size),
+                                {"Retry-After": "1"})
+    return await future, None
+
+
+def predict_body(body):
+    """A predict request body -> (instances, columnar), `signature_name` checked."""
+    if not isinstance(body, dict) or len({"instances", "inputs"} & set(body)) != 1:
+        raise codecs.BadRequest('expected a JSON object with exactly one of "instances" (row format) '
+                                'or "inputs" (columnar format)')
+    signature = body.get("signature_name", REST["default_signature"]["value"])
+    if signature != REST["default_signature"]["value"]:
+        raise RestError("no_signature", signature=signature)
+    columnar = "inputs" in body
+    instances = body["inputs"] if columnar else body["instances"]
+    if isinstance(instances, dict) and len(instances) == 1:
+        instances = list(instances.values())[0]  # {"input_tensor": [...]}: the one named input
+    return instances, columnar
+
+
+async def predict(request):
+    servable(request)
+    verb = request.match_info["verb"]
+    if verb != "predict":
+        raise codecs.BadRequest(":{} needs a classify/regress signature; this export is an object detector "
+                                "(its serving_default signature is a predict one): use :predict".format(verb))
+    with arrival(request):
+        instances, columnar = predict_body(codecs.parse_json(await request.read()))
+        images = codecs.decode_instances(instances, request.app[keys.OPTIONS])
+    dets, error = await infer(request, images)
+    if error is not None:
+        return error
+    return web.json_response(codecs.predict_answer(dets, columnar))
+
+
+async def model_status(request):
+    """GetModelStatus as TF Serving's REST API prints it (version as a string, enum names)."""
+    options, state = request.app[keys.OPTIONS], request.app[keys.STATE]
+    info = request.match_info
+    version = info.get("version")
+    try:
+        servable(request)
+    except RestError as exc:
+        if exc.status != 404:
+            raise
+        if info["name"] != options.name:
+            raise RestError("no_model_status", name=info["name"])
+        raise RestError("no_version_status", version=int(version), name=info["name"])
+    state_name = "AVAILABLE" if state.ready else "LOADING"
+    return web.json_response({"model_version_status": [{"version": VERSION, "state": state_name,
+                                                        "status": {"error_code": "OK", "error_message": ""}}]})
+
+
+async def detect(request):
+    options = request.app[keys.OPTIONS]
+    try:
+        thr = float(request.query.get("threshold", options.threshold))
+    except ValueError:
+        raise codecs.BadRequest("threshold must be a number in 0..1")
+    if not 0.0 <= thr <= 1.0:
+        raise codecs.BadRequest("threshold must be in 0..1 (got {})".format(thr))
+    with arrival(request):
+        image = codecs.decode_image(await upload_bytes(request), options)
+    dets, error = await infer(request, [image])
+    if error is not None:
+        return error
+    h, w = image.shape[:2]
+    return web.json_response({"model": options.name, "runtime": request.app[keys.STATE].runtime, "threshold": thr,
+                              "image": {"id": 1, "width": w, "height": h},
+                              "detections": codecs.coco_detections(dets[0], w, h, thr, options.names)})
+
+
+async def upload_bytes(request):
+    """The image of a /v1/detect request: multipart field "image"/"file" (or the first file
+    part), or the raw body. A malformed multipart body is a 400, never a 500."""
+    if request.content_type.startswith("multipart/"):
+        try:
+            data = await _multipart_file(request)
+        except codecs.BadRequest:
+            raise
+        except Exception as exc:  # noqa: BLE001 - aiohttp raises ValueError/AssertionError/... on bad framing
+            raise codecs.BadRequest("multipart body is malformed ({}: {}); send one file part named \"image\" "
+                                    "with a boundary and its closing line".format(type(exc).__name__, exc))
+    else:
+        data = await request.read()
+    if not data:
+        raise codecs.BadRequest("empty body: send an image (multipart field \"image\" or the raw bytes)")
+    return data
+
+
+async def _multipart_file(request):
+    reader = await request.multipart()
+    part = await reader.next()
+    while part is not None:
+        if not isinstance(part, BodyPartReader):
+            raise codecs.BadRequest("multipart body: a nested multipart part is not an image; "
+                                    "send the file as a plain part named \"image\"")
+        if part.filename or part.name in ("image", "file"):
+            data = await part.read()
+            await reader.release()  # reads to the closing boundary: a body without one fails here
+            return data
+        await part.release()
+        part = await reader.next()
+    raise codecs.BadRequest('multipart body has no file part (send it as field "image")')
+
+
+async def healthz(request):
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request):
+    state = request.app[keys.STATE]
+    if state.ready:
+        return web.json_response({"ready": True, "runtime": state.runtime})
+    return web.json_response({"ready": False, "error": state.error}, status=503)
+
+
+async def metrics_view(request):
+    return web.Response(body=request.app[keys.METRICS].text(), content_type="text/plain", charset="utf-8")
