@@ -30,6 +30,8 @@ BAD_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "P
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURMD_NODENAME", "SLURM_STEP_NODELIST",
               "SLURM_STEP_TASKS_PER_NODE", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_RESV_PORTS")
 K8S_PORT = 2222
+# sbatch --time formats (man sbatch): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+TIME_RE = re.compile(r"^(\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d)$")
 
 
 def add_parser(subparsers):
@@ -89,6 +91,15 @@ def _counts(args):
     if args.gpus_per_node and args.gpus_per_node % args.tasks_per_node:
         raise UserError("{} GPUs per node do not split over {} tasks".format(args.gpus_per_node, args.tasks_per_node),
                         where="--tasks-per-node", fix="use a divisor of --gpus-per-node")
+    if args.cpus_per_task is not None and not 0 < args.cpus_per_task <= 100000:
+        raise UserError("--cpus-per-task must be 1-100000", where="--cpus-per-task")
+    if args.nodes > 100000:
+        raise UserError("--nodes must be 1-100000", where="--nodes")
+    if args.partition is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*", args.partition):
+        raise UserError("invalid partition {!r}".format(args.partition), where="--partition", fix="letters, digits, . _ -")
+    if args.time is not None and not TIME_RE.fullmatch(args.time):
+        raise UserError("invalid time limit {!r}".format(args.time), where="--time",
+                        fix="minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (man sbatch)")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", args.job_name):
         raise UserError("invalid job name {!r}".format(args.job_name), where="--job-name", fix="letters, digits, . _ -")
 
