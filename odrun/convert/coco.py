@@ -1,5 +1,4 @@
 """COCO instances JSON: images, annotations (bbox = [x, y, width, height]), categories."""
-import json
 import os
 
 from odrun.convert import problems as P, safety
@@ -7,11 +6,9 @@ from odrun.convert import problems as P, safety
 
 def load(json_path, image_dir=None):
     base = os.path.dirname(os.path.abspath(json_path))
-    try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return [], [P.error(json_path, "cannot parse COCO JSON: {}".format(exc))]
+    data, bad = P.read_json(json_path, "COCO JSON")
+    if bad:
+        return [], bad
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         return [], [P.error(json_path, "not a COCO instances file: no 'images' list")]
     structure = _structure_problems(json_path, data)

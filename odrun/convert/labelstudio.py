@@ -82,11 +82,9 @@ def _annotation(task):
 
 def load(json_path, image_dir=None):
     base = os.path.dirname(os.path.abspath(json_path))
-    try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return [], [P.error(json_path, "cannot parse Label Studio JSON: {}".format(exc))]
+    data, bad = P.read_json(json_path, "Label Studio JSON")
+    if bad:
+        return [], bad
     if not is_export(data):
         return [], [P.error(json_path, "not a Label Studio JSON export: a list of tasks with data and annotations")]
     dirs = [image_dir] if image_dir else [base, os.path.join(base, "images")]

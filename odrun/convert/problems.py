@@ -2,9 +2,19 @@
 
 Errors stop the run (nothing is written); warnings are reported and, with --strict, become errors.
 """
+import json
 
 ERROR = "error"
 WARNING = "warning"
+
+
+def read_json(path, what):
+    """Parse a JSON annotation file: (data, []) or (None, [an error naming the file]); `what` names the format."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f), []
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, [error(path, "cannot parse {}: {}".format(what, exc))]
 
 
 def problem(level, file, message, obj=None):
