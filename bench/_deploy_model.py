@@ -18,7 +18,7 @@ def export_dir(image_size=TINY):
     export = os.path.join(root, "export")
     if os.path.isfile(os.path.join(export, "metadata.json")):
         return export
-    from odrun import synth
+    from odrun.tasks.detect import synth
     odrun = os.path.join(os.path.dirname(sys.executable), "odrun")
     synth.generate(os.path.join(root, "images"), count=24, seed=3)
     for args in (["convert", os.path.join(root, "images"), "--out", os.path.join(root, "data")],

@@ -27,7 +27,7 @@ CACHE = os.path.expanduser("~/.cache/odstack/bench-convert")
 
 def dataset(n):
     """Generated once into ~/.cache/odstack (generation takes longer than the benchmark)."""
-    from odrun import synth
+    from odrun.tasks.detect import synth
 
     src = os.path.join(CACHE, "voc-{}".format(n))
     if not os.path.exists(os.path.join(src, ".done")):

@@ -151,7 +151,7 @@ if __name__ == '__main__':
 
 def make_dataset(root, n):
     """root/train and root/test (80/20), three photo sizes, labelImg XML beside each JPEG."""
-    from odrun import synth
+    from odrun.tasks.detect import synth
     for split, count in (("train", n * 4 // 5), ("test", n - n * 4 // 5)):
         dest = os.path.join(root, split)
         os.makedirs(dest)

@@ -33,8 +33,8 @@ def main():
     a = ap.parse_args()
     import numpy as np
     from PIL import Image
-    from odrun import detect, synth
-    from odrun.backends import tf2
+    from odrun.tasks.detect import detect, synth
+    from odrun.tasks.detect.backends import tf2
     tmp = tempfile.mkdtemp(prefix="odstack-bench-detect-")
     paths = synth.generate(os.path.join(tmp, "images"), count=a.n, seed=7)
     images = [detect.load_image(p) for p in paths]

@@ -56,7 +56,7 @@ def main():
     if not a.model:
         from bench._deploy_model import export_dir
         a.model = export_dir()
-    from odrun import detect, synth
+    from odrun.tasks.detect import detect, synth
     names = [r for r in a.runtimes.split(",") if r]
     res = {"cpus": os.cpu_count(), "images": a.n}
     with scratch("detect_runtimes") as tmp:

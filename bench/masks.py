@@ -1,7 +1,7 @@
 """Benchmark mask conversion (not a test): images/s of `odrun convert` with instance masks vs the OD
 API's own `create_coco_tf_record.py --include_masks=True` on the same COCO file, in one run.
 
-Data (HAND-MADE, odrun/tasks/segment/synth.py): N 640x480 JPEGs with 1-4 shapes each, masks as
+Data (HAND-MADE, odrun/tasks/detect/masks/synth.py): N 640x480 JPEGs with 1-4 shapes each, masks as
 polygons (iscrowd 0) and uncompressed RLE (iscrowd 1), the two forms that script reads.
 Peer: `create_coco_tf_record._create_tf_record_from_coco_annotations(..., include_masks=True,
 num_shards=1)`, the function its main() runs for each split (JSON load, per-image read, pycocotools
@@ -24,7 +24,7 @@ GOAL = 3.0
 
 
 def dataset(folder, n):
-    from odrun.tasks.segment import synth
+    from odrun.tasks.detect.masks import synth
     path, truth = synth.generate(os.path.join(folder, "coco"), count=n, width=640, height=480, seed=7,
                                  max_objects=4, forms=("polygon", "crowd"))
     return path, sum(len(v) for v in truth.values())

@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--cross-device-ops", default=None, help="GPU mode: all-reduce (odrun train --cross-device-ops)")
     a = ap.parse_args()
     from common import ratio, report, scratch
-    from odrun import synth
+    from odrun.tasks.detect import synth
     env = dict(os.environ, ODRUN_RANDOM_SEED="7")
     with scratch("scale") as tmp:
         synth.generate(os.path.join(tmp, "images"), count=64, seed=3)

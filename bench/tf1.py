@@ -1,6 +1,6 @@
 """TF1 path: images/s of a frozen_inference_graph.pb three ways, same model, one run.
 
-1. odrun.backends.tf1.load_detector: one graph + one session, batches of --batch images;
+1. odrun.tasks.detect.backends.tf1.load_detector: one graph + one session, batches of --batch images;
 2. the tutorials' loop (000/003's detection scripts): the same session, one image per sess.run;
 3. 003's script shape: a new Graph + import_graph_def + Session per image.
 
@@ -28,7 +28,7 @@ def make_export(CACHE):
     export = os.path.join(CACHE, "export")
     if os.path.exists(os.path.join(export, "frozen_inference_graph.pb")):
         return export
-    from odrun import synth
+    from odrun.tasks.detect import synth
     synth.generate(os.path.join(CACHE, "src"), count=20, width=SIZE, height=SIZE, seed=0)
     odrun("convert", os.path.join(CACHE, "src"), "--out", os.path.join(CACHE, "data"), "--json")
     odrun("train", "--api", "tf1", "--data", os.path.join(CACHE, "data"), "--workdir", os.path.join(CACHE, "run"),
@@ -54,7 +54,7 @@ def main():
 def bench(args, export):
     import numpy as np
     import tensorflow.compat.v1 as tf
-    from odrun.backends import tf1
+    from odrun.tasks.detect.backends import tf1
 
     rng = np.random.RandomState(0)
     images = [rng.randint(0, 255, (SIZE, SIZE, 3)).astype("uint8") for _ in range(args.images)]

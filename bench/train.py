@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 
 def direct(config, model_dir, steps, per_iter):
-    from odrun.backends import tf2
+    from odrun.tasks.detect.backends import tf2
     tf2.prepare()
     from object_detection import model_lib_v2
     got = {}
@@ -61,7 +61,7 @@ def main():
 
 
 def bench(a):
-    from odrun import synth
+    from odrun.tasks.detect import synth
     odrun = os.path.join(os.path.dirname(sys.executable), "odrun")
     synth.generate(os.path.join(a.workdir, "images"), count=60, seed=3)
     subprocess.run([odrun, "convert", os.path.join(a.workdir, "images"), "--out",

@@ -4,8 +4,8 @@ what was caught and the cause and fix are printed under the error (odcore.cli.ru
   crash(args, exc)     an unexpected exception: one error line, the explanation, and the traceback
                        in a log file (or on stderr with -v)
   failed(args, rc)     a verb that returned non-zero: the logs it wrote during this run (the OD API's
-                       own error text lands there, see odrun.quiet) are scanned for a known failure
-  note_log(path)       a verb (or odrun.quiet) names a log file to scan if the verb fails
+                       own error text lands there, see odrun.ui.quiet) are scanned for a known failure
+  note_log(path)       a verb (or odrun.ui.quiet) names a log file to scan if the verb fails
 Python 3.6-safe.
 """
 import glob

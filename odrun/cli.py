@@ -7,19 +7,19 @@ from odrun import __version__
 # verb -> module; the order is the order of the pipeline.
 COMMANDS = [
     ("convert", "odrun.convert"),
-    ("train", "odrun.train"),
-    ("eval", "odrun.evaluate"),
-    ("export", "odrun.export"),
-    ("detect", "odrun.detect"),
-    ("predict", "odrun.predict"),  # classifiers (odrun.tasks.classify)
+    ("train", "odrun.tasks.detect.train"),
+    ("eval", "odrun.tasks.detect.evaluate"),
+    ("export", "odrun.tasks.detect.export"),
+    ("detect", "odrun.tasks.detect.detect"),
+    ("predict", "odrun.verbs.predict"),  # classifiers (odrun.tasks.classify)
     ("serve", "odrun.serve"),
-    ("demo", "odrun.demo"),
-    ("cache", "odrun.cache"),  # not a stage: list/clear the caches
+    ("demo", "odrun.tasks.detect.demo"),
+    ("cache", "odrun.verbs.cache"),  # not a stage: list/clear the caches
 ]
 
 
 def build_parser(commands=COMMANDS):
-    from odrun import quiet
+    from odrun.ui import quiet
     parser = _build(commands, prog="odrun", version=__version__,
                     description="TF Object Detection API pipeline: convert -> train -> eval -> export -> detect.")
     quiet.install(parser)  # -v on every verb; library noise -> RUN/logs/VERB.log

@@ -4,7 +4,7 @@ Writes an sbatch script (RUN_DIR/slurm/submit-*.sbatch) that starts one task per
 `srun --kill-on-bad-exit=1` (one failed worker ends the job, which then FAILS rather than hangs)
 and submits it with `sbatch --parsable`. Each task runs `odrun train ARGS` (the host's venv with
 --no-container, else the odstack image via `provision run --network host`); odrun builds the
-multi-worker cluster from the Slurm step by itself (odrun/distribute.py). Logs: RUN_DIR/slurm/.
+multi-worker cluster from the Slurm step by itself (odrun/tasks/detect/distribute.py). Logs: RUN_DIR/slurm/.
 
     provision submit --nodes 2 --gpus-per-node 4 --image odstack:tf2-gpu --runs /shared/runs \\
         -- train --data /runs/data --workdir /runs/job1 --steps 20000 --batch 64

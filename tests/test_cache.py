@@ -36,6 +36,6 @@ def test_clear_unknown_name_is_exit_2_and_removes_nothing(tmp_path):
 def test_every_cache_user_reads_the_same_root(tmp_path, monkeypatch):
     monkeypatch.setenv("ODSTACK_CACHE", str(tmp_path))
     from odcore.cache import cache_dir
-    from odrun import pretrained
+    from odrun.tasks.detect import pretrained
 
     assert pretrained.cache_root() == cache_dir("zoo") == str(tmp_path / "zoo")

@@ -13,7 +13,7 @@ def _odapi():
 
 
 def test_unknown_field_names_line_field_and_valid_names():
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
 
     text = "model {\n  ssd { num_classes: 2 }\n}\ntrain_config {\n  batch_sise: 4\n}\n"
     with pytest.raises(UserError) as exc:
@@ -26,7 +26,7 @@ def test_unknown_field_names_line_field_and_valid_names():
 
 
 def test_unknown_enum_value():
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
 
     text = "model { ssd { image_resizer { fixed_shape_resizer { height: 3 resize_method: BILINEARX } } } }\n"
     with pytest.raises(UserError) as exc:
@@ -36,7 +36,7 @@ def test_unknown_enum_value():
 
 
 def test_syntax_error_keeps_position():
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
 
     with pytest.raises(UserError) as exc:
         pc.parse("train_config {\n  batch_size: 4\n")

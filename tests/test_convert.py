@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import have_module, require, run_cli
-from odrun import synth
+from odrun.tasks.detect import synth
 
 CLASSES = ("cat", "dog", "口罩", 'it\'s a "box"')
 SIZE = (96, 72)

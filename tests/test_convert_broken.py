@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import FIXTURES, bin_path, have_module, require, run_cli, sigint_default
-from odrun import synth
+from odrun.tasks.detect import synth
 from odcore.errors import UserError
 
 BROKEN = FIXTURES / "convert" / "broken"

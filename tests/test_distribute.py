@@ -1,4 +1,4 @@
-"""odrun.distribute (cluster specs from Slurm / TF_CONFIG) and `provision submit` rendering (sbatch script,
+"""odrun.tasks.detect.distribute (cluster specs from Slurm / TF_CONFIG) and `provision submit` rendering (sbatch script,
 Kubernetes manifests validated offline against the Kubernetes JSON schema). No training here: the real
 multi-device / multi-worker runs are in tests/test_multiworker.py."""
 import json
@@ -25,7 +25,7 @@ def recorded_tasks():
 
 
 def test_slurm_cluster_from_a_recorded_step():
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
 
     plans = [distribute.plan(env=env) for env in recorded_tasks()]
     assert [p.kind for p in plans] == ["multi_worker", "multi_worker"]
@@ -45,12 +45,12 @@ def test_slurm_two_cpu_tasks_per_node_where_slurm_cluster_resolver_fails(monkeyp
         monkeypatch.setenv(k, v)
     with pytest.raises((RuntimeError, ValueError)):
         SlurmClusterResolver(gpus_per_node=0).cluster_spec()
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
     assert distribute.plan(env=env).cluster == {"worker": ["vm:24060", "vm:24061"]}
 
 
 def test_slurm_multi_node_block_and_cyclic():
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
 
     base = {"SLURM_STEP_NODELIST": "gpu[01-02],big7", "SLURM_STEP_TASKS_PER_NODE": "2(x2),1",
             "SLURM_STEP_NUM_TASKS": "5", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "3"}
@@ -64,7 +64,7 @@ def test_slurm_multi_node_block_and_cyclic():
 
 def test_tf_config_plans_and_bad_ones():
     from odcore.errors import UserError
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
 
     conf = {"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, "task": {"type": "worker", "index": 1}}
     p = distribute.plan(env={"TF_CONFIG": json.dumps(conf)})
@@ -80,7 +80,7 @@ def test_tf_config_plans_and_bad_ones():
 
 def test_one_machine_plans():
     from odcore.errors import UserError
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
 
     assert distribute.plan(env={}).kind == "single"
     p = distribute.plan(gpus=4, cross_device_ops="hierarchical-copy", env={})
@@ -102,7 +102,7 @@ def test_one_machine_plans():
 
 def test_gpus_flag_without_gpus_is_exit_2(tmp_path):
     require(have_module("tensorflow") and have_module("object_detection"), "TF + OD API not installed")
-    from odrun import synth
+    from odrun.tasks.detect import synth
     synth.generate(str(tmp_path / "img"), count=4, seed=1)
     run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "data", check=0)
     proc = run_cli("odrun", "train", "--data", tmp_path / "data", "--workdir", tmp_path / "run", "--steps", "1",
@@ -163,7 +163,7 @@ def test_k8s_manifest_validates_against_the_kubernetes_schema():
     assert "job-completion-index" in env["WORKER_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
     # TF_CONFIG per pod: Kubernetes expands $(WORKER_INDEX); what odrun then parses
     tf_config = env["TF_CONFIG"]["value"].replace("$(WORKER_INDEX)", "3")
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
     p = distribute.plan(env={"TF_CONFIG": tf_config})
     assert p.num_workers == 4 and p.task_index == 3
     assert p.cluster["worker"][3] == "odrun-train-3.odrun-train:2222"

@@ -7,7 +7,7 @@ whose labels collide, boxes at the frame's edges, and small 160 px images.
 import numpy as np
 import pytest
 
-from odrun import draw
+from odrun.tasks.detect import draw
 
 NAMES = {1: "circle", 2: "square", 3: "triangle"}
 

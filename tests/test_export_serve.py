@@ -27,7 +27,7 @@ def model(tmp_path_factory):
     require(have_module("tensorflow") and have_module("object_detection"), "TensorFlow + OD API not installed")
     require(have_module("onnxruntime") and have_module("tf2onnx") and have_module("tflite_runtime"),
             "onnxruntime / tf2onnx / tflite-runtime not installed (pip install 'odstack[deploy]')")
-    from odrun import synth
+    from odrun.tasks.detect import synth
     root = tmp_path_factory.mktemp("deploy")
     out = {"root": root, "images": root / "images", "data": root / "data", "run": root / "run",
            "export": root / "export"}
@@ -80,7 +80,8 @@ def test_tf_serving_layout_and_signature(model):
 
 def test_tflite_refused_up_front_for_faster_rcnn():
     from odcore.errors import UserError
-    from odrun import export_formats, pipeline_config as pc
+    from odrun.tasks.detect import export_formats
+    from odrun.tasks.detect.config import pipeline as pc
     config = pc.load(str(ROOT / "odrun" / "data" / "templates" / "tf2" / "faster_rcnn_resnet50.config"))
     with pytest.raises(UserError) as err:
         export_formats.check_supported(["saved_model", "tflite"], config, "tf2")
@@ -189,7 +190,7 @@ def test_tf_serving_predict_and_status(server, model):
     preds = r.json()["predictions"]
     assert len(preds) == 2
     from odrun import runtimes
-    from odrun.detect import load_image
+    from odrun.tasks.detect.detect import load_image
     direct = runtimes.load(str(model["export"]), "onnx").detect([load_image(str(p)) for p in paths])
     for pred, ref in zip(preds, direct):
         assert pred["num_detections"] == len(ref["scores"])

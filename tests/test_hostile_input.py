@@ -2,7 +2,7 @@
 fix). The CLI runs in-process (odcore.cli.run with odrun's/provision's real parsers), so one
 TensorFlow import serves the module; nothing here trains a model.
 
-Fixtures are HAND-MADE: synthetic VOC images from odrun.synth, a real `odrun convert` output,
+Fixtures are HAND-MADE: synthetic VOC images from odrun.tasks.detect.synth, a real `odrun convert` output,
 and run/export directories laid out as `odrun train`/`odrun export` leave them, with FAKE
 checkpoint files (a 48-byte table footer with TensorFlow's magic number, no tensors): every case
 is refused before TensorFlow would read them.
@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from conftest import have_module, require
-from odrun import synth
+from odrun.tasks.detect import synth
 
 INDEX_MAGIC = bytes.fromhex("57fb808b247547db")  # kTableMagicNumber, tensorflow/core/lib/io/format.h
 
@@ -98,7 +98,7 @@ def fake_checkpoint(run_dir, step, prefix="ckpt"):
 def ssd_run(tmp_path, data):
     """A run directory as `odrun train --model ssd_mobilenet_v2` leaves it after 2 steps (old
     layout: run.json without an identity), with fake checkpoint files."""
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     run = tmp_path / "run"
     run.mkdir()
     config = pc.load(pc.template_path("tf2", "ssd_mobilenet_v2"))
@@ -173,7 +173,8 @@ def test_4_train_another_model_into_a_run_is_refused(capsys, ssd_run, data):
 
 def test_4_identity_recorded_and_new_run_moves_the_old_run_aside(tmp_path, ssd_run, data):
     import argparse
-    from odrun import pipeline_config as pc, rundir
+    from odrun.tasks.detect.config import pipeline as pc
+    from odrun.workdir import rundir
     from odcore.errors import UserError
     config = pc.load(pc.template_path("tf2", "faster_rcnn_resnet50"))
     pc.fill(config, num_classes=2, train_record=[str(data / "train.record")], eval_record=[str(data / "test.record")],
@@ -194,7 +195,7 @@ def test_4_identity_recorded_and_new_run_moves_the_old_run_aside(tmp_path, ssd_r
 
 
 def test_one_step_parser():
-    from odrun.rundir import step_of
+    from odrun.workdir.rundir import step_of
     assert [step_of(p) for p in ("/r/ckpt-12", "/r/model.ckpt-300", "/r/model.ckpt", "/r/ckpt-0", None)] == \
         [12, 300, None, 0, None]
 
@@ -451,7 +452,8 @@ def test_9_10_provision_bad_input(case, capsys, tmp_path):
 
 def test_10_resume_without_a_checkpoint_says_so(ssd_run):
     import argparse
-    from odrun import pipeline_config as pc, rundir
+    from odrun.tasks.detect.config import pipeline as pc
+    from odrun.workdir import rundir
     for f in ssd_run.glob("ckpt-*"):
         f.unlink()
     (ssd_run / "checkpoint").unlink()

@@ -3,7 +3,7 @@ previous good output intact, and the next run succeeds and leaves no temp files.
 
 Each kill point is an event the test waits for (process started, a temp file appeared, a
 checkpoint appeared, ...) plus a random delay from a seeded generator (the points are printed,
-so a failure can be rerun). Data: odrun.synth's generated shapes (hand-made, tiny).
+so a failure can be rerun). Data: odrun.tasks.detect.synth's generated shapes (hand-made, tiny).
 convert runs in the default suite (~30 s); train and export start TensorFlow once per kill and
 are marked slow (measured here at load ~2.5: train fixture 2.0 min, export test 4.2 min — two full
 exports of ~55 s plus five killed ones).
@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import bin_path, have_module, require, run_cli
-from odrun import synth
+from odrun.tasks.detect import synth
 
 SEED = 11
 TEMP = re.compile(r"(^\..*\.tmp$)|(^\.parts-)|(_temp(_[0-9a-f]+)?$)|(\.tmp[0-9a-f]{32}$)|(\.partial$)")
@@ -157,7 +157,8 @@ def _assert_run_intact(run):
     """What a killed training must leave: parseable state, every listed checkpoint complete."""
     if not run.exists():
         return
-    from odrun import pipeline_config as pc, rundir
+    from odrun.tasks.detect.config import pipeline as pc
+    from odrun.workdir import rundir
     if (run / "pipeline.config").exists():
         pc.load(str(run / "pipeline.config"))
     rd = rundir.RunDir(str(run))

@@ -7,7 +7,7 @@
   ports that Slurm reserved), vs 1 worker with the same global batch (2 workers x b vs 1 x 2b);
 - one worker SIGKILLed after the chief's first checkpoint: the job FAILS (not hangs), `--resume` finishes it.
 
-Comparable runs: ODRUN_RANDOM_SEED fixes the initial weights (built eagerly, odrun/distribute.py);
+Comparable runs: ODRUN_RANDOM_SEED fixes the initial weights (built eagerly, odrun/tasks/detect/distribute.py);
 `train_input_reader.shuffle: false` fixes the input order (the OD API's reader interleaves its files with
 `sloppy=shuffle`, i.e. in a nondeterministic order when shuffling); `freeze_batchnorm` keeps batch-norm
 statistics out of it (per-replica batch statistics differ from whole-batch ones by design). With 2 record
@@ -68,7 +68,7 @@ def worker_summary(log):
 def data(tmp_path_factory):
     require(have_module("tensorflow") and have_module("object_detection"),
             "TensorFlow + OD API not installed (run scripts/setup.sh)")
-    from odrun import synth
+    from odrun.tasks.detect import synth
     root = tmp_path_factory.mktemp("mw")
     synth.generate(str(root / "images"), count=16, seed=1)
     # the OD API shards the input by FILE across workers: one file per worker

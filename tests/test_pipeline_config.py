@@ -10,7 +10,7 @@ from conftest import have_module, require, run_cli
 @pytest.fixture(scope="module")
 def pc():
     require(have_module("object_detection"), "OD API not installed (run scripts/setup.sh)")
-    from odrun import pipeline_config
+    from odrun.tasks.detect.config import pipeline as pipeline_config
     return pipeline_config
 
 

@@ -62,7 +62,7 @@ def server():
 def pretrained(tmp_path, monkeypatch):
     require(have_module("object_detection"), "OD API not installed (run scripts/setup.sh)")
     monkeypatch.setenv("ODSTACK_CACHE", str(tmp_path / "cache"))
-    from odrun import pretrained
+    from odrun.tasks.detect import pretrained
     return pretrained
 
 

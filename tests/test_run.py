@@ -30,7 +30,7 @@ def built():
 @pytest.fixture(scope="module")
 def job(built, tmp_path_factory):
     """convert + train in the container, as uid 1234 (SUDO_UID/SUDO_GID: the `sudo` case)."""
-    from odrun import synth
+    from odrun.tasks.detect import synth
 
     base = tmp_path_factory.mktemp("job")
     data, runs = base / "dataset", base / "runs"

@@ -3,7 +3,7 @@ decoded by `TfExampleDecoder(load_instance_masks=True, instance_mask_type=PNG_MA
 pixel for pixel with what pycocotools rasterises, with the exact painted masks, and with the OD API's
 own `create_coco_tf_record.create_tf_example(..., include_masks=True)` on the same COCO file.
 
-All datasets here are HAND-MADE (odrun/tasks/segment/synth.py and the labelme/broken files below)."""
+All datasets here are HAND-MADE (odrun/tasks/detect/masks/synth.py and the labelme/broken files below)."""
 import json
 import os
 
@@ -58,7 +58,7 @@ def coco_masks(tmp_path_factory):
     require(have_module("tensorflow") and have_module("object_detection") and have_module("pycocotools"),
             "TensorFlow + OD API + pycocotools not installed (run scripts/setup.sh)")
     from odrun.convert import convert
-    from odrun.tasks.segment import synth
+    from odrun.tasks.detect.masks import synth
     base = tmp_path_factory.mktemp("segment")
     path, truth = synth.generate(str(base / "src"), count=14, width=96, height=80, seed=3,
                                  forms=("polygon", "rle", "crowd"))
@@ -103,7 +103,7 @@ def test_masks_match_create_coco_tf_record(coco_masks):
     copy of a compressed-RLE annotation is the same mask uncompressed, marked crowd."""
     from tensorflow.core.example import example_pb2
     from object_detection.dataset_tools import create_coco_tf_record as peer
-    from odrun.tasks.segment.synth import _uncompressed
+    from odrun.tasks.detect.masks.synth import _uncompressed
     doc, recs = coco_masks["doc"], coco_masks["records"]
     cats = {c["id"]: c for c in doc["categories"]}
     by_image = {im["id"]: im for im in doc["images"]}
@@ -193,7 +193,7 @@ def test_cvat_coco_export_layout(tmp_path):
     iscrowd 0 and masks as uncompressed RLE with iscrowd 1 (the layout CVAT writes)."""
     require(have_module("tensorflow") and have_module("object_detection"), "TensorFlow + OD API not installed")
     from odrun.convert import convert
-    from odrun.tasks.segment import synth
+    from odrun.tasks.detect.masks import synth
     export = tmp_path / "task_export"
     path, _ = synth.generate(str(export / "images"), count=4, width=64, height=64, seed=5,
                              forms=("polygon", "crowd"), json_name="instances_default.json")

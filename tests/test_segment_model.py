@@ -1,5 +1,5 @@
 """Mask R-CNN end to end on the real OD API (issue 16): the small TF2 template trains 2 steps on
-HAND-MADE synthetic shapes with exact masks (odrun/tasks/segment/synth.py), `odrun eval` reports
+HAND-MADE synthetic shapes with exact masks (odrun/tasks/detect/masks/synth.py), `odrun eval` reports
 coco_mask_metrics next to the box metrics, `odrun export` returns detection_masks, and `odrun detect`
 writes COCO RLE masks that decode to the image size (plus one PNG per instance).
 The TF1 path (mask_rcnn_inception_v2_coco under odrun's compat layer) builds, trains 1 step and
@@ -21,7 +21,7 @@ def segment_data(tmp_path_factory):
     require(have_module("tensorflow") and have_module("object_detection") and have_module("pycocotools"),
             "TensorFlow + OD API + pycocotools not installed (run scripts/setup.sh)")
     from odrun.convert import convert
-    from odrun.tasks.segment import synth
+    from odrun.tasks.detect.masks import synth
     base = tmp_path_factory.mktemp("segment_model")
     path, _ = synth.generate(str(base / "src"), count=6, width=SIZE, height=SIZE, seed=2)
     convert(path, str(base / "data"), split=0.67, progress=False, workers=1)

@@ -17,16 +17,16 @@ SCRIPT = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 api = sys.argv[2]
-from odrun import pipeline_config as pc
+from odrun.tasks.detect.config import pipeline as pc
 config = pc.fill(pc.load(pc.template_path(api, "faster_rcnn_resnet101")), num_classes=3)
 out = {"arch": pc.arch(config), "extractor_type": config.model.faster_rcnn.feature_extractor.type}
 if api == "tf2":
-    from odrun.backends import tf2
+    from odrun.tasks.detect.backends import tf2
     tf2.prepare()
     from object_detection.builders import model_builder
     model = model_builder.build(config.model, is_training=False)
 else:
-    from odrun.backends import tf1
+    from odrun.tasks.detect.backends import tf1
     tf1.prepare()  # TF 1 code path under TF 2: the compat layer odrun ships
     import tensorflow.compat.v1 as tf
     from object_detection.builders import model_builder

@@ -1,5 +1,5 @@
-"""The OD API's TF1 code path (`odrun ... --api tf1`, odrun.backends.tf1) under TF 2.15 through
-odrun.compat.tf1_on_tf2, end to end with the real CLI on a small synthetic dataset:
+"""The OD API's TF1 code path (`odrun ... --api tf1`, odrun.tasks.detect.backends.tf1) under TF 2.15 through
+odrun.tasks.detect.backends.compat.tf1_on_tf2, end to end with the real CLI on a small synthetic dataset:
 odrun convert -> odrun train --api tf1, kill -9 after its first checkpoint -> odrun train --resume
 (to exactly 5 steps) ->
 odrun eval -> odrun export (frozen_inference_graph.pb + SavedModel) -> odrun detect; then one
@@ -29,7 +29,7 @@ def driver(work):
     """Frozen-graph detector on mixed sizes + the Faster R-CNN template; writes work/driver.json."""
     sys.path.insert(0, ROOT)
     import numpy as np
-    from odrun.backends import tf1
+    from odrun.tasks.detect.backends import tf1
 
     res = {"fixes": tf1.prepare()}
     run_dir = os.path.join(work, "run")
@@ -45,7 +45,7 @@ def driver(work):
     # The seeds' model: the Faster R-CNN Inception V2 template builds in TF1 mode.
     import tensorflow.compat.v1 as tf
     from object_detection.builders import model_builder
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     config = pc.load(pc.template_path("tf1", "faster_rcnn_inception_v2"))
     pc.fill(config, num_classes=2)
     model = model_builder.build(config.model, is_training=False)
@@ -101,7 +101,7 @@ def _train_and_kill(args, run_dir, timeout=600):
 @pytest.fixture(scope="module")
 def tf1_run(tmp_path_factory):
     _require_tf()
-    from odrun import synth
+    from odrun.tasks.detect import synth
     work = str(tmp_path_factory.mktemp("tf1"))
     src, data, run_dir = (os.path.join(work, d) for d in ("src", "data", "run"))
     export_dir, det_dir = os.path.join(work, "export"), os.path.join(work, "det")
@@ -226,7 +226,7 @@ def test_guards_name_the_fix(tmp_path):
 import sys, json
 sys.path.insert(0, %r)
 from odcore.errors import UserError
-from odrun.backends import tf1
+from odrun.tasks.detect.backends import tf1
 out = {}
 try:
     tf1._check_config(sys.argv[1])

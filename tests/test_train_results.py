@@ -1,7 +1,7 @@
 """What a user sees and what a run leaves (#13, #18 "Silences"): ONE module-scoped
 `odrun train --eval-every` run with its output captured through a pipe, then assertions on the
 periodic progress lines, the quiet terminal, RUN/logs, results.csv, best/, the PNGs and JSONs.
-Plus cheap in-process checks of odrun.quiet and of convert without TensorFlow."""
+Plus cheap in-process checks of odrun.ui.quiet and of convert without TensorFlow."""
 import csv
 import json
 import os
@@ -29,7 +29,7 @@ def noisy(text):
 def piped(tmp_path_factory):
     require(have_module("tensorflow") and have_module("object_detection"),
             "TensorFlow + OD API not installed (run scripts/setup.sh)")
-    from odrun import synth
+    from odrun.tasks.detect import synth
     root = tmp_path_factory.mktemp("evalrun")
     images, data, run = root / "images", root / "data", root / "run"
     synth.generate(str(images), count=16, seed=3)
@@ -132,7 +132,7 @@ def test_export_and_detect_show_progress_before_their_result(piped):
 
 QUIET_SCRIPT = r"""
 import logging, os, sys, warnings
-from odrun import quiet
+from odrun.ui import quiet
 with quiet.session("probe", sys.argv[1], enabled=sys.argv[2] == "quiet"):
     os.write(2, b"2026-01-01 00:00:00.000000: I tensorflow/core/util/port.cc:113] oneDNN custom operations\n")
     logging.getLogger("tensorflow").warning("WARNING:tensorflow from the logger")
@@ -167,7 +167,7 @@ def test_train_help_lists_eval_flags():
 
 def test_convert_never_imports_tensorflow(tmp_path):
     """Writing TFRecords needs only CRC32C (odrun/convert/tfrecord.py): no TF start-up in convert."""
-    script = ("import sys\nfrom odrun import synth\nfrom odrun.convert import pipeline\n"
+    script = ("import sys\nfrom odrun.tasks.detect import synth\nfrom odrun.convert import pipeline\n"
               "synth.generate(sys.argv[1], count=6, seed=2)\n"
               "pipeline.convert(sys.argv[1], sys.argv[2], progress=False)\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'object_detection')))\n")
@@ -197,7 +197,7 @@ def test_tfrecord_framing_is_byte_identical_to_tensorflow(tmp_path):
 
 def test_augment_maps_names_to_the_od_api_preprocessor_steps():
     require(have_module("object_detection"), "OD API not installed")
-    from odrun import augment, pipeline_config as pc
+    from odrun.tasks.detect.config import augment, pipeline as pc
     config = pc.load(pc.template_path("tf2", "ssd_mobilenet_v2"))
     augment.apply(config, "flip, crop,brightness,random_rotation90,flip")
     chosen = [o.WhichOneof("preprocessing_step") for o in config.train_config.data_augmentation_options]
@@ -220,7 +220,7 @@ def test_augment_unknown_name_is_refused_before_anything_is_written(tmp_path):
 
 def test_convert_writes_a_report_and_check_writes_only_the_report(tmp_path):
     from PIL import Image
-    from odrun import synth
+    from odrun.tasks.detect import synth
     synth.generate(str(tmp_path / "img"), count=10, seed=4)  # 160x160 pictures
     full = json.loads(run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "data", "--json",
                               check=0).stdout)
@@ -239,7 +239,7 @@ def test_convert_writes_a_report_and_check_writes_only_the_report(tmp_path):
 
 
 def test_max_size_resizes_images_and_boxes(tmp_path):
-    from odrun import synth
+    from odrun.tasks.detect import synth
     synth.make_voc(str(tmp_path / "voc"), 6, classes=("cat", "dog"), size=(640, 480), seed=1)
     src = {}
     import lxml.etree as ET

@@ -26,7 +26,7 @@ def _ckpt_listed(run_dir):
 def run(tmp_path_factory):
     require(have_module("tensorflow") and have_module("object_detection"),
             "TensorFlow + OD API not installed (run scripts/setup.sh)")
-    from odrun import synth
+    from odrun.tasks.detect import synth
     root = tmp_path_factory.mktemp("tf2run")
     out = {"root": root, "images": root / "images", "data": root / "data", "run": root / "run",
            "export": root / "export", "det": root / "det"}
@@ -92,7 +92,7 @@ def test_checkpoints_intact_and_step_exact(run):
 
 def test_tensorboard_events_and_config(run):
     assert glob.glob(str(run["run"] / "train" / "events.out.tfevents.*"))
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     config = pc.load(str(run["run"] / "pipeline.config"))
     assert config.model.ssd.num_classes == 3 and config.train_config.batch_size == 4
     assert config.train_config.num_steps == STEPS

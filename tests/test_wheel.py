@@ -156,7 +156,7 @@ def test_explain_from_tmp(venv):
 
 def test_odrun_from_tmp(venv, tmp_path):
     assert "convert" in cli(venv, "odrun", "--help").stdout
-    from odrun.synth import make_voc
+    from odrun.tasks.detect.synth import make_voc
 
     make_voc(str(tmp_path / "voc"), 6)
     out = json.loads(cli(venv, "odrun", "convert", tmp_path / "voc", "--out", tmp_path / "data", "--json").stdout)

@@ -59,7 +59,7 @@ def add_parser(subparsers):
     p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help="model input size for the report's size warnings: images smaller than it, boxes "
                         "too small at it (default 300, the default template's)")
-    from odrun.tasks.segment import add_mask_flags
+    from odrun.tasks.detect.masks import add_mask_flags
     add_mask_flags(p)
     from odrun.tasks import add_task_flag
     add_task_flag(p, "; classify: SOURCE holds one sub-folder per class (defaults: --shards 5, --seed 0)")

@@ -22,7 +22,8 @@ import time
 from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc, yolo
 from odrun.convert import labelstudio
 from odrun.convert import problems as P
-from odrun.tasks.segment import labelme, masks
+from odrun.convert import labelme
+from odrun.tasks.detect.masks import raster as masks
 from odcore.errors import UserError
 from odcore.fileio import atomic_path
 
@@ -285,7 +286,7 @@ class Tally(object):
 
 def _encode(pool, jobs, o, label_ids, sinks, parts, found):
     """Encode every image in worker processes, appending each block to its shard in order."""
-    from odrun.progress import ItemProgress
+    from odrun.ui.progress import ItemProgress
 
     tally = Tally()
     blocks = _blocks(jobs, o.shards)

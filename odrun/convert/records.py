@@ -108,7 +108,7 @@ def encode(item, label_ids):
                                "rotating them, so the boxes must be drawn on the unrotated {}x{} image".format(
                                    info["orientation"], images.ORIENTATION.get(info["orientation"], "?"), w, h)))
     if item.get("masks"):  # instance masks: checked, rasterised, boxes derived/checked
-        from odrun.tasks.segment import masks
+        from odrun.tasks.detect.masks import raster as masks
         mask_objects, mask_problems = masks.attach(item, w, h)
         found.extend(mask_problems)
         item = dict(item, objects=mask_objects)

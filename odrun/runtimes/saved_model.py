@@ -5,6 +5,6 @@ class Runtime(object):
     name = "saved_model"
 
     def __init__(self, export_dir, meta, api=None):
-        from odrun import backends
+        from odrun.tasks.detect import backends
         self.detect = backends.get(api or meta.get("api")).load_detector(export_dir)
         self.max_batch = None

@@ -14,11 +14,12 @@ import sys
 from aiohttp import web
 
 from odcore.errors import UserError
-from odrun import checks, runtimes
+from odrun.tasks.detect import checks
+from odrun import runtimes
 from odrun.serve import handlers, keys
 from odrun.serve.batcher import Batcher
 from odrun.serve.metrics import Metrics
-from odrun.tasks.segment import output as seg_output
+from odrun.tasks.detect.masks import output as seg_output
 
 LOG = logging.getLogger("odrun.serve")
 EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -96,7 +97,7 @@ def make_app(options):
 def log_handlers(access_log):
     """The access log (a file or the terminal) and the service's own INFO lines."""
     try:
-        from odrun.quiet import terminal  # the real stderr while library noise goes to the verb's log
+        from odrun.ui.quiet import terminal  # the real stderr while library noise goes to the verb's log
     except ImportError:
         terminal = lambda: sys.stderr  # noqa: E731
     handler = logging.FileHandler(access_log) if access_log and access_log != "-" else \

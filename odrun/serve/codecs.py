@@ -11,7 +11,7 @@ import io
 import json
 import math
 
-from odrun.tasks.segment import output as seg_output
+from odrun.tasks.detect.masks import output as seg_output
 
 MAX_INSTANCES = 64
 BYTES_PER_PIXEL = 3 + 3 * 4  # the RGB array plus the runtimes' float32 copy of it

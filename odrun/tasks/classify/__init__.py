@@ -16,8 +16,9 @@ synth.py and demo.py. Needs TensorFlow 2 (tf.keras, tf.function); see docs/class
 """
 import os
 
-DEFAULTS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "data", "classify.yaml")
+from odrun import DATA_DIR
+
+DEFAULTS_FILE = os.path.join(DATA_DIR, "classify.yaml")
 _CACHE = {}
 
 

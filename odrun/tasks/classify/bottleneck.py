@@ -17,7 +17,7 @@ FORMAT_VERSION = "1"
 def cache_dir(override=None):
     if override:
         return override
-    from odrun import pretrained
+    from odrun.tasks.detect import pretrained
     return os.path.join(os.path.dirname(pretrained.cache_root()), "bottlenecks")
 
 

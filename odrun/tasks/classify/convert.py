@@ -105,7 +105,7 @@ def read_image(path, keep_formats):
 
 def check(items, keep_formats, progress):
     """Read every image; -> (errors, warnings). Fills item["image"]."""
-    from odrun.progress import ItemProgress
+    from odrun.ui.progress import ItemProgress
     errors, warnings, by_digest = [], [], {}
     with ItemProgress(len(items), "check images", enabled=progress) as bar:
         for it in items:

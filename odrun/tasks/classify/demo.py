@@ -11,7 +11,7 @@ MODEL, SIZE, ALPHA, BATCH = "mobilenet_v2", 96, 0.35, 16
 
 def run(args):
     from odcore.fileio import write_json
-    from odrun.demo import begin
+    from odrun.tasks.detect.demo import begin
     from odrun.tasks.classify import convert, evaluate, export, predict, synth
     work, paths, quiet, stage = begin(args, args.steps, args.images, 8, "predictions")
     stages = stage.rows
@@ -60,6 +60,6 @@ def _train(targs, quiet):
 
 
 def print_summary(summary):
-    from odrun import demo
+    from odrun.tasks.detect import demo
     demo.print_summary(summary, title="odrun demo --task classify",
                        pictures=(("contact sheet", "contact_sheet"), ("confusion matrix", "confusion_matrix")))

@@ -34,7 +34,7 @@ def add_parser(sub):
 
 def collect(sources):
     """Image paths (files, folders (not recursive), globs), any extension Pillow reads."""
-    from odrun.detect import collect as collect_images
+    from odrun.tasks.detect.detect import collect as collect_images
     from odrun.tasks.classify.convert import image_extensions
     return collect_images(sources, exts=image_extensions())
 
@@ -88,10 +88,10 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
     import numpy as np
     import pandas as pd
     from odcore.fileio import write_json, write_text
-    from odrun.progress import ItemProgress
+    from odrun.ui.progress import ItemProgress
     if batch < 1 or top_k < 1:
         raise UserError("--batch and --top-k must be >= 1", where="--batch/--top-k", fix="e.g. --top-k 5")
-    from odrun.checks import export_metadata
+    from odrun.tasks.detect.checks import export_metadata
     meta, _ = export_metadata(model_dir, classifier=True)  # a damaged metadata.json is exit 2 naming the field
     names = [c["name"] for c in meta["classes"]]
     paths = collect(sources)
@@ -129,7 +129,7 @@ def contact_sheet(results, path):
     """Thumbnails in a grid, each captioned with its top class and score."""
     from PIL import Image, ImageDraw
     from odcore.fileio import atomic_path
-    from odrun.draw import font
+    from odrun.tasks.detect.draw import font
     cols = min(SHEET_COLUMNS, len(results))
     rows = (len(results) + cols - 1) // cols
     caption = 18
@@ -172,7 +172,7 @@ def print_tables(summary):
 
 
 def run(args):
-    from odrun.progress import enabled
+    from odrun.ui.progress import enabled
     summary = predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
                       images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
     if args.json:

@@ -363,9 +363,9 @@ def test_accuracy(clf, feats, test_files, tuned):
 
 
 def run(args):
-    """`odrun train --task classify` (flags: odrun.train's parser + add_flags)."""
+    """`odrun train --task classify` (flags: odrun.tasks.detect.train's parser + add_flags)."""
     from odrun.tasks.classify import require_tf2
-    from odrun.progress import enabled
+    from odrun.ui.progress import enabled
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     s = settings(args)

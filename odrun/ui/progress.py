@@ -86,7 +86,7 @@ class status(object):
         if not self.enabled:
             return self
         if self.stream is None:  # the terminal's stderr: stdout stays for results / --json
-            from odrun import quiet
+            from odrun.ui import quiet
             self.stream = quiet.terminal()
         mode = os.environ.get(ENV_MODE, "").lower()
         tty = hasattr(self.stream, "isatty") and self.stream.isatty()

@@ -17,7 +17,7 @@ CONFIG_NAME = "pipeline.config"
 
 
 def add_parser(sub):
-    from odrun.backends import add_api_flag
+    from odrun.tasks.detect.backends import add_api_flag
     p = sub.add_parser("train", help="train a detector for exactly N steps (resumable)",
                        description=__doc__)
     p.add_argument("--data", metavar="DATA_DIR",
@@ -48,11 +48,11 @@ def add_parser(sub):
                         "RUN_DIR.old-<time> and start fresh (without this, such a RUN_DIR is refused)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     add_api_flag(p)
-    from odrun import train_eval
+    from odrun.tasks.detect import tracker as train_eval
     train_eval.add_flags(p)  # --eval-every, --patience
-    from odrun import augment
+    from odrun.tasks.detect.config import augment
     augment.add_flag(p)  # --augment flip,crop,...
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
     distribute.add_flags(p)
     from odrun.tasks.classify import train as classify_train
     classify_train.add_flags(p)
@@ -81,13 +81,13 @@ def find_data(data_dir):
 
 def newest_checkpoint(run_dir):
     """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
-    a damaged state file or a truncated .index is a UserError (see odrun.rundir)."""
-    from odrun.rundir import RunDir
+    a damaged state file or a truncated .index is a UserError (see odrun.workdir.rundir)."""
+    from odrun.workdir.rundir import RunDir
     return RunDir(run_dir).newest_checkpoint()
 
 
 def build_config(args, api):
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     run_dir = args.workdir
     config_path = os.path.join(run_dir, CONFIG_NAME)
     if args.resume:
@@ -98,7 +98,7 @@ def build_config(args, api):
     if args.config:
         config = pc.load(args.config)
     else:
-        from odrun.tasks.segment.config import default_model  # --task segment: a Mask R-CNN template
+        from odrun.tasks.detect.masks.config import default_model  # --task segment: a Mask R-CNN template
         model = args.model or default_model(getattr(args, "task", None), api) or DEFAULT_MODEL
         config = pc.load(pc.template_path(api, model))
     items = None
@@ -106,14 +106,14 @@ def build_config(args, api):
     if args.data:
         train_rec, test_rec, label_map = find_data(args.data)
         items = pc.read_label_map(label_map)
-        from odrun.tasks.segment.config import check_data  # masks in the records vs the model
+        from odrun.tasks.detect.masks.config import check_data  # masks in the records vs the model
         check_data(config, args.data, model)
     elif not args.config:
         raise UserError("no training data", where="--data",
                         fix="pass --data DATA_DIR (the output of `odrun convert`), or --config with paths set")
     ckpt = ckpt_type = None
     if args.pretrained:
-        from odrun import pretrained
+        from odrun.tasks.detect import pretrained
         ckpt, ckpt_type = pretrained.resolve(args.pretrained, api=api)
     pc.fill(config, num_classes=max(i for i, _ in items) if items else None,
             train_record=[os.path.abspath(p) for p in train_rec] if train_rec else None,
@@ -125,7 +125,7 @@ def build_config(args, api):
 
 
 def _augment(config, args):
-    from odrun import augment
+    from odrun.tasks.detect.config import augment
     return augment.apply(config, getattr(args, "augment", None))
 
 
@@ -154,7 +154,7 @@ def run(args):
     if getattr(args, "task", "detect") == "classify":
         from odrun.tasks.classify import train as classify_train
         return classify_train.run(args)
-    from odrun.progress import enabled
+    from odrun.ui.progress import enabled
 
     summary = _train(args, show=enabled(args))
     if args.json:
@@ -166,13 +166,15 @@ def run(args):
 
 
 def _train(args, show):
-    from odrun import backends, pipeline_config as pc
+    from odrun.tasks.detect import backends
+    from odrun.tasks.detect.config import pipeline as pc
     from odcore.fileio import write_json
-    from odrun.progress import StepProgress
+    from odrun.ui.progress import StepProgress
 
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
-    from odrun import checks, rundir
+    from odrun.tasks.detect import checks
+    from odrun.workdir import rundir
     checks.train_flags(args)
     settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
@@ -180,10 +182,10 @@ def _train(args, show):
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     api = backends.resolve(args.api)
-    from odrun import train_eval
+    from odrun.tasks.detect import tracker as train_eval
     train_eval.check_flags(args, api)
     if getattr(args, "augment", None) is not None:
-        from odrun import augment
+        from odrun.tasks.detect.config import augment
         augment.steps(args.augment)  # a bad name is refused before anything is read or written
     if getattr(args, "eval_every", None):
         args.checkpoint_every = args.eval_every  # each evaluation reads the checkpoint just written
@@ -200,7 +202,7 @@ def _train(args, show):
     steps = config.train_config.num_steps
     if steps < 1:
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
     dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
     previous, settings = rundir.prepare_train(args, api, config)  # refuses another run's RUN_DIR
     if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR

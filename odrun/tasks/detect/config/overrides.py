@@ -35,7 +35,7 @@ def _scalar(field, raw, path):
 def set_field(config, path, raw, parts=None):
     """Set `path` (dotted proto field names, `[i]` for repeated entries) to the text `raw`.
 
-    `parts`: the path's components when the caller expanded an alias (odrun.pipeline_config:
+    `parts`: the path's components when the caller expanded an alias (odrun.tasks.detect.config.pipeline:
     model.X -> model.<arch>.X). A repeated message without an index sets every entry (eval_input_reader.label_map_path);
     a repeated scalar without an index is replaced by the comma-separated values;
     a message field takes text format (train_config.optimizer="adam_optimizer {...}").

@@ -1,16 +1,13 @@
 """Instance masks on an annotated image: a translucent fill in the class colour and a solid
 outline (cv2.findContours), painted before the boxes and labels are drawn over them."""
 
+from odrun.tasks.detect.draw import color_of
+
 FILL_ALPHA = 0.45
 OUTLINE_FRACTION = 1.0 / 250  # outline width as a fraction of the shorter side (at least 1 px)
 
 
 def _color(class_id):
-    try:
-        from odrun.draw import color_of
-    except ImportError:
-        from odrun.detect import COLORS
-        return COLORS[int(class_id) % len(COLORS)]
     return color_of(class_id)
 
 

@@ -16,7 +16,7 @@ DEFAULT_THRESHOLD = 0.4  # one default for `odrun detect` and `odrun demo`
 
 
 def add_parser(sub):
-    from odrun.backends import add_api_flag
+    from odrun.tasks.detect.backends import add_api_flag
     p = sub.add_parser("detect", help="detect objects in images with an exported model", description=__doc__)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
     p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
@@ -34,7 +34,7 @@ def add_parser(sub):
     p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
                    help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
                         "frozen, saved_model; onnx/tflite never import TensorFlow)")
-    from odrun.tasks.segment import output as seg_output
+    from odrun.tasks.detect.masks import output as seg_output
     seg_output.add_flags(p)
     add_api_flag(p)
     p.set_defaults(func=run)
@@ -78,9 +78,9 @@ def load_image(path):
 
 
 def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=False):
-    """Draw the detections (odrun.draw decides which label is visible) and write a PNG atomically."""
+    """Draw the detections (odrun.tasks.detect.draw decides which label is visible) and write a PNG atomically."""
     from odcore.fileio import atomic_path
-    from odrun import draw
+    from odrun.tasks.detect import draw
     im, _labels = draw.annotate(image, det, names, threshold, agnostic_iou=agnostic_iou, runner_up=runner_up)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
@@ -89,18 +89,18 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
            agnostic_iou=None, runner_up=False, runtime=None, mask_png=False):
     import pandas as pd
-    from odrun import draw
+    from odrun.tasks.detect import draw
     from odcore.fileio import write_json, write_text
-    from odrun.progress import ItemProgress
+    from odrun.ui.progress import ItemProgress
     if batch < 1:
         raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")
     if agnostic_iou is not None and not 0.0 <= agnostic_iou <= 1.0:
         raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
                         where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
-    from odrun.checks import unit_interval
+    from odrun.tasks.detect.checks import unit_interval
     from odcore.paths import check_output, check_writable_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
-    from odrun.checks import export_metadata
+    from odrun.tasks.detect.checks import export_metadata
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
@@ -109,8 +109,8 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                  [("input image", p) for p in paths])
     check_writable_dir(out_dir)
     from odrun import runtimes
-    from odrun.progress import status
-    from odrun.tasks.segment import output as seg_output  # instance masks (Mask R-CNN exports)
+    from odrun.ui.progress import status
+    from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
     runtime = seg_output.runtime_for(meta, runtime)
     with status("loading the model", enabled=progress):
         detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
@@ -178,7 +178,7 @@ def run(args):
         from odrun.tasks.classify import predict
         args.top_k = 5
         return predict.run(args)
-    from odrun.progress import enabled
+    from odrun.ui.progress import enabled
     summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
                      api=args.api, images=not args.no_images, progress=enabled(args),
                      agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,

@@ -34,7 +34,7 @@ def coco_eval(images, names):
     import numpy as np
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    from odrun import quiet
+    from odrun.ui import quiet
 
     gt = {"images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in sorted(names.items())]}
     dets = []

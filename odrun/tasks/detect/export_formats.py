@@ -58,7 +58,7 @@ def parse(values):
 def check_supported(formats, config, api, quantize=None):
     """Refuse, before anything is built, what cannot be exported (named reason + fix)."""
     import importlib.util
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     extra = [f for f in formats if f != "saved_model"]
     if extra and api != "tf2":
         raise UserError("--format {} needs the TF2 code path (this export uses {})".format(",".join(extra), api),
@@ -260,7 +260,7 @@ def write(formats, config_path, run_dir, out_dir, quantize=None, log=None, say=N
     """Write every requested form into out_dir (the export's temp dir); returns metadata["formats"].
 
     Raises (exit 1) when a form fails its parity check; out_dir is then discarded by the caller."""
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     from odrun.runtimes import FILES
     say = say or (lambda text: None)
     log = log or os.path.join(out_dir, "export.log")  # tf2onnx output: kept in the export

@@ -13,8 +13,9 @@ import tarfile
 import tempfile
 
 from odcore.errors import UserError
+from odrun import DATA_DIR
 
-ZOO_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "zoo.yaml")
+ZOO_FILE = os.path.join(DATA_DIR, "zoo.yaml")
 CHUNK = 1 << 16
 
 
@@ -31,7 +32,7 @@ def zoo(api):
 
 def resolve(spec, api="tf2", progress=True):
     """(checkpoint prefix, fine_tune_checkpoint_type) for a zoo name, URL or local path."""
-    from odrun import pipeline_config as pc
+    from odrun.tasks.detect.config import pipeline as pc
     entries = zoo(api)
     if os.path.exists(spec) or os.path.exists(spec + ".index"):
         prefix = pc.find_checkpoint(spec)
@@ -126,7 +127,7 @@ def download(url, dest, progress=True):
     """Stream url into dest; returns the sha256 hex digest."""
     from urllib.error import URLError
     from urllib.request import urlopen
-    from odrun.progress import ItemProgress
+    from odrun.ui.progress import ItemProgress
     h = hashlib.sha256()
     try:
         with urlopen(url, timeout=60) as resp, open(dest, "wb") as out:

@@ -1,6 +1,6 @@
 """Pipeline configs: model templates, read/write, accessors and `fill` (what `odrun train`
-sets). The `--set key.path=value` engine is odrun/config_set.py, the checks for the known
-traps (caught before TensorFlow spends a minute building a graph) odrun/config_checks.py;
+sets). The `--set key.path=value` engine is odrun/tasks/detect/config/overrides.py, the checks for the known
+traps (caught before TensorFlow spends a minute building a graph) odrun/tasks/detect/config/checks.py;
 the functions here are their entry points.
 
 Configs are parsed and written with the OD API's own `pipeline_pb2` (protobuf only, no
@@ -10,9 +10,10 @@ import os
 
 from odcore.errors import UserError
 from odcore.fileio import write_text
-from odrun.config_checks import PLACEHOLDER  # noqa: F401 - what templates leave to fill
+from odrun.tasks.detect.config.checks import PLACEHOLDER  # noqa: F401 - what templates leave to fill
+from odrun import DATA_DIR
 
-TEMPLATE_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "templates")
+TEMPLATE_ROOT = os.path.join(DATA_DIR, "templates")
 ARCHS = ("ssd", "faster_rcnn", "center_net")
 
 
@@ -53,7 +54,7 @@ def parse(text, where="pipeline.config"):
     try:
         text_format.Merge(text, config)
     except text_format.ParseError as exc:
-        from odrun.config_errors import parse_error
+        from odrun.tasks.detect.config.errors import parse_error
         raise parse_error(exc, text, where)
     return config
 
@@ -115,9 +116,9 @@ def image_size(config):
 
 # ---------------------------------------------------------------- --set key.path=value
 def set_field(config, path, raw):
-    """`--set path=raw` on a pipeline config (see odrun.config_set); `model.X` may skip the
+    """`--set path=raw` on a pipeline config (see odrun.tasks.detect.config.overrides); `model.X` may skip the
     architecture: model.num_classes == model.ssd.num_classes."""
-    from odrun import config_set
+    from odrun.tasks.detect.config import overrides as config_set
 
     parts = path.split(".")
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in ARCHS:
@@ -126,7 +127,7 @@ def set_field(config, path, raw):
 
 
 def apply_overrides(config, overrides):
-    from odrun import config_set
+    from odrun.tasks.detect.config import overrides as config_set
 
     return config_set.apply_overrides(config, overrides, set_field)
 
@@ -191,22 +192,22 @@ def _fit_schedule(optimizer, steps):
         c.warmup_steps = min(c.warmup_steps, max(steps // 10, 0))
 
 
-# ---------------------------------------------------------------- validation: odrun.config_checks
+# ---------------------------------------------------------------- validation: odrun.tasks.detect.config.checks
 def checkpoint_files(prefix):
-    from odrun import config_checks
+    from odrun.tasks.detect.config import checks as config_checks
     return config_checks.checkpoint_files(prefix)
 
 
 def find_checkpoint(path):
-    from odrun import config_checks
+    from odrun.tasks.detect.config import checks as config_checks
     return config_checks.find_checkpoint(path)
 
 
 def problems(config, label_map_items=None, check_files=True):
-    from odrun import config_checks
+    from odrun.tasks.detect.config import checks as config_checks
     return config_checks.problems(config, label_map_items, check_files)
 
 
 def validate(config, label_map_items=None, check_files=True, where="pipeline.config"):
-    from odrun import config_checks
+    from odrun.tasks.detect.config import checks as config_checks
     return config_checks.validate(config, label_map_items, check_files, where)

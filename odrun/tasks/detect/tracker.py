@@ -4,7 +4,7 @@ while training, keep RUN/best/ (highest mAP@.5:.95), stop after P evaluations wi
 Every run (with or without --eval-every) leaves RUN/losses.csv (each step), RUN/results.csv (a row
 per checkpoint: step, losses, learning rate and, when evaluated, mAP@.5, mAP@.5:.95 and per-class
 AP) and RUN/results.png; the last evaluation also writes RUN/eval/pr_curve.* and
-RUN/eval/confusion_matrix.* (odrun.results).
+RUN/eval/confusion_matrix.* (odrun.tasks.detect.results).
 """
 import os
 import sys
@@ -38,7 +38,7 @@ class Tracker(object):
     evaluation, best/, patience)."""
 
     def __init__(self, run_dir, config_path, names, eval_every=None, patience=None, show=True):
-        from odrun import results
+        from odrun.tasks.detect import results
         self.results = results
         self.run_dir, self.config_path, self.names = run_dir, config_path, names
         self.eval_every, self.patience, self.show = eval_every, patience, show
@@ -90,7 +90,7 @@ class Tracker(object):
     def _evaluate(self, model):
         if self.evaluator is None:
             from object_detection.utils import config_util
-            from odrun.backends import tf2_eval
+            from odrun.tasks.detect.backends import tf2_eval
             configs = config_util.get_configs_from_pipeline_file(self.config_path)
             self.evaluator = tf2_eval.Evaluator(configs, model)
         return self.evaluator.evaluate()

@@ -2,7 +2,7 @@
 text), the field, and the valid field names of that message with `did you mean ...`, read from
 the OD API's own protobuf descriptors (pipeline_pb2 and the messages it imports).
 
-    from odrun.config_errors import parse_error
+    from odrun.tasks.detect.config.errors import parse_error
     raise parse_error(exc, text, where)   # exc: google.protobuf.text_format.ParseError
 """
 import difflib

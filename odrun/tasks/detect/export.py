@@ -12,7 +12,7 @@ from odcore.errors import UserError
 
 
 def add_parser(sub):
-    from odrun.backends import add_api_flag
+    from odrun.tasks.detect.backends import add_api_flag
     p = sub.add_parser("export", help="export the newest checkpoint for inference", description=__doc__)
     p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
@@ -28,10 +28,11 @@ def add_parser(sub):
 
 
 def export(run_dir, out_dir, api=None, formats=None, quantize=None):
-    from odrun import backends, export_formats, pipeline_config as pc
-    from odrun.evaluate import run_dir_config
+    from odrun.tasks.detect import backends, export_formats
+    from odrun.tasks.detect.config import pipeline as pc
+    from odrun.tasks.detect.evaluate import run_dir_config
     from odcore.fileio import write_json
-    from odrun.train import newest_checkpoint
+    from odrun.tasks.detect.train import newest_checkpoint
     from odcore.paths import check_output, check_writable_dir
     check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
     check_writable_dir(out_dir)
@@ -50,7 +51,7 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None):
     tmp = out_dir + ".partial"
     _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
-    from odrun.progress import status
+    from odrun.ui.progress import status
     with status("writing the export (building the model, tracing, saving the SavedModel)"):
         info = backend.export(config_path, run_dir, tmp)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
@@ -85,7 +86,7 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None):
 
 
 def _say(text):
-    from odrun.quiet import terminal  # the terminal, not the library log
+    from odrun.ui.quiet import terminal  # the terminal, not the library log
     terminal().write(text + "\n")
 
 

@@ -11,8 +11,9 @@ import os
 import yaml
 
 from odcore.errors import UserError
+from odrun import DATA_DIR
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "augment.yaml")
+DATA = os.path.join(DATA_DIR, "augment.yaml")
 
 
 def names():

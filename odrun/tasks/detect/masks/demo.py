@@ -17,8 +17,9 @@ MODEL = "mask_rcnn_resnet50_small"
 
 def run(args):
     import json
-    from odrun import convert, demo, detect, evaluate, export, train
-    from odrun.tasks.segment import synth
+    from odrun import convert
+    from odrun.tasks.detect import demo, detect, evaluate, export, train
+    from odrun.tasks.detect.masks import synth
     from odcore.fileio import write_json
     steps = SEGMENT_STEPS if args.steps == demo.DEFAULT_STEPS else args.steps
     count = SEGMENT_IMAGES if args.images == demo.DEFAULT_IMAGES else args.images

@@ -43,12 +43,12 @@ def get(api=None):
     """The backend module for `api` (None -> auto, see `resolve`)."""
     name = resolve(api)
     try:
-        return importlib.import_module("odrun.backends." + name)
+        return importlib.import_module("odrun.tasks.detect.backends." + name)
     except ImportError as exc:
         if (exc.name or "").split(".")[0] in ("object_detection", "tensorflow", "tf_slim"):
             from odcore.install import tf_fix
             raise UserError("the TF Object Detection API is not importable ({})".format(exc), fix=tf_fix())
-        if exc.name != "odrun.backends." + name:
+        if exc.name != "odrun.tasks.detect.backends." + name:
             raise
         raise UserError("the {} backend is not available in this odrun".format(name),
                         fix="use --api " + ("tf2" if name == "tf1" else "tf1"))

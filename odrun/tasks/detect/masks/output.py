@@ -94,7 +94,7 @@ def shown(image, det):
     """The image to draw boxes on: with the masks painted in when there are any."""
     if det.get("image_masks") is None or not len(det["image_masks"]):
         return image
-    from odrun.tasks.segment import draw
+    from odrun.tasks.detect.masks import draw
     return draw.overlay(image, det["image_masks"], det["classes"])
 
 

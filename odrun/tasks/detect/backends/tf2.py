@@ -56,12 +56,12 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
           image_summary_every=100, on_checkpoint=None, distribution=None):
     """Train to exactly `num_steps` (resuming from the newest checkpoint in run_dir).
 
-    distribution: an odrun.distribute.Plan (None: one device); only its chief writes to run_dir.
+    distribution: an odrun.tasks.detect.distribute.Plan (None: one device); only its chief writes to run_dir.
     on_checkpoint(step, prefix, model) after each checkpoint (`--eval-every`); True stops early.
     Returns dict(start_step, end_step, checkpoints, replicas). on_step(step, {loss name: float}).
     """
     prepare()
-    from odrun import distribute
+    from odrun.tasks.detect import distribute
     strategy = distribute.make_strategy(distribution)  # first: MWMS must exist before other ops
     import tensorflow as tf
     from object_detection import inputs, model_lib_v2

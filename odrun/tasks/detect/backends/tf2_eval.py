@@ -7,12 +7,12 @@ tf.function serves every evaluation (measured: see bench/README.md, "eval during
 
 The eval pipeline is the OD API's own (`inputs.eval_input`: eval_input_reader, the model's
 resizer and preprocess); predictions are `model.predict` + `model.postprocess`, as
-`model_lib_v2.eager_eval_loop` computes them. Metrics: odrun.results.coco_eval (pycocotools).
+`model_lib_v2.eager_eval_loop` computes them. Metrics: odrun.tasks.detect.results.coco_eval (pycocotools).
 """
 
 
 class Evaluator(object):
-    """evaluate() -> list of per-image dicts for odrun.results (ground truth + detections)."""
+    """evaluate() -> list of per-image dicts for odrun.tasks.detect.results (ground truth + detections)."""
 
     def __init__(self, configs, model, max_images=None):
         import tensorflow as tf

@@ -29,7 +29,7 @@ def find_checkpoint(path):
 
 def problems(config, label_map_items=None, check_files=True):
     """List of (where, message, fix) for the traps users hit in the tutorials."""
-    from odrun.pipeline_config import arch, image_resizer, model_block, read_label_map, to_text
+    from odrun.tasks.detect.config.pipeline import arch, image_resizer, model_block, read_label_map, to_text
 
     out = []
     text = to_text(config)

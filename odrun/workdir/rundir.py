@@ -245,7 +245,7 @@ class RunDir(object):
         if not os.path.exists(self.config_path) or not self.checkpoints():
             return None
         try:
-            from odrun import pipeline_config as pc
+            from odrun.tasks.detect.config import pipeline as pc
             config = pc.load(self.config_path)
         except UserError:
             return None
@@ -273,7 +273,7 @@ def prepare_train(args, api, config):
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
     from odcore.paths import check_output, check_writable_dir
-    from odrun.quiet import terminal  # the real stderr, also while library noise goes to logs/
+    from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     check_output(rd.path, [("--data folder", getattr(args, "data", None)),
                            ("--config file", getattr(args, "config", None))], flag="--workdir")
@@ -283,7 +283,7 @@ def prepare_train(args, api, config):
     if args.resume:
         model = (settings.get("identity") or {}).get("model") or settings.get("model")
     else:
-        from odrun.train import DEFAULT_MODEL
+        from odrun.tasks.detect.train import DEFAULT_MODEL
         model = "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
     ident = identity(api, model, config)
     if rd.exists() and rd.has_state():

@@ -13,7 +13,7 @@ ORDER = ["mAP", "mAP@.50IOU", "mAP@.75IOU", "mAP (small)", "mAP (medium)", "mAP 
 
 
 def add_parser(sub):
-    from odrun.backends import add_api_flag
+    from odrun.tasks.detect.backends import add_api_flag
     p = sub.add_parser("eval", help="COCO metrics for the newest checkpoint", description=__doc__)
     p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
@@ -31,15 +31,15 @@ def run_dir_config(run_dir):
 
 
 def evaluate(run_dir, api=None):
-    from odrun import backends
+    from odrun.tasks.detect import backends
     from odcore.fileio import write_json
-    from odrun.train import newest_checkpoint
+    from odrun.tasks.detect.train import newest_checkpoint
     config = run_dir_config(run_dir)
     if not newest_checkpoint(run_dir):
         raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
     backend = backends.get(api)
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
-    from odrun.progress import status
+    from odrun.ui.progress import status
     with status("evaluating the newest checkpoint on the test records"), contextlib.redirect_stdout(sys.stderr):
         metrics = backend.evaluate(config, run_dir)
     meta = metrics.pop("_meta", {})

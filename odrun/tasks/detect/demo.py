@@ -17,13 +17,13 @@ DEFAULT_IMAGES = 80
 
 
 def add_parser(sub):
-    from odrun.backends import add_api_flag
+    from odrun.tasks.detect.backends import add_api_flag
     p = sub.add_parser("demo", help="synthetic data -> convert -> train -> eval -> export -> detect",
                        description=__doc__)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps (default %(default)s)")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="synthetic images (default %(default)s)")
     p.add_argument("--workdir", default="demo-run", metavar="DIR", help="where everything goes (default ./demo-run)")
-    from odrun.detect import DEFAULT_THRESHOLD
+    from odrun.tasks.detect.detect import DEFAULT_THRESHOLD
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="detect score threshold, the same default as `odrun detect` (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
@@ -39,9 +39,10 @@ def run(args):
         from odrun.tasks.classify import demo as classify_demo
         return classify_demo.run(args)
     if getattr(args, "task", "detect") == "segment":  # instance masks: Mask R-CNN on shapes with exact masks
-        from odrun.tasks.segment import demo as segment_demo
+        from odrun.tasks.detect.masks import demo as segment_demo
         return segment_demo.run(args)
-    from odrun import convert, detect, evaluate, export, synth, train
+    from odrun import convert
+    from odrun.tasks.detect import detect, evaluate, export, synth, train
     from odcore.fileio import write_json
     work, paths, quiet, stage = begin(args, args.steps, args.images, 5, "detections")
     stages = stage.rows

@@ -11,7 +11,7 @@ painted later cover earlier ones, so an object's mask is its canvas minus the la
 import json
 import os
 
-from odrun.synth import noise_canvas, paint_shape, random_square
+from odrun.tasks.detect.synth import noise_canvas, paint_shape, random_square
 
 CLASSES = ("circle", "square", "triangle")
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (255, 225, 25)]

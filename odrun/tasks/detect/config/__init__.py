@@ -1,0 +1,1 @@
+"""pipeline.config: the proto, templates, --set overrides, checks and parse errors."""

@@ -1,0 +1,1 @@
+"""The terminal: progress bars and quieting of library logs."""

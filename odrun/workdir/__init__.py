@@ -1,0 +1,1 @@
+"""Run and export directories: file names, identity, damage."""
