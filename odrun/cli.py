@@ -7,6 +7,7 @@ from odrun import __version__
 # verb -> module; the order is the order of the pipeline.
 COMMANDS = [
     ("convert", "odrun.convert"),
+    ("inspect", "odrun.verbs.inspect"),  # check records from any tool
     ("train", "odrun.tasks.detect.train"),
     ("eval", "odrun.tasks.detect.evaluate"),
     ("export", "odrun.tasks.detect.export"),

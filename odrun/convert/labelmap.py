@@ -47,6 +47,12 @@ def items(path):
 
 def read(path):
     """{name: id} from a label_map.pbtxt; bad files raise UserError naming the file."""
+    return check_items(parse_items(path), path)
+
+
+def parse_items(path):
+    """[(id, name)] as written, unchecked (`odrun inspect` reports id 0 and duplicates as findings);
+    a missing, unreadable or unparsable file raises UserError naming it."""
     import os
 
     if not os.path.exists(path):
@@ -60,13 +66,12 @@ def read(path):
                         fix="pass a readable UTF-8 label_map.pbtxt with --label-map")
     try:
         try:
-            items = _parse_with_odapi(text)
+            return _parse_with_odapi(text)
         except ImportError:
-            items = _parse_plain(text)
+            return _parse_plain(text)
     except Exception as exc:  # text_format.ParseError, ValueError
         raise UserError("not a valid label map: {}".format(exc), where=path,
                         fix="write items as: item { id: 1 name: 'cat' }")
-    return check_items(items, path)
 
 
 def check_items(items, path):

@@ -72,8 +72,9 @@ def _find_images(roots, names):
     return found
 
 
-def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0):
-    """Draw the report; -> (path, warnings)."""
+def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, find_images=None):
+    """Draw the report; -> (path, warnings). find_images(names) -> {name: image path} for the sample
+    grid (default: look under the summary's source folders; `odrun inspect` takes them from the records)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -148,7 +149,7 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
     rng = np.random.RandomState(seed)
     picked = [names[i] for i in sorted(rng.choice(len(names), min(SAMPLES, len(names)), replace=False))] if names else []
     roots = [summary.get("source"), summary.get("train_dir"), summary.get("test_dir")]
-    paths = _find_images(roots, picked)
+    paths = (find_images or (lambda names: _find_images(roots, names)))(picked)
     sub = grid[2, :].subgridspec(1, SAMPLES)
     for i in range(SAMPLES):
         ax = fig.add_subplot(sub[0, i])

@@ -1,0 +1,64 @@
+"""Every image decoded by the OD API's own `TfExampleDecoder` (what training reads), in one
+tf.data pipeline with parallel decoding; only the decoded shapes come back to Python.
+
+Each file is read up to its last intact record (counted by the TF-free pass), so a damaged
+tail is one finding, not a DataLossError that ends the pipeline. A record whose image does
+not decode fails only its own element: the iterator goes on with the next.
+"""
+from odrun.inspect.checks import ERROR, finding
+from odrun.tasks.detect.backends import tf2
+
+
+def _decoder(label_map_path):
+    from object_detection.data_decoders import tf_example_decoder
+    try:  # as training builds it (input_reader's label_map_path): class ids from the texts
+        return tf_example_decoder.TfExampleDecoder(label_map_proto_file=label_map_path)
+    except Exception:  # a label map the OD API refuses (id 0, ...) is already a finding
+        return tf_example_decoder.TfExampleDecoder()
+
+
+def decode_all(files, counts, label_map_path):
+    """-> ({(file, index): (width, height)}, {(file, index): TF's message}) for every intact record."""
+    tf2.prepare()  # TF logging quiet, tf-slim's control_flow_ops fix
+    import tensorflow as tf
+    from object_detection.core import standard_fields as fields
+
+    decoder = _decoder(label_map_path)
+    image = fields.InputDataFields.image
+    order = [(p, i) for p in files for i in range(counts.get(p, 0))]
+    if not order:
+        return {}, {}
+    ds = None
+    for path in files:
+        if counts.get(path):
+            part = tf.data.TFRecordDataset(path).take(counts[path])
+            ds = part if ds is None else ds.concatenate(part)
+    ds = ds.map(lambda s: tf.shape(decoder.decode(s)[image])[:2], num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True).prefetch(tf.data.AUTOTUNE)
+    sizes, failed = {}, {}
+    it = iter(ds)
+    for key in order:
+        try:
+            h, w = next(it).numpy()
+            sizes[key] = (int(w), int(h))
+        except tf.errors.InvalidArgumentError as exc:
+            failed[key] = (exc.message or str(exc)).strip().splitlines()[0]
+        except StopIteration:
+            break
+    return sizes, failed
+
+
+def findings(examples, sizes, failed):
+    """Images the decoder refuses (unless the header check already said so), sizes that differ."""
+    out = []
+    for ex in examples:
+        key = (ex["file"], ex["index"])
+        if key in failed and not ex.get("undecodable") and ex["encoded"] is not None:
+            ex["undecodable"] = True
+            out.append(finding(ERROR, "image", ex["file"], ex["index"],
+                               "the image does not decode with the OD API's decoder: {}".format(failed[key])))
+        elif key in sizes and ex["width"] is not None and sizes[key] != (ex["width"], ex["height"]):
+            out.append(finding(ERROR, "image", ex["file"], ex["index"], "the image decodes to {}x{}, its header "
+                               "and image/width,height say {}x{}".format(sizes[key][0], sizes[key][1],
+                                                                         ex["width"], ex["height"])))
+    return out
