@@ -23,7 +23,8 @@ def find_inputs(data, label_map=None):
     files, folders = [], []
     for item in data:
         if os.path.isdir(item):
-            found = sorted(p for p in glob.glob(os.path.join(item, "*")) if RECORD_NAME.search(p) and os.path.isfile(p))
+            found = sorted((p for p in glob.glob(os.path.join(item, "*")) if RECORD_NAME.search(p) and os.path.isfile(p)),
+                           key=lambda p: ({"train": 0, "test": 1}.get(checks.split_of(p), 2), p))
             if not found:
                 raise UserError("no record files (*.record, *.tfrecord, *.record-00000-of-0000N) in the folder",
                                 where=item, fix="pass the folder `odrun convert` or generate_tfrecord.py wrote to")

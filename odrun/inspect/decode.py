@@ -5,6 +5,8 @@ Each file is read up to its last intact record (counted by the TF-free pass), so
 tail is one finding, not a DataLossError that ends the pipeline. A record whose image does
 not decode fails only its own element: the iterator goes on with the next.
 """
+import re
+
 from odrun.inspect.checks import ERROR, finding
 from odrun.tasks.detect.backends import tf2
 
@@ -42,7 +44,7 @@ def decode_all(files, counts, label_map_path):
             h, w = next(it).numpy()
             sizes[key] = (int(w), int(h))
         except tf.errors.InvalidArgumentError as exc:
-            failed[key] = (exc.message or str(exc)).strip().splitlines()[0]
+            failed[key] = _message(exc)
         except StopIteration:
             break
     return sizes, failed
@@ -62,3 +64,9 @@ def findings(examples, sizes, failed):
                                "and image/width,height say {}x{}".format(sizes[key][0], sizes[key][1],
                                                                          ex["width"], ex["height"])))
     return out
+
+
+def _message(exc):
+    """TF's error without its '{{function_node ...}}' prefix: 'jpeg::Uncompress failed. Invalid JPEG data'."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", exc.message or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

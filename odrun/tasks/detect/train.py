@@ -11,6 +11,7 @@ import os
 import time
 
 from odcore.errors import UserError
+from odrun import inspect as odinspect
 
 DEFAULT_MODEL = "ssd_mobilenet_v2"
 CONFIG_NAME = "pipeline.config"
@@ -129,6 +130,16 @@ def _augment(config, args):
     return augment.apply(config, getattr(args, "augment", None))
 
 
+def before_training(config, where):
+    """`odrun inspect`'s cheap checks (class ids/texts vs the label map, box ranges) on the train
+    and eval records, TF-free: a defect that trains silently is exit 2 here."""
+    label_map = config.train_input_reader.label_map_path
+    readers = [config.train_input_reader] + list(config.eval_input_reader)
+    files = [f for r in readers for pattern in r.tf_record_input_reader.input_path for f in sorted(glob.glob(pattern))]
+    if label_map and os.path.isfile(label_map) and files:
+        odinspect.before_training(list(dict.fromkeys(files)), label_map, where=where)
+
+
 def options():
     """The `odrun train` flags, argparse dest -> default: what a library caller may pass (read
     from the parser itself, so a new flag needs no second list)."""
@@ -199,6 +210,7 @@ def _train(args, show):
     checks.config_values(config, where=config_path if args.resume else (args.config or "--set/--batch"))
     checks.records([f for pattern in config.train_input_reader.tf_record_input_reader.input_path
                     for f in sorted(glob.glob(pattern))], where="train_input_reader.tf_record_input_reader")
+    before_training(config, where=config_path if args.resume else (args.data or args.config))
     steps = config.train_config.num_steps
     if steps < 1:
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
