@@ -226,10 +226,11 @@ def test_degenerate_and_outside_boxes(peers, tmp_path):
 
 
 def test_undecodable_image(peers, tmp_path):
-    """A JPEG whose header reads but whose data is damaged: only the OD API's decoder finds it."""
+    """A truncated JPEG (as a partial download leaves it): its header reads, only the OD API's decoder fails."""
     def change(ex):
         data = feature(ex, "image/encoded").bytes_list.value[0]
-        feature(ex, "image/encoded").bytes_list.value[0] = data[:len(data) // 3] + b"\0" * (len(data) - len(data) // 3)
+        sos = data.index(b"\xff\xda")  # start of scan: the header is whole, the pixel data cut
+        feature(ex, "image/encoded").bytes_list.value[0] = data[:sos + (len(data) - sos) // 2]
     d = inject(peers["tutorial"], tmp_path / "d", "test.record", change, index=4)
     f = one_error(odinspect.inspect([str(d)]), "image", "test.record", 4)
     assert "does not decode with the OD API's decoder" in f["message"] and "function_node" not in f["message"]
@@ -259,8 +260,8 @@ def test_duplicate_image(peers, tmp_path):
     image = feature(ex0, "image/encoded").bytes_list.value[0]
     d = inject(peers["tutorial"], tmp_path / "d", "test.record",
                lambda ex: feature(ex, "image/encoded").bytes_list.value.__setitem__(0, image), index=1)
-    f = one_error(odinspect.inspect([str(d)]), "duplicate", "test.record", 1)
-    assert "train.record[0]" in f["message"] and "in train and in test" in f["message"]
+    f = one_error(odinspect.inspect([str(d)]), "duplicate", "train.record", 0)
+    assert "test.record[1]" in f["message"] and "in train and in test" in f["message"]
 
 
 def test_empty_image(peers, tmp_path):
