@@ -55,20 +55,24 @@ def inspect(data, label_map=None, image_size=None, report_path=None, decode_imag
     files, label_map = find_inputs(data, label_map)
     lm = checks.read_label_map(label_map)
     found = checks.label_map_findings(lm)
-    examples, per_example, counts = checks.scan(files, lm, full=True)
-    found += per_example
-    found += dataset.duplicates(examples, checks.split_of)
-    table = dataset.class_table(examples, lm, checks.split_of)
-    found += dataset.balance(table, lm, files, checks.split_of)
-    if decode_images:
-        sizes, failed = decode.decode_all(files, counts, label_map)
-        found += decode.findings(examples, sizes, failed)
-    input_size = image_size or report.DEFAULT_INPUT_SIZE
-    if report_path is None:
-        report_path = os.path.join(data[0] if os.path.isdir(data[0]) else os.path.dirname(data[0]) or ".",
-                                   report.REPORT)
-    path, size_warnings = draw.write(examples, table, report_path, input_size, checks.split_of)
-    found += [checks.finding(WARNING, "size", report_path, None, w) for w in size_warnings]
+    counts, damaged = checks.intact(files)
+    # TensorFlow starts and decodes (C++ threads) while this thread reads, checks and draws
+    decoding = decode.Background(files, counts, label_map) if decode_images else None
+    try:
+        examples, per_example = checks.scan(files, lm, counts=counts, full=True)
+        found += damaged + per_example
+        found += dataset.duplicates(examples, checks.split_of)
+        table = dataset.class_table(examples, lm, checks.split_of)
+        found += dataset.balance(table, lm, files, checks.split_of)
+        input_size = image_size or report.DEFAULT_INPUT_SIZE
+        if report_path is None:
+            report_path = os.path.join(data[0] if os.path.isdir(data[0]) else os.path.dirname(data[0]) or ".",
+                                       report.REPORT)
+        path, size_warnings = draw.write(examples, table, report_path, input_size, checks.split_of)
+        found += [checks.finding(WARNING, "size", report_path, None, w) for w in size_warnings]
+    finally:
+        sizes, failed = decoding.result() if decoding else ({}, {})
+    found += decode.findings(examples, sizes, failed)
     if strict:
         found = [dict(f, level=ERROR) for f in found]
     errors = sum(f["level"] == ERROR for f in found)
@@ -84,7 +88,7 @@ def before_training(files, label_map, where, limit=8):
     """`odrun train`'s cheap pass: class ids/texts vs the label map and box ranges, TF-free and
     without reading the image bytes; any error -> UserError (exit 2) listing the first ones."""
     lm = checks.read_label_map(label_map)
-    _examples, found, _counts = checks.scan(files, lm, full=False)
+    _examples, found = checks.scan(files, lm, full=False)
     errors = [f for f in found if f["level"] == ERROR and f["check"] in BLOCKING]
     if errors:
         shown = "\n  ".join(checks.render(f) for f in errors[:limit])

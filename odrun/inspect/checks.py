@@ -230,23 +230,16 @@ def _class(label, text, lm, obj, add):
     return text if text is not None else lm.by_id[label]
 
 
-def scan(files, lm, full=True):
-    """Every example of every file -> (examples [info], findings, counts {file: intact records})."""
-    examples, out, counts = [], [], {}
+def intact(files):
+    """{file: how many records are whole (both CRCs checked)} and the findings for damaged tails;
+    a file that is no TFRecord from its first byte is bad input (UserError)."""
+    counts, out = {}, []
     for path in files:
-        try:
-            buf = R.open_map(path)
-        except (OSError, ValueError) as exc:
-            raise UserError("cannot read the record file: {}".format(exc), where=path,
-                            fix="pass readable TFRecord files (the output of `odrun convert`, generate_tfrecord.py, ...)")
+        buf = _open(path)
         n = 0
         try:
-            for index, start, end in R.frames(buf, verify=full):
-                info, found = examine(buf, start, end, lm, path, index, full=full)
+            for n, _start, _end in R.frames(buf, verify=True):
                 n += 1
-                out.extend(found)
-                if info is not None:
-                    examples.append(info)
         except R.Damaged as exc:
             if exc.index == 0:
                 raise UserError("not a TFRecord file: {}".format(exc.reason), where=path,
@@ -256,4 +249,46 @@ def scan(files, lm, full=True):
         if n == 0:
             out.append(finding(ERROR, "record", path, None, "no examples (an empty record file)"))
         counts[path] = n
-    return examples, out, counts
+    return counts, out
+
+
+def _open(path):
+    try:
+        return R.open_map(path)
+    except (OSError, ValueError) as exc:
+        raise UserError("cannot read the record file: {}".format(exc), where=path,
+                        fix="pass readable TFRecord files (the output of `odrun convert`, generate_tfrecord.py, ...)")
+
+
+def scan(files, lm, counts=None, full=True):
+    """Every example -> (examples [info], findings). counts: {file: whole records} from `intact`
+    (read that many, CRCs already checked); None: check the framing lengths here, CRCs not."""
+    if counts is None:
+        counts, out = intact_lengths(files)
+    else:
+        out = []
+    examples = []
+    for path in files:
+        buf = _open(path) if counts[path] else b""
+        for index, start, end in R.frames(buf, verify=False):
+            info, found = examine(buf, start, end, lm, path, index, full=full)
+            out.extend(found)
+            if info is not None:
+                examples.append(info)
+            if index + 1 >= counts[path]:
+                break  # before the framing of a damaged tail is read again
+    return examples, out
+
+
+def intact_lengths(files):
+    """`intact` without the CRCs (odrun train's quick pass: the image bytes are never paged in)."""
+    counts, out = {}, []
+    for path in files:
+        n = 0
+        try:
+            for n, _start, _end in R.frames(_open(path), verify=False):
+                n += 1
+        except R.Damaged as exc:
+            out.append(finding(ERROR, "record", path, exc.index, exc.reason))
+        counts[path] = n
+    return counts, out

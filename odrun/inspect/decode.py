@@ -6,6 +6,7 @@ tail is one finding, not a DataLossError that ends the pipeline. A record whose 
 not decode fails only its own element: the iterator goes on with the next.
 """
 import re
+import threading
 
 from odrun.inspect.checks import ERROR, finding
 from odrun.tasks.detect.backends import tf2
@@ -43,11 +44,32 @@ def decode_all(files, counts, label_map_path):
         try:
             h, w = next(it).numpy()
             sizes[key] = (int(w), int(h))
-        except tf.errors.InvalidArgumentError as exc:
+        except tf.errors.OpError as exc:  # InvalidArgumentError: not a JPEG/PNG/GIF/BMP, truncated, ...
             failed[key] = _message(exc)
         except StopIteration:
             break
     return sizes, failed
+
+
+class Background(object):
+    """decode_all in a thread; result() joins it (and raises what it raised)."""
+
+    def __init__(self, files, counts, label_map_path):
+        self._out = {}
+        self._thread = threading.Thread(target=self._run, args=(files, counts, label_map_path), daemon=True)
+        self._thread.start()
+
+    def _run(self, *args):
+        try:
+            self._out["value"] = decode_all(*args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._out["error"] = exc
+
+    def result(self):
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
 
 
 def findings(examples, sizes, failed):
