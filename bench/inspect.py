@@ -9,7 +9,9 @@ best of --repeat:
     map: the least any full check must do (goal: `odrun inspect` >= 0.5x its speed);
   * tf.data + the OD API's TfExampleDecoder: what training's input pipeline reads;
   * tf.data raw: only iterate the records (no parsing, no decoding);
-  * `odrun inspect DATA --json` (every check, every image decoded, report.png) and `--no-decode`.
+  * `odrun inspect DATA --json` (every check, every image decoded, report.png) and `--no-decode`;
+  * `odrun train`'s pre-check (odrun.inspect.before_training: class ids and boxes, no image bytes read),
+    timed inside its process.
 
     .venv/bin/python bench/inspect.py [--repeat 2] [--json]
 """
@@ -67,6 +69,14 @@ ds = tf.data.TFRecordDataset(sys.argv[1:]).map(lambda s: tf.shape(d.decode(s)["i
 print(sum(1 for _ in ds))
 '''
 
+PRECHECK = r'''
+import sys, time
+t = time.perf_counter()
+from odrun import inspect
+inspect.before_training(sys.argv[2:], sys.argv[1], "bench")
+print(round(time.perf_counter() - t, 3))
+'''
+
 RAW = r'''
 import sys, tensorflow as tf
 print(sum(1 for _ in tf.data.TFRecordDataset(sys.argv[1:])))
@@ -107,6 +117,9 @@ def main(argv=None):
              "odrun_inspect": timed([ODRUN, "inspect", data, "--json"], args.repeat),
              "odrun_inspect_no_decode": timed([ODRUN, "inspect", data, "--json", "--no-decode"], args.repeat)}
         size = sum(os.path.getsize(p) for p in records)
+        pre = subprocess.run([PY, "-c", PRECHECK, os.path.join(data, "label_map.pbtxt")] + records, check=True,
+                             stdout=subprocess.PIPE, cwd=os.path.dirname(HERE))
+        t["train_precheck_in_process"] = float(pre.stdout.decode().split()[-1])
     result = {"records": N, "mb": round(size / 1e6, 1), "seconds": {k: round(v, 2) for k, v in t.items()},
               "load_1min": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
     common.report("inspect", result, [

@@ -151,7 +151,9 @@ def _image_header(buf, info, add):
         with Image.open(io.BytesIO(data)) as im:
             size = im.size
     except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
-        add(ERROR, "image", "image/encoded is not an image ({}: {})".format(type(exc).__name__, exc))
+        why = "no image format PIL knows starts its {} bytes".format(len(data)) \
+            if type(exc).__name__ == "UnidentifiedImageError" else "{}: {}".format(type(exc).__name__, exc)
+        add(ERROR, "image", "image/encoded is not an image ({})".format(why))
         info["undecodable"] = True
         return
     if info["width"] is not None and info["height"] is not None and size != (info["width"], info["height"]):

@@ -5,9 +5,17 @@ Each file is read up to its last intact record (counted by the TF-free pass), so
 tail is one finding, not a DataLossError that ends the pipeline. A record whose image does
 not decode fails only its own element: the iterator goes on with the next.
 """
+import importlib.util
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 
+from odcore.errors import UserError
 from odrun.inspect.checks import ERROR, finding
 from odrun.tasks.detect.backends import tf2
 
@@ -52,12 +60,30 @@ def decode_all(files, counts, label_map_path):
 
 
 class Background(object):
-    """decode_all in a thread; result() joins it (and raises what it raised)."""
+    """decode_all beside the caller's work; result() waits for it (and raises what it raised).
+
+    Without TensorFlow loaded here (the CLI), a second Python process imports it and decodes, on
+    another core, while this one checks the records and draws the report; with TF already loaded
+    (a library caller, the tests) a thread (decoding runs in TF's C++ threads either way)."""
 
     def __init__(self, files, counts, label_map_path):
-        self._out = {}
-        self._thread = threading.Thread(target=self._run, args=(files, counts, label_map_path), daemon=True)
-        self._thread.start()
+        self._out, self._proc = {}, None
+        job = {"files": files, "counts": counts, "label_map": label_map_path}
+        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("object_detection") is None:
+            raise UserError("decoding every image needs TensorFlow and the OD API, not installed in this Python",
+                            where=sys.executable, fix="pass --no-decode (every other check), or run where TF is")
+        if "tensorflow" in sys.modules:
+            self._thread = threading.Thread(target=self._run, args=(files, counts, label_map_path), daemon=True)
+            self._thread.start()
+            return
+        self._tmp = tempfile.mkdtemp(prefix="odrun-inspect-")
+        job["out"] = os.path.join(self._tmp, "result.json")
+        with open(os.path.join(self._tmp, "job.json"), "w", encoding="utf-8") as f:
+            json.dump(job, f)
+        self._err = open(os.path.join(self._tmp, "stderr.txt"), "wb")  # TF's and libjpeg's messages
+        self._proc = subprocess.Popen([sys.executable, "-m", "odrun.inspect.decode", os.path.join(self._tmp, "job.json")],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err,
+                                      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
     def _run(self, *args):
         try:
@@ -66,10 +92,36 @@ class Background(object):
             self._out["error"] = exc
 
     def result(self):
-        self._thread.join()
-        if "error" in self._out:
-            raise self._out["error"]
-        return self._out["value"]
+        if self._proc is None:
+            self._thread.join()
+            if "error" in self._out:
+                raise self._out["error"]
+            return self._out["value"]
+        try:
+            code = self._proc.wait()
+            self._err.close()
+            if code != 0:
+                with open(os.path.join(self._tmp, "stderr.txt"), "rb") as f:
+                    err = f.read().decode("utf-8", "replace")
+                raise UserError("decoding the images with TensorFlow failed (exit {}):\n{}".format(code, err[-3000:]),
+                                where="odrun.inspect.decode", fix="pass --no-decode to run every other check")
+            with open(os.path.join(self._tmp, "result.json"), encoding="utf-8") as f:
+                doc = json.load(f)
+        finally:
+            self._err.close()
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        return ({(p, i): (w, h) for p, i, w, h in doc["sizes"]}, {(p, i): m for p, i, m in doc["failed"]})
+
+
+def main():
+    """`python -m odrun.inspect.decode JOB.json`: the result (JSON) goes to job["out"]."""
+    with open(sys.argv[1], encoding="utf-8") as f:
+        job = json.load(f)
+    sizes, failed = decode_all(job["files"], job["counts"], job["label_map"])
+    doc = {"sizes": [[p, i, w, h] for (p, i), (w, h) in sizes.items()],
+           "failed": [[p, i, m] for (p, i), m in failed.items()]}
+    with open(job["out"], "w", encoding="utf-8") as f:
+        json.dump(doc, f)
 
 
 def findings(examples, sizes, failed):
@@ -92,3 +144,7 @@ def _message(exc):
     """TF's error without its '{{function_node ...}}' prefix: 'jpeg::Uncompress failed. Invalid JPEG data'."""
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", exc.message or str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    main()
