@@ -120,7 +120,7 @@ def examine(buf, start, end, lm, path, index, full=True):
     def add(level, check, msg, obj=None):
         out.append(finding(level, check, path, index, msg, obj))
     try:
-        f = R.parse_example(buf, start, end)
+        f = R.parse_example(buf, start, end, keys=KINDS)
     except ValueError as exc:
         add(ERROR, "example", "cannot be parsed: {}".format(exc))
         return None, out

@@ -121,16 +121,17 @@ def _feature(buf, start, end):
     return None, []
 
 
-def parse_example(buf, start, end):
+def parse_example(buf, start, end, keys=None):
     """Serialized tf.train.Example in buf[start:end] -> {key: (kind, values)}; bytes values are
-    (start, end) offsets into buf. ValueError when the bytes are not an Example."""
+    (start, end) offsets into buf; keys: parse only these features. ValueError when the bytes are
+    not an Example."""
     try:
-        return _parse(buf, start, end)
+        return _parse(buf, start, end, keys)
     except (IndexError, struct.error) as exc:
         raise ValueError("not a tf.train.Example ({})".format(exc))
 
 
-def _parse(buf, start, end):
+def _parse(buf, start, end, keys):
     out = {}
     for field, wt, v in _fields(buf, start, end):
         if field != 1 or wt != 2:
@@ -138,12 +139,13 @@ def _parse(buf, start, end):
         for efield, ewt, entry in _fields(buf, v[0], v[1]):
             if efield != 1 or ewt != 2:
                 continue
-            key, feature = None, (None, [])
+            key, span = None, None
             for kfield, kwt, kv in _fields(buf, entry[0], entry[1]):
                 if kfield == 1 and kwt == 2:
                     key = bytes(buf[kv[0]:kv[1]]).decode("utf-8", "replace")
                 elif kfield == 2 and kwt == 2:
-                    feature = _feature(buf, kv[0], kv[1])
-            if key is not None:
-                out[key] = feature  # a map: the last entry of a key wins, as in protobuf
+                    span = kv
+            if key is not None and (keys is None or key in keys):
+                # a map: the last entry of a key wins, as in protobuf
+                out[key] = _feature(buf, span[0], span[1]) if span else (None, [])
     return out
