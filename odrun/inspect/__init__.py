@@ -11,6 +11,7 @@ import re
 import time
 
 from odcore.errors import UserError
+from odrun.convert import report
 from odrun.inspect import checks, dataset, decode, draw
 from odrun.inspect.checks import ERROR, WARNING
 
@@ -49,14 +50,12 @@ def find_inputs(data, label_map=None):
 
 def inspect(data, label_map=None, image_size=None, report_path=None, decode_images=True, strict=False):
     """Library entry point: the whole inspection -> result dict (what --json prints)."""
-    from odrun.convert import report
-
     started = time.time()
     files, label_map = find_inputs(data, label_map)
     lm = checks.read_label_map(label_map)
     found = checks.label_map_findings(lm)
     counts, damaged = checks.intact(files)
-    # TensorFlow starts and decodes (C++ threads) while this thread reads, checks and draws
+    # TensorFlow starts and decodes (in a second process) while this one reads, checks and draws
     decoding = decode.Background(files, counts, label_map) if decode_images else None
     try:
         examples, per_example = checks.scan(files, lm, counts=counts, full=True)
