@@ -333,3 +333,19 @@ def test_before_training_is_tf_free(peers):
     with pytest.raises(UserError) as err:
         odinspect.before_training([str(d / "train.record")], str(peers["pascal"] / "pascal_label_map.pbtxt"), "x")
     assert "class text 'nine' is not in the label map" in err.value.message
+
+
+def test_label_map_gaps_duplicates_and_ids_not_in_it(peers, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(str(peers["tutorial"]), str(d))
+    text = (d / "label_map.pbtxt").read_text()
+    text = text.replace("item {\n  id: 3\n  name: 'jack'\n}\n", "")  # the tutorial's ids 1, 2, 4, 5, 6 remain
+    (d / "label_map.pbtxt").write_text(text + "item {\n  id: 2\n  name: 'ten of hearts'\n}\n")
+    r = odinspect.inspect([str(d)], decode_images=False)
+    lm = [(f["level"], f["message"]) for f in r["findings"] if f["check"] == "label_map"]
+    assert ("error", "id 2 is used twice ('ten' and 'ten of hearts'): the OD API keeps the last") in lm
+    assert any(level == "warning" and msg.startswith("id 3 is missing: num_classes is the largest id (6)") for level, msg in lm), lm
+    jack = [f for f in errors(r) if f["check"] == "class"]
+    assert jack and all("not in the label map" in f["message"] for f in jack)
+    assert {"class id 3 is not in the label map", "class text 'jack' is not in the label map"} <= {
+        f["message"].split(" (")[0] for f in jack}

@@ -83,8 +83,9 @@ def label_map_findings(lm):
     ids = sorted(i for i in seen_id if i > 0)
     gaps = sorted(set(range(1, ids[-1] + 1)) - set(ids)) if ids else []
     if gaps:
-        add(WARNING, "ids {} are missing: num_classes is the largest id ({}), so the model gets outputs for "
-                     "classes that never occur".format(_ranges(gaps), ids[-1]))
+        add(WARNING, "{} missing: num_classes is the largest id ({}), so the model gets outputs for "
+                     "classes that never occur".format("ids " + _ranges(gaps) + " are" if len(gaps) > 1 else
+                                                       "id {} is".format(gaps[0]), ids[-1]))
     return out
 
 
