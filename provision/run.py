@@ -270,7 +270,19 @@ def add_parser(subparsers):
     p.set_defaults(func=run)
 
 
+def check_command(args):
+    """No odrun command: refuse before anything is created (the image would only print `odrun --help`)."""
+    words = list(args.odrun_args or [])
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words and not getattr(args, "serve", None) and not args.entrypoint:
+        raise UserError("no odrun command to run in the image", where="-- ODRUN_ARGS",
+                        fix="add it after --, e.g. `-- demo` or `-- train --data /data --workdir /runs/a` "
+                            "(odrun's commands: provision run -- --help)")
+
+
 def run(args):
+    check_command(args)
     p = plan(args)
     if p["reason"] and not args.dry_run:
         sys.stderr.write("flavour {} ({})\n".format(p["flavor"], p["reason"]))
