@@ -1,4 +1,6 @@
 """Issue #25 ("A day with odstack"): the provision frictions a first-day user meets."""
+import json
+
 import pytest
 
 from conftest import run_cli
@@ -19,3 +21,32 @@ def test_run_with_an_entrypoint_needs_no_odrun_command(tmp_path):
     proc = run_cli("provision", "run", "--flavor", "cpu", "--runs", tmp_path / "runs", "--dry-run",
                    "--entrypoint", "python3", check=0)
     assert proc.stdout.split()[-1] == "odstack:cpu"
+
+
+def test_ti_boards_match_exactly_and_other_variants_say_the_fallback():
+    from provision import compat
+
+    m = compat.load()
+    ti = m.gpu("NVIDIA GeForce RTX 3090 Ti")
+    assert ti["name"] == "NVIDIA GeForce RTX 3090 Ti" and "family_of" not in ti
+    assert "family_of" not in m.gpu("NVIDIA GeForce RTX 3090")
+    sup = m.gpu("NVIDIA GeForce RTX 4080 SUPER")
+    assert sup["name"] == "NVIDIA GeForce RTX 4080" and sup["family_of"] == "NVIDIA GeForce RTX 4080 SUPER"
+    rec = m.recommend(gpu="NVIDIA GeForce RTX 4080 SUPER")
+    assert rec["family_of"] == "NVIDIA GeForce RTX 4080 SUPER"
+    assert "'NVIDIA GeForce RTX 4080 SUPER' is not in compat_matrix.yaml" in rec["reason"]
+    assert "not in compat_matrix.yaml" not in m.recommend(gpu="RTX 3090 Ti")["reason"]
+
+
+def test_recommend_for_a_3090_says_tf2_also_runs():
+    proc = run_cli("provision", "matrix", "recommend", "--gpu", "NVIDIA GeForce RTX 3090", "--json", check=0)
+    rec = json.loads(proc.stdout)
+    assert rec["flavor"] == "tf1.15-ngc"
+    assert rec["also"] == [{"flavor": "tf2-gpu", "image": "tensorflow/tensorflow:2.15.0-gpu", "tf_major": 2}]
+    assert "TF 2 also runs on this GPU: --tf-major 2 gives tf2-gpu" in rec["reason"]
+    two = json.loads(run_cli("provision", "matrix", "recommend", "--gpu", "RTX 3090", "--tf-major", "2", "--json",
+                             check=0).stdout)
+    assert two["flavor"] == "tf2-gpu" and two["also"] == [] and "also runs" not in two["reason"]
+    # a GPU only TF 1 (stock 1.15) runs on: no TF 2 line
+    k80 = json.loads(run_cli("provision", "matrix", "recommend", "--gpu", "Tesla K80", "--json", check=0).stdout)
+    assert k80["flavor"] == "tf1.15-gpu" and k80["also"] == []
