@@ -1,9 +1,14 @@
 """Issue #25 ("A day with odstack"): the provision frictions a first-day user meets."""
 import json
+import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import bin_path, require, run_cli
+
+from provision import compat
+from provision.doctor import diagnose
+from provision.doctor.system import RecordedSystem
 
 
 @pytest.mark.parametrize("tail", [[], ["--"]])
@@ -24,8 +29,6 @@ def test_run_with_an_entrypoint_needs_no_odrun_command(tmp_path):
 
 
 def test_ti_boards_match_exactly_and_other_variants_say_the_fallback():
-    from provision import compat
-
     m = compat.load()
     ti = m.gpu("NVIDIA GeForce RTX 3090 Ti")
     assert ti["name"] == "NVIDIA GeForce RTX 3090 Ti" and "family_of" not in ti
@@ -50,3 +53,22 @@ def test_recommend_for_a_3090_says_tf2_also_runs():
     # a GPU only TF 1 (stock 1.15) runs on: no TF 2 line
     k80 = json.loads(run_cli("provision", "matrix", "recommend", "--gpu", "Tesla K80", "--json", check=0).stdout)
     assert k80["flavor"] == "tf1.15-gpu" and k80["also"] == []
+
+
+def test_doctor_says_start_a_stopped_docker_daemon_first(tmp_path):
+    """Docker installed, daemon not answering (here: DOCKER_HOST at a socket nobody serves): the fix is
+    `systemctl start docker`, not a whole `provision host` run."""
+    require(bin_path("docker") or bin_path("dockerd"), "docker not installed")
+    env = dict(os.environ, DOCKER_HOST="unix://{}/none.sock".format(tmp_path))
+    proc = run_cli("provision", "doctor", "--section", "containers", "--no-tf", "--json", env=env)
+    daemon = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}["containers.docker_daemon"]
+    assert daemon["status"] == "fail" and daemon["fix"].startswith("sudo systemctl start docker")
+    assert "provision host --tags docker" in daemon["fix"]  # still named, for a broken install
+
+
+def test_doctor_without_docker_says_provision_host(tmp_path):
+    """No docker at all (a captured system that has no docker command): installing is the fix."""
+    (tmp_path / "commands.yaml").write_text("commands: {}\n")
+    found = {f.id: f for f in diagnose(RecordedSystem(tmp_path), ["containers"], with_tf=False)}
+    daemon = found["containers.docker_daemon"]
+    assert daemon.status == "fail" and daemon.fix.startswith("provision host --tags docker")
