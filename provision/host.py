@@ -30,10 +30,18 @@ STATS = [("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("dark", 
          ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored")]
 
 
+EXAMPLES = """examples:
+  provision host --check                        # this machine, dry run
+  provision host --yes --tags nouveau,driver    # this machine, for real
+  provision host --hosts gpu1,gpu2 --image tf1.15-gpu
+  provision host -i inventory.ini --limit gpu3 --tags verify --json"""
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "host", help="set up GPU hosts (nouveau, driver, kernel hold, docker, toolkit, verify) with Ansible",
-        description="Run odstack's playbooks through ansible-runner against this machine or an inventory.")
+        description="Run odstack's playbooks through ansible-runner against this machine or an inventory.",
+        epilog=EXAMPLES)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--inventory", "-i", metavar="FILE", help="Ansible inventory file (many hosts in parallel)")
     target.add_argument("--hosts", metavar="A,B",

@@ -34,9 +34,17 @@ K8S_PORT = 2222
 TIME_RE = re.compile(r"^(\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d)$")
 
 
+EXAMPLES = """examples:
+  provision submit --nodes 2 --gpus-per-node 4 --runs /shared/runs \\
+      -- train --data /runs/data --workdir /runs/job1 --steps 20000 --batch 64
+  provision submit --dry-run --runs /shared/runs -- train --workdir /runs/j1
+  provision submit --status 42
+  provision submit --k8s --nodes 2 -- train --workdir /runs/job1"""
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser("submit", help="run odrun train on a Slurm cluster (sbatch), or render it for Kubernetes",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], epilog=EXAMPLES)
     p.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
     p.add_argument("--gpus-per-node", type=int, default=0, metavar="G", help="GPUs per node (default 0: CPU)")
     p.add_argument("--tasks-per-node", type=int, default=1, metavar="T",
