@@ -8,15 +8,35 @@ follows), optionally with `user@` in front and `:port` behind. Anything else, e.
 `gpu1 ansible_connection=local` (which would run every task on THIS machine, past the
 this-machine confirmation) or `gpu1;touch x`, is refused: an INI inventory line treats what
 follows the name as variables, so host names are never written into INI text.
+
+`localhost`, `127.0.0.1` and `::1` (no `user@`, no `:port`) are THIS machine: they get
+`ansible_connection: local` (ssh to oneself usually has no key and fails) and the
+this-machine confirmation; `admin@localhost` or `localhost:2222` stay ssh (a tunnel, a container).
 """
 import ipaddress
 import re
+import sys
+from pathlib import Path
 
 from odcore.errors import UserError
 
 LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 FIX = "use host names, IP addresses or user@host:port separated by commas, e.g. --hosts gpu1,admin@10.0.0.7:2222"
+
+
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "127.0.0.1", "::1")
+
+
+def is_local(host):
+    """A plain localhost entry: reached with the local connection, not ssh."""
+    return host["host"].lower().rstrip(".") in LOCAL_NAMES and not host["user"] and not host["port"]
+
+
+def local_vars():
+    # the system Python has python3-apt, which the apt module needs
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    return {"ansible_connection": "local", "ansible_python_interpreter": python}
 
 
 def _is_hostname(name):
@@ -84,6 +104,8 @@ def inventory_data(hosts, group="gpu", extra_vars=None):
     entries = {}
     for h in hosts:
         hostvars = dict(extra_vars or {})
+        if is_local(h):
+            hostvars.update(local_vars())
         if h["name"] != h["host"]:
             hostvars["ansible_host"] = h["host"]
         if h["user"]:

@@ -34,9 +34,17 @@ K8S_PORT = 2222
 TIME_RE = re.compile(r"^(\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d)$")
 
 
+EXAMPLES = """examples:
+  provision submit --nodes 2 --gpus-per-node 4 --runs /shared/runs \\
+      -- train --data /runs/data --workdir /runs/job1 --steps 20000 --batch 64
+  provision submit --dry-run --runs /shared/runs -- train --workdir /runs/j1
+  provision submit --status 42
+  provision submit --k8s --nodes 2 -- train --workdir /runs/job1"""
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser("submit", help="run odrun train on a Slurm cluster (sbatch), or render it for Kubernetes",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], epilog=EXAMPLES)
     p.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
     p.add_argument("--gpus-per-node", type=int, default=0, metavar="G", help="GPUs per node (default 0: CPU)")
     p.add_argument("--tasks-per-node", type=int, default=1, metavar="T",
@@ -48,6 +56,8 @@ def add_parser(subparsers):
     p.add_argument("--no-container", action="store_true",
                    help="run odrun from this host's venv on every node (default: the odstack image via provision run)")
     p.add_argument("--image", default="odstack:tf2-gpu", help="image for the tasks (default odstack:tf2-gpu)")
+    p.add_argument("--provision", metavar="PATH", default="provision",
+                   help="the provision command on the nodes (default: `provision` on the node's PATH)")
     p.add_argument("--runs", metavar="DIR", help="host folder mounted at /runs in the image (shared by all nodes)")
     p.add_argument("--data", metavar="DIR", help="host folder mounted read-only at /data in the image")
     p.add_argument("--wait", action="store_true", help="wait for the job to end (sbatch --wait); exit 1 if it failed")
@@ -108,8 +118,12 @@ def log_dir(args, workdir):
     """Host path of RUN_DIR/slurm (container workdirs are /runs/... inside the image)."""
     run_dir = Path(workdir)
     if not args.no_container:
-        if not args.runs or not workdir.startswith("/runs/"):
-            raise UserError("with the image, --workdir must be under /runs and --runs names the host folder",
+        if not args.runs:  # the cause to name first: without --runs no /runs path can exist
+            raise UserError("with the image, --runs must name the shared host folder mounted at /runs",
+                            where="--runs", fix="e.g. --runs /shared/runs -- train --workdir /runs/job1, "
+                                                "or --no-container (this host's venv on every node)")
+        if not workdir.startswith("/runs/"):
+            raise UserError("with the image, --workdir must be under /runs (the --runs folder)",
                             where="--workdir", fix="e.g. --runs /shared/runs -- train --workdir /runs/job1, "
                                                    "or --no-container")
         run_dir = Path(args.runs) / workdir[len("/runs/"):]
@@ -125,7 +139,7 @@ def task_command(args, words):
     """What every srun task runs."""
     if args.no_container:
         return " ".join(shlex.quote(w) for w in [_tool("odrun")] + words)
-    cmd = [_tool("provision"), "run", "--image", args.image, "--network", "host",
+    cmd = [args.provision, "run", "--image", args.image, "--network", "host",
            "--gpus", "all" if args.gpus_per_node else "none", "--runs", str(Path(args.runs).resolve())]
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve())]
@@ -133,6 +147,15 @@ def task_command(args, words):
     env = " ".join('--env {0}="${0}"'.format(v) for v in SLURM_VARS)  # expanded by the task's shell
     return "bash -c {}".format(shlex.quote("exec {} {} -- {}".format(
         quoted, env, " ".join(shlex.quote(w) for w in words))))
+
+
+def _node_check(args):
+    """A clear line in the job log when the node has no `provision` (resolved there, not here)."""
+    if args.no_container:
+        return "# odrun: this host's venv, on a filesystem every node sees"
+    exe = shlex.quote(args.provision)  # one quoted word, never inside the echo's double quotes
+    return ("command -v {0} >/dev/null || {{ echo \"provision submit: not found on $(hostname) (PATH=$PATH):\" "
+            "{0} \"- install odstack there or pass --provision PATH\" >&2; exit 127; }}").format(exe)
 
 
 def sbatch_script(args, words, logs):
@@ -153,6 +176,7 @@ def sbatch_script(args, words, logs):
         lines.append("#SBATCH --time={}".format(args.time))
     lines += ["set -euo pipefail",
               'echo "odrun train: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST, $SLURM_NTASKS worker(s)"',
+              _node_check(args),
               "# one task per worker; a worker that fails ends the step and the job fails (no hang)",
               "srun --kill-on-bad-exit=1 --output={}/worker-%j-%t.log {}".format(logs, task_command(args, words)),
               ""]
