@@ -49,10 +49,19 @@ def _home_of(path, rules, homes):
     return None, ()
 
 
-def mount_refusal(resolved, rules=None, homes=None):
+def _as_home_path(resolved, home_root=None):
+    """A symlinked /home (Fedora Atomic: /home -> /var/home) resolves into /var: judge it as /home/..."""
+    real = Path(home_root or os.path.realpath("/home"))
+    if real != Path("/home") and (resolved == real or real in resolved.parents):
+        return Path("/home", *resolved.parts[len(real.parts):])
+    return resolved
+
+
+def mount_refusal(resolved, rules=None, homes=None, home_root=None):
     """Why the resolved folder must not be mounted into a job (None: it may). Rules: system_dirs.yaml."""
     rules = rules or system_dirs()
     homes = _homes(rules) if homes is None else homes
+    resolved = _as_home_path(resolved, home_root)
     if len(resolved.parts) == 1:
         return "the root folder /"
     if any(part in rules["refused_names"] for part in resolved.parts):

@@ -69,3 +69,13 @@ def test_out_of_range_user_ids_refused(tmp_path, user):
 def test_in_range_user_ids_accepted(tmp_path, user):
     argv = shlex.split(_dry(tmp_path, "--user", user).stdout)
     assert argv[argv.index("--user") + 1] == user
+
+
+def test_a_symlinked_home_root_counts_as_home():
+    """Fedora Atomic/Silverblue: /home -> /var/home, so a user's runs resolve into /var."""
+    from provision.run_guard import mount_refusal, system_dirs
+    rules, real = system_dirs(), "/var/home"
+    assert mount_refusal(Path("/var/home/ana/runs"), rules, set(), real) is None
+    assert mount_refusal(Path("/var/home/ana/.ssh"), rules, set(), real)
+    assert mount_refusal(Path("/var/home/ana"), rules, set(), real)
+    assert mount_refusal(Path("/var/lib/x"), rules, set(), real)
