@@ -46,6 +46,7 @@ def run(args):
                         fix="pass --hosts HEAD,NODE,... or -i INVENTORY (groups slurm_head, slurm_nodes)")
     if args.hosts:
         hosts = inventory.parse_hosts(args.hosts)
+        host.parse_extra_vars(args.extra_vars)  # refused before the inventory below is written
         args.run_dir = str(Path(args.run_dir or Path("runs") / time.strftime("cluster-%Y%m%d-%H%M%S")).resolve())
         data = inventory.inventory_data(hosts, "slurm_nodes")
         head = hosts[0]["name"]

@@ -10,6 +10,7 @@ whole process environment (tokens, passwords) into artifacts/<ident>/command.
 import difflib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from odcore import install
 from odcore.errors import UserError
+from provision.inventory import check_inventory, parse_hosts
 
 # $ODSTACK_PLAYBOOKS > the wheel's odcore/share/playbooks > the checkout's playbooks/
 PLAYBOOKS = Path(install.find("playbooks", env="ODSTACK_PLAYBOOKS") or "playbooks")
@@ -88,6 +90,9 @@ def parse_extra_vars(items):
             out[key.strip()] = yaml.safe_load(value) if value else ""
         except yaml.YAMLError as exc:
             raise UserError("value of {} is not valid YAML: {}".format(key, exc), where="-e")
+        if re.search("[\x00-\x1f\x7f]", key + str(out[key.strip()])):  # a newline would add a config line
+            raise UserError("-e {} contains a control character".format(key.strip()), where="-e " + key.strip(),
+                            fix="remove newlines, tabs and other control characters")
     return out
 
 
@@ -272,8 +277,9 @@ def run(args):
                         fix="reinstall odstack (the wheel carries them), run from a checkout, "
                             "or set ODSTACK_PLAYBOOKS")
     if args.hosts:  # refuse bad host names before anything is written
-        from provision.inventory import parse_hosts
         parse_hosts(args.hosts)
+    elif args.inventory and Path(args.inventory).exists():  # the same rule for a user's own inventory
+        check_inventory(args.inventory)
     run_dir = Path(args.run_dir or Path("runs") / time.strftime("host-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     inventory, local = build_inventory(args, run_dir)

@@ -32,6 +32,11 @@ SLURM_VARS = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURMD_NODENAME"
 K8S_PORT = 2222
 # sbatch --time formats (man sbatch): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 TIME_RE = re.compile(r"^(\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d)$")
+# C0 controls and DEL (a newline would end a script line) and the C1 controls
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+# what a `#SBATCH --output=` line can hold as it is: sbatch splits #SBATCH lines at blanks and reads
+# quotes and `#` itself; any other log path goes on sbatch's command line only (argv, never parsed)
+SBATCH_PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 
 
 EXAMPLES = """examples:
@@ -92,6 +97,21 @@ def _train_args(args):
     return words, workdir
 
 
+def _no_control(args, words):
+    """Refuse control characters in every value that reaches the script (a newline adds a line)."""
+    for flag in ("runs", "data", "image", "partition", "time", "job_name", "pvc"):
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and CONTROL_RE.search(value):
+            raise UserError("--{} contains a control character: {!r}".format(flag.replace("_", "-"), value),
+                            where="--" + flag.replace("_", "-"), fix="remove newlines, tabs and other control characters")
+    for i, w in enumerate(words):
+        if CONTROL_RE.search(w):
+            name = w.split("=", 1)[0] if w.startswith("--") else (words[i - 1] if i else w)
+            raise UserError("train argument {!r} contains a control character".format(w),
+                            where="-- train {}".format(name if name.startswith("--") else "ARGS"),
+                            fix="remove newlines, tabs and other control characters")
+
+
 def _counts(args):
     for name in ("nodes", "tasks_per_node"):
         if getattr(args, name) < 1:
@@ -137,7 +157,7 @@ def _tool(name):
 
 def task_command(args, words):
     """What every srun task runs."""
-    if args.no_container:
+    if args.no_container:  # every word quoted: nothing in a value is read by the shell
         return " ".join(shlex.quote(w) for w in [_tool("odrun")] + words)
     cmd = [args.provision, "run", "--image", args.image, "--network", "host",
            "--gpus", "all" if args.gpus_per_node else "none", "--runs", str(Path(args.runs).resolve())]
@@ -164,8 +184,12 @@ def sbatch_script(args, words, logs):
                  args.nodes, args.tasks_per_node, args.gpus_per_node),
              "#SBATCH --job-name={}".format(args.job_name),
              "#SBATCH --nodes={}".format(args.nodes),
-             "#SBATCH --ntasks-per-node={}".format(args.tasks_per_node),
-             "#SBATCH --output={}/slurm-%j.out".format(logs)]
+             "#SBATCH --ntasks-per-node={}".format(args.tasks_per_node)]
+    out = "{}/slurm-%j.out".format(logs)
+    if SBATCH_PLAIN_RE.match(out):
+        lines.append("#SBATCH --output=" + out)
+    else:
+        lines.append("# the log path is passed as sbatch --output (a #SBATCH line cannot hold it): " + shlex.quote(out))
     if args.gpus_per_node:
         lines.append("#SBATCH --gpus-per-node={}".format(args.gpus_per_node))
     if args.cpus_per_task:
@@ -178,7 +202,8 @@ def sbatch_script(args, words, logs):
               'echo "odrun train: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST, $SLURM_NTASKS worker(s)"',
               _node_check(args),
               "# one task per worker; a worker that fails ends the step and the job fails (no hang)",
-              "srun --kill-on-bad-exit=1 --output={}/worker-%j-%t.log {}".format(logs, task_command(args, words)),
+              "srun --kill-on-bad-exit=1 --output={} {}".format(shlex.quote("{}/worker-%j-%t.log".format(logs)),
+                                                                task_command(args, words)),
               ""]
     return "\n".join(lines)
 
@@ -197,6 +222,7 @@ def _hand_to_job_user(args, logs):
 
 def submit(args):
     words, workdir = _train_args(args)
+    _no_control(args, words)
     _counts(args)
     logs = log_dir(args, workdir)
     script = sbatch_script(args, words, logs)
@@ -213,7 +239,7 @@ def submit(args):
     _hand_to_job_user(args, logs)
     path = logs / time.strftime("submit-%Y%m%d-%H%M%S.sbatch")
     write_text(path, script)
-    cmd = [sbatch, "--parsable"] + (["--wait"] if args.wait else []) + [str(path)]
+    cmd = [sbatch, "--parsable", "--output={}/slurm-%j.out".format(logs)] + (["--wait"] if args.wait else []) + [str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     job = (proc.stdout.strip().splitlines() or [""])[0].split(";")[0]
     if not job.isdigit():
@@ -296,6 +322,7 @@ def render_k8s(args):
     import yaml
 
     words, workdir = _train_args(args)
+    _no_control(args, words)
     _counts(args)
     docs = k8s_manifests(args, words)
     if args.json:
