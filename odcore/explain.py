@@ -366,7 +366,8 @@ class Scanner(object):
                     self.cache[key] = found
             line = chunk[start:end].strip()
             for entry_id, snippet, _, resolved in found:
-                self._record(entry_id, base + start, snippet, line, resolved)
+                shown = _matched_line(chunk[prev:nxt], snippet, line)
+                self._record(entry_id, base + start, snippet, shown, resolved)
 
     def results(self):
         """Best first: real problems before harmless notices, then weight, then first offset.
@@ -402,6 +403,16 @@ def with_symbol(match, resolved):
     match["resolved_from"] = "symbols.yaml " + resolved["group"]
     match["replacement"] = resolved["replacement"]
     return match
+
+
+def _matched_line(window, snippet, default):
+    """The line of `window` (a candidate line and its neighbours) where the match starts, so
+    `matched:` shows that line and not the neighbour that brought it to the regexes."""
+    head = normalise(snippet)[:60]
+    for text in window.split("\n"):
+        if head and head in normalise(text):
+            return text.strip()
+    return default
 
 
 def _line_at(text, pos):
