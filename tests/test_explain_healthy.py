@@ -12,7 +12,7 @@ HEALTHY = sorted((FIXTURES / "explain" / "healthy").glob("*.log"))
 
 def test_the_recorded_logs_are_there():
     names = {p.name for p in HEALTHY}
-    assert {"demo-tf2.log", "demo-tf1.log", "train.log", "eval.log", "export.log"} <= names, names
+    assert {"demo-tf2.log", "demo-tf1.log", "train.log", "eval.log", "export.log", "serve.log"} <= names, names
 
 
 @pytest.mark.parametrize("log", HEALTHY, ids=[p.name for p in HEALTHY])
