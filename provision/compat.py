@@ -17,13 +17,11 @@ from odcore.errors import UserError
 # names stay part of this module's interface.
 from provision.compat_rules import (  # noqa: F401
     arch_support, cc_str, cc_tuple, did_you_mean, driver_ok, gpu_tokens, line_of, parse_version, runs_on)
+from provision import compat_schema
+from provision.compat_schema import MatrixError  # noqa: F401 - compat.MatrixError, as callers name it
 
 ENV_VAR = "ODSTACK_MATRIX"
 _CACHE = {}
-
-
-class MatrixError(UserError):
-    """compat_matrix.yaml itself is malformed; `where` is the path of the bad entry."""
 
 
 class UnknownKey(UserError):
@@ -51,7 +49,6 @@ def load(path=None):
         raise MatrixError("matrix file does not exist", where=str(path),
                           fix="pass an existing file or unset {}".format(ENV_VAR))
     if key not in _CACHE:
-        from provision import compat_schema
 
         _CACHE[key] = Matrix(_read_yaml(path), str(path), digest=compat_schema.digest(path))
     return _CACHE[key]
@@ -99,7 +96,6 @@ class Matrix(object):
     # ------------------------------------------------------------ validation
     def _validate(self, digest=None):
         """The shape is provision/data/compat_matrix.schema.json; see provision/compat_schema.py."""
-        from provision import compat_schema
 
         compat_schema.validate(self.data, self.path, digest)
 

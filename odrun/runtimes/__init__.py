@@ -12,10 +12,10 @@ Runtimes (files inside EXPORT_DIR; `odrun export --format` writes them):
   saved_model  saved_model/           TensorFlow SavedModel (the OD API's export; slowest to load)
 """
 import importlib
-import json
 import os
 
 from odcore.errors import UserError
+from odrun.workdir.metadata import export_metadata
 
 # Order of preference for runtime=None: the TF-free ones first (fast start), then TF.
 RUNTIMES = ("onnx", "tflite", "frozen", "saved_model")
@@ -26,12 +26,8 @@ MODULES = {"onnx": "onnxruntime", "tflite": ("tflite_runtime", "ai_edge_litert")
 
 
 def read_metadata(export_dir):
-    path = os.path.join(export_dir, "metadata.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    """The export's metadata.json (odrun.workdir.metadata: a damaged one is exit 2)."""
+    return export_metadata(export_dir)[0]
 
 
 def _installed(runtime):

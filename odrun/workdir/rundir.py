@@ -263,13 +263,21 @@ class RunDir(object):
         return target
 
 
-def prepare_train(args, api, config):
+def newest_checkpoint(run_dir):
+    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
+    a damaged state file or a truncated .index is a UserError."""
+    return RunDir(run_dir).newest_checkpoint()
+
+
+def prepare_train(args, api, config, model=None):
     """Everything `odrun train` checks about RUN_DIR before it writes there (in order):
 
     1. the run directory is not, does not contain and is not inside --data/--config;
     2. run.json and the checkpoint state are readable (damaged ones: exit 2, nothing written);
     3. the run was made by the same api/model/model block/label map, or --new-run moves it aside;
     4. --resume without a checkpoint says it starts from step 0.
+    `model`: the run's model as its identity names it (odrun.tasks.detect.train.identity_model;
+    default: "config:FILE" or --model); on --resume the one run.json recorded counts.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
     from odcore.paths import check_output, check_writable_dir
@@ -282,9 +290,8 @@ def prepare_train(args, api, config):
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:
         model = (settings.get("identity") or {}).get("model") or settings.get("model")
-    else:
-        from odrun.tasks.detect.train import DEFAULT_MODEL
-        model = "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
+    elif model is None:
+        model = "config:" + os.path.basename(args.config) if args.config else args.model
     ident = identity(api, model, config)
     if rd.exists() and rd.has_state():
         if new_run and not args.resume:

@@ -20,7 +20,6 @@ stores every one as b'jpg'. Here:
 """
 import hashlib
 import io
-import json
 import os
 import random
 import shutil
@@ -311,16 +310,15 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
     return summary
 
 
-def run(args):
-    """The `odrun convert --task classify` entry (flags of odrun.convert's parser)."""
-    summary = convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
-                      shards=_given(args, "shards"), strict=args.strict,
-                      progress=not args.json and sys.stderr.isatty())
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(summary)
-    return 0
+def from_args(args):
+    """`odrun convert --task classify` (flags: odrun.verbs.convert) -> the summary."""
+    return convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
+                   shards=_given(args, "shards"), strict=args.strict,
+                   progress=not args.json and sys.stderr.isatty())
+
+
+def show(summary, args):
+    print_summary(summary)
 
 
 def _given(args, name):

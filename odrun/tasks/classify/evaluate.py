@@ -1,7 +1,6 @@
 """`odrun eval --workdir RUN` for a classifier: top-1 / top-5 accuracy, per-class precision and
 recall, a confusion matrix (rich table, RUN/eval.json, RUN/confusion_matrix.png) for the newest
 checkpoint on the test records."""
-import json
 import os
 
 from odcore.errors import UserError
@@ -126,14 +125,14 @@ def tables(result):
     return t, cm
 
 
-def run(args):
-    result = evaluate(args.workdir)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        from rich.console import Console
-        c = Console()
-        for t in tables(result):
-            c.print(t)
-        print("wrote {} and {}".format(os.path.join(args.workdir, EVAL_NAME), result["picture"]))
-    return 0
+def from_args(args):
+    """`odrun eval` on a classifier run (flags: odrun.verbs.evaluate) -> the eval.json result."""
+    return evaluate(args.workdir)
+
+
+def show(result, args):
+    from rich.console import Console
+    c = Console()
+    for t in tables(result):
+        c.print(t)
+    print("wrote {} and {}".format(os.path.join(args.workdir, EVAL_NAME), result["picture"]))

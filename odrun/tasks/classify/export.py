@@ -7,7 +7,6 @@ classes, step), and retrain.py's artifacts: output_graph.pb, a frozen GraphDef w
 `DecodeJpeg/contents:0` (one JPEG's bytes) and output `final_result:0` (probabilities [1, N]),
 plus output_labels.txt (one name per line), so the tutorial's label_image-style test script
 runs on it unchanged. Everything is written into a temp sibling and swapped in at the end."""
-import json
 import os
 import shutil
 import tempfile
@@ -139,12 +138,12 @@ def _guard(run_dir, out_dir):
                         fix="choose a new or empty --out folder")
 
 
-def run(args):
-    metadata = export(args.workdir, args.out)
-    if args.json:
-        print(json.dumps(metadata, indent=2))
-    else:
-        print("exported step {} ({}, {} classes) to {}: saved_model/, {}, {}".format(
-            metadata["step"], metadata["model"], len(metadata["classes"]), os.path.abspath(args.out),
-            FROZEN_NAME, "output_labels.txt"))
-    return 0
+def from_args(args):
+    """`odrun export` on a classifier run (flags: odrun.verbs.export) -> the export's metadata.json."""
+    return export(args.workdir, args.out)
+
+
+def show(metadata, args):
+    print("exported step {} ({}, {} classes) to {}: saved_model/, {}, {}".format(
+        metadata["step"], metadata["model"], len(metadata["classes"]), os.path.abspath(args.out),
+        FROZEN_NAME, "output_labels.txt"))

@@ -5,31 +5,17 @@ Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one 
 rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
 test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 import io
-import json
 import os
 import sys
 
 from odcore.errors import UserError
+from odrun.ui.progress import enabled
+from odrun.workdir.metadata import export_metadata
 
 TF_DECODES = ("jpeg", "png", "gif", "bmp")
 THUMB = 128
 SHEET_COLUMNS = 8
 SHOWN = 20
-
-
-def add_parser(sub):
-    p = sub.add_parser("predict", help="classify images with an exported classifier (top-k per image)",
-                       description=__doc__)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
-    p.add_argument("--model", metavar="MODEL_DIR", required=True, help="output of `odrun export` on a classifier")
-    p.add_argument("--out", metavar="OUT_DIR", default="predictions",
-                   help="predictions.json/.csv + contact_sheet.png (default ./predictions)")
-    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
-    p.add_argument("--no-images", action="store_true", help="skip the contact sheet")
-    p.add_argument("--json", action="store_true", help="print predictions.json instead of tables")
-    p.set_defaults(func=run)
-    return p
 
 
 def collect(sources):
@@ -91,7 +77,6 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
     from odrun.ui.progress import ItemProgress
     if batch < 1 or top_k < 1:
         raise UserError("--batch and --top-k must be >= 1", where="--batch/--top-k", fix="e.g. --top-k 5")
-    from odrun.tasks.detect.checks import export_metadata
     meta, _ = export_metadata(model_dir, classifier=True)  # a damaged metadata.json is exit 2 naming the field
     names = [c["name"] for c in meta["classes"]]
     paths = collect(sources)
@@ -171,12 +156,11 @@ def print_tables(summary):
             highlight=False)
 
 
-def run(args):
-    from odrun.ui.progress import enabled
-    summary = predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
-                      images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_tables(summary)
-    return 0
+def from_args(args):
+    """`odrun predict`, or `odrun detect` on a classifier export (flags: odrun.verbs) -> the summary."""
+    return predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
+                   images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
+
+
+def show(summary, args):
+    print_tables(summary)

@@ -35,9 +35,6 @@ IDENTITY = ("data", "model", "image_size", "pretrained", "classes")
 def add_flags(p):
     """Classify-only flags of `odrun train` (the shared ones: --data --workdir --model --steps
     --batch --image-size --pretrained --set --checkpoint-every --resume --json)."""
-    from odrun.tasks import add_task_flag
-    add_task_flag(p, "; classify: --model mobilenet_v2|inception_v3|efficientnet_b0|resnet50, "
-                     "--pretrained a Keras .h5 file or URL, --set alpha=0.35 etc. (odrun/data/classify.yaml)")
     g = p.add_argument_group("classify (--task classify)")
     g.add_argument("--epochs", type=float, help="head training epochs (instead of --steps; default {})".format(
         DEFAULT_EPOCHS))
@@ -362,8 +359,8 @@ def test_accuracy(clf, feats, test_files, tuned):
     return round(hits / float(n), 4) if n else None
 
 
-def run(args):
-    """`odrun train --task classify` (flags: odrun.tasks.detect.train's parser + add_flags)."""
+def from_args(args):
+    """`odrun train --task classify` (flags: odrun.verbs.train) -> the train.json summary."""
     from odrun.tasks.classify import require_tf2
     from odrun.ui.progress import enabled
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
@@ -375,10 +372,9 @@ def run(args):
     s["run_dir"] = args.workdir
     s["bottleneck_dir"] = getattr(args, "bottleneck_dir", None) or s.get("bottleneck_dir")
     os.makedirs(args.workdir, exist_ok=True)
-    summary = train(s, show=enabled(args))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("trained steps {start_step}->{end_step} in {seconds}s; test accuracy {test_accuracy}; "
-              "newest checkpoint: {newest}".format(**summary))
-    return 0
+    return train(s, show=enabled(args))
+
+
+def show(summary, args):
+    print("trained steps {start_step}->{end_step} in {seconds}s; test accuracy {test_accuracy}; "
+          "newest checkpoint: {newest}".format(**summary))

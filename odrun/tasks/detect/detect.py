@@ -6,39 +6,14 @@ detections.json (COCO results format: image_id, category_id, bbox [x, y, w, h] i
 score; image ids are listed in images.json) and detections.csv (one row per box).
 """
 import glob
-import json
 import os
 
 from odcore.errors import UserError
+from odrun.ui.progress import enabled
+from odrun.workdir.metadata import export_metadata
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_THRESHOLD = 0.4  # one default for `odrun detect` and `odrun demo`
-
-
-def add_parser(sub):
-    from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("detect", help="detect objects in images with an exported model", description=__doc__)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
-    p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
-    p.add_argument("--out", metavar="OUT_DIR", required=True, help="annotated images + detections.json/csv")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="minimum score to keep a box (default %(default)s)")
-    p.add_argument("--agnostic-nms", type=float, metavar="IOU", default=None,
-                   help="keep only the best box of any class among boxes overlapping more than IOU, in the "
-                        "annotated images and in detections.json/csv (default: off, per-class NMS of the model only)")
-    p.add_argument("--runner-up", action="store_true",
-                   help="when several classes share one box, show the second-best class in brackets on its label")
-    p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
-    p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
-    p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
-                   help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
-                        "frozen, saved_model; onnx/tflite never import TensorFlow)")
-    from odrun.tasks.detect.masks import output as seg_output
-    seg_output.add_flags(p)
-    add_api_flag(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def collect(sources, exts=IMAGE_EXTS):
@@ -100,7 +75,6 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     from odrun.tasks.detect.checks import unit_interval
     from odcore.paths import check_output, check_writable_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
-    from odrun.tasks.detect.checks import export_metadata
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
@@ -172,19 +146,13 @@ def _out_name(path, used):
     return name
 
 
-def run(args):
-    from odrun.tasks import task_of
-    if task_of(args.model, "metadata.json") == "classify":  # a classifier export: top-k per image
-        from odrun.tasks.classify import predict
-        args.top_k = 5
-        return predict.run(args)
-    from odrun.ui.progress import enabled
-    summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
-                     api=args.api, images=not args.no_images, progress=enabled(args),
-                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
-                     mask_png=args.mask_png)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))
-    return 0
+def from_args(args):
+    """`odrun detect` on a detector export (flags: odrun.verbs.detect) -> the summary."""
+    return detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
+                  api=args.api, images=not args.no_images, progress=enabled(args),
+                  agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
+                  mask_png=args.mask_png)
+
+
+def show(summary, args):
+    print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))

@@ -6,58 +6,16 @@ RUN_DIR/train, and train.json. A re-run (or --resume) continues from the newest 
 """
 import argparse
 import glob
-import json
 import os
 import time
 
 from odcore.errors import UserError
+from odrun.tasks import TASKS
+from odrun.tasks.detect.config import checks as config_checks
+from odrun.ui.progress import enabled
 
 DEFAULT_MODEL = "ssd_mobilenet_v2"
 CONFIG_NAME = "pipeline.config"
-
-
-def add_parser(sub):
-    from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("train", help="train a detector for exactly N steps (resumable)",
-                       description=__doc__)
-    p.add_argument("--data", metavar="DATA_DIR",
-                   help="output of `odrun convert`: train.record, test.record, label_map.pbtxt")
-    p.add_argument("--workdir", metavar="RUN_DIR", required=True,
-                   help="run directory: pipeline.config, checkpoints, TensorBoard events")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", metavar="NAME",
-                     help="model template (default {}); see odrun/data/templates/<tf1|tf2>/".format(DEFAULT_MODEL))
-    src.add_argument("--config", metavar="PIPELINE_CONFIG",
-                     help="start from your own pipeline.config instead of a template")
-    p.add_argument("--steps", type=int, help="total training steps (exact; default: the config's num_steps)")
-    p.add_argument("--batch", type=int, help="train_config.batch_size")
-    p.add_argument("--image-size", type=int, help="input size in pixels (fixed_shape_resizer height=width)")
-    p.add_argument("--pretrained", metavar="CKPT_DIR|URL|ZOO_NAME",
-                   help="fine-tune from a model-zoo checkpoint: a zoo name (odrun/data/zoo.yaml), a "
-                        "tar.gz URL or a local directory; downloaded, sha256-verified and cached")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override any config field, e.g. --set train_config.optimizer.momentum_optimizer."
-                        "momentum_optimizer_value=0.8 (repeatable)")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="write a checkpoint every N steps (and always at the end); default 100, "
-                        "or the interrupted run's value on --resume")
-    p.add_argument("--resume", action="store_true",
-                   help="continue RUN_DIR's training with its own pipeline.config (no --data needed)")
-    p.add_argument("--new-run", action="store_true",
-                   help="RUN_DIR holds a training of another model/config/label map: move it aside to "
-                        "RUN_DIR.old-<time> and start fresh (without this, such a RUN_DIR is refused)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
-    add_api_flag(p)
-    from odrun.tasks.detect import tracker as train_eval
-    train_eval.add_flags(p)  # --eval-every, --patience
-    from odrun.tasks.detect.config import augment
-    augment.add_flag(p)  # --augment flip,crop,...
-    from odrun.tasks.detect import distribute
-    distribute.add_flags(p)
-    from odrun.tasks.classify import train as classify_train
-    classify_train.add_flags(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def find_data(data_dir):
@@ -77,13 +35,6 @@ def find_data(data_dir):
         raise UserError("missing " + ", ".join(missing), where=data_dir,
                         fix="point --data at the output directory of `odrun convert`")
     return found["train"], found["test"], label_map
-
-
-def newest_checkpoint(run_dir):
-    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
-    a damaged state file or a truncated .index is a UserError (see odrun.workdir.rundir)."""
-    from odrun.workdir.rundir import RunDir
-    return RunDir(run_dir).newest_checkpoint()
 
 
 def build_config(args, api):
@@ -124,17 +75,22 @@ def build_config(args, api):
     return _augment(config, args), items
 
 
+def identity_model(args):
+    """The model a run's identity names (run.json): the template asked for (default
+    DEFAULT_MODEL, also for --task segment, as run directories made so far record it) or
+    "config:FILE" for --config."""
+    return "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
+
+
 def _augment(config, args):
     from odrun.tasks.detect.config import augment
     return augment.apply(config, getattr(args, "augment", None))
 
 
 def options():
-    """The `odrun train` flags, argparse dest -> default: what a library caller may pass (read
-    from the parser itself, so a new flag needs no second list)."""
-    parser = argparse.ArgumentParser(prog="odrun")
-    p = add_parser(parser.add_subparsers())
-    return {a.dest: a.default for a in p._actions if a.dest != "help"}
+    """The `odrun train` options of the detect task, argparse dest -> default (None: the
+    flag's "not given"): what a library caller may pass (odrun.tasks lists them)."""
+    return {dest: ([] if dest == "overrides" else None) for dest in TASKS["detect"].stage("train").flags - {"func", "command"}}
 
 
 def train(workdir, progress=True, **kwargs):
@@ -150,19 +106,14 @@ def train(workdir, progress=True, **kwargs):
     return _train(args, show=progress)
 
 
-def run(args):
-    if getattr(args, "task", "detect") == "classify":
-        from odrun.tasks.classify import train as classify_train
-        return classify_train.run(args)
-    from odrun.ui.progress import enabled
+def from_args(args):
+    """`odrun train` (flags: odrun.verbs.train) -> the train.json summary."""
+    return _train(args, show=enabled(args))
 
-    summary = _train(args, show=enabled(args))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("trained steps {start_step}->{end_step} in {seconds}s; newest checkpoint: {ck}".format(
-            ck=(summary["checkpoints"] or ["-"])[-1], **summary))
-    return 0
+
+def show(summary, args):
+    print("trained steps {start_step}->{end_step} in {seconds}s; newest checkpoint: {ck}".format(
+        ck=(summary["checkpoints"] or ["-"])[-1], **summary))
 
 
 def _train(args, show):
@@ -195,7 +146,7 @@ def _train(args, show):
         raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=run_dir,
                         fix="start a run: odrun train --data DATA_DIR --workdir " + run_dir)
     config, items = build_config(args, api)
-    pc.validate(config, label_map_items=items, where=config_path)
+    config_checks.validate(config, label_map_items=items, where=config_path)
     checks.config_values(config, where=config_path if args.resume else (args.config or "--set/--batch"))
     checks.records([f for pattern in config.train_input_reader.tf_record_input_reader.input_path
                     for f in sorted(glob.glob(pattern))], where="train_input_reader.tf_record_input_reader")
@@ -204,7 +155,7 @@ def _train(args, show):
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
     from odrun.tasks.detect import distribute
     dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
-    previous, settings = rundir.prepare_train(args, api, config)  # refuses another run's RUN_DIR
+    previous, settings = rundir.prepare_train(args, api, config, identity_model(args))  # refuses another run's RUN_DIR
     if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR
         os.makedirs(run_dir, exist_ok=True)
         pc.save(config, config_path)
