@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from odcore.errors import UserError
+from provision import host, inventory
 
 
 def add_parser(subparsers):
@@ -36,7 +37,6 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from provision import host, inventory
 
     if not (args.inventory or args.hosts):
         raise UserError("no hosts", where="--hosts/--inventory",

@@ -12,12 +12,23 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from odcore import install
 from odcore.errors import UserError
+from provision import compat_schema
+
 # The rules (parsing, kernels, drivers, "can this image run here") live in compat_rules; their
 # names stay part of this module's interface.
 from provision.compat_rules import (  # noqa: F401
-    arch_support, cc_str, cc_tuple, did_you_mean, driver_ok, gpu_tokens, line_of, parse_version, runs_on)
-from provision import compat_schema
+    arch_support,
+    cc_str,
+    cc_tuple,
+    did_you_mean,
+    driver_ok,
+    gpu_tokens,
+    line_of,
+    parse_version,
+    runs_on,
+)
 from provision.compat_schema import MatrixError  # noqa: F401 - compat.MatrixError, as callers name it
 
 ENV_VAR = "ODSTACK_MATRIX"
@@ -30,7 +41,6 @@ class UnknownKey(UserError):
 
 def default_path():
     """$ODSTACK_MATRIX > the wheel's odcore/share/compat_matrix.yaml > the checkout's."""
-    from odcore import install
 
     path = install.find("compat_matrix.yaml", env=ENV_VAR)
     if path:

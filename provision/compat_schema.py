@@ -11,6 +11,7 @@ import os
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from odcore.cache import cache_dir
 from odcore.errors import UserError
 from provision.compat_rules import line_of
 
@@ -181,7 +182,6 @@ def digest(path):
 
 
 def _stamp(key):
-    from odcore.cache import cache_dir
 
     return os.path.join(cache_dir("matrix-validated"), key)
 

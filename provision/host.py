@@ -17,6 +17,8 @@ from pathlib import Path
 
 from odcore import install
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from provision import compat, inventory
 
 # $ODSTACK_PLAYBOOKS > the wheel's odcore/share/playbooks > the checkout's playbooks/
 PLAYBOOKS = Path(install.find("playbooks", env="ODSTACK_PLAYBOOKS") or "playbooks")
@@ -84,7 +86,6 @@ def parse_extra_vars(items):
 
 def min_branch_for_image(flavor):
     """Driver branch floor = major of the image's min_driver in the compatibility matrix."""
-    from provision import compat
 
     image = compat.load().image(flavor)  # UnknownKey (a UserError) names the choices
     if not image.get("min_driver"):
@@ -101,7 +102,6 @@ def build_inventory(args, run_dir):
             raise UserError("inventory file not found", where=str(path),
                             fix="pass an existing Ansible inventory, or --hosts a,b")
         return str(path.resolve()), False
-    from provision import inventory
 
     path = run_dir / "inventory" / "hosts.yml"  # data, not INI text: a host name cannot add variables
     if args.hosts:
@@ -328,7 +328,6 @@ def run(args):
     summary = {"status": status, "ansible_rc": rc, "exit_code": code, "run_dir": str(run_dir),
                "check": bool(args.check), "tags": tags, "hosts": reporter.stats,
                "failures": reporter.failures, "reports": reporter.reports}
-    from odcore.fileio import write_json
 
     write_json(run_dir / "summary.json", summary)
     if bad:

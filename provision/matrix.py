@@ -6,7 +6,9 @@ version, broken matrix file).
 import json
 import sys
 
+from odcore.argtypes import compute_capability, nonempty
 from odcore.errors import EXIT_FAILED, EXIT_OK
+from provision import compat, gpu
 
 KINDS = ("tf", "cuda", "gpu", "image", "od_api")
 # columns shown by `show` per kind (JSON carries the full entry)
@@ -21,7 +23,6 @@ COLUMNS = {
 
 
 def add_parser(subparsers):
-    from odcore.argtypes import compute_capability, nonempty
     p = subparsers.add_parser("matrix", help="TF/CUDA/cuDNN/driver/GPU compatibility queries",
                               description=__doc__)
     p.add_argument("--matrix", metavar="FILE", help="matrix file (default: $ODSTACK_MATRIX or the bundled one)")
@@ -72,7 +73,6 @@ def add_parser(subparsers):
 
 
 def _matrix(args):
-    from provision import compat
 
     return compat.load(args.matrix)
 
@@ -157,7 +157,6 @@ def run_check(args):
 
 def detect_gpu():
     """(name, driver) of GPU 0 via NVML, or (None, why) when there is none."""
-    from provision import gpu
 
     try:
         name, _cc, driver = gpu.first_gpu()

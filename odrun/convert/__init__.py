@@ -7,7 +7,7 @@ silent None labels, one slow process). Heavy imports stay inside functions.
 import os
 import sys
 
-from odrun.convert import problems as P
+from odrun.convert import problems as P, report
 
 
 def convert(source, out_dir, **options):
@@ -55,7 +55,6 @@ def show(summary, args):
 
 
 def _convert_and_report(args, out_dir):
-    from odrun.convert import report
     summary = convert(args.source, out_dir, fmt=args.fmt, split=0.8 if args.split is None else args.split,
                       seed=args.seed,
                       label_map=args.label_map, shards=args.shards, strict=args.strict,

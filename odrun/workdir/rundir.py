@@ -23,7 +23,9 @@ import re
 import time
 
 from odcore.errors import UserError
-from odcore.fileio import sha256_file
+from odcore.fileio import sha256_file, write_json
+from odcore.paths import check_output, check_writable_dir
+from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
 
 CONFIG = "pipeline.config"
 RUN_JSON = "run.json"
@@ -127,7 +129,6 @@ class RunDir(object):
         return data
 
     def write_json(self, data):
-        from odcore.fileio import write_json
         write_json(self.run_json_path, data)
 
     def identity(self):
@@ -280,8 +281,6 @@ def prepare_train(args, api, config, model=None):
     default: "config:FILE" or --model); on --resume the one run.json recorded counts.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    from odcore.paths import check_output, check_writable_dir
-    from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     check_output(rd.path, [("--data folder", getattr(args, "data", None)),
                            ("--config file", getattr(args, "config", None))], flag="--workdir")

@@ -27,7 +27,10 @@ import sys
 import time
 
 from odcore.errors import UserError
-from odrun.tasks.classify import defaults, labels as L
+from odcore.fileio import write_json, write_text
+from odcore.paths import check_output
+from odrun.tasks.classify import defaults, labels as L, require_tf2
+from odrun.ui.progress import ItemProgress
 
 RECORD_PATTERN = "image_{split}_{shard:05d}-of-{shards:05d}.tfrecord"
 SUMMARY_NAME = "summary.json"
@@ -104,7 +107,6 @@ def read_image(path, keep_formats):
 
 def check(items, keep_formats, progress):
     """Read every image; -> (errors, warnings). Fills item["image"]."""
-    from odrun.ui.progress import ItemProgress
     errors, warnings, by_digest = [], [], {}
     with ItemProgress(len(items), "check images", enabled=progress) as bar:
         for it in items:
@@ -175,7 +177,6 @@ def write_split(folder, split, items, shards, seed):
 # -- 5. publish --------------------------------------------------------------------------------
 
 def _guard_paths(source, out_dir):
-    from odcore.paths import check_output
     check_output(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, SUMMARY_NAME)):
         raise UserError("the output folder exists, is not empty and is not an earlier `odrun convert` output",
@@ -228,8 +229,6 @@ def collect(source, split, seed, exts):
 
 def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True):
     """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
-    from odcore.fileio import write_json, write_text
-    from odrun.tasks.classify import require_tf2
     cfg = defaults()["convert"]
     seed = cfg["seed"] if seed is None else seed
     shards = cfg["shards"] if shards is None else shards

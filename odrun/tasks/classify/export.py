@@ -12,6 +12,10 @@ import shutil
 import tempfile
 
 from odcore.errors import UserError
+from odcore.fileio import write_json, write_text
+from odcore.paths import check_output
+from odrun.tasks.classify import data, evaluate, labels as L
+from odrun.tasks.classify.convert import publish
 
 FROZEN_NAME = "output_graph.pb"
 INPUT_TENSOR = "DecodeJpeg/contents:0"
@@ -40,7 +44,6 @@ class _Untracked(object):
 def serving_module(clf):
     """A tf.Module holding the model and the two serving functions."""
     import tensorflow as tf
-    from odrun.tasks.classify import data
     size = clf.size
     module = tf.Module()
     # Only the variables are tracked, not the Keras model: saving a Keras model saves every
@@ -66,7 +69,6 @@ def frozen_graph(clf):
     """retrain.py's output_graph.pb: DecodeJpeg/contents (scalar string) -> final_result [1, N]."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-    from odrun.tasks.classify import data
     size = clf.size
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="contents")])
@@ -88,9 +90,6 @@ def frozen_graph(clf):
 
 def export(run_dir, out_dir):
     import tensorflow as tf
-    from odcore.fileio import write_json, write_text
-    from odrun.tasks.classify import evaluate, labels as L
-    from odrun.tasks.classify.convert import publish
     _guard(run_dir, out_dir)
     s, clf = evaluate.load_run(run_dir)
     out_dir = os.path.abspath(out_dir)
@@ -131,7 +130,6 @@ def export(run_dir, out_dir):
 
 
 def _guard(run_dir, out_dir):
-    from odcore.paths import check_output
     check_output(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "metadata.json")):
         raise UserError("the output folder exists, is not empty and is not an earlier export", where=out_dir,

@@ -9,7 +9,14 @@ import os
 import sys
 
 from odcore.errors import UserError
-from odrun.ui.progress import enabled
+from odcore.fileio import atomic_path, write_json, write_text
+from odcore.paths import check_output
+from odrun.tasks.classify import require_tf2
+from odrun.tasks.classify.convert import image_extensions
+from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
+from odrun.tasks.detect.detect import collect as collect_images
+from odrun.tasks.detect.draw import font
+from odrun.ui.progress import ItemProgress, enabled
 from odrun.workdir.metadata import export_metadata
 
 TF_DECODES = ("jpeg", "png", "gif", "bmp")
@@ -20,8 +27,6 @@ SHOWN = 20
 
 def collect(sources):
     """Image paths (files, folders (not recursive), globs), any extension Pillow reads."""
-    from odrun.tasks.detect.detect import collect as collect_images
-    from odrun.tasks.classify.convert import image_extensions
     return collect_images(sources, exts=image_extensions())
 
 
@@ -46,8 +51,6 @@ class Predictor(object):
     """The export's bytes signature, loaded once; __call__(list of encoded images) -> probs [N, C]."""
 
     def __init__(self, model_dir):
-        from odrun.tasks.classify import require_tf2
-        from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
         tf = require_tf2()
         self.tf = tf
         self.loaded = tf.saved_model.load(os.path.join(model_dir, SAVED_MODEL))
@@ -73,8 +76,6 @@ def _run_batch(predictor, blobs, paths):
 def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progress=True):
     import numpy as np
     import pandas as pd
-    from odcore.fileio import write_json, write_text
-    from odrun.ui.progress import ItemProgress
     if batch < 1 or top_k < 1:
         raise UserError("--batch and --top-k must be >= 1", where="--batch/--top-k", fix="e.g. --top-k 5")
     meta, _ = export_metadata(model_dir, classifier=True)  # a damaged metadata.json is exit 2 naming the field
@@ -105,7 +106,6 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
 
 
 def _guard(out_dir, sources, model_dir):
-    from odcore.paths import check_output
     inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
     check_output(out_dir, inputs, flag="--out", verb="odrun predict")
 
@@ -113,8 +113,6 @@ def _guard(out_dir, sources, model_dir):
 def contact_sheet(results, path):
     """Thumbnails in a grid, each captioned with its top class and score."""
     from PIL import Image, ImageDraw
-    from odcore.fileio import atomic_path
-    from odrun.tasks.detect.draw import font
     cols = min(SHEET_COLUMNS, len(results))
     rows = (len(results) + cols - 1) // cols
     caption = 18

@@ -19,8 +19,9 @@ import sys
 import time
 
 from odcore.errors import UserError
-from odcore.fileio import sha256_file
-from odrun.tasks.classify import defaults
+from odcore.fileio import sha256_file, write_json
+from odrun.tasks.classify import bottleneck, data, defaults, model as M, require_tf2
+from odrun.ui.progress import enabled
 
 SETTINGS = "run.json"
 SUMMARY = "train.json"
@@ -73,7 +74,6 @@ def _read(path):
 
 def settings(args):
     """-> the run's settings dict (new, or RUN_DIR/run.json merged with what the CLI extends)."""
-    from odrun.tasks.classify import data, model as M
     run_dir = args.workdir
     old = _read(os.path.join(run_dir, SETTINGS))
     if old is not None and old.get("task") != "classify":
@@ -108,7 +108,6 @@ def settings(args):
     if args.fine_tune_from is not None and not args.pretrained:
         raise UserError("nothing to fine-tune: without --pretrained the whole network trains from scratch",
                         where="--fine-tune-from", fix="pass --pretrained WEIGHTS.h5|URL, or drop --fine-tune-from")
-    from odrun.tasks.classify import require_tf2
     require_tf2()  # the cheap checks above run without TensorFlow
     n_train = data.count(train_files)
     head = args.steps if args.steps is not None else int(math.ceil(
@@ -151,7 +150,6 @@ class Batches(object):
 
 
 def _image_batches(files, size, batch, seed, start):
-    from odrun.tasks.classify import data
     return iter(data.images(files, size, batch, shuffle=True, seed=seed + start, repeat=True))
 
 
@@ -185,7 +183,6 @@ class Progress(object):
 def build(s, progress=True):
     """-> (Classifier, checkpoint, manager, optimizers) for settings s, newest checkpoint restored."""
     import tensorflow as tf
-    from odrun.tasks.classify import model as M
     clf = M.Classifier(s["model"], len(s["classes"]), s["image_size"], s["hyper"], scratch=not s.get("pretrained"))
     step = tf.Variable(0, dtype=tf.int64, name="global_step")
     opts = {"head": tf.keras.optimizers.Adam(float(s["hyper"]["learning_rate"])),
@@ -213,7 +210,6 @@ def tf_errors():
 
 def _steps(clf, opts, s):
     import tensorflow as tf
-    from odrun.tasks.classify import data
     n = len(s["classes"])
     loss_fn = tf.keras.losses.CategoricalCrossentropy(label_smoothing=float(s["hyper"]["label_smoothing"]))
     hyper = s["hyper"]
@@ -255,8 +251,6 @@ def train(s, show=True):
     """Run (or continue) the training in settings s; -> the summary dict."""
     import numpy as np
     import tensorflow as tf
-    from odcore.fileio import write_json
-    from odrun.tasks.classify import bottleneck, data, model as M
     run_dir = s["run_dir"]
     started = time.time()
     clf, ckpt, manager, opts, step_var = build(s)
@@ -345,7 +339,6 @@ def train(s, show=True):
 def test_accuracy(clf, feats, test_files, tuned):
     import numpy as np
     import tensorflow as tf
-    from odrun.tasks.classify import data
     if not test_files:
         return None
     if feats is not None and not tuned and len(feats["test"][1]):
@@ -361,8 +354,6 @@ def test_accuracy(clf, feats, test_files, tuned):
 
 def from_args(args):
     """`odrun train --task classify` (flags: odrun.verbs.train) -> the train.json summary."""
-    from odrun.tasks.classify import require_tf2
-    from odrun.ui.progress import enabled
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     s = settings(args)

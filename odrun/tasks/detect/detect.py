@@ -9,7 +9,14 @@ import glob
 import os
 
 from odcore.errors import UserError
-from odrun.ui.progress import enabled
+from odcore.fileio import atomic_path, write_json, write_text
+from odcore.paths import check_output, check_writable_dir
+from odrun import runtimes
+from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
+from odrun.tasks.detect import draw
+from odrun.tasks.detect.checks import unit_interval
+from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
+from odrun.ui.progress import ItemProgress, enabled, status
 from odrun.workdir.metadata import export_metadata
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -54,8 +61,6 @@ def load_image(path):
 
 def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=False):
     """Draw the detections (odrun.tasks.detect.draw decides which label is visible) and write a PNG atomically."""
-    from odcore.fileio import atomic_path
-    from odrun.tasks.detect import draw
     im, _labels = draw.annotate(image, det, names, threshold, agnostic_iou=agnostic_iou, runner_up=runner_up)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
@@ -64,16 +69,11 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
            agnostic_iou=None, runner_up=False, runtime=None, mask_png=False):
     import pandas as pd
-    from odrun.tasks.detect import draw
-    from odcore.fileio import write_json, write_text
-    from odrun.ui.progress import ItemProgress
     if batch < 1:
         raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")
     if agnostic_iou is not None and not 0.0 <= agnostic_iou <= 1.0:
         raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
                         where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
-    from odrun.tasks.detect.checks import unit_interval
-    from odcore.paths import check_output, check_writable_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
@@ -82,9 +82,6 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                  [("input", s) for s in sources if os.path.exists(s)] +
                  [("input image", p) for p in paths])
     check_writable_dir(out_dir)
-    from odrun import runtimes
-    from odrun.ui.progress import status
-    from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
     runtime = seg_output.runtime_for(meta, runtime)
     with status("loading the model", enabled=progress):
         detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
@@ -128,7 +125,6 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
     columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
-    from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
     rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
     return {"images": len(paths), "detections": len(results), "threshold": threshold, "batches": calls,

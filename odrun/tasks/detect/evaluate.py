@@ -5,6 +5,9 @@ import os
 import sys
 
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from odrun.tasks.detect import backends
+from odrun.ui.progress import status
 from odrun.workdir.rundir import newest_checkpoint
 
 # pycocotools' names for the 12 COCO numbers, in its print order.
@@ -21,14 +24,11 @@ def run_dir_config(run_dir):
 
 
 def evaluate(run_dir, api=None):
-    from odrun.tasks.detect import backends
-    from odcore.fileio import write_json
     config = run_dir_config(run_dir)
     if not newest_checkpoint(run_dir):
         raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
     backend = backends.get(api)
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
-    from odrun.ui.progress import status
     with status("evaluating the newest checkpoint on the test records"), contextlib.redirect_stdout(sys.stderr):
         metrics = backend.evaluate(config, run_dir)
     meta = metrics.pop("_meta", {})

@@ -8,15 +8,17 @@ import os
 import shutil
 
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from odcore.paths import check_output, check_writable_dir
+from odrun.tasks.detect import backends, export_formats
+from odrun.tasks.detect.config import pipeline as pc
+from odrun.tasks.detect.evaluate import run_dir_config
+from odrun.ui.progress import status
+from odrun.ui.quiet import terminal  # the terminal, not the library log
 from odrun.workdir.rundir import newest_checkpoint
 
 
 def export(run_dir, out_dir, api=None, formats=None, quantize=None):
-    from odrun.tasks.detect import backends, export_formats
-    from odrun.tasks.detect.config import pipeline as pc
-    from odrun.tasks.detect.evaluate import run_dir_config
-    from odcore.fileio import write_json
-    from odcore.paths import check_output, check_writable_dir
     check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
     check_writable_dir(out_dir)
     config_path = run_dir_config(run_dir)
@@ -34,7 +36,6 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None):
     tmp = out_dir + ".partial"
     _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
-    from odrun.ui.progress import status
     with status("writing the export (building the model, tracing, saving the SavedModel)"):
         info = backend.export(config_path, run_dir, tmp)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
@@ -69,7 +70,6 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None):
 
 
 def _say(text):
-    from odrun.ui.quiet import terminal  # the terminal, not the library log
     terminal().write(text + "\n")
 
 

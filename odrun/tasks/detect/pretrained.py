@@ -12,16 +12,17 @@ import shutil
 import tarfile
 import tempfile
 
+from odcore.cache import cache_dir
 from odcore.errors import UserError
 from odrun import DATA_DIR
 from odrun.tasks.detect.config import checks as config_checks
+from odrun.ui.progress import ItemProgress
 
 ZOO_FILE = os.path.join(DATA_DIR, "zoo.yaml")
 CHUNK = 1 << 16
 
 
 def cache_root():
-    from odcore.cache import cache_dir
     return cache_dir("zoo")
 
 
@@ -127,7 +128,6 @@ def download(url, dest, progress=True):
     """Stream url into dest; returns the sha256 hex digest."""
     from urllib.error import URLError
     from urllib.request import urlopen
-    from odrun.ui.progress import ItemProgress
     h = hashlib.sha256()
     try:
         with urlopen(url, timeout=60) as resp, open(dest, "wb") as out:

@@ -10,9 +10,12 @@ import os
 import time
 
 from odcore.errors import UserError
+from odcore.fileio import write_json
 from odrun.tasks import TASKS
-from odrun.tasks.detect.config import checks as config_checks
-from odrun.ui.progress import enabled
+from odrun.tasks.detect import backends, checks, distribute, tracker as train_eval
+from odrun.tasks.detect.config import augment, checks as config_checks, pipeline as pc
+from odrun.ui.progress import StepProgress, enabled
+from odrun.workdir import rundir
 
 DEFAULT_MODEL = "ssd_mobilenet_v2"
 CONFIG_NAME = "pipeline.config"
@@ -38,7 +41,6 @@ def find_data(data_dir):
 
 
 def build_config(args, api):
-    from odrun.tasks.detect.config import pipeline as pc
     run_dir = args.workdir
     config_path = os.path.join(run_dir, CONFIG_NAME)
     if args.resume:
@@ -83,7 +85,6 @@ def identity_model(args):
 
 
 def _augment(config, args):
-    from odrun.tasks.detect.config import augment
     return augment.apply(config, getattr(args, "augment", None))
 
 
@@ -117,15 +118,9 @@ def show(summary, args):
 
 
 def _train(args, show):
-    from odrun.tasks.detect import backends
-    from odrun.tasks.detect.config import pipeline as pc
-    from odcore.fileio import write_json
-    from odrun.ui.progress import StepProgress
 
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
-    from odrun.tasks.detect import checks
-    from odrun.workdir import rundir
     checks.train_flags(args)
     settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
@@ -133,7 +128,6 @@ def _train(args, show):
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     api = backends.resolve(args.api)
-    from odrun.tasks.detect import tracker as train_eval
     train_eval.check_flags(args, api)
     if getattr(args, "augment", None) is not None:
         from odrun.tasks.detect.config import augment
@@ -153,7 +147,6 @@ def _train(args, show):
     steps = config.train_config.num_steps
     if steps < 1:
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
-    from odrun.tasks.detect import distribute
     dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
     previous, settings = rundir.prepare_train(args, api, config, identity_model(args))  # refuses another run's RUN_DIR
     if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR

@@ -7,6 +7,8 @@ a checkpoint is written every N steps and at the end, and `on_step` can drive a 
 """
 import os
 
+from odrun.tasks.detect import distribute
+
 _PREPARED = False
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
 
@@ -61,7 +63,6 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
     Returns dict(start_step, end_step, checkpoints, replicas). on_step(step, {loss name: float}).
     """
     prepare()
-    from odrun.tasks.detect import distribute
     strategy = distribute.make_strategy(distribution)  # first: MWMS must exist before other ops
     import tensorflow as tf
     from object_detection import inputs, model_lib_v2

@@ -11,6 +11,8 @@ import os
 from odcore.errors import UserError
 from odcore.fileio import write_text
 from odrun import DATA_DIR
+from odrun.convert import labelmap
+from odrun.tasks.detect.config import overrides as config_set
 
 PLACEHOLDER = "PATH_TO_BE_CONFIGURED"  # what templates leave to fill
 
@@ -80,7 +82,6 @@ def save(config, path):
 
 def read_label_map(path):
     """[(id, name)] from a label_map.pbtxt, sorted by id (odrun.convert.labelmap: the one reader)."""
-    from odrun.convert import labelmap
     return labelmap.items(path)
 
 
@@ -119,7 +120,6 @@ def image_size(config):
 def set_field(config, path, raw):
     """`--set path=raw` on a pipeline config (see odrun.tasks.detect.config.overrides); `model.X` may skip the
     architecture: model.num_classes == model.ssd.num_classes."""
-    from odrun.tasks.detect.config import overrides as config_set
 
     parts = path.split(".")
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in ARCHS:
@@ -128,7 +128,6 @@ def set_field(config, path, raw):
 
 
 def apply_overrides(config, overrides):
-    from odrun.tasks.detect.config import overrides as config_set
 
     return config_set.apply_overrides(config, overrides, set_field)
 
