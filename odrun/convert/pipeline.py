@@ -35,7 +35,7 @@ from odrun.convert import (
     voc,
     yolo,
 )
-from odrun.tasks.detect.masks import raster as masks
+from odrun.convert import masks
 from odrun.ui.progress import ItemProgress
 
 FORMATS = ("voc", "coco", "csv", "labelme", "yolo", "labelstudio")

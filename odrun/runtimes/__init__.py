@@ -129,3 +129,17 @@ def resize_bilinear(image, height, width, half_pixel=False):
     top = src[y0][:, x0] * (1 - fx)[None, :, None] + src[y0][:, x1] * fx[None, :, None]
     bottom = src[y1][:, x0] * (1 - fx)[None, :, None] + src[y1][:, x1] * fx[None, :, None]
     return top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+
+
+def coco_row(box, cls, score, width, height, image_id, name=None):
+    """One detection of a runtime (box ymin, xmin, ymax, xmax in 0..1) as a COCO results row:
+    bbox [x, y, w, h] in pixels, 2 decimals; score 5 decimals; `category_name` when `name` is
+    given (odrun serve). The one place `odrun detect` and `odrun serve` turn boxes into rows."""
+    ymin, xmin, ymax, xmax = [float(v) for v in box]
+    x, y, bw, bh = xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height
+    row = {"image_id": image_id, "category_id": int(cls)}
+    if name is not None:
+        row["category_name"] = name
+    row["bbox"] = [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)]
+    row["score"] = round(float(score), 5)
+    return row

@@ -106,11 +106,9 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                 for box, cls, score in zip(det["boxes"], det["classes"], det["scores"]):
                     if score < threshold:
                         continue
+                    results.append(runtimes.coco_row(box, cls, score, w, h, image_id))
                     ymin, xmin, ymax, xmax = [float(v) for v in box]
-                    x, y, bw, bh = xmin * w, ymin * h, (xmax - xmin) * w, (ymax - ymin) * h
-                    results.append({"image_id": image_id, "category_id": int(cls),
-                                    "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)],
-                                    "score": round(float(score), 5)})
+                    x, y = xmin * w, ymin * h
                     rows.append({"filename": os.path.basename(path), "width": w, "height": h,
                                  "class": names.get(int(cls), str(int(cls))), "class_id": int(cls),
                                  "score": round(float(score), 5), "xmin": round(x), "ymin": round(y),
