@@ -12,9 +12,9 @@ from odrun.workdir.metadata import task_of
 # flags no task refuses: the verb's own plumbing
 _ANY_TASK = frozenset(("func", "verbose", "command", "task", "json"))
 
-_CONVERT = ("source", "out", "split", "seed", "shards", "strict")
+_CONVERT = ("source", "out", "split", "seed", "shards", "strict", "allow_outside_images")
 _CONVERT_BOXES = _CONVERT + ("fmt", "train_dir", "test_dir", "label_map", "image_dir", "workers",
-                             "allow_outside_images", "skip_empty", "check", "max_size", "input_size", "masks")
+                             "skip_empty", "check", "max_size", "input_size", "masks")
 _TRAIN = ("data", "workdir", "model", "steps", "batch", "image_size", "pretrained", "overrides",
           "checkpoint_every", "resume")
 _TRAIN_BOXES = _TRAIN + ("config", "new_run", "api", "eval_every", "patience", "augment", "gpus",

@@ -227,22 +227,9 @@ def collect(source, split, seed, exts):
     return names, groups, skipped, how, bool(dirs)
 
 
-def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True):
-    """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
-    cfg = defaults()["convert"]
-    seed = cfg["seed"] if seed is None else seed
-    shards = cfg["shards"] if shards is None else shards
-    started = time.time()
-    if not source or not os.path.isdir(source):
-        raise UserError("not a folder", where=source or "SOURCE",
-                        fix="give the folder that holds one sub-folder of images per class")
-    if split is not None and not 0.0 < split <= 1.0:
-        raise UserError("--split must be in (0, 1]", where="--split", fix="e.g. --split 0.8")
-    if shards < 1:
-        raise UserError("--shards must be >= 1", where="--shards", fix="e.g. --shards 5")
-    _guard_paths(source, out_dir)
-    # 1. scan
-    names, groups, skipped, how, given = collect(source, split, seed, image_extensions())
+def _items(source, names, groups, given):
+    """The scanned class folders as items (path, rel, class, label, split); no class, an empty
+    class folder or a single class is exit 2."""
     if not names:
         raise UserError("no class folders", where=source,
                         fix="put each class's images in its own sub-folder: {}/cat/*.jpg, {}/dog/*.jpg".format(
@@ -262,6 +249,26 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
         for label, c in enumerate(names):
             for p in groups[s].get(c, []):
                 items.append({"path": p, "rel": os.path.relpath(p, source), "class": c, "label": label, "split": s})
+    return items
+
+
+def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True):
+    """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
+    cfg = defaults()["convert"]
+    seed = cfg["seed"] if seed is None else seed
+    shards = cfg["shards"] if shards is None else shards
+    started = time.time()
+    if not source or not os.path.isdir(source):
+        raise UserError("not a folder", where=source or "SOURCE",
+                        fix="give the folder that holds one sub-folder of images per class")
+    if split is not None and not 0.0 < split <= 1.0:
+        raise UserError("--split must be in (0, 1]", where="--split", fix="e.g. --split 0.8")
+    if shards < 1:
+        raise UserError("--shards must be >= 1", where="--shards", fix="e.g. --shards 5")
+    _guard_paths(source, out_dir)
+    # 1. scan
+    names, groups, skipped, how, given = collect(source, split, seed, image_extensions())
+    items = _items(source, names, groups, given)
     # 2. check
     errors, warnings = check(items, set(cfg["keep_formats"]), progress)
     if given:

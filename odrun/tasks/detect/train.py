@@ -12,8 +12,9 @@ import time
 from odcore.errors import UserError
 from odcore.fileio import write_json
 from odrun.tasks import TASKS
-from odrun.tasks.detect import backends, checks, distribute, tracker as train_eval
+from odrun.tasks.detect import backends, checks, distribute, pretrained, tracker as train_eval
 from odrun.tasks.detect.config import augment, checks as config_checks, pipeline as pc
+from odrun.tasks.detect.masks.config import check_data, default_model  # --task segment: Mask R-CNN
 from odrun.ui.progress import StepProgress, enabled
 from odrun.workdir import rundir
 
@@ -51,7 +52,6 @@ def build_config(args, api):
     if args.config:
         config = pc.load(args.config)
     else:
-        from odrun.tasks.detect.masks.config import default_model  # --task segment: a Mask R-CNN template
         model = args.model or default_model(getattr(args, "task", None), api) or DEFAULT_MODEL
         config = pc.load(pc.template_path(api, model))
     items = None
@@ -59,14 +59,12 @@ def build_config(args, api):
     if args.data:
         train_rec, test_rec, label_map = find_data(args.data)
         items = pc.read_label_map(label_map)
-        from odrun.tasks.detect.masks.config import check_data  # masks in the records vs the model
         check_data(config, args.data, model)
     elif not args.config:
         raise UserError("no training data", where="--data",
                         fix="pass --data DATA_DIR (the output of `odrun convert`), or --config with paths set")
     ckpt = ckpt_type = None
     if args.pretrained:
-        from odrun.tasks.detect import pretrained
         ckpt, ckpt_type = pretrained.resolve(args.pretrained, api=api)
     pc.fill(config, num_classes=max(i for i, _ in items) if items else None,
             train_record=[os.path.abspath(p) for p in train_rec] if train_rec else None,
@@ -118,11 +116,44 @@ def show(summary, args):
 
 
 def _train(args, show):
+    """The steps of `odrun train`: 1. flags, 2. config + checks, 3. RUN_DIR, 4. train, 5. summary."""
+    api = _check_flags(args)
+    config, config_path = _checked_config(args, api)
+    steps = config.train_config.num_steps
+    dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
+    previous, settings = rundir.prepare_train(args, api, config, identity_model(args))  # refuses another run's RUN_DIR
+    if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR
+        os.makedirs(args.workdir, exist_ok=True)
+        pc.save(config, config_path)
+        settings.update({"api": api, "checkpoint_every": args.checkpoint_every, "num_steps": steps})
+        write_json(os.path.join(args.workdir, "run.json"), settings)
+    else:
+        config_path = distribute.worker_config(dist, config, pc.save)
+    if previous and show:
+        print("resuming from " + previous)
+    started = time.time()
+    result, timings, last, tracker = _run_backend(args, api, config, config_path, dist, previous, show)
+    rate, p50 = _rates(timings)
+    summary = {
+        "api": api, "arch": pc.arch(config), "run_dir": os.path.abspath(args.workdir),
+        "config": os.path.abspath(config_path), "start_step": result["start_step"],
+        "end_step": result["end_step"], "num_steps": steps, "seconds": round(time.time() - started, 2),
+        "steps_per_sec": round(rate, 4) if rate else None,
+        "steps_per_sec_p50": round(p50, 4) if p50 else None, "losses": last,
+        "checkpoints": [os.path.abspath(c) for c in result["checkpoints"]],
+        "distribution": distribute.summary(dist, config.train_config.batch_size, result.get("replicas", 1)),
+    }
+    if dist.is_chief:
+        summary["results"] = tracker.finish()  # results.csv/png, best/, PR curve, confusion matrix
+        write_json(os.path.join(args.workdir, "train.json"), summary)
+    return summary
 
+
+def _check_flags(args):
+    """1. Flags TensorFlow would reject only after building the graph; -> the api."""
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
     checks.train_flags(args)
-    settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
         args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
     if args.checkpoint_every < 1:
@@ -130,10 +161,14 @@ def _train(args, show):
     api = backends.resolve(args.api)
     train_eval.check_flags(args, api)
     if getattr(args, "augment", None) is not None:
-        from odrun.tasks.detect.config import augment
         augment.steps(args.augment)  # a bad name is refused before anything is read or written
     if getattr(args, "eval_every", None):
         args.checkpoint_every = args.eval_every  # each evaluation reads the checkpoint just written
+    return api
+
+
+def _checked_config(args, api):
+    """2. The pipeline config to train, validated with its records; -> (config, RUN_DIR/pipeline.config)."""
     run_dir = args.workdir
     config_path = os.path.join(run_dir, CONFIG_NAME)
     if args.resume and not os.path.exists(config_path):
@@ -144,23 +179,15 @@ def _train(args, show):
     checks.config_values(config, where=config_path if args.resume else (args.config or "--set/--batch"))
     checks.records([f for pattern in config.train_input_reader.tf_record_input_reader.input_path
                     for f in sorted(glob.glob(pattern))], where="train_input_reader.tf_record_input_reader")
-    steps = config.train_config.num_steps
-    if steps < 1:
+    if config.train_config.num_steps < 1:
         raise UserError("train_config.num_steps is 0 (unbounded)", where=config_path, fix="pass --steps N")
-    dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
-    previous, settings = rundir.prepare_train(args, api, config, identity_model(args))  # refuses another run's RUN_DIR
-    if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR
-        os.makedirs(run_dir, exist_ok=True)
-        pc.save(config, config_path)
-        settings.update({"api": api, "checkpoint_every": args.checkpoint_every, "num_steps": steps})
-        write_json(settings_path, settings)
-    else:
-        config_path = distribute.worker_config(dist, config, pc.save)
+    return config, config_path
 
-    backend = backends.get(api)
-    if previous and show:
-        print("resuming from " + previous)
-    started = time.time()
+
+def _run_backend(args, api, config, config_path, dist, previous, show):
+    """4. The backend's training loop with the progress bar and the evaluation tracker;
+    -> (backend result, [(step, time)], the last losses, the tracker)."""
+    run_dir, steps = args.workdir, config.train_config.num_steps
     timings = []
     last = {}
 
@@ -178,24 +205,15 @@ def _train(args, show):
     hooks = {"on_checkpoint": tracker.on_checkpoint} if api == "tf2" and dist.is_chief else {}
     start_guess = rundir.step_of(previous) or 0
     with StepProgress(steps, start=start_guess, enabled=show) as bar:
-        result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
-                               on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
-    rate = p50 = None
-    if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
-        rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
-        gaps = sorted(b[1] - a[1] for a, b in zip(timings, timings[1:]))
-        p50 = 1.0 / max(gaps[len(gaps) // 2], 1e-9)
-    summary = {
-        "api": api, "arch": pc.arch(config), "run_dir": os.path.abspath(run_dir),
-        "config": os.path.abspath(config_path), "start_step": result["start_step"],
-        "end_step": result["end_step"], "num_steps": steps, "seconds": round(time.time() - started, 2),
-        "steps_per_sec": round(rate, 4) if rate else None,
-        "steps_per_sec_p50": round(p50, 4) if p50 else None, "losses": last,
-        "checkpoints": [os.path.abspath(c) for c in result["checkpoints"]],
-        "distribution": distribute.summary(dist, config.train_config.batch_size, result.get("replicas", 1)),
-    }
-    if dist.is_chief:
-        summary["results"] = tracker.finish()  # results.csv/png, best/, PR curve, confusion matrix
-        write_json(os.path.join(run_dir, "train.json"), summary)
-    return summary
+        result = backends.get(api).train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
+                                         on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
+    return result, timings, last, tracker
 
+
+def _rates(timings):
+    """Steps per second, mean and median, in steady state (the first step, graph tracing, excluded)."""
+    if len(timings) < 2:
+        return None, None
+    rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
+    gaps = sorted(b[1] - a[1] for a, b in zip(timings, timings[1:]))
+    return rate, 1.0 / max(gaps[len(gaps) // 2], 1e-9)
