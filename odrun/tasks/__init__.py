@@ -96,8 +96,12 @@ def add_task_flag(parser, help_extra=""):
 def record_defaults(parser):
     """Keep PARSER's flags and their defaults on its args (`_flag_defaults`): what `stage_for`
     compares to tell a flag the user gave from one left alone. Call it after the last add_argument."""
-    table = {a.dest: (a.option_strings[-1] if a.option_strings else a.dest, a.default)
-             for a in parser._actions if a.dest != "help"}
+    table = {}
+    for action in parser._actions:  # --masks/--no-masks share one dest: the first one's default counts
+        if action.dest != "help":
+            flag = action.option_strings[-1] if action.option_strings else action.dest
+            name, default = table.get(action.dest, (None, action.default))
+            table[action.dest] = (name + "/" + flag if name else flag, default)
     parser.set_defaults(_flag_defaults=table)
 
 
