@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from odcore.errors import UserError
+from odcore.fileio import write_text
 from provision import host, inventory
 
 
@@ -50,7 +51,6 @@ def run(args):
         path = Path(args.run_dir) / "inventory" / "cluster.yml"
         import yaml
 
-        from odcore.fileio import write_text
 
         write_text(path, yaml.safe_dump(data, default_flow_style=False, sort_keys=False))
         args.inventory, args.hosts = str(path), None

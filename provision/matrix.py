@@ -7,7 +7,7 @@ import json
 import sys
 
 from odcore.argtypes import compute_capability, nonempty
-from odcore.errors import EXIT_FAILED, EXIT_OK
+from odcore.errors import EXIT_FAILED, EXIT_OK, UserError
 from provision import compat, gpu
 
 KINDS = ("tf", "cuda", "gpu", "image", "od_api")
@@ -107,7 +107,6 @@ def run_show(args):
                 sys.stdout.write("{}: {}\n".format(kind, ", ".join(values)))
         return EXIT_OK
     if not args.key:
-        from odcore.errors import UserError
 
         raise UserError("`show {}` needs a KEY".format(args.kind),
                         fix="e.g. provision matrix show {} {}".format(

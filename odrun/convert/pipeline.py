@@ -19,23 +19,14 @@ import signal
 import tempfile
 import time
 
+from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc, yolo
+from odrun.convert import labelstudio
+from odrun.convert import problems as P
+from odrun.convert import labelme
+from odrun.convert import masks
 from odcore.errors import UserError
 from odcore.fileio import atomic_path
-from odrun.convert import (
-    coco,
-    csvsrc,
-    labelmap,
-    labelme,
-    labelstudio,
-    problems as P,
-    records,
-    safety,
-    split as splitting,
-    tfrecord,
-    voc,
-    yolo,
-)
-from odrun.convert import masks
+from odrun.convert import tfrecord
 from odrun.ui.progress import ItemProgress
 
 FORMATS = ("voc", "coco", "csv", "labelme", "yolo", "labelstudio")

@@ -5,6 +5,7 @@ import json
 import sys
 
 from odcore.argtypes import positive_float
+from provision.doctor import report
 from provision.doctor.capture import check_commands_file
 from provision.doctor.core import Context, run_checks
 from provision.doctor.system import LiveSystem, RecordedSystem
@@ -47,7 +48,6 @@ def run(args):
     system = make_system(args.root)
     findings = diagnose(system, args.section, with_tf=not args.no_tf, tf_timeout=args.tf_timeout)
     if getattr(args, "report", None):
-        from provision.doctor import report
 
         report.write(args.report, system, findings)
         sys.stderr.write("report: {} (identifying names and tokens redacted; read it before sharing)\n".format(

@@ -12,6 +12,7 @@ import time
 
 from odcore.errors import UserError
 from odrun.tasks.detect import results
+from odrun.tasks.detect.backends import tf2_eval
 
 
 def add_flags(p):
@@ -90,8 +91,6 @@ class Tracker(object):
     def _evaluate(self, model):
         if self.evaluator is None:
             from object_detection.utils import config_util
-
-            from odrun.tasks.detect.backends import tf2_eval
             configs = config_util.get_configs_from_pipeline_file(self.config_path)
             self.evaluator = tf2_eval.Evaluator(configs, model)
         return self.evaluator.evaluate()

@@ -7,6 +7,7 @@ a checkpoint is written every N steps and at the end, and `on_step` can drive a 
 """
 import os
 
+from odcore.errors import UserError
 from odrun.tasks.detect import distribute
 
 _PREPARED = False
@@ -207,7 +208,6 @@ def evaluate(config_path, run_dir, checkpoint=None):
 
     checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
-        from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)
@@ -245,7 +245,6 @@ def export(config_path, run_dir, out_dir):
 
     checkpoint = tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
-        from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)

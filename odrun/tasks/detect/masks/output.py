@@ -4,6 +4,7 @@ thresholded at 0.5 (what the inference script of the COCO tutorial does), then w
 RLE `segmentation` (pycocotools.mask.encode) and, on request, one PNG per instance."""
 import os
 
+from odcore.errors import UserError
 from odcore.fileio import atomic_path
 from odrun.tasks.detect.masks import draw
 
@@ -105,7 +106,6 @@ def runtime_for(meta, runtime):
     if not meta.get("instance_masks"):
         return runtime
     if runtime not in (None, "auto", "saved_model"):
-        from odcore.errors import UserError
         raise UserError("--runtime {} does not return instance masks".format(runtime), where="--runtime",
                         fix="omit --runtime for a Mask R-CNN export (masks come from its SavedModel/frozen graph)")
     return "saved_model"
