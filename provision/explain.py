@@ -7,12 +7,13 @@ knowledge base, odcore/data/errors.yaml, shared with odrun inside the images).
     some_command 2>&1 | provision explain -
 """
 import json
+import re
 import sys
 
-import re
-
 from odcore import explain as core
+from odcore.console import make_console
 from odcore.errors import EXIT_FAILED, UserError
+from provision import compat
 
 KB_PATH = core.KB_PATH
 MAX_SHOWN = 5
@@ -107,7 +108,6 @@ def resolve_cuda_library(match):
     version = found.group(2) or found.group(4)
     if "." not in version and len(version) >= 3:  # cudart64_100.dll -> 10.0, cudart64_110 -> 11.0
         version = "{}.{}".format(version[:-1], version[-1])
-    from provision import compat
 
     try:
         images = compat.load().data.get("images") or []
@@ -191,7 +191,6 @@ def run(args):
 def render(matches, total, facts=None):
     from rich.text import Text
 
-    from odcore.console import make_console
 
     console = make_console()
     if facts is not None:
