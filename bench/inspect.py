@@ -10,7 +10,7 @@ best of --repeat:
   * tf.data + the OD API's TfExampleDecoder: what training's input pipeline reads;
   * tf.data raw: only iterate the records (no parsing, no decoding);
   * `odrun inspect DATA --json` (every check, every image decoded, report.png) and `--no-decode`;
-  * `odrun train`'s pre-check (odrun.inspect.before_training: class ids and boxes, no image bytes read),
+  * `odrun train`'s pre-check (odrun.convert.inspect.before_training: class ids and boxes, no image bytes read),
     timed inside its process.
 
     .venv/bin/python bench/inspect.py [--repeat 2] [--json]
@@ -72,7 +72,7 @@ print(sum(1 for _ in ds))
 PRECHECK = r'''
 import sys, time
 t = time.perf_counter()
-from odrun import inspect
+from odrun.convert import inspect
 inspect.before_training(sys.argv[2:], sys.argv[1], "bench")
 print(round(time.perf_counter() - t, 3))
 '''

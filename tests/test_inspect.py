@@ -15,8 +15,8 @@ import pytest
 
 from conftest import FIXTURES, have_module, require, run_cli
 from odcore.errors import UserError
-from odrun import inspect as odinspect
-from odrun.inspect import records as R
+from odrun.convert import inspect as odinspect
+from odrun.convert.inspect import records as R
 from odrun.tasks.detect import synth
 
 # tensorflow/models research/object_detection/data/pascal_label_map.pbtxt: the 20 VOC classes, ids 1..20
@@ -326,7 +326,7 @@ def test_train_refuses_bad_records_before_tensorflow(peers, tmp_path):
 def test_before_training_is_tf_free(peers):
     """The cheap pass passes clean records, and imports neither TensorFlow nor reads the images."""
     d = peers["tutorial"]
-    code = ("import sys; from odrun import inspect as i; i.before_training([{!r}, {!r}], {!r}, 'x'); "
+    code = ("import sys; from odrun.convert import inspect as i; i.before_training([{!r}, {!r}], {!r}, 'x'); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'".format(
                 str(d / "train.record"), str(d / "test.record"), str(d / "label_map.pbtxt")))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 
-from odrun import inspect as odinspect
-from odrun.inspect import checks
+from odrun.convert import inspect as odinspect
+from odrun.convert.inspect import checks
 
 SHOWN_PER_CHECK = 10
 

@@ -11,7 +11,7 @@ import time
 
 from odcore.errors import UserError
 from odcore.fileio import write_json
-from odrun import inspect as odinspect
+from odrun.convert import inspect as odinspect
 from odrun.tasks import TASKS
 from odrun.tasks.detect import backends, checks, distribute, pretrained, tracker as train_eval
 from odrun.tasks.detect.config import augment, checks as config_checks, pipeline as pc

@@ -15,7 +15,7 @@ import re
 
 from odcore.errors import UserError
 from odrun.convert import labelmap
-from odrun.inspect import records as R
+from odrun.convert.inspect import records as R
 
 ERROR, WARNING = "error", "warning"
 TOL = 1e-6  # float32 rounding of x / width

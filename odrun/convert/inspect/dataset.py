@@ -1,6 +1,6 @@
 """Checks across examples: the same image twice (sha256 of the encoded bytes), class balance
 between train and test, label-map classes no record uses; and the per-class table."""
-from odrun.inspect.checks import ERROR, WARNING, finding
+from odrun.convert.inspect.checks import ERROR, WARNING, finding
 
 DUPLICATES_SHOWN = 5
 

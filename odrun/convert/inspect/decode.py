@@ -16,7 +16,7 @@ import tempfile
 import threading
 
 from odcore.errors import UserError
-from odrun.inspect.checks import ERROR, finding
+from odrun.convert.inspect.checks import ERROR, finding
 from odrun.tasks.detect.backends import tf2
 
 
@@ -81,7 +81,7 @@ class Background(object):
         with open(os.path.join(self._tmp, "job.json"), "w", encoding="utf-8") as f:
             json.dump(job, f)
         self._err = open(os.path.join(self._tmp, "stderr.txt"), "wb")  # TF's and libjpeg's messages
-        self._proc = subprocess.Popen([sys.executable, "-m", "odrun.inspect.decode", os.path.join(self._tmp, "job.json")],
+        self._proc = subprocess.Popen([sys.executable, "-m", "odrun.convert.inspect.decode", os.path.join(self._tmp, "job.json")],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err,
                                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
@@ -104,7 +104,7 @@ class Background(object):
                 with open(os.path.join(self._tmp, "stderr.txt"), "rb") as f:
                     err = f.read().decode("utf-8", "replace")
                 raise UserError("decoding the images with TensorFlow failed (exit {}):\n{}".format(code, err[-3000:]),
-                                where="odrun.inspect.decode", fix="pass --no-decode to run every other check")
+                                where="odrun.convert.inspect.decode", fix="pass --no-decode to run every other check")
             with open(os.path.join(self._tmp, "result.json"), encoding="utf-8") as f:
                 doc = json.load(f)
         finally:
@@ -114,7 +114,7 @@ class Background(object):
 
 
 def main():
-    """`python -m odrun.inspect.decode JOB.json`: the result (JSON) goes to job["out"]."""
+    """`python -m odrun.convert.inspect.decode JOB.json`: the result (JSON) goes to job["out"]."""
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
     sizes, failed = decode_all(job["files"], job["counts"], job["label_map"])

@@ -12,8 +12,8 @@ import time
 
 from odcore.errors import UserError
 from odrun.convert import report
-from odrun.inspect import checks, dataset, decode, draw
-from odrun.inspect.checks import ERROR, WARNING
+from odrun.convert.inspect import checks, dataset, decode, draw
+from odrun.convert.inspect.checks import ERROR, WARNING
 
 RECORD_NAME = re.compile(r"\.(tf)?records?(-\d{5}-of-\d{5})?$", re.I)
 BLOCKING = ("record", "example", "box", "class")  # what `odrun train` refuses
