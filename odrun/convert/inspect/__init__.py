@@ -56,7 +56,7 @@ def inspect(data, label_map=None, image_size=None, report_path=None, decode_imag
     found = checks.label_map_findings(lm)
     counts, damaged = checks.intact(files)
     # TensorFlow starts and decodes (in a second process) while this one reads, checks and draws
-    decoding = decode.Background(files, counts, label_map) if decode_images else None
+    decoding = decode.Background(files, counts) if decode_images else None
     try:
         examples, per_example = checks.scan(files, lm, counts=counts, full=True)
         found += damaged + per_example
