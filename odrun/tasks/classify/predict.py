@@ -7,7 +7,6 @@ test script instead runs one sess.run per image (bench/classify.py compares the 
 import io
 import json
 import os
-import sys
 
 from odcore.errors import UserError
 
@@ -172,9 +171,10 @@ def print_tables(summary):
 
 
 def run(args):
+    from odrun.ui import quiet  # sys.stderr is the library log during the verb
     from odrun.ui.progress import enabled
     summary = predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
-                      images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
+                      images=not getattr(args, "no_images", False), progress=enabled(args) and quiet.terminal().isatty())
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

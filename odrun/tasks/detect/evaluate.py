@@ -1,5 +1,5 @@
-"""`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for the
-newest checkpoint in RUN_DIR, printed as a table and written to RUN_DIR/eval.json."""
+"""`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for a
+checkpoint in RUN_DIR (--checkpoint newest|best|STEP), printed as a table and written to RUN_DIR/eval.json."""
 import contextlib
 import json
 import os
@@ -14,12 +14,33 @@ ORDER = ["mAP", "mAP@.50IOU", "mAP@.75IOU", "mAP (small)", "mAP (medium)", "mAP 
 
 def add_parser(sub):
     from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("eval", help="COCO metrics for the newest checkpoint", description=__doc__)
+    p = sub.add_parser("eval", help="COCO metrics for a checkpoint (default: the newest)", description=__doc__)
     p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
+    add_checkpoint_flag(p)
     add_api_flag(p)
     p.set_defaults(func=run)
     return p
+
+
+def add_checkpoint_flag(p):
+    p.add_argument("--checkpoint", default="newest", metavar="newest|best|STEP",
+                   help="which checkpoint: newest (default), best (RUN_DIR/best/, kept by `odrun train "
+                        "--eval-every`) or a step number (one of RUN_DIR/ckpt-STEP)")
+
+
+def classify_newest_only(args):
+    if str(getattr(args, "checkpoint", None) or "newest").lower() != "newest":
+        raise UserError("a classifier run has no --checkpoint choice yet: its newest checkpoint is used",
+                        where="--checkpoint", fix="omit --checkpoint (or pass --checkpoint newest)")
+
+
+def run_api(run_dir, api=None):
+    """--api, else $ODRUN_API, else the code path the run was trained with (run.json): no
+    TensorFlow import just to choose (bad arguments are refused in well under a second)."""
+    from odrun.tasks.detect.backends import ENV
+    from odrun.workdir.rundir import RunDir
+    return api or os.environ.get(ENV) or RunDir(run_dir).read_json().get("api") or None
 
 
 def run_dir_config(run_dir):
@@ -30,18 +51,19 @@ def run_dir_config(run_dir):
     return config
 
 
-def evaluate(run_dir, api=None):
+def evaluate(run_dir, api=None, checkpoint=None):
+    """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint)."""
     from odrun.tasks.detect import backends
     from odcore.fileio import write_json
-    from odrun.tasks.detect.train import newest_checkpoint
+    from odrun.workdir.rundir import resolve_checkpoint
     config = run_dir_config(run_dir)
-    if not newest_checkpoint(run_dir):
-        raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
-    backend = backends.get(api)
+    prefix = resolve_checkpoint(run_dir, checkpoint)
+    backend = backends.get(run_api(run_dir, api))
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
     from odrun.ui.progress import status
-    with status("evaluating the newest checkpoint on the test records"), contextlib.redirect_stdout(sys.stderr):
-        metrics = backend.evaluate(config, run_dir)
+    with status("evaluating {} on the test records".format(os.path.basename(prefix))), \
+            contextlib.redirect_stdout(sys.stderr):
+        metrics = backend.evaluate(config, run_dir, checkpoint=prefix)
     meta = metrics.pop("_meta", {})
     result = {"step": meta.get("step"), "checkpoint": meta.get("checkpoint"),
               "metrics": metrics}
@@ -69,8 +91,9 @@ def run(args):
     from odrun.tasks import task_of
     if task_of(args.workdir, "run.json") == "classify":
         from odrun.tasks.classify import evaluate as classify_eval
+        classify_newest_only(args)
         return classify_eval.run(args)
-    result = evaluate(args.workdir, api=args.api)
+    result = evaluate(args.workdir, api=args.api, checkpoint=getattr(args, "checkpoint", None))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -1,4 +1,4 @@
-"""`odrun export`: RUN_DIR's newest checkpoint -> EXPORT_DIR.
+"""`odrun export`: a checkpoint of RUN_DIR (--checkpoint newest|best|STEP) -> EXPORT_DIR.
 
 TF2: saved_model/ whose serving signature takes a batch of float images (any size);
 TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
@@ -13,7 +13,7 @@ from odcore.errors import UserError
 
 def add_parser(sub):
     from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("export", help="export the newest checkpoint for inference", description=__doc__)
+    p = sub.add_parser("export", help="export a checkpoint (default: the newest) for inference", description=__doc__)
     p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
     p.add_argument("--json", action="store_true", help="print metadata.json")
@@ -22,41 +22,46 @@ def add_parser(sub):
                         "against the SavedModel before it is kept (default saved_model)")
     p.add_argument("--quantize", choices=("dynamic",), default=None,
                    help="tflite: dynamic-range quantised weights (default: float)")
+    from odrun.tasks.detect.evaluate import add_checkpoint_flag
+    add_checkpoint_flag(p)
     add_api_flag(p)
     p.set_defaults(func=run)
     return p
 
 
-def export(run_dir, out_dir, api=None, formats=None, quantize=None):
+def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=None):
+    """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint).
+    Every argument is checked before TensorFlow is imported."""
     from odrun.tasks.detect import backends, export_formats
     from odrun.tasks.detect.config import pipeline as pc
-    from odrun.tasks.detect.evaluate import run_dir_config
+    from odrun.tasks.detect.evaluate import run_api, run_dir_config
     from odcore.fileio import write_json
-    from odrun.tasks.detect.train import newest_checkpoint
+    from odrun.workdir.rundir import checkpoint_dir, resolve_checkpoint
     from odcore.paths import check_output, check_writable_dir
+    formats = export_formats.parse(formats)
     check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
     check_writable_dir(out_dir)
     config_path = run_dir_config(run_dir)
-    if not newest_checkpoint(run_dir):
-        raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
+    prefix = resolve_checkpoint(run_dir, checkpoint)
     config = pc.load(config_path)
     label_map = config.train_input_reader.label_map_path
     classes = pc.read_label_map(label_map)
-    api_name = backends.resolve(api)
-    backend = backends.get(api_name)
-    formats = export_formats.parse(formats)
+    api_name = backends.resolve(run_api(run_dir, api))
     export_formats.check_supported(formats, config, api_name, quantize)  # refused before anything is built
+    backend = backends.get(api_name)
     # Export into a temp sibling and swap in at the end: no half-written EXPORT_DIR.
     out_dir = os.path.abspath(out_dir)
     tmp = out_dir + ".partial"
     _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     from odrun.ui.progress import status
-    with status("writing the export (building the model, tracing, saving the SavedModel)"):
-        info = backend.export(config_path, run_dir, tmp)
+    with status("writing the export of {} (building the model, tracing, saving the SavedModel)".format(
+            os.path.basename(prefix))):
+        info = backend.export(config_path, run_dir, tmp, checkpoint=prefix)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
     try:
-        forms = export_formats.write(formats, config_path, run_dir, tmp, quantize=quantize, say=_say)
+        with checkpoint_dir(prefix) as ckpt_dir:  # tflite's exporter reads a directory's checkpoint
+            forms = export_formats.write(formats, config_path, ckpt_dir, tmp, quantize=quantize, say=_say)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # parity failed / interrupted: the previous export stays
         raise
@@ -104,10 +109,13 @@ def _recover(out_dir):
 
 def run(args):
     from odrun.tasks import task_of
+    from odrun.tasks.detect.evaluate import classify_newest_only
     if task_of(args.workdir, "run.json") == "classify":
         from odrun.tasks.classify import export as classify_export
+        classify_newest_only(args)
         return classify_export.run(args)
-    metadata = export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize)
+    metadata = export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize,
+                      checkpoint=getattr(args, "checkpoint", None))
     if args.json:
         print(json.dumps(metadata, indent=2))
     else:

@@ -11,6 +11,7 @@ import os
 import time
 
 from odcore.errors import UserError
+from odrun.ui import interrupt, quiet
 
 DEFAULT_MODEL = "ssd_mobilenet_v2"
 CONFIG_NAME = "pipeline.config"
@@ -165,6 +166,22 @@ def run(args):
     return 0
 
 
+def _check_not_past(run_dir, done, steps, show):
+    """A run already at step `done` >= the steps asked: past them is refused (exit 2, nothing
+    written: training cannot go back), exactly at them is a no-op that says how to go on."""
+    if done is None or done < steps:
+        return
+    more = "odrun train --workdir {} --steps {} --resume".format(run_dir, max(2 * done, done + 1))
+    if done > steps:
+        raise UserError("the run is already at step {}, past the {} steps asked; training does not go back"
+                        .format(done, steps), where="--steps",
+                        fix="to train further pass a larger total: {} (or a new --workdir to train {} steps "
+                            "from scratch)".format(more, steps))
+    if show:
+        quiet.terminal().write("the run is already at step {} of {}: nothing to train; to train further: {}\n"
+                               .format(done, steps, more))
+
+
 def _train(args, show):
     from odrun.tasks.detect import backends
     from odrun.tasks.detect.config import pipeline as pc
@@ -176,6 +193,11 @@ def _train(args, show):
     from odrun.tasks.detect import checks
     from odrun.workdir import rundir
     checks.train_flags(args)
+    if args.data and not args.resume:
+        find_data(args.data)  # a missing/incomplete data folder is refused before TensorFlow loads
+    if args.steps and not getattr(args, "new_run", False):  # fewer steps than the run has: refused early too
+        _check_not_past(args.workdir, rundir.step_of(rundir.RunDir(args.workdir).newest_checkpoint()), args.steps,
+                        show=False)
     settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
         args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
@@ -205,6 +227,7 @@ def _train(args, show):
     from odrun.tasks.detect import distribute
     dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
     previous, settings = rundir.prepare_train(args, api, config)  # refuses another run's RUN_DIR
+    _check_not_past(run_dir, rundir.step_of(previous), steps, show)
     if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR
         os.makedirs(run_dir, exist_ok=True)
         pc.save(config, config_path)
@@ -228,14 +251,22 @@ def _train(args, show):
         if dist.is_chief:
             tracker.on_step(step, losses)
 
+    start_guess = rundir.step_of(previous) or 0  # the checkpoint the backend restores
     tracker = train_eval.Tracker(run_dir, config_path, dict(pc.read_label_map(config.train_input_reader.label_map_path)),
                                  eval_every=getattr(args, "eval_every", None), patience=getattr(args, "patience", None),
-                                 show=show)
+                                 show=show, start_step=start_guess if dist.is_chief else None)
     hooks = {"on_checkpoint": tracker.on_checkpoint} if api == "tf2" and dist.is_chief else {}
-    start_guess = rundir.step_of(previous) or 0
-    with StepProgress(steps, start=start_guess, enabled=show) as bar:
-        result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
-                               on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
+    try:
+        with StepProgress(steps, start=start_guess, enabled=show) as bar:
+            result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
+                                   on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
+    except interrupt.Interrupted as exc:  # first Ctrl-C: the backend saved this step
+        if dist.is_chief:
+            if exc.checkpoint and rundir.step_of(exc.checkpoint) == exc.step:
+                tracker.on_interrupt(exc.step)
+            tracker.finish()  # losses.csv closed, results.png up to this step
+        quiet.terminal().write(interrupt.message(exc, run_dir) + "\n")
+        raise
     rate = p50 = None
     if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
         rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)

@@ -7,6 +7,8 @@ a checkpoint is written every N steps and at the end, and `on_step` can drive a 
 """
 import os
 
+from odrun.ui import interrupt
+
 _PREPARED = False
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
 
@@ -34,6 +36,12 @@ def prepare():
     except ImportError:
         pass
     _PREPARED = True
+
+
+def _say(text):
+    from odrun.ui.quiet import terminal  # the terminal, not the library log
+    terminal().write(text + "\n")
+    terminal().flush()
 
 
 def latest_checkpoint(run_dir):
@@ -132,7 +140,8 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
         start = int(global_step.numpy())
         last_saved = start
         saved = []
-        with tf.summary.record_if(lambda: global_step % image_summary_every == 0):
+        with tf.summary.record_if(lambda: global_step % image_summary_every == 0), \
+                interrupt.Guard(say=_say) as ctrl_c:
             for _ in range(start, num_steps):
                 losses = dist_step(iterator)
                 step = int(global_step.numpy())
@@ -147,6 +156,11 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
                     last_saved = step
                     if on_checkpoint is not None and on_checkpoint(step, saved[-1], model):
                         break  # early stop (--patience)
+                if ctrl_c.requested:  # first Ctrl-C: keep this step's work, then stop (exit 130)
+                    if step != last_saved:
+                        saved.append(manager.save(checkpoint_number=step))
+                    writer.flush()
+                    raise interrupt.Interrupted(step, saved[-1] if saved else latest)
         writer.flush()
     if out_dir != run_dir:
         distribute.cleanup(distribution, out_dir, run_dir)
@@ -198,21 +212,24 @@ def evaluate(config_path, run_dir, checkpoint=None):
     return out
 
 
-def export(config_path, run_dir, out_dir):
-    """SavedModel with a batch-capable float image input, via exporter_lib_v2."""
+def export(config_path, run_dir, out_dir, checkpoint=None):
+    """SavedModel with a batch-capable float image input, via exporter_lib_v2, of `checkpoint`
+    (default: the newest; exporter_lib_v2 takes a directory: CHECKPOINT_DIR names the one)."""
     prepare()
     import tensorflow as tf
     from object_detection import exporter_lib_v2
     from object_detection.utils import config_util
 
-    checkpoint = tf.train.latest_checkpoint(run_dir)
+    checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
         from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)
     pipeline = config_util.create_pipeline_proto_from_configs(configs)
-    exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, run_dir, out_dir)
+    from odrun.workdir.rundir import checkpoint_dir
+    with checkpoint_dir(checkpoint) as ckpt_dir:
+        exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, ckpt_dir, out_dir)
     saved_model = os.path.join(out_dir, "saved_model")
     return {"saved_model": saved_model, "checkpoint": checkpoint, "step": checkpoint_step(checkpoint),
             "signature": saved_signature(saved_model), "tf_version": tf.__version__}

@@ -1,0 +1,115 @@
+"""Issue 25 on the real TF2 OD API: ONE module-scoped run, through a real pty where a user has a
+terminal, of train -> Ctrl-C -> train --resume -> a too-small --steps -> extend to more steps ->
+eval/export --checkpoint STEP. Each TF start costs ~1 min here (minutes under load), so the
+fixture starts TensorFlow four times and the tests only read what the stages left."""
+import csv
+import json
+import os
+import re
+
+import pytest
+
+from conftest import bin_path, have_module, require, run_cli
+from ptyrun import PtyRun
+from ptyrun import run as pty_run
+
+STEPS, MORE, AT_LEAST = 8, 10, 3
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+# what TensorFlow, Keras, absl and pycocotools print when they reach the terminal
+NOISE = re.compile(r"UserWarning|DeprecationWarning|oneDNN|tensorflow/core|WARNING:tensorflow|"
+                   r"Average Precision +\(AP\)|Average Recall|Accumulating evaluation|DONE \(t=")
+
+
+def _logged_steps(run_dir):
+    path = os.path.join(str(run_dir), "losses.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [int(r["step"]) for r in csv.DictReader(f) if r.get("step", "").isdigit()]
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    require(have_module("tensorflow") and have_module("object_detection"),
+            "TensorFlow + OD API not installed (run scripts/setup.sh)")
+    from odrun.tasks.detect import synth
+    root = tmp_path_factory.mktemp("day25")
+    out = {"root": root, "images": root / "images", "data": root / "data", "run": root / "run"}
+    synth.generate(str(out["images"]), count=16, seed=3)
+    run_cli("odrun", "convert", out["images"], "--out", out["data"], "--json", check=0)
+    odrun = bin_path("odrun")
+
+    # 1) a terminal run, Ctrl-C once after a few steps (no checkpoint would come before the end)
+    term = PtyRun([odrun, "train", "--data", out["data"], "--workdir", out["run"], "--steps", STEPS,
+                   "--checkpoint-every", 100, "--batch", 2]).start()
+    term.wait_for(lambda _: len(_logged_steps(out["run"])) >= AT_LEAST, timeout=900)
+    term.interrupt()
+    out["int_rc"] = term.wait(600)
+    out["int_text"] = term.text()
+    out["int_logged"] = _logged_steps(out["run"])
+    out["int_files"] = sorted(os.listdir(str(out["run"])))
+
+    # 2) --resume continues at the saved step, to exactly STEPS
+    out["resume"] = json.loads(run_cli("odrun", "train", "--workdir", out["run"], "--resume", "--json",
+                                       check=0).stdout)
+    out["resume_logged"] = _logged_steps(out["run"])
+    # 3) fewer steps than the run has: refused (before TensorFlow); more: the run is extended
+    out["past"] = run_cli("odrun", "train", "--workdir", out["run"], "--resume", "--steps", 4)
+    out["extend"] = json.loads(run_cli("odrun", "train", "--workdir", out["run"], "--resume", "--steps", MORE,
+                                       "--json", check=0).stdout)
+    out["extend_logged"] = _logged_steps(out["run"])
+
+    # 4) eval/export an older checkpoint by its step; eval on a terminal
+    step = out["resume"]["start_step"]
+    out["eval_rc"], out["eval_text"] = pty_run([odrun, "eval", "--workdir", out["run"], "--checkpoint", step])
+    out["eval_json"] = json.loads((out["run"] / "eval.json").read_text())
+    out["export"] = json.loads(run_cli("odrun", "export", "--workdir", out["run"], "--out", root / "export",
+                                       "--checkpoint", step, "--json", check=0).stdout)
+    return out
+
+
+def test_first_ctrl_c_saves_the_current_step_and_exits_130(day):
+    assert day["int_rc"] == 130, day["int_text"][-3000:]
+    step = day["int_logged"][-1]
+    assert AT_LEAST <= step < STEPS
+    assert "ckpt-{}.index".format(step) in day["int_files"], day["int_files"]
+    assert "saving a checkpoint at the current step" in day["int_text"]
+    assert re.search(r"interrupted at step {}: saved checkpoint \S*ckpt-{}; continue with: odrun train "
+                     r"--workdir \S+ --resume".format(step, step), day["int_text"]), day["int_text"][-2000:]
+
+
+def test_resume_starts_at_the_interrupted_step_and_history_has_one_row_per_step(day):
+    r = day["resume"]
+    assert r["start_step"] == day["int_logged"][-1] and r["end_step"] == STEPS
+    assert day["resume_logged"] == list(range(1, STEPS + 1))  # no step twice, none lost
+    assert day["extend_logged"] == list(range(1, MORE + 1))
+    with open(str(day["run"] / "results.csv"), newline="") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == [r["start_step"], STEPS, MORE]
+
+
+def test_fewer_steps_than_the_run_has_is_refused_with_the_way_on(day):
+    p = day["past"]
+    assert p.returncode == 2, p.stderr
+    assert "already at step {}, past the 4 steps".format(STEPS) in p.stderr
+    assert "--steps {} --resume".format(2 * STEPS) in p.stderr
+
+
+def test_a_finished_run_extends_to_more_steps(day):
+    e = day["extend"]
+    assert (e["start_step"], e["end_step"], e["num_steps"]) == (STEPS, MORE, MORE)
+    assert os.path.basename(e["checkpoints"][-1]) == "ckpt-{}".format(MORE)
+
+
+def test_eval_and_export_take_the_checkpoint_asked(day):
+    step = day["resume"]["start_step"]
+    assert day["eval_rc"] == 0, day["eval_text"][-3000:]
+    assert day["eval_json"]["step"] == step and day["eval_json"]["checkpoint"].endswith("ckpt-{}".format(step))
+    assert "COCO metrics at step {}".format(step) in day["eval_text"]
+    assert day["export"]["step"] == step and day["export"]["checkpoint"].endswith("ckpt-{}".format(step))
+
+
+def test_terminal_shows_no_library_noise(day):
+    for name in ("int_text", "eval_text"):
+        assert [l for l in day[name].splitlines() if NOISE.search(l)] == [], name
+    log = (day["run"] / "logs" / "eval.log").read_text(errors="replace")
+    assert "Average Precision" in log  # pycocotools' block went to the log
