@@ -65,6 +65,18 @@ def day(tmp_path_factory):
     out["eval_json"] = json.loads((out["run"] / "eval.json").read_text())
     out["export"] = json.loads(run_cli("odrun", "export", "--workdir", out["run"], "--out", root / "export",
                                        "--checkpoint", step, "--json", check=0).stdout)
+
+    # 5) detect: one truncated JPEG among four is skipped with a warning (--strict: exit 2)
+    photos = root / "photos"
+    photos.mkdir()
+    for name in ("synth_0000.jpg", "synth_0001.jpg", "synth_0002.jpg"):
+        (photos / name).write_bytes((out["images"] / name).read_bytes())
+    (photos / "broken.jpg").write_bytes((out["images"] / "synth_0003.jpg").read_bytes()[:300])
+    args = ["detect", "--model", root / "export", photos, "--threshold", "0.0"]
+    out["strict"] = run_cli("odrun", *args + ["--out", root / "det-strict", "--strict"])
+    out["strict_out"] = (root / "det-strict").exists()
+    out["detect"] = run_cli("odrun", *args + ["--out", root / "det", "--json"], check=0)
+    out["detect_text"] = run_cli("odrun", *args + ["--out", root / "det2"], check=0)
     return out
 
 
@@ -113,3 +125,42 @@ def test_terminal_shows_no_library_noise(day):
         assert [l for l in day[name].splitlines() if NOISE.search(l)] == [], name
     log = (day["run"] / "logs" / "eval.log").read_text(errors="replace")
     assert "Average Precision" in log  # pycocotools' block went to the log
+
+
+def test_classify_ctrl_c_saves_the_step_and_resume_starts_there(tmp_path):
+    """docs/classify.md: a checkpoint on Ctrl-C. MobileNetV2 x0.35 at 64 px from scratch (no
+    download), as the classify demo trains; ~1 min here."""
+    require(have_module("tensorflow"), "TensorFlow not installed (run scripts/setup.sh)")
+    from odrun.tasks.classify import synth
+    synth.generate(str(tmp_path / "images"), per_class=6, size=64, seed=3)
+    data, run_dir = tmp_path / "data", tmp_path / "run"
+    run_cli("odrun", "convert", tmp_path / "images", "--task", "classify", "--out", data, "--json", check=0)
+    common = ["--task", "classify", "--workdir", run_dir, "--steps", 60]
+    term = PtyRun([bin_path("odrun"), "train", "--data", data, "--model", "mobilenet_v2", "--image-size", 64,
+                   "--set", "alpha=0.35", "--batch", 4] + common).start()
+    assert term.wait_for(lambda text: re.search(r"\b([3-9]|[1-5]\d)/60\b", text), timeout=900), term.text()[-2000:]
+    term.interrupt()
+    rc, text = term.wait(300), term.text()
+    assert rc == 130, text[-2000:]
+    m = re.search(r"interrupted at step (\d+): saved checkpoint \S*ckpt-(\d+); continue with: odrun train "
+                  r"--workdir \S+ --task classify --resume", text)
+    assert m and m.group(1) == m.group(2), text[-2000:]
+    assert (run_dir / "ckpt-{}.index".format(m.group(1))).exists()
+    assert not [l for l in text.splitlines() if NOISE.search(l)]
+    resumed = json.loads(run_cli("odrun", "train", "--resume", "--json", *common, check=0).stdout)
+    assert resumed["start_step"] == int(m.group(1)) and resumed["end_step"] == 60
+
+
+def test_detect_skips_an_unreadable_image_and_names_its_runtime(day):
+    s = day["strict"]
+    assert s.returncode == 2 and "broken.jpg" in s.stderr and not day["strict_out"], s.stderr
+    summary = json.loads(day["detect"].stdout)
+    assert summary["images"] == 3 and summary["runtime"] == "saved_model"
+    assert [os.path.basename(x["file"]) for x in summary["skipped"]] == ["broken.jpg"]
+    assert re.search(r"warning: skipped \S*broken\.jpg: cannot read image", day["detect"].stderr)
+    images = json.loads((day["root"] / "det" / "images.json").read_text())
+    assert sorted(os.path.basename(i["file_name"]) for i in images) == ["synth_0000.jpg", "synth_0001.jpg",
+                                                                       "synth_0002.jpg"]
+    text = day["detect_text"].stdout
+    assert "3 images" in text and "saved_model runtime" in text, text
+    assert "skipped 1 unreadable image(s): broken.jpg" in text

@@ -21,6 +21,7 @@ import time
 from odcore.errors import UserError
 from odcore.fileio import sha256_file
 from odrun.tasks.classify import defaults
+from odrun.ui import interrupt
 
 SETTINGS = "run.json"
 SUMMARY = "train.json"
@@ -288,7 +289,7 @@ def train(s, show=True):
     if show and resumed:
         sys.stderr.write("resuming from {}\n".format(resumed))
     try:
-        with Progress(total, start, show) as bar:
+        with Progress(total, start, show) as bar, interrupt.Guard(say=_say) as ctrl_c:
             batches = Batches(len(feats["train"][1]), batch, seed) if feats else None
             while step < total:
                 if scratch:  # no pretrained base: the whole network learns, end to end
@@ -326,7 +327,13 @@ def train(s, show=True):
                 if step % every == 0 or step == total:
                     saved.append(manager.save(checkpoint_number=step))
                 bar.update(step, phase, last["loss"], last["accuracy"])
-    except KeyboardInterrupt:
+                if ctrl_c.requested:  # first Ctrl-C: keep this step, then stop (exit 130)
+                    if not saved or not saved[-1].endswith("-{}".format(step)):
+                        saved.append(manager.save(checkpoint_number=step))
+                    raise interrupt.Interrupted(step, saved[-1])
+    except interrupt.Interrupted:
+        raise
+    except KeyboardInterrupt:  # not in the main thread (no Guard): save what there is
         if step > start:
             manager.save(checkpoint_number=step)
         raise
@@ -362,6 +369,12 @@ def test_accuracy(clf, feats, test_files, tuned):
     return round(hits / float(n), 4) if n else None
 
 
+def _say(text):
+    from odrun.ui.quiet import terminal  # the terminal, not the library log
+    terminal().write(text + "\n")
+    terminal().flush()
+
+
 def run(args):
     """`odrun train --task classify` (flags: odrun.tasks.detect.train's parser + add_flags)."""
     from odrun.tasks.classify import require_tf2
@@ -375,7 +388,11 @@ def run(args):
     s["run_dir"] = args.workdir
     s["bottleneck_dir"] = getattr(args, "bottleneck_dir", None) or s.get("bottleneck_dir")
     os.makedirs(args.workdir, exist_ok=True)
-    summary = train(s, show=enabled(args))
+    try:
+        summary = train(s, show=enabled(args))
+    except interrupt.Interrupted as exc:
+        _say(interrupt.message(exc, args.workdir).replace("--resume", "--task classify --resume"))
+        raise
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -31,6 +31,9 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
     p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    p.add_argument("--strict", action="store_true",
+                   help="an unreadable image is an error (exit 2, checked before the model loads); "
+                        "default: it is skipped with a warning naming it")
     p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
                    help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
                         "frozen, saved_model; onnx/tflite never import TensorFlow)")
@@ -86,8 +89,29 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
         im.save(tmp, format="PNG")
 
 
+def _readable(paths, strict):
+    """strict: every image decodes (UserError naming the first that does not), before the model loads."""
+    if strict:
+        for p in paths:
+            load_image(p)
+
+
+def _load_or_skip(path, strict, skipped):
+    """The image as an array, or None (skipped: a warning on the terminal, the file in the summary)."""
+    try:
+        return load_image(path)
+    except UserError as exc:
+        if strict:
+            raise
+        from odrun.ui.quiet import terminal
+        terminal().write("warning: skipped {}: {} (--strict makes this an error)\n".format(path, exc.message))
+        skipped.append({"file": os.path.abspath(path), "reason": exc.message})
+        return None
+
+
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
-           agnostic_iou=None, runner_up=False, runtime=None, mask_png=False):
+           agnostic_iou=None, runner_up=False, runtime=None, mask_png=False, strict=False):
+    """-> the summary (images, detections, runtime, skipped unreadable images, ...)."""
     import pandas as pd
     from odrun.tasks.detect import draw
     from odcore.fileio import write_json, write_text
@@ -108,25 +132,27 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                  [("input", s) for s in sources if os.path.exists(s)] +
                  [("input image", p) for p in paths])
     check_writable_dir(out_dir)
+    _readable(paths, strict)
     from odrun import runtimes
     from odrun.ui.progress import status
     from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
-    runtime = seg_output.runtime_for(meta, runtime)
-    with status("loading the model", enabled=progress):
+    runtime = runtimes.choose(model_dir, seg_output.runtime_for(meta, runtime), meta)
+    with status("loading the model ({} runtime)".format(runtime), enabled=progress):
         detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
     os.makedirs(out_dir, exist_ok=True)
-    results, rows, image_rows, used = [], [], [], set()
+    results, rows, image_rows, used, skipped = [], [], [], set(), []
     calls = 0
     with ItemProgress(len(paths), "detect", enabled=progress) as bar:
         for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            arrays = [load_image(p) for p in chunk]
-            dets = detector(arrays)
-            calls += 1
-            for offset, (path, image, det) in enumerate(zip(chunk, arrays, dets)):
+            loaded = [(p, _load_or_skip(p, strict, skipped)) for p in paths[start:start + batch]]
+            chunk = [p for p, a in loaded if a is not None]
+            arrays = [a for _, a in loaded if a is not None]
+            dets = detector(arrays) if arrays else []
+            calls += bool(arrays)
+            for path, image, det in zip(chunk, arrays, dets):
                 if agnostic_iou is not None:
                     det = draw.agnostic_filter(det, threshold, agnostic_iou)
-                image_id = start + offset + 1
+                image_id = len(image_rows) + 1
                 h, w = image.shape[:2]
                 det = seg_output.add_image_masks(det, h, w, threshold)
                 name = _out_name(path, used)
@@ -150,15 +176,15 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                 if images:
                     annotate(seg_output.shown(image, det), det, names, threshold, os.path.join(out_dir, name),
                              runner_up=runner_up)
-            bar.advance(len(chunk))
+            bar.advance(len(loaded))
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
     columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
     from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
     rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
-    return {"images": len(paths), "detections": len(results), "threshold": threshold, "batches": calls,
-            "out_dir": os.path.abspath(out_dir),
+    return {"images": len(image_rows), "detections": len(results), "threshold": threshold, "batches": calls,
+            "runtime": runtime, "skipped": skipped, "out_dir": os.path.abspath(out_dir),
             "annotated": [r["annotated"] for r in image_rows if r["annotated"]][:1]}
 
 
@@ -182,9 +208,13 @@ def run(args):
     summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
                      api=args.api, images=not args.no_images, progress=enabled(args),
                      agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
-                     mask_png=args.mask_png)
+                     mask_png=args.mask_png, strict=getattr(args, "strict", False))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))
+        print("{images} images, {detections} detections (score >= {threshold}, {runtime} runtime) -> {out_dir}"
+              .format(**summary))
+        if summary["skipped"]:
+            print("skipped {} unreadable image(s): {}".format(
+                len(summary["skipped"]), ", ".join(os.path.basename(s["file"]) for s in summary["skipped"])))
     return 0

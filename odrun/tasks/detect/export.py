@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 
-from odcore.errors import UserError
-
 
 def add_parser(sub):
     from odrun.tasks.detect.backends import add_api_flag

@@ -182,40 +182,66 @@ def _check_not_past(run_dir, done, steps, show):
                                .format(done, steps, more))
 
 
-def _train(args, show):
-    from odrun.tasks.detect import backends
-    from odrun.tasks.detect.config import pipeline as pc
-    from odcore.fileio import write_json
-    from odrun.ui.progress import StepProgress
+def _interrupted(exc, tracker, run_dir):
+    """After a Ctrl-C checkpoint: its results.csv row, losses.csv closed, results.png, the message."""
+    from odrun.workdir.rundir import step_of
+    if tracker is not None:
+        if exc.checkpoint and step_of(exc.checkpoint) == exc.step:
+            tracker.on_interrupt(exc.step)
+        tracker.finish()
+    quiet.terminal().write(interrupt.message(exc, run_dir) + "\n")
 
-    if args.steps is not None and args.steps < 1:
-        raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
+
+def _rates(timings):
+    """(mean, median) steps/s in steady state: the first step (graph tracing) excluded."""
+    if len(timings) < 2:
+        return None, None
+    rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
+    gaps = sorted(b[1] - a[1] for a, b in zip(timings, timings[1:]))
+    return rate, 1.0 / max(gaps[len(gaps) // 2], 1e-9)
+
+
+def _before_tf(args):
+    """The flag checks that need no TensorFlow, first: bad arguments are refused in well under a second."""
     from odrun.tasks.detect import checks
     from odrun.workdir import rundir
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
     checks.train_flags(args)
+    if args.resume and not os.path.exists(os.path.join(args.workdir, CONFIG_NAME)):
+        raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=args.workdir,
+                        fix="start a run: odrun train --data DATA_DIR --workdir " + args.workdir)
     if args.data and not args.resume:
         find_data(args.data)  # a missing/incomplete data folder is refused before TensorFlow loads
     if args.steps and not getattr(args, "new_run", False):  # fewer steps than the run has: refused early too
         _check_not_past(args.workdir, rundir.step_of(rundir.RunDir(args.workdir).newest_checkpoint()), args.steps,
                         show=False)
-    settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
         args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
-    api = backends.resolve(args.api)
-    from odrun.tasks.detect import tracker as train_eval
-    train_eval.check_flags(args, api)
     if getattr(args, "augment", None) is not None:
         from odrun.tasks.detect.config import augment
         augment.steps(args.augment)  # a bad name is refused before anything is read or written
+
+
+def _train(args, show):
+    from odrun.tasks.detect import backends
+    from odrun.tasks.detect.config import pipeline as pc
+    from odcore.fileio import write_json
+    from odrun.ui.progress import StepProgress
+    from odrun.tasks.detect import checks
+    from odrun.workdir import rundir
+
+    _before_tf(args)
+    settings_path = os.path.join(args.workdir, "run.json")
+    api = backends.resolve(args.api)
+    from odrun.tasks.detect import tracker as train_eval
+    train_eval.check_flags(args, api)
     if getattr(args, "eval_every", None):
         args.checkpoint_every = args.eval_every  # each evaluation reads the checkpoint just written
     run_dir = args.workdir
     config_path = os.path.join(run_dir, CONFIG_NAME)
-    if args.resume and not os.path.exists(config_path):
-        raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=run_dir,
-                        fix="start a run: odrun train --data DATA_DIR --workdir " + run_dir)
     config, items = build_config(args, api)
     pc.validate(config, label_map_items=items, where=config_path)
     checks.config_values(config, where=config_path if args.resume else (args.config or "--set/--batch"))
@@ -261,17 +287,9 @@ def _train(args, show):
             result = backend.train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
                                    on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
     except interrupt.Interrupted as exc:  # first Ctrl-C: the backend saved this step
-        if dist.is_chief:
-            if exc.checkpoint and rundir.step_of(exc.checkpoint) == exc.step:
-                tracker.on_interrupt(exc.step)
-            tracker.finish()  # losses.csv closed, results.png up to this step
-        quiet.terminal().write(interrupt.message(exc, run_dir) + "\n")
+        _interrupted(exc, tracker if dist.is_chief else None, run_dir)
         raise
-    rate = p50 = None
-    if len(timings) > 1:  # steady state: excludes the first step (graph tracing)
-        rate = (timings[-1][0] - timings[0][0]) / max(timings[-1][1] - timings[0][1], 1e-9)
-        gaps = sorted(b[1] - a[1] for a, b in zip(timings, timings[1:]))
-        p50 = 1.0 / max(gaps[len(gaps) // 2], 1e-9)
+    rate, p50 = _rates(timings)
     summary = {
         "api": api, "arch": pc.arch(config), "run_dir": os.path.abspath(run_dir),
         "config": os.path.abspath(config_path), "start_step": result["start_step"],
