@@ -149,6 +149,13 @@ def test_classify_ctrl_c_saves_the_step_and_resume_starts_there(tmp_path):
     assert not [l for l in text.splitlines() if NOISE.search(l)]
     resumed = json.loads(run_cli("odrun", "train", "--resume", "--json", *common, check=0).stdout)
     assert resumed["start_step"] == int(m.group(1)) and resumed["end_step"] == 60
+    # odrun predict on a terminal: TF's oneDNN/AVX start-up lines go to OUT/logs/predict.log
+    run_cli("odrun", "export", "--workdir", run_dir, "--out", tmp_path / "model", "--json", check=0)
+    rc, text = pty_run([bin_path("odrun"), "predict", "--model", tmp_path / "model", tmp_path / "images" / "red_circles",
+                        "--out", tmp_path / "preds", "--top-k", 2])
+    assert rc == 0 and "6 images ->" in text, text[-2000:]
+    assert [l for l in text.splitlines() if NOISE.search(l) or "AVX" in l] == []
+    assert (tmp_path / "preds" / "logs" / "predict.log").exists()
 
 
 def test_detect_skips_an_unreadable_image_and_names_its_runtime(day):

@@ -207,3 +207,21 @@ def test_a_terminal_shows_the_bar_and_summary_and_no_library_noise(tmp_path):
 def test_predict_keeps_library_output_in_a_log():
     from odrun.ui import quiet
     assert quiet.LOG_DIR_ARG["predict"] == "out"  # TF's oneDNN lines at import land in OUT/logs/predict.log
+
+
+# ------------------------------------------------------------------ detect: unreadable images
+def test_detect_skips_an_unreadable_image_unless_strict(tmp_path, capsys):
+    from PIL import Image
+    from odrun.tasks.detect import detect
+    good, bad = tmp_path / "good.jpg", tmp_path / "broken.jpg"
+    Image.new("RGB", (32, 24), (200, 10, 10)).save(str(good), quality=90)
+    bad.write_bytes(good.read_bytes()[:100])  # a truncated JPEG
+    skipped = []
+    assert detect._load_or_skip(str(good), False, skipped).shape == (24, 32, 3)
+    assert detect._load_or_skip(str(bad), False, skipped) is None
+    assert [s["file"] for s in skipped] == [str(bad)] and "cannot read image" in skipped[0]["reason"]
+    assert "warning: skipped {}".format(bad) in capsys.readouterr().err
+    with pytest.raises(UserError) as e:
+        detect._readable([str(good), str(bad)], strict=True)  # before the model loads
+    assert e.value.where == str(bad)
+    detect._readable([str(good), str(bad)], strict=False)  # checked one by one while detecting
