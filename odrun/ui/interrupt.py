@@ -7,6 +7,7 @@ checkpoint write would lose the step or leave a half-written checkpoint); the lo
 default, so a second Ctrl-C ends the process immediately, even inside a long C++ call (what a
 killed save leaves is removed by the next run: odrun.workdir.rundir.RunDir.clean_stale).
 """
+import os
 import signal
 import threading
 
@@ -38,6 +39,8 @@ class Guard(object):
     def _first(self, signum, frame):
         self.requested = True
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # the second Ctrl-C: stop at once
+        if os.isatty(1):  # rich hides the cursor while a bar runs; a second Ctrl-C leaves no cleanup
+            os.write(1, b"\x1b[?25h")
         if self.say is not None:
             self.say("\nCtrl-C: saving a checkpoint at the current step, then stopping "
                      "(Ctrl-C again stops at once, without it)")
