@@ -172,6 +172,21 @@ def test_steps_below_the_run_says_how_to_extend(tmp_path):
         tmp_path) in err
 
 
+def test_resume_of_a_finished_run_says_so_at_once(tmp_path):
+    _fake_run(tmp_path, [100, 200])
+    (tmp_path / "pipeline.config").write_text("")
+    (tmp_path / "run.json").write_text(json.dumps({"num_steps": 200, "checkpoint_every": 100}))
+    (tmp_path / "train.json").write_text(json.dumps({"start_step": 100, "end_step": 200, "num_steps": 200,
+                                                     "seconds": 9.0, "checkpoints": [str(tmp_path / "ckpt-200")]}))
+    proc = subprocess.run(_python(CLI_SCRIPT, "train", "--workdir", tmp_path, "--resume"), capture_output=True,
+                          text=True, timeout=120, cwd=str(ROOT))
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0 and not result["tensorflow"], proc.stderr
+    assert "the run is already at step 200 of 200: nothing to train; to train further: odrun train --workdir " \
+           "{} --steps 400 --resume".format(tmp_path) in proc.stderr
+    assert "trained steps 200->200 in 0.0s" in proc.stdout
+
+
 # ------------------------------------------------------------------ a quiet terminal
 NOISY_VERB = r"""
 import logging, sys, time, warnings

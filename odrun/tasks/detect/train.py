@@ -201,6 +201,28 @@ def _rates(timings):
     return rate, 1.0 / max(gaps[len(gaps) // 2], 1e-9)
 
 
+def _already_there(args, show):
+    """`--resume` of a run already at its steps: nothing to train, said at once (no TensorFlow);
+    -> its train.json summary with no steps trained, or None (train as usual)."""
+    from odrun.workdir import rundir
+    if not args.resume:
+        return None
+    rd = rundir.RunDir(args.workdir)
+    done = rundir.step_of(rd.newest_checkpoint())
+    path = os.path.join(args.workdir, "train.json")
+    if done is None or done != (args.steps or rd.read_json().get("num_steps")) or not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("end_step") != done:
+        return None
+    _check_not_past(args.workdir, done, done, show)  # says so and how to train further
+    return dict(summary, start_step=done, seconds=0.0, steps_per_sec=None, steps_per_sec_p50=None)
+
+
 def _before_tf(args):
     """The flag checks that need no TensorFlow, first: bad arguments are refused in well under a second."""
     from odrun.tasks.detect import checks
@@ -234,6 +256,9 @@ def _train(args, show):
     from odrun.workdir import rundir
 
     _before_tf(args)
+    done = _already_there(args, show)
+    if done is not None:
+        return done
     settings_path = os.path.join(args.workdir, "run.json")
     api = backends.resolve(args.api)
     from odrun.tasks.detect import tracker as train_eval
