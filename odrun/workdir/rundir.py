@@ -20,16 +20,21 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 
 from odcore.errors import UserError
-from odcore.fileio import sha256_file
+from odcore.fileio import sha256_file, write_json
+from odcore.paths import check_output, check_writable_dir
+from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
 
 CONFIG = "pipeline.config"
 RUN_JSON = "run.json"
 STATE = "checkpoint"
 LOGS = "logs"
 RESULTS = "results.csv"
+BEST = "best"  # RUN_DIR/best/: the best evaluated checkpoint (`odrun train --eval-every`)
 IDENTITY_KEYS = ("api", "model", "model_sha256", "label_map_sha256")
 NEW_RUN_FLAG = "--new-run"
 
@@ -127,7 +132,6 @@ class RunDir(object):
         return data
 
     def write_json(self, data):
-        from odcore.fileio import write_json
         write_json(self.run_json_path, data)
 
     def identity(self):
@@ -266,6 +270,13 @@ class RunDir(object):
 CHOICES = ("newest", "best")  # `--checkpoint` of eval/export, besides a step number
 
 
+def add_checkpoint_flag(p):
+    """`--checkpoint` of `odrun eval` / `odrun export`."""
+    p.add_argument("--checkpoint", default="newest", metavar="newest|best|STEP",
+                   help="which checkpoint: newest (default), best (RUN_DIR/best/, kept by `odrun train "
+                        "--eval-every`) or a step number (one of RUN_DIR/ckpt-STEP)")
+
+
 def resolve_checkpoint(run_dir, which=None):
     """`--checkpoint newest|best|STEP` -> the checkpoint prefix (a UserError naming what exists)."""
     rd = RunDir(run_dir)
@@ -277,7 +288,6 @@ def resolve_checkpoint(run_dir, which=None):
             raise UserError("no checkpoint yet", where=rd.path, fix=fix_train)
         return prefix
     if which == "best":
-        from odrun.tasks.detect.results import BEST
         prefix = RunDir(os.path.join(rd.path, BEST)).newest_checkpoint()
         if not prefix:
             raise UserError("no best checkpoint: {}/ is written by `odrun train --eval-every N`".format(BEST),
@@ -309,29 +319,33 @@ class checkpoint_dir(object):
         self.path = None
 
     def __enter__(self):
-        import tempfile
         self.path = tempfile.mkdtemp(prefix="odrun-ckpt-")
         with open(os.path.join(self.path, STATE), "w", encoding="utf-8") as f:
             f.write('model_checkpoint_path: "{0}"\nall_model_checkpoint_paths: "{0}"\n'.format(self.prefix))
         return self.path
 
     def __exit__(self, *exc):
-        import shutil
         shutil.rmtree(self.path, ignore_errors=True)
         return False
 
 
-def prepare_train(args, api, config):
+def newest_checkpoint(run_dir):
+    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
+    a damaged state file or a truncated .index is a UserError."""
+    return RunDir(run_dir).newest_checkpoint()
+
+
+def prepare_train(args, api, config, model=None):
     """Everything `odrun train` checks about RUN_DIR before it writes there (in order):
 
     1. the run directory is not, does not contain and is not inside --data/--config;
     2. run.json and the checkpoint state are readable (damaged ones: exit 2, nothing written);
     3. the run was made by the same api/model/model block/label map, or --new-run moves it aside;
     4. --resume without a checkpoint says it starts from step 0.
+    `model`: the run's model as its identity names it (odrun.tasks.detect.train.identity_model;
+    default: "config:FILE" or --model); on --resume the one run.json recorded counts.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    from odcore.paths import check_output, check_writable_dir
-    from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     check_output(rd.path, [("--data folder", getattr(args, "data", None)),
                            ("--config file", getattr(args, "config", None))], flag="--workdir")
@@ -340,9 +354,8 @@ def prepare_train(args, api, config):
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:
         model = (settings.get("identity") or {}).get("model") or settings.get("model")
-    else:
-        from odrun.tasks.detect.train import DEFAULT_MODEL
-        model = "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
+    elif model is None:
+        model = "config:" + os.path.basename(args.config) if args.config else args.model
     ident = identity(api, model, config)
     if rd.exists() and rd.has_state():
         if new_run and not args.resume:

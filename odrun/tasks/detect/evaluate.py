@@ -1,46 +1,24 @@
 """`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for a
 checkpoint in RUN_DIR (--checkpoint newest|best|STEP), printed as a table and written to RUN_DIR/eval.json."""
 import contextlib
-import json
 import os
 import sys
 
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from odrun.tasks.detect import backends
+from odrun.ui.progress import status
+from odrun.workdir.rundir import RunDir, resolve_checkpoint
 
 # pycocotools' names for the 12 COCO numbers, in its print order.
 ORDER = ["mAP", "mAP@.50IOU", "mAP@.75IOU", "mAP (small)", "mAP (medium)", "mAP (large)",
          "AR@1", "AR@10", "AR@100", "AR@100 (small)", "AR@100 (medium)", "AR@100 (large)"]
 
 
-def add_parser(sub):
-    from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("eval", help="COCO metrics for a checkpoint (default: the newest)", description=__doc__)
-    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
-    p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
-    add_checkpoint_flag(p)
-    add_api_flag(p)
-    p.set_defaults(func=run)
-    return p
-
-
-def add_checkpoint_flag(p):
-    p.add_argument("--checkpoint", default="newest", metavar="newest|best|STEP",
-                   help="which checkpoint: newest (default), best (RUN_DIR/best/, kept by `odrun train "
-                        "--eval-every`) or a step number (one of RUN_DIR/ckpt-STEP)")
-
-
-def classify_newest_only(args):
-    if str(getattr(args, "checkpoint", None) or "newest").lower() != "newest":
-        raise UserError("a classifier run has no --checkpoint choice yet: its newest checkpoint is used",
-                        where="--checkpoint", fix="omit --checkpoint (or pass --checkpoint newest)")
-
-
 def run_api(run_dir, api=None):
     """--api, else $ODRUN_API, else the code path the run was trained with (run.json): no
     TensorFlow import just to choose (bad arguments are refused in well under a second)."""
-    from odrun.tasks.detect.backends import ENV
-    from odrun.workdir.rundir import RunDir
-    return api or os.environ.get(ENV) or RunDir(run_dir).read_json().get("api") or None
+    return api or os.environ.get(backends.ENV) or RunDir(run_dir).read_json().get("api") or None
 
 
 def run_dir_config(run_dir):
@@ -53,14 +31,10 @@ def run_dir_config(run_dir):
 
 def evaluate(run_dir, api=None, checkpoint=None):
     """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint)."""
-    from odrun.tasks.detect import backends
-    from odcore.fileio import write_json
-    from odrun.workdir.rundir import resolve_checkpoint
     config = run_dir_config(run_dir)
     prefix = resolve_checkpoint(run_dir, checkpoint)
     backend = backends.get(run_api(run_dir, api))
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
-    from odrun.ui.progress import status
     with status("evaluating {} on the test records".format(os.path.basename(prefix))), \
             contextlib.redirect_stdout(sys.stderr):
         metrics = backend.evaluate(config, run_dir, checkpoint=prefix)
@@ -87,17 +61,12 @@ def table(result):
     return t
 
 
-def run(args):
-    from odrun.tasks import task_of
-    if task_of(args.workdir, "run.json") == "classify":
-        from odrun.tasks.classify import evaluate as classify_eval
-        classify_newest_only(args)
-        return classify_eval.run(args)
-    result = evaluate(args.workdir, api=args.api, checkpoint=getattr(args, "checkpoint", None))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        from rich.console import Console
-        Console().print(table(result))
-        print("wrote " + os.path.join(args.workdir, "eval.json"))
-    return 0
+def from_args(args):
+    """`odrun eval` (flags: odrun.verbs.evaluate) -> the eval.json result."""
+    return evaluate(args.workdir, api=args.api, checkpoint=getattr(args, "checkpoint", None))
+
+
+def show(result, args):
+    from rich.console import Console
+    Console().print(table(result))
+    print("wrote " + os.path.join(args.workdir, "eval.json"))

@@ -4,38 +4,22 @@ TF2: saved_model/ whose serving signature takes a batch of float images (any siz
 TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
 pipeline.config and metadata.json (classes, TF version, input signature, training step).
 """
-import json
 import os
 import shutil
 
-
-def add_parser(sub):
-    from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("export", help="export a checkpoint (default: the newest) for inference", description=__doc__)
-    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
-    p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
-    p.add_argument("--json", action="store_true", help="print metadata.json")
-    p.add_argument("--format", action="append", metavar="FORMATS",
-                   help="saved_model, frozen, onnx, tflite; comma-separated or repeated; each one checked "
-                        "against the SavedModel before it is kept (default saved_model)")
-    p.add_argument("--quantize", choices=("dynamic",), default=None,
-                   help="tflite: dynamic-range quantised weights (default: float)")
-    from odrun.tasks.detect.evaluate import add_checkpoint_flag
-    add_checkpoint_flag(p)
-    add_api_flag(p)
-    p.set_defaults(func=run)
-    return p
+from odcore.fileio import write_json
+from odcore.paths import check_output, check_writable_dir
+from odrun.tasks.detect import backends, export_formats
+from odrun.tasks.detect.config import pipeline as pc
+from odrun.tasks.detect.evaluate import run_api, run_dir_config
+from odrun.ui.progress import status
+from odrun.ui.quiet import terminal  # the terminal, not the library log
+from odrun.workdir.rundir import checkpoint_dir, resolve_checkpoint
 
 
 def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=None):
     """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint).
     Every argument is checked before TensorFlow is imported."""
-    from odrun.tasks.detect import backends, export_formats
-    from odrun.tasks.detect.config import pipeline as pc
-    from odrun.tasks.detect.evaluate import run_api, run_dir_config
-    from odcore.fileio import write_json
-    from odrun.workdir.rundir import checkpoint_dir, resolve_checkpoint
-    from odcore.paths import check_output, check_writable_dir
     formats = export_formats.parse(formats)
     check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
     check_writable_dir(out_dir)
@@ -52,7 +36,6 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=N
     tmp = out_dir + ".partial"
     _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
-    from odrun.ui.progress import status
     with status("writing the export of {} (building the model, tracing, saving the SavedModel)".format(
             os.path.basename(prefix))):
         info = backend.export(config_path, run_dir, tmp, checkpoint=prefix)
@@ -89,7 +72,6 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=N
 
 
 def _say(text):
-    from odrun.ui.quiet import terminal  # the terminal, not the library log
     terminal().write(text + "\n")
 
 
@@ -105,18 +87,12 @@ def _recover(out_dir):
         shutil.rmtree(stale, ignore_errors=True)  # the tf1 backend's mkdtemp inside OUT.partial's parent
 
 
-def run(args):
-    from odrun.tasks import task_of
-    from odrun.tasks.detect.evaluate import classify_newest_only
-    if task_of(args.workdir, "run.json") == "classify":
-        from odrun.tasks.classify import export as classify_export
-        classify_newest_only(args)
-        return classify_export.run(args)
-    metadata = export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize,
-                      checkpoint=getattr(args, "checkpoint", None))
-    if args.json:
-        print(json.dumps(metadata, indent=2))
-    else:
-        print("exported step {} ({}, {}) to {}".format(metadata["step"], metadata["arch"],
-                                                       metadata["api"], os.path.abspath(args.out)))
-    return 0
+def from_args(args):
+    """`odrun export` (flags: odrun.verbs.export) -> the export's metadata.json."""
+    return export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize,
+                  checkpoint=getattr(args, "checkpoint", None))
+
+
+def show(metadata, args):
+    print("exported step {} ({}, {}) to {}".format(metadata["step"], metadata["arch"],
+                                                   metadata["api"], os.path.abspath(args.out)))

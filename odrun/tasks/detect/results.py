@@ -14,11 +14,12 @@ import os
 import shutil
 
 from odcore.fileio import atomic_path, write_json
+from odrun.ui import quiet
+from odrun.workdir.rundir import BEST  # noqa: F401 (RUN_DIR/best/, named where the layout is)
 
 RESULTS_CSV = "results.csv"
 RESULTS_PNG = "results.png"
 LOSSES_CSV = "losses.csv"
-BEST = "best"
 EVAL_DIR = "eval"
 PR_PNG, PR_JSON = "pr_curve.png", "pr_curve.json"
 CM_PNG, CM_JSON = "confusion_matrix.png", "confusion_matrix.json"
@@ -34,7 +35,6 @@ def coco_eval(images, names):
     import numpy as np
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    from odrun.ui import quiet
 
     gt = {"images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in sorted(names.items())]}
     dets = []

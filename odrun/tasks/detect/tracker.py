@@ -11,6 +11,8 @@ import sys
 import time
 
 from odcore.errors import UserError
+from odrun.tasks.detect import results
+from odrun.tasks.detect.backends import tf2_eval
 
 
 def add_flags(p):
@@ -40,7 +42,6 @@ class Tracker(object):
     def __init__(self, run_dir, config_path, names, eval_every=None, patience=None, show=True, start_step=None):
         """start_step: the step training restarts from (the restored checkpoint's, 0 for none);
         history after it is dropped first (None: a worker that writes nothing)."""
-        from odrun.tasks.detect import results
         self.results = results
         if start_step is not None:
             results.drop_after(run_dir, start_step)
@@ -98,7 +99,6 @@ class Tracker(object):
     def _evaluate(self, model):
         if self.evaluator is None:
             from object_detection.utils import config_util
-            from odrun.tasks.detect.backends import tf2_eval
             configs = config_util.get_configs_from_pipeline_file(self.config_path)
             self.evaluator = tf2_eval.Evaluator(configs, model)
         return self.evaluator.evaluate()
