@@ -22,7 +22,7 @@ _TRAIN_BOXES = _TRAIN + ("config", "new_run", "api", "eval_every", "patience", "
 _TRAIN_CLASSES = _TRAIN + ("epochs", "fine_tune_from", "fine_tune_steps", "flip_left_right", "random_crop",
                            "random_scale", "random_brightness", "bottleneck_dir")
 _DETECT = ("sources", "model", "out", "batch", "no_images")
-_DETECT_BOXES = _DETECT + ("threshold", "agnostic_nms", "runner_up", "runtime", "mask_png", "api")
+_DETECT_BOXES = _DETECT + ("threshold", "agnostic_nms", "runner_up", "runtime", "mask_png", "api", "strict")
 _DEMO = ("steps", "images", "workdir")
 
 
@@ -61,8 +61,8 @@ class Task(object):
 _DETECT_STAGES = {
     "convert": Stage("odrun.convert", _CONVERT_BOXES),
     "train": Stage("odrun.tasks.detect.train", _TRAIN_BOXES),
-    "eval": Stage("odrun.tasks.detect.evaluate", ("workdir", "api")),
-    "export": Stage("odrun.tasks.detect.export", ("workdir", "out", "format", "quantize", "api")),
+    "eval": Stage("odrun.tasks.detect.evaluate", ("workdir", "api", "checkpoint")),
+    "export": Stage("odrun.tasks.detect.export", ("workdir", "out", "format", "quantize", "api", "checkpoint")),
     "detect": Stage("odrun.tasks.detect.detect", _DETECT_BOXES),
     "demo": Stage("odrun.tasks.detect.demo", _DEMO + ("threshold", "api")),
 }

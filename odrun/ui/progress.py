@@ -96,7 +96,12 @@ class status(object):
             self.ticker = Ticker(lambda t: "{} ... {}".format(self.text, clock(t)), self.stream).start()
         else:
             from rich.console import Console
-            self.spinner = Console(file=self.stream).status(self.text + " ...")
+            from rich.live import Live
+            from rich.spinner import Spinner
+            # redirect_stderr=False: during a quiet session sys.stderr is the library log; rich's
+            # default would send what TF/pycocotools write there to the terminal (only on a tty)
+            self.spinner = Live(Spinner("dots", self.text + " ..."), console=Console(file=self.stream),
+                                transient=True, refresh_per_second=8, redirect_stderr=False)
             self.spinner.__enter__()
         return self
 
@@ -211,7 +216,8 @@ class StepProgress(_BarOrLines):
             Text("[bold]{task.description}"), Bar(), MofN(),
             Text("loss {task.fields[loss]}"), Text("{task.fields[rate]} steps/s"),
             Elapsed(), Text("ETA"), Remaining(),
-            disable=not enabled, transient=False, refresh_per_second=4)
+            disable=not enabled, transient=False, refresh_per_second=4,
+            redirect_stderr=False)  # sys.stderr is the library log (see status)
         self.task = self.progress.add_task(description, total=total, completed=start, loss="-", rate="-")
         self.first = None
         self.start = start
@@ -239,7 +245,7 @@ class ItemProgress(_BarOrLines):
         from rich.console import Console
         Progress, Bar, MofN, Text, Elapsed, Remaining = _rich()
         self.progress = Progress(Text("[bold]{task.description}"), Bar(), MofN(), Elapsed(), Text("ETA"),
-                                 Remaining(), disable=not enabled,
+                                 Remaining(), disable=not enabled, redirect_stderr=False,
                                  console=Console(stderr=True) if stderr else None)
         self.task = self.progress.add_task(description, total=total)
         self.lines = PlainLines(description, total, 0, "images") if enabled and plain() else None

@@ -28,7 +28,7 @@ LOGS = "logs"
 # verb -> the argparse dest naming the directory whose logs/ folder gets VERB.log
 # (serve is left alone: a long-running server's own log lines belong on its terminal)
 LOG_DIR_ARG = {"train": "workdir", "eval": "workdir", "export": "workdir", "demo": "workdir",
-               "detect": "out"}
+               "detect": "out", "predict": "out"}
 
 _STATE = {"terminal": None, "log": None}
 

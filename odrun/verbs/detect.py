@@ -28,6 +28,9 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
     p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    p.add_argument("--strict", action="store_true",
+                   help="an unreadable image is an error (exit 2, checked before the model loads); "
+                        "default: it is skipped with a warning naming it")
     p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
                    help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
                         "frozen, saved_model; onnx/tflite never import TensorFlow)")

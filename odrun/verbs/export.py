@@ -1,4 +1,4 @@
-"""`odrun export`: RUN_DIR's newest checkpoint -> EXPORT_DIR.
+"""`odrun export`: a checkpoint of RUN_DIR (--checkpoint newest|best|STEP) -> EXPORT_DIR.
 
 TF2: saved_model/ whose serving signature takes a batch of float images (any size);
 TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
@@ -8,10 +8,11 @@ import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
+from odrun.workdir.rundir import add_checkpoint_flag
 
 
 def add_parser(sub):
-    p = sub.add_parser("export", help="export the newest checkpoint for inference", description=__doc__)
+    p = sub.add_parser("export", help="export a checkpoint (default: the newest) for inference", description=__doc__)
     p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
     p.add_argument("--json", action="store_true", help="print metadata.json")
@@ -20,6 +21,7 @@ def add_parser(sub):
                         "against the SavedModel before it is kept (default saved_model)")
     p.add_argument("--quantize", choices=("dynamic",), default=None,
                    help="tflite: dynamic-range quantised weights (default: float)")
+    add_checkpoint_flag(p)
     add_api_flag(p)
     tasks.record_defaults(p)
     p.set_defaults(func=run)

@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 
 from odcore.errors import UserError
@@ -32,6 +34,7 @@ RUN_JSON = "run.json"
 STATE = "checkpoint"
 LOGS = "logs"
 RESULTS = "results.csv"
+BEST = "best"  # RUN_DIR/best/: the best evaluated checkpoint (`odrun train --eval-every`)
 IDENTITY_KEYS = ("api", "model", "model_sha256", "label_map_sha256")
 NEW_RUN_FLAG = "--new-run"
 
@@ -45,7 +48,7 @@ INDEX_FOOTER = 48
 # (tensorflow/python/lib/io/file_io.py); ours are `.<name>.XXXXXXXX.tmp` (odcore.fileio).
 _TF_TEMP_DIR = re.compile(r"^(?:ckpt|model\.ckpt)-\d+_temp(?:_[0-9a-f]+)?$")
 _TF_TEMP_FILE = re.compile(r"\.tmp[0-9a-f]{32}$")
-_OUR_TEMP = re.compile(r"^\.(?:pipeline\.config|run\.json|train\.json|eval\.json|results\.csv|checkpoint)\..+\.tmp$")
+_OUR_TEMP = re.compile(r"^\.(?:pipeline\.config|run\.json|train\.json|eval\.json|results\.csv|losses\.csv|checkpoint)\..+\.tmp$")
 _STEP = re.compile(r"(?:^|[-_.])(?:ckpt|model\.ckpt)-(\d+)$")
 _CKPT_INDEX = re.compile(r"^(?:ckpt|model\.ckpt)-(\d+)\.index$")
 
@@ -262,6 +265,68 @@ class RunDir(object):
             target = "{}.old-{}-{}".format(self.path.rstrip(os.sep), stamp, n)
         os.replace(self.path, target)
         return target
+
+
+CHOICES = ("newest", "best")  # `--checkpoint` of eval/export, besides a step number
+
+
+def add_checkpoint_flag(p):
+    """`--checkpoint` of `odrun eval` / `odrun export`."""
+    p.add_argument("--checkpoint", default="newest", metavar="newest|best|STEP",
+                   help="which checkpoint: newest (default), best (RUN_DIR/best/, kept by `odrun train "
+                        "--eval-every`) or a step number (one of RUN_DIR/ckpt-STEP)")
+
+
+def resolve_checkpoint(run_dir, which=None):
+    """`--checkpoint newest|best|STEP` -> the checkpoint prefix (a UserError naming what exists)."""
+    rd = RunDir(run_dir)
+    which = str(which or "newest").strip().lower()
+    fix_train = "train first: odrun train --workdir " + rd.path
+    if which == "newest":
+        prefix = rd.newest_checkpoint()
+        if not prefix:
+            raise UserError("no checkpoint yet", where=rd.path, fix=fix_train)
+        return prefix
+    if which == "best":
+        prefix = RunDir(os.path.join(rd.path, BEST)).newest_checkpoint()
+        if not prefix:
+            raise UserError("no best checkpoint: {}/ is written by `odrun train --eval-every N`".format(BEST),
+                            where="--checkpoint best",
+                            fix="train with --eval-every N (it keeps the best evaluated checkpoint), "
+                                "or pass --checkpoint newest")
+        return prefix
+    if not which.isdigit():
+        raise UserError("unknown checkpoint {!r}".format(which), where="--checkpoint",
+                        fix="use newest, best or a step number")
+    found = dict(rd.checkpoints())
+    if int(which) not in found:
+        raise UserError("no checkpoint at step {}".format(int(which)), where=rd.path,
+                        fix="use one of the steps on disk: {}, or newest/best".format(
+                            ", ".join(str(s) for s in sorted(found)) or "(none: " + fix_train + ")"))
+    problem = index_problem(found[int(which)] + ".index")
+    if problem:
+        raise UserError("checkpoint index {}".format(problem), where=found[int(which)] + ".index",
+                        fix="use another --checkpoint")
+    return found[int(which)]
+
+
+class checkpoint_dir(object):
+    """`with checkpoint_dir(prefix) as d:` a temp directory whose `checkpoint` state file names
+    `prefix` (absolute), for library calls that take a directory and use its latest checkpoint."""
+
+    def __init__(self, prefix):
+        self.prefix = os.path.abspath(prefix)
+        self.path = None
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="odrun-ckpt-")
+        with open(os.path.join(self.path, STATE), "w", encoding="utf-8") as f:
+            f.write('model_checkpoint_path: "{0}"\nall_model_checkpoint_paths: "{0}"\n'.format(self.prefix))
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
 
 
 def newest_checkpoint(run_dir):

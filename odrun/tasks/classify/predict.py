@@ -6,7 +6,6 @@ rank) and OUT/contact_sheet.png (every image with its top class and score). The 
 test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 import io
 import os
-import sys
 
 from odcore.errors import UserError
 from odcore.fileio import atomic_path, write_json, write_text
@@ -16,6 +15,7 @@ from odrun.tasks.classify.convert import image_extensions
 from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
 from odrun.tasks.detect.detect import collect as collect_images
 from odrun.tasks.detect.draw import font
+from odrun.ui import quiet
 from odrun.ui.progress import ItemProgress, enabled
 from odrun.workdir.metadata import export_metadata
 
@@ -157,7 +157,7 @@ def print_tables(summary):
 def from_args(args):
     """`odrun predict`, or `odrun detect` on a classifier export (flags: odrun.verbs) -> the summary."""
     return predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
-                   images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
+                   images=not getattr(args, "no_images", False), progress=enabled(args) and quiet.terminal().isatty())
 
 
 def show(summary, args):

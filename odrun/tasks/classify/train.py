@@ -21,6 +21,7 @@ import time
 from odcore.errors import UserError
 from odcore.fileio import sha256_file, write_json
 from odrun.tasks.classify import bottleneck, data, defaults, model as M, require_tf2
+from odrun.ui import interrupt, quiet
 from odrun.ui.progress import enabled
 
 SETTINGS = "run.json"
@@ -336,7 +337,7 @@ def train(s, show=True):
         sys.stderr.write("resuming from {}\n".format(resumed))
     phases = _Phases(clf, s, opts, feats, train_files, steps)
     try:
-        with Progress(total, start, show) as bar:
+        with Progress(total, start, show) as bar, interrupt.Guard(say=_say) as ctrl_c:
             while step < total:
                 loss, acc, phase = phases.run(step)
                 step += 1
@@ -349,7 +350,13 @@ def train(s, show=True):
                 if step % every == 0 or step == total:
                     saved.append(manager.save(checkpoint_number=step))
                 bar.update(step, phase, last["loss"], last["accuracy"])
-    except KeyboardInterrupt:
+                if ctrl_c.requested:  # first Ctrl-C: keep this step, then stop (exit 130)
+                    if not saved or not saved[-1].endswith("-{}".format(step)):
+                        saved.append(manager.save(checkpoint_number=step))
+                    raise interrupt.Interrupted(step, saved[-1])
+    except interrupt.Interrupted:
+        raise
+    except KeyboardInterrupt:  # not in the main thread (no Guard): save what there is
         if step > start:
             manager.save(checkpoint_number=step)
         raise
@@ -384,6 +391,11 @@ def test_accuracy(clf, feats, test_files, tuned):
     return round(hits / float(n), 4) if n else None
 
 
+def _say(text):
+    quiet.terminal().write(text + "\n")  # the terminal, not the library log
+    quiet.terminal().flush()
+
+
 def from_args(args):
     """`odrun train --task classify` (flags: odrun.verbs.train) -> the train.json summary."""
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
@@ -395,7 +407,11 @@ def from_args(args):
     s["run_dir"] = args.workdir
     s["bottleneck_dir"] = getattr(args, "bottleneck_dir", None) or s.get("bottleneck_dir")
     os.makedirs(args.workdir, exist_ok=True)
-    return train(s, show=enabled(args))
+    try:
+        return train(s, show=enabled(args))
+    except interrupt.Interrupted as exc:
+        _say(interrupt.message(exc, args.workdir).replace("--resume", "--task classify --resume"))
+        raise
 
 
 def show(summary, args):

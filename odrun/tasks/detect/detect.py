@@ -16,6 +16,7 @@ from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is n
 from odrun.tasks.detect import draw
 from odrun.tasks.detect.checks import unit_interval
 from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
+from odrun.ui import quiet
 from odrun.ui.progress import ItemProgress, enabled, status
 from odrun.workdir.metadata import export_metadata
 
@@ -66,8 +67,28 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
         im.save(tmp, format="PNG")
 
 
+def _readable(paths, strict):
+    """strict: every image decodes (UserError naming the first that does not), before the model loads."""
+    if strict:
+        for p in paths:
+            load_image(p)
+
+
+def _load_or_skip(path, strict, skipped):
+    """The image as an array, or None (skipped: a warning on the terminal, the file in the summary)."""
+    try:
+        return load_image(path)
+    except UserError as exc:
+        if strict:
+            raise
+        quiet.terminal().write("warning: skipped {}: {} (--strict makes this an error)\n".format(path, exc.message))
+        skipped.append({"file": os.path.abspath(path), "reason": exc.message})
+        return None
+
+
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
-           agnostic_iou=None, runner_up=False, runtime=None, mask_png=False):
+           agnostic_iou=None, runner_up=False, runtime=None, mask_png=False, strict=False):
+    """-> the summary (images, detections, runtime, skipped unreadable images, ...)."""
     import pandas as pd
     if batch < 1:
         raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")
@@ -82,22 +103,24 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                  [("input", s) for s in sources if os.path.exists(s)] +
                  [("input image", p) for p in paths])
     check_writable_dir(out_dir)
-    runtime = seg_output.runtime_for(meta, runtime)
-    with status("loading the model", enabled=progress):
+    _readable(paths, strict)
+    runtime = runtimes.choose(model_dir, seg_output.runtime_for(meta, runtime), meta)
+    with status("loading the model ({} runtime)".format(runtime), enabled=progress):
         detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
     os.makedirs(out_dir, exist_ok=True)
-    results, rows, image_rows, used = [], [], [], set()
+    results, rows, image_rows, used, skipped = [], [], [], set(), []
     calls = 0
     with ItemProgress(len(paths), "detect", enabled=progress) as bar:
         for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            arrays = [load_image(p) for p in chunk]
-            dets = detector(arrays)
-            calls += 1
-            for offset, (path, image, det) in enumerate(zip(chunk, arrays, dets)):
+            loaded = [(p, _load_or_skip(p, strict, skipped)) for p in paths[start:start + batch]]
+            chunk = [p for p, a in loaded if a is not None]
+            arrays = [a for _, a in loaded if a is not None]
+            dets = detector(arrays) if arrays else []
+            calls += bool(arrays)
+            for path, image, det in zip(chunk, arrays, dets):
                 if agnostic_iou is not None:
                     det = draw.agnostic_filter(det, threshold, agnostic_iou)
-                image_id = start + offset + 1
+                image_id = len(image_rows) + 1
                 h, w = image.shape[:2]
                 det = seg_output.add_image_masks(det, h, w, threshold)
                 name = _out_name(path, used)
@@ -119,14 +142,14 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                 if images:
                     annotate(seg_output.shown(image, det), det, names, threshold, os.path.join(out_dir, name),
                              runner_up=runner_up)
-            bar.advance(len(chunk))
+            bar.advance(len(loaded))
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
     columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
     rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
-    return {"images": len(paths), "detections": len(results), "threshold": threshold, "batches": calls,
-            "out_dir": os.path.abspath(out_dir),
+    return {"images": len(image_rows), "detections": len(results), "threshold": threshold, "batches": calls,
+            "runtime": runtime, "skipped": skipped, "out_dir": os.path.abspath(out_dir),
             "annotated": [r["annotated"] for r in image_rows if r["annotated"]][:1]}
 
 
@@ -145,8 +168,12 @@ def from_args(args):
     return detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
                   api=args.api, images=not args.no_images, progress=enabled(args),
                   agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
-                  mask_png=args.mask_png)
+                  mask_png=args.mask_png, strict=getattr(args, "strict", False))
 
 
 def show(summary, args):
-    print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))
+    print("{images} images, {detections} detections (score >= {threshold}, {runtime} runtime) -> {out_dir}"
+          .format(**summary))
+    if summary["skipped"]:
+        print("skipped {} unreadable image(s): {}".format(
+            len(summary["skipped"]), ", ".join(os.path.basename(s["file"]) for s in summary["skipped"])))

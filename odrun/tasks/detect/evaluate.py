@@ -1,5 +1,5 @@
-"""`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for the
-newest checkpoint in RUN_DIR, printed as a table and written to RUN_DIR/eval.json."""
+"""`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for a
+checkpoint in RUN_DIR (--checkpoint newest|best|STEP), printed as a table and written to RUN_DIR/eval.json."""
 import contextlib
 import os
 import sys
@@ -8,11 +8,17 @@ from odcore.errors import UserError
 from odcore.fileio import write_json
 from odrun.tasks.detect import backends
 from odrun.ui.progress import status
-from odrun.workdir.rundir import newest_checkpoint
+from odrun.workdir.rundir import RunDir, resolve_checkpoint
 
 # pycocotools' names for the 12 COCO numbers, in its print order.
 ORDER = ["mAP", "mAP@.50IOU", "mAP@.75IOU", "mAP (small)", "mAP (medium)", "mAP (large)",
          "AR@1", "AR@10", "AR@100", "AR@100 (small)", "AR@100 (medium)", "AR@100 (large)"]
+
+
+def run_api(run_dir, api=None):
+    """--api, else $ODRUN_API, else the code path the run was trained with (run.json): no
+    TensorFlow import just to choose (bad arguments are refused in well under a second)."""
+    return api or os.environ.get(backends.ENV) or RunDir(run_dir).read_json().get("api") or None
 
 
 def run_dir_config(run_dir):
@@ -23,14 +29,15 @@ def run_dir_config(run_dir):
     return config
 
 
-def evaluate(run_dir, api=None):
+def evaluate(run_dir, api=None, checkpoint=None):
+    """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint)."""
     config = run_dir_config(run_dir)
-    if not newest_checkpoint(run_dir):
-        raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
-    backend = backends.get(api)
+    prefix = resolve_checkpoint(run_dir, checkpoint)
+    backend = backends.get(run_api(run_dir, api))
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
-    with status("evaluating the newest checkpoint on the test records"), contextlib.redirect_stdout(sys.stderr):
-        metrics = backend.evaluate(config, run_dir)
+    with status("evaluating {} on the test records".format(os.path.basename(prefix))), \
+            contextlib.redirect_stdout(sys.stderr):
+        metrics = backend.evaluate(config, run_dir, checkpoint=prefix)
     meta = metrics.pop("_meta", {})
     result = {"step": meta.get("step"), "checkpoint": meta.get("checkpoint"),
               "metrics": metrics}
@@ -56,7 +63,7 @@ def table(result):
 
 def from_args(args):
     """`odrun eval` (flags: odrun.verbs.evaluate) -> the eval.json result."""
-    return evaluate(args.workdir, api=args.api)
+    return evaluate(args.workdir, api=args.api, checkpoint=getattr(args, "checkpoint", None))
 
 
 def show(result, args):

@@ -1,4 +1,4 @@
-"""`odrun export`: RUN_DIR's newest checkpoint -> EXPORT_DIR.
+"""`odrun export`: a checkpoint of RUN_DIR (--checkpoint newest|best|STEP) -> EXPORT_DIR.
 
 TF2: saved_model/ whose serving signature takes a batch of float images (any size);
 TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
@@ -7,40 +7,42 @@ pipeline.config and metadata.json (classes, TF version, input signature, trainin
 import os
 import shutil
 
-from odcore.errors import UserError
 from odcore.fileio import write_json
 from odcore.paths import check_output, check_writable_dir
 from odrun.tasks.detect import backends, export_formats
 from odrun.tasks.detect.config import pipeline as pc
-from odrun.tasks.detect.evaluate import run_dir_config
+from odrun.tasks.detect.evaluate import run_api, run_dir_config
 from odrun.ui.progress import status
 from odrun.ui.quiet import terminal  # the terminal, not the library log
-from odrun.workdir.rundir import newest_checkpoint
+from odrun.workdir.rundir import checkpoint_dir, resolve_checkpoint
 
 
-def export(run_dir, out_dir, api=None, formats=None, quantize=None):
+def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=None):
+    """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint).
+    Every argument is checked before TensorFlow is imported."""
+    formats = export_formats.parse(formats)
     check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
     check_writable_dir(out_dir)
     config_path = run_dir_config(run_dir)
-    if not newest_checkpoint(run_dir):
-        raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
+    prefix = resolve_checkpoint(run_dir, checkpoint)
     config = pc.load(config_path)
     label_map = config.train_input_reader.label_map_path
     classes = pc.read_label_map(label_map)
-    api_name = backends.resolve(api)
-    backend = backends.get(api_name)
-    formats = export_formats.parse(formats)
+    api_name = backends.resolve(run_api(run_dir, api))
     export_formats.check_supported(formats, config, api_name, quantize)  # refused before anything is built
+    backend = backends.get(api_name)
     # Export into a temp sibling and swap in at the end: no half-written EXPORT_DIR.
     out_dir = os.path.abspath(out_dir)
     tmp = out_dir + ".partial"
     _recover(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
-    with status("writing the export (building the model, tracing, saving the SavedModel)"):
-        info = backend.export(config_path, run_dir, tmp)
+    with status("writing the export of {} (building the model, tracing, saving the SavedModel)".format(
+            os.path.basename(prefix))):
+        info = backend.export(config_path, run_dir, tmp, checkpoint=prefix)
     shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
     try:
-        forms = export_formats.write(formats, config_path, run_dir, tmp, quantize=quantize, say=_say)
+        with checkpoint_dir(prefix) as ckpt_dir:  # tflite's exporter reads a directory's checkpoint
+            forms = export_formats.write(formats, config_path, ckpt_dir, tmp, quantize=quantize, say=_say)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # parity failed / interrupted: the previous export stays
         raise
@@ -87,7 +89,8 @@ def _recover(out_dir):
 
 def from_args(args):
     """`odrun export` (flags: odrun.verbs.export) -> the export's metadata.json."""
-    return export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize)
+    return export(args.workdir, args.out, api=args.api, formats=args.format, quantize=args.quantize,
+                  checkpoint=getattr(args, "checkpoint", None))
 
 
 def show(metadata, args):

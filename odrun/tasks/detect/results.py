@@ -15,11 +15,11 @@ import shutil
 
 from odcore.fileio import atomic_path, write_json
 from odrun.ui import quiet
+from odrun.workdir.rundir import BEST  # noqa: F401 (RUN_DIR/best/, named where the layout is)
 
 RESULTS_CSV = "results.csv"
 RESULTS_PNG = "results.png"
 LOSSES_CSV = "losses.csv"
-BEST = "best"
 EVAL_DIR = "eval"
 PR_PNG, PR_JSON = "pr_curve.png", "pr_curve.json"
 CM_PNG, CM_JSON = "confusion_matrix.png", "confusion_matrix.json"
@@ -186,8 +186,43 @@ def append_row(run_dir, r):
     return write_rows(path, read_rows(path) + [r])
 
 
+def drop_after(run_dir, step):
+    """A resumed run restarts at checkpoint `step`: rows after it (steps a Ctrl-C or a crash
+    threw away, which the resumed run trains again) leave losses.csv and results.csv, each
+    file rewritten once, atomically; a step logged twice keeps its last row. -> rows dropped."""
+    dropped = 0
+    path = os.path.join(run_dir, LOSSES_CSV)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = f.read().splitlines()
+        by_step = {}
+        for line in lines[1:]:
+            try:
+                s = int(line.split(",", 1)[0])
+            except ValueError:  # a line a kill cut short
+                dropped += 1
+                continue
+            if s > step:
+                dropped += 1
+            else:
+                dropped += s in by_step
+                by_step[s] = line
+        if dropped:
+            with atomic_path(path) as tmp:
+                with open(tmp, "w", encoding="utf-8", newline="") as f:
+                    f.write("\n".join([lines[0]] + [by_step[s] for s in sorted(by_step)]) + "\n")
+    path = os.path.join(run_dir, RESULTS_CSV)
+    rows = read_rows(path)
+    kept = [r for r in rows if int(float(r["step"])) <= step]
+    if len(kept) < len(rows):
+        dropped += len(rows) - len(kept)
+        write_rows(path, kept)
+    return dropped
+
+
 class LossLog(object):
-    """RUN/losses.csv: step, total loss, lr for every step (the loss curve of results.png)."""
+    """RUN/losses.csv: step, total loss, lr for every step (the loss curve of results.png);
+    flushed each step, so `tail -f` follows it and a Ctrl-C or kill loses no logged step."""
 
     def __init__(self, run_dir):
         self.path = os.path.join(run_dir, LOSSES_CSV)
@@ -202,6 +237,7 @@ class LossLog(object):
         total = losses.get("Loss/total_loss", losses.get("loss"))
         self.f.write("{},{},{}\n".format(step, "" if total is None else "{:.6g}".format(total),
                                          "{:.6g}".format(losses["learning_rate"]) if "learning_rate" in losses else ""))
+        self.f.flush()
 
     def close(self):
         if self.f is not None:

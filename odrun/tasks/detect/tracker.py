@@ -39,8 +39,12 @@ class Tracker(object):
     """Hooks for the backend's training loop: on_step (losses.csv) and on_checkpoint (results.csv,
     evaluation, best/, patience)."""
 
-    def __init__(self, run_dir, config_path, names, eval_every=None, patience=None, show=True):
+    def __init__(self, run_dir, config_path, names, eval_every=None, patience=None, show=True, start_step=None):
+        """start_step: the step training restarts from (the restored checkpoint's, 0 for none);
+        history after it is dropped first (None: a worker that writes nothing)."""
         self.results = results
+        if start_step is not None:
+            results.drop_after(run_dir, start_step)
         self.run_dir, self.config_path, self.names = run_dir, config_path, names
         self.eval_every, self.patience, self.show = eval_every, patience, show
         self.losses = results.LossLog(run_dir)
@@ -87,6 +91,10 @@ class Tracker(object):
             self.stopped_early = step
             return True
         return False
+
+    def on_interrupt(self, step):
+        """A Ctrl-C checkpoint: its results.csv row (losses only; evaluating would delay the stop)."""
+        self.results.append_row(self.run_dir, self.results.row(step, self.last_losses))
 
     def _evaluate(self, model):
         if self.evaluator is None:

@@ -6,6 +6,7 @@ RUN_DIR/train, and train.json. A re-run (or --resume) continues from the newest 
 """
 import argparse
 import glob
+import json
 import os
 import time
 
@@ -16,6 +17,7 @@ from odrun.tasks import TASKS
 from odrun.tasks.detect import backends, checks, distribute, pretrained, tracker as train_eval
 from odrun.tasks.detect.config import augment, checks as config_checks, pipeline as pc
 from odrun.tasks.detect.masks.config import check_data, default_model  # --task segment: Mask R-CNN
+from odrun.ui import interrupt, quiet
 from odrun.ui.progress import StepProgress, enabled
 from odrun.workdir import rundir
 
@@ -126,13 +128,85 @@ def show(summary, args):
         ck=(summary["checkpoints"] or ["-"])[-1], **summary))
 
 
+def _check_not_past(run_dir, done, steps, show):
+    """A run already at step `done` >= the steps asked: past them is refused (exit 2, nothing
+    written: training cannot go back), exactly at them is a no-op that says how to go on."""
+    if done is None or done < steps:
+        return
+    more = "odrun train --workdir {} --steps {} --resume".format(run_dir, max(2 * done, done + 1))
+    if done > steps:
+        raise UserError("the run is already at step {}, past the {} steps asked; training does not go back"
+                        .format(done, steps), where="--steps",
+                        fix="to train further pass a larger total: {} (or a new --workdir to train {} steps "
+                            "from scratch)".format(more, steps))
+    if show:
+        quiet.terminal().write("the run is already at step {} of {}: nothing to train; to train further: {}\n"
+                               .format(done, steps, more))
+
+
+def _interrupted(exc, tracker, run_dir):
+    """After a Ctrl-C checkpoint: its results.csv row, losses.csv closed, results.png, the message."""
+    if tracker is not None:
+        if exc.checkpoint and rundir.step_of(exc.checkpoint) == exc.step:
+            tracker.on_interrupt(exc.step)
+        tracker.finish()
+    quiet.terminal().write(interrupt.message(exc, run_dir) + "\n")
+
+
+def _already_there(args, show):
+    """`--resume` of a run already at its steps: nothing to train, said at once (no TensorFlow);
+    -> its train.json summary with no steps trained, or None (train as usual)."""
+    if not args.resume:
+        return None
+    rd = rundir.RunDir(args.workdir)
+    done = rundir.step_of(rd.newest_checkpoint())
+    path = os.path.join(args.workdir, "train.json")
+    if done is None or done != (args.steps or rd.read_json().get("num_steps")) or not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("end_step") != done:
+        return None
+    _check_not_past(args.workdir, done, done, show)  # says so and how to train further
+    return dict(summary, start_step=done, seconds=0.0, steps_per_sec=None, steps_per_sec_p50=None)
+
+
+def _before_tf(args):
+    """1a. The flag checks that need no TensorFlow, first: bad arguments are refused in well under a second."""
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
+    checks.train_flags(args)
+    if args.resume and not os.path.exists(os.path.join(args.workdir, CONFIG_NAME)):
+        raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=args.workdir,
+                        fix="start a run: odrun train --data DATA_DIR --workdir " + args.workdir)
+    if args.data and not args.resume:
+        find_data(args.data)  # a missing/incomplete data folder is refused before TensorFlow loads
+    if args.steps and not getattr(args, "new_run", False):  # fewer steps than the run has: refused early too
+        _check_not_past(args.workdir, rundir.step_of(rundir.RunDir(args.workdir).newest_checkpoint()), args.steps,
+                        show=False)
+    if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
+        args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
+    if args.checkpoint_every < 1:
+        raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
+    if getattr(args, "augment", None) is not None:
+        augment.steps(args.augment)  # a bad name is refused before anything is read or written
+
+
 def _train(args, show):
     """The steps of `odrun train`: 1. flags, 2. config + checks, 3. RUN_DIR, 4. train, 5. summary."""
+    _before_tf(args)
+    done = _already_there(args, show)
+    if done is not None:
+        return done
     api = _check_flags(args)
     config, config_path = _checked_config(args, api)
     steps = config.train_config.num_steps
     dist = distribute.plan(args.gpus, args.cross_device_ops, api=api)
     previous, settings = rundir.prepare_train(args, api, config, identity_model(args))  # refuses another run's RUN_DIR
+    _check_not_past(args.workdir, rundir.step_of(previous), steps, show)
     if dist.is_chief:  # other workers of a multi-worker run write nothing into RUN_DIR
         os.makedirs(args.workdir, exist_ok=True)
         pc.save(config, config_path)
@@ -161,18 +235,9 @@ def _train(args, show):
 
 
 def _check_flags(args):
-    """1. Flags TensorFlow would reject only after building the graph; -> the api."""
-    if args.steps is not None and args.steps < 1:
-        raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
-    checks.train_flags(args)
-    if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
-        args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
-    if args.checkpoint_every < 1:
-        raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
+    """1b. Flags TensorFlow would reject only after building the graph (after _before_tf); -> the api."""
     api = backends.resolve(args.api)
     train_eval.check_flags(args, api)
-    if getattr(args, "augment", None) is not None:
-        augment.steps(args.augment)  # a bad name is refused before anything is read or written
     if getattr(args, "eval_every", None):
         args.checkpoint_every = args.eval_every  # each evaluation reads the checkpoint just written
     return api
@@ -182,9 +247,6 @@ def _checked_config(args, api):
     """2. The pipeline config to train, validated with its records; -> (config, RUN_DIR/pipeline.config)."""
     run_dir = args.workdir
     config_path = os.path.join(run_dir, CONFIG_NAME)
-    if args.resume and not os.path.exists(config_path):
-        raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=run_dir,
-                        fix="start a run: odrun train --data DATA_DIR --workdir " + run_dir)
     config, items = build_config(args, api)
     config_checks.validate(config, label_map_items=items, where=config_path)
     checks.config_values(config, where=config_path if args.resume else (args.config or "--set/--batch"))
@@ -211,14 +273,18 @@ def _run_backend(args, api, config, config_path, dist, previous, show):
         if dist.is_chief:
             tracker.on_step(step, losses)
 
+    start_guess = rundir.step_of(previous) or 0  # the checkpoint the backend restores
     tracker = train_eval.Tracker(run_dir, config_path, dict(pc.read_label_map(config.train_input_reader.label_map_path)),
                                  eval_every=getattr(args, "eval_every", None), patience=getattr(args, "patience", None),
-                                 show=show)
+                                 show=show, start_step=start_guess if dist.is_chief else None)
     hooks = {"on_checkpoint": tracker.on_checkpoint} if api == "tf2" and dist.is_chief else {}
-    start_guess = rundir.step_of(previous) or 0
-    with StepProgress(steps, start=start_guess, enabled=show) as bar:
-        result = backends.get(api).train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
-                                         on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
+    try:
+        with StepProgress(steps, start=start_guess, enabled=show) as bar:
+            result = backends.get(api).train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
+                                             on_step=on_step, **dict(hooks, **distribute.backend_kwargs(dist)))
+    except interrupt.Interrupted as exc:  # first Ctrl-C: the backend saved this step
+        _interrupted(exc, tracker if dist.is_chief else None, run_dir)
+        raise
     return result, timings, last, tracker
 
 

@@ -157,9 +157,9 @@ def train(config_path, run_dir, num_steps, checkpoint_every=None, on_step=None):
 
 
 # ------------------------------------------------------------------ eval
-def evaluate(config_path, run_dir):
-    """COCO detection metrics of the newest checkpoint on the eval records (one pass)."""
-    ckpt = _need_checkpoint(run_dir)
+def evaluate(config_path, run_dir, checkpoint=None):
+    """COCO detection metrics of `checkpoint` (default: the newest) on the eval records (one pass)."""
+    ckpt = checkpoint or _need_checkpoint(run_dir)
     parts = _estimator(config_path, run_dir)
     with _translate_errors(config_path):
         metrics = parts["estimator"].evaluate(parts["eval_input_fns"][0], steps=None,
@@ -176,11 +176,11 @@ def evaluate(config_path, run_dir):
 
 
 # ------------------------------------------------------------------ export
-def export(config_path, run_dir, out_dir):
-    """`exporter.export_inference_graph('image_tensor', ...)` for the newest checkpoint:
+def export(config_path, run_dir, out_dir, checkpoint=None):
+    """`exporter.export_inference_graph('image_tensor', ...)` for `checkpoint` (default: the newest):
     out_dir gets frozen_inference_graph.pb, saved_model/, model.ckpt.*, pipeline.config.
     Written in a temp dir beside out_dir, then moved in: no half-written export."""
-    ckpt = _need_checkpoint(run_dir)
+    ckpt = checkpoint or _need_checkpoint(run_dir)
     prepare()
     tf = _tf()
     from google.protobuf import text_format

@@ -9,6 +9,8 @@ import os
 
 from odcore.errors import UserError
 from odrun.tasks.detect import distribute
+from odrun.ui import interrupt, quiet
+from odrun.workdir.rundir import checkpoint_dir
 
 _PREPARED = False
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
@@ -37,6 +39,11 @@ def prepare():
     except ImportError:
         pass
     _PREPARED = True
+
+
+def _say(text):
+    quiet.terminal().write(text + "\n")  # the terminal, not the library log
+    quiet.terminal().flush()
 
 
 def latest_checkpoint(run_dir):
@@ -173,12 +180,13 @@ def _step_function(strategy, train_config, parts):
 def _loop(dist_step, iterator, parts, start, num_steps, manager, checkpoint_every, on_step, on_checkpoint,
           image_summary_every):
     """5. Steps start..num_steps: scalars, on_step, a checkpoint every `checkpoint_every` steps and
-    at the end; on_checkpoint returning True stops early. -> the checkpoint prefixes written."""
+    at the end; on_checkpoint returning True stops early; a first Ctrl-C saves the step reached and
+    raises odrun.ui.interrupt.Interrupted. -> the checkpoint prefixes written."""
     import tensorflow as tf
     global_step = parts["global_step"]
     last_saved = start
     saved = []
-    with tf.summary.record_if(lambda: global_step % image_summary_every == 0):
+    with tf.summary.record_if(lambda: global_step % image_summary_every == 0), interrupt.Guard(say=_say) as ctrl_c:
         for _ in range(start, num_steps):
             losses = dist_step(iterator)
             step = int(global_step.numpy())
@@ -193,6 +201,11 @@ def _loop(dist_step, iterator, parts, start, num_steps, manager, checkpoint_ever
                 last_saved = step
                 if on_checkpoint is not None and on_checkpoint(step, saved[-1], parts["model"]):
                     break  # early stop (--patience)
+            if ctrl_c.requested:  # first Ctrl-C: keep this step's work, then stop (exit 130)
+                if step != last_saved:
+                    saved.append(manager.save(checkpoint_number=step))
+                tf.summary.flush()
+                raise interrupt.Interrupted(step, saved[-1])
     return saved
 
 
@@ -236,20 +249,22 @@ def evaluate(config_path, run_dir, checkpoint=None):
     return out
 
 
-def export(config_path, run_dir, out_dir):
-    """SavedModel with a batch-capable float image input, via exporter_lib_v2."""
+def export(config_path, run_dir, out_dir, checkpoint=None):
+    """SavedModel with a batch-capable float image input, via exporter_lib_v2, of `checkpoint`
+    (default: the newest; exporter_lib_v2 takes a directory: CHECKPOINT_DIR names the one)."""
     prepare()
     import tensorflow as tf
     from object_detection import exporter_lib_v2
     from object_detection.utils import config_util
 
-    checkpoint = tf.train.latest_checkpoint(run_dir)
+    checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)
     pipeline = config_util.create_pipeline_proto_from_configs(configs)
-    exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, run_dir, out_dir)
+    with checkpoint_dir(checkpoint) as ckpt_dir:
+        exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, ckpt_dir, out_dir)
     saved_model = os.path.join(out_dir, "saved_model")
     return {"saved_model": saved_model, "checkpoint": checkpoint, "step": checkpoint_step(checkpoint),
             "signature": saved_signature(saved_model), "tf_version": tf.__version__}
