@@ -169,7 +169,7 @@ def _assert_run_intact(run):
         assert tf.train.load_variable(newest, "step/.ATTRIBUTES/VARIABLE_VALUE") == rundir.step_of(newest)
 
 
-@pytest.mark.long  # ~2 min fixture + kills: `make test-all`
+@pytest.mark.long  # ~2 min fixture + kills
 @pytest.mark.tf
 def test_kill9_during_train(trained):
     print("train killed at:", [(n, t) for n, t, _ in trained["log"]])

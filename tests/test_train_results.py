@@ -108,7 +108,7 @@ def test_confusion_matrix_counts_every_test_box(piped):
 
 
 @pytest.mark.slow
-@pytest.mark.long  # ~1.5 min (a SavedModel export + its load): `make test-all`
+@pytest.mark.long  # ~1.5 min (a SavedModel export + its load)
 def test_export_and_detect_show_progress_before_their_result(piped):
     env = dict(os.environ, ODRUN_PROGRESS_EVERY="2")
     export = subprocess.run([bin_path("odrun"), "export", "--workdir", str(piped["run"]),
