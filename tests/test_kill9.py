@@ -81,6 +81,7 @@ def tf_ok():
 
 
 # ------------------------------------------------------------------------------- convert
+@pytest.mark.slow  # seven converts of 400 images: ~30 s quiet, ~2 min under load
 def test_kill9_during_convert(tf_ok, tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     synth.make_voc(str(src), 400, size=(64, 48), seed=4, max_objects=1)
