@@ -145,10 +145,13 @@ class Matrix(object):
             raise unknown("GPU", str(name), [g["name"] for g in self.data["gpus"]])
         if tokens in self._gpu_index:
             return self._out(self._gpu_index[tokens])
-        # 'RTX 3090 Ti' -> 'RTX 3090', 'GTX 1660 SUPER' -> 'GTX 1660': longest known prefix wins
+        # a variant the list lacks ('RTX 4080 SUPER') -> its family ('RTX 4080'), longest known prefix,
+        # said aloud: out["family_of"] is the name asked for, which every message then mentions
         prefixes = [k for k in self._gpu_index if tokens[:len(k)] == k]
         if prefixes:
-            return self._out(self._gpu_index[max(prefixes, key=len)])
+            out = self._out(self._gpu_index[max(prefixes, key=len)])
+            out["family_of"] = str(name)
+            return out
         # suggestions: names this one is a prefix of ('RTX 6000' -> Quadro/Ada), then close spellings
         by_key = {" ".join(k): e["name"] for k, e in self._gpu_index.items()}
         close = difflib.get_close_matches(" ".join(tokens), list(by_key), n=4, cutoff=0.6)
@@ -300,6 +303,16 @@ class Matrix(object):
                 raise
             return self.recommend(cc=cc, driver=driver, tf_major=tf_major)
 
+    def _other_majors(self, chosen, cap):
+        """The first GPU image of each other TF major version that also runs on `cap`."""
+        out, seen = [], {Version(chosen["tf"]).major}
+        for img in self.data["images"]:
+            major = Version(img["tf"]).major
+            if img["flavor"] != "cpu" and major not in seen and cap in [cc_tuple(c) for c in img["compute_capabilities"]]:
+                seen.add(major)
+                out.append({"flavor": img["flavor"], "image": img["image"], "tf_major": major})
+        return out
+
     def recommend(self, cc=None, gpu=None, driver=None, tf_major=None):
         """The image flavour for this GPU (and driver, TF major) and why."""
         gpu_entry = self.gpu(gpu) if gpu else None
@@ -310,6 +323,9 @@ class Matrix(object):
         cap = cc_tuple(cc if cc is not None else gpu_entry["compute_capability"])
         who = "{} (compute capability {})".format(gpu_entry["name"], cc_str(cap)) if gpu_entry \
             else "compute capability {}".format(cc_str(cap))
+        if gpu_entry and gpu_entry.get("family_of") and cc is None:
+            who = ("{!r} is not in compat_matrix.yaml, so it is taken as {} (compute capability {}; pass --cc X.Y "
+                   "if that is wrong)").format(gpu_entry["family_of"], gpu_entry["name"], cc_str(cap))
         if tf_major not in (None, 1, 2):
             raise UserError("--tf-major must be 1 or 2, got {!r}".format(tf_major), fix="pass 1 or 2")
         order = [e for e in self.data["images"] if e["flavor"] != "cpu"
@@ -323,8 +339,13 @@ class Matrix(object):
             reason = "{}: {}".format(who, img.get("why", "supported by " + img["flavor"]))
             if notes:
                 reason = "; ".join(notes) + ". " + reason
+            also = [] if tf_major is not None else self._other_majors(img, cap)
+            if also:
+                reason += ". TF {0} also runs on this GPU: --tf-major {0} gives {1} ({2})".format(
+                    also[0]["tf_major"], also[0]["flavor"], also[0]["image"])
             out = {"flavor": img["flavor"], "image": img["image"], "gpu": gpu_entry["name"] if gpu_entry else None,
-                   "cc": cc_str(cap), "min_driver": img["min_driver"], "driver_ok": None, "reason": reason}
+                   "cc": cc_str(cap), "min_driver": img["min_driver"], "driver_ok": None, "reason": reason,
+                   "also": also, "family_of": gpu_entry.get("family_of") if gpu_entry else None}
             if driver is not None:
                 ok, how = self.driver_ok(img, driver, gpu_entry)
                 out["driver_ok"] = ok

@@ -10,6 +10,7 @@ whole process environment (tokens, passwords) into artifacts/<ident>/command.
 import difflib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from odcore import install
 from odcore.errors import UserError
+from provision.inventory import check_inventory, parse_hosts
 
 # $ODSTACK_PLAYBOOKS > the wheel's odcore/share/playbooks > the checkout's playbooks/
 PLAYBOOKS = Path(install.find("playbooks", env="ODSTACK_PLAYBOOKS") or "playbooks")
@@ -30,13 +32,22 @@ STATS = [("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("dark", 
          ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored")]
 
 
+EXAMPLES = """examples:
+  provision host --check                        # this machine, dry run
+  provision host --yes --tags nouveau,driver    # this machine, for real
+  provision host --hosts gpu1,gpu2 --image tf1.15-gpu
+  provision host -i inventory.ini --limit gpu3 --tags verify --json"""
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "host", help="set up GPU hosts (nouveau, driver, kernel hold, docker, toolkit, verify) with Ansible",
-        description="Run odstack's playbooks through ansible-runner against this machine or an inventory.")
+        description="Run odstack's playbooks through ansible-runner against this machine or an inventory.",
+        epilog=EXAMPLES)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--inventory", "-i", metavar="FILE", help="Ansible inventory file (many hosts in parallel)")
-    target.add_argument("--hosts", metavar="A,B", help="comma-separated hosts reached over ssh")
+    target.add_argument("--hosts", metavar="A,B",
+                        help="comma-separated hosts reached over ssh (localhost: this machine, no ssh)")
     p.add_argument("--limit", "-l", metavar="PATTERN", help="only these hosts of the inventory")
     p.add_argument("--tags", "-t", metavar="T[,T]", help="only these steps: " + ", ".join(TAGS))
     p.add_argument("--skip-tags", metavar="T[,T]", help="skip these steps")
@@ -79,6 +90,9 @@ def parse_extra_vars(items):
             out[key.strip()] = yaml.safe_load(value) if value else ""
         except yaml.YAMLError as exc:
             raise UserError("value of {} is not valid YAML: {}".format(key, exc), where="-e")
+        if re.search("[\x00-\x1f\x7f]", key + str(out[key.strip()])):  # a newline would add a config line
+            raise UserError("-e {} contains a control character".format(key.strip()), where="-e " + key.strip(),
+                            fix="remove newlines, tabs and other control characters")
     return out
 
 
@@ -104,14 +118,9 @@ def build_inventory(args, run_dir):
     from provision import inventory
 
     path = run_dir / "inventory" / "hosts.yml"  # data, not INI text: a host name cannot add variables
-    if args.hosts:
-        inventory.write_inventory(path, inventory.parse_hosts(args.hosts))
-    else:
-        # the system Python has python3-apt, which the apt module needs
-        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        inventory.write_inventory(path, inventory.parse_hosts("localhost"),
-                                  extra_vars={"ansible_connection": "local", "ansible_python_interpreter": python})
-    return str(path), not args.hosts
+    hosts = inventory.parse_hosts(args.hosts or "localhost")  # localhost: the local connection
+    inventory.write_inventory(path, hosts)
+    return str(path), any(inventory.is_local(h) for h in hosts)
 
 
 def confirm_local(args):
@@ -268,8 +277,9 @@ def run(args):
                         fix="reinstall odstack (the wheel carries them), run from a checkout, "
                             "or set ODSTACK_PLAYBOOKS")
     if args.hosts:  # refuse bad host names before anything is written
-        from provision.inventory import parse_hosts
         parse_hosts(args.hosts)
+    elif args.inventory and Path(args.inventory).exists():  # the same rule for a user's own inventory
+        check_inventory(args.inventory)
     run_dir = Path(args.run_dir or Path("runs") / time.strftime("host-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     inventory, local = build_inventory(args, run_dir)

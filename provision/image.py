@@ -6,6 +6,7 @@ host (~/.cache/odstack/wheelhouse/<flavour>). With the wheelhouse the container 
 and no registry certificates (containers here cannot reach PyPI; hosts behind proxies often can't).
 Labels (TF/CUDA/cuDNN/Python) are passed as build args from provision.compat.
 """
+import argparse
 import hashlib
 import json
 import os
@@ -380,6 +381,32 @@ def add_parser(subparsers):
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(func=run_ls)
     p.set_defaults(func=lambda args: p.print_help() or 2)
+    p.format_help = lambda: _help_with_flavours(p)  # the matrix is read only when help is shown
+
+
+def flavour_lines():
+    """One line per flavour with a Dockerfile: what compat_matrix.yaml says it is."""
+    from provision import compat
+
+    have = flavors()
+    try:
+        images = {i["flavor"]: i for i in compat.load().images()}
+    except UserError:  # a broken matrix must not break --help: the names alone
+        images = {}
+    out = []
+    for name in have:
+        img = images.get(name)
+        what = "TF {}, {}, FROM {}".format(img["tf"], "CUDA " + img["cuda"] if img.get("cuda") else "CPU only",
+                                           img["image"]) if img else ""
+        out.append("  {:<11} {}".format(name, what).rstrip())
+    return out
+
+
+def _help_with_flavours(parser):
+    parser.epilog = "\n".join(["flavours (images/, described by compat_matrix.yaml):"] + flavour_lines() + [
+        "", "examples:", "  provision matrix recommend          # which flavour for this machine's GPU",
+        "  provision image build cpu", "  provision image build tf2-gpu --dry-run", "  provision image ls"])
+    return argparse.ArgumentParser.format_help(parser)
 
 
 def run_build(args):

@@ -1,4 +1,4 @@
-"""`provision matrix show|check|recommend`: query compat_matrix.yaml (see provision/compat.py).
+"""`provision matrix show|check|validate|recommend`: query compat_matrix.yaml (see provision/compat.py).
 
 Exit codes: 0 ok, 1 `check` found incompatibilities, 2 bad input (unknown key, malformed
 version, broken matrix file).
@@ -20,10 +20,17 @@ COLUMNS = {
 }
 
 
+EXAMPLES = """examples:
+  provision matrix show tf 1.15
+  provision matrix check --tf 1.15 --cuda 10.1 --numpy 1.19 --gpu "RTX 3090"
+  provision matrix recommend --gpu "NVIDIA GeForce RTX 3090"
+  provision matrix --matrix my_matrix.yaml validate"""
+
+
 def add_parser(subparsers):
     from odcore.argtypes import compute_capability, nonempty
     p = subparsers.add_parser("matrix", help="TF/CUDA/cuDNN/driver/GPU compatibility queries",
-                              description=__doc__)
+                              description=__doc__, epilog=EXAMPLES)
     p.add_argument("--matrix", metavar="FILE", help="matrix file (default: $ODSTACK_MATRIX or the bundled one)")
     sub = p.add_subparsers(dest="matrix_command", metavar="ACTION")
     sub.required = True

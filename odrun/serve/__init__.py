@@ -34,6 +34,9 @@ def add_parser(sub):
     p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
     p.add_argument("--host", default=d["host"], help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
     p.add_argument("--port", type=int, default=d["port"], help="TCP port (default 8501, TF Serving's REST port)")
+    p.add_argument("--grpc-port", type=int, default=None,
+                   help="also serve TF Serving's gRPC API (PredictionService, ModelService) on this port "
+                        "(TF Serving's is 8500; needs tensorflow-serving-api)")
     p.add_argument("--name", help="model name in /v1/models/NAME (default: the export folder's name)")
     p.add_argument("--runtime", choices=("auto",) + runtimes.RUNTIMES, default="auto",
                    help="inference runtime (default auto: onnx, tflite, frozen, saved_model - the first the export has)")
@@ -75,6 +78,8 @@ def validate(args):
     for flag, ok, rule, example in _number_checks(args):
         if not ok:
             raise UserError("{} must be {}".format(flag, rule), where=flag, fix="e.g. {} {}".format(flag, example))
+    if args.grpc_port is not None:
+        grpc_needs(args.grpc_port, args.port)
     if args.access_log and args.access_log != "-":
         access_log_path(args.access_log, args.model)
     try:
@@ -83,6 +88,18 @@ def validate(args):
     except ImportError as exc:
         raise UserError("odrun serve needs {} (not installed)".format(exc.name),
                         fix="pip install 'odstack[serve]'  (aiohttp, prometheus_client)")
+
+
+def grpc_needs(grpc_port, port):
+    if not 1 <= grpc_port <= 65535 or grpc_port == port:
+        raise UserError("--grpc-port must be 1..65535 and not the REST --port", where="--grpc-port",
+                        fix="e.g. --grpc-port 8500")
+    try:
+        import grpc  # noqa: F401
+        from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: F401
+    except ImportError as exc:
+        raise UserError("odrun serve --grpc-port needs {} (not installed)".format(exc.name),
+                        fix="pip install grpcio; pip install --no-deps tensorflow-serving-api")
 
 
 def access_log_path(path, model):
@@ -128,6 +145,7 @@ def run(args):
     runtimes.choose(args.model, options.runtime_name, options.meta)  # a missing form/runtime: exit 2
     sock = bind(args.host, args.port)
     try:
-        return app.serve(options, sock, access_log=args.access_log, shutdown_timeout=args.shutdown_timeout)
+        return app.serve(options, sock, access_log=args.access_log, shutdown_timeout=args.shutdown_timeout,
+                         grpc_port=args.grpc_port)
     finally:
         sock.close()

@@ -32,8 +32,8 @@ def make_system(root=None):
     if root is None:
         return LiveSystem()
     from provision.doctor.capture import check_commands_file
-    check_commands_file(root)  # a bad capture: exit 2 naming the file and field
-    return RecordedSystem(root)
+    data = check_commands_file(root)  # a bad capture: exit 2 naming the file and field
+    return RecordedSystem(root, data)
 
 
 def diagnose(system, sections=None, with_tf=True, tf_timeout=120.0):
