@@ -81,6 +81,14 @@ def unknown(kind, key, choices):
                       fix=(hint + " " if hint else "") + "known: " + known)
 
 
+def _narrows(wheel, bound):
+    """False when the wheel's specifier already caps below every upper limit of `bound`
+    (TF 2.11's protobuf '<3.20' needs no '<4.21.0' on top)."""
+    caps = [Version(s.version) for s in wheel if s.operator in ("<", "<=", "~=", "==")]
+    limits = [Version(s.version) for s in SpecifierSet(bound) if s.operator in ("<", "<=")]
+    return not caps or not limits or any(min(caps) >= lim for lim in limits)
+
+
 # ---------------------------------------------------------------- the matrix
 
 class Matrix(object):
@@ -119,7 +127,28 @@ class Matrix(object):
         line = line_of(version)
         if line not in self._tf:
             raise unknown("TensorFlow release line", str(key), self.tf_versions())
-        return self._out(self._tf[line])
+        out = self._out(self._tf[line])
+        for name in ("numpy", "protobuf"):
+            bounds = self.bounds_for(out, name)
+            if bounds:
+                out[name + "_effective"] = self.effective(out, name)
+                out["sources"] += [s for b in bounds for s in b["source"] if s not in out["sources"]]
+        return out
+
+    def bounds_for(self, entry, name):
+        """The `effective_bounds` on `name` that hold for this TF line: limits users hit that the
+        wheel's Requires-Dist does not state (e.g. protobuf >= 4.21 and TF's old generated code)."""
+        line = Version(entry["version"])
+        wheel = SpecifierSet(self.requirement(entry, name))
+        return [b for b in self.data.get("effective_bounds") or []
+                if b["package"] == name and line in SpecifierSet(b["tensorflow"]) and _narrows(wheel, b["spec"])]
+
+    def effective(self, entry, name, python=None):
+        """The wheel's specifier for `name` narrowed by the effective bounds that apply."""
+        spec = self.requirement(entry, name, python)
+        for bound in self.bounds_for(entry, name):
+            spec = str(SpecifierSet(spec) & SpecifierSet(bound["spec"]))
+        return spec
 
     def cuda(self, key):
         version = parse_version(key, "CUDA version", list(self._cuda))
@@ -219,10 +248,11 @@ class Matrix(object):
                         entry["python"], entry["version"], self._image_for_tf(tf_v) or "matching"))
         for name, found in (("numpy", numpy), ("protobuf", protobuf)):
             if found is not None:
-                spec = SpecifierSet(self.requirement(entry, name, python))
-                if parse_version(found, name + " version") not in spec:
-                    want = self.requirement(entry, name, python)
-                    add(name, found, want, "pip install '{}{}'".format(name, want))
+                want = self.effective(entry, name, python)
+                if parse_version(found, name + " version") not in SpecifierSet(want):
+                    why = "".join(" ({}: {})".format(b["text"], b["source"][0]) for b in self.bounds_for(entry, name)
+                                  if parse_version(found, name + " version") not in SpecifierSet(b["spec"]))
+                    add(name, found, want, "pip install '{}{}'{}".format(name, want, why))
         if cuda is not None and entry["cuda"]:
             if line_of(parse_version(cuda, "CUDA version")) != line_of(entry["cuda"]):
                 add("cuda", cuda, entry["cuda"],

@@ -186,6 +186,7 @@ def validate(data, path, key=None):
     """Raise MatrixError for the first problem in `data` (the parsed compat_matrix.yaml).
     `key` (see `digest`): skip a file that validated before, and remember one that does now."""
     data.setdefault("known_issues", [])
+    data.setdefault("effective_bounds", [])
     if key and os.path.exists(_stamp(key)):
         return
     check = Checker(data, path)

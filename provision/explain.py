@@ -125,7 +125,8 @@ def resolve_cuda_library(match):
 def run(args):
     matches = [resolve_cuda_library(m) for m in collect(args)]
     if args.json:
-        out = [dict({k: m[k] for k in FIELDS}, confidence=confidence(m)) for m in matches]
+        out = [dict({k: m[k] for k in FIELDS}, confidence=confidence(m),
+                    **{k: m[k] for k in ("resolved_from", "replacement") if k in m}) for m in matches]
         sys.stdout.write(json.dumps({"matches": out}, indent=2, ensure_ascii=False) + "\n")
     else:
         render(matches if args.all else matches[:MAX_SHOWN], len(matches))

@@ -11,7 +11,8 @@ from odcore.errors import EXIT_FAILED, EXIT_OK
 KINDS = ("tf", "cuda", "gpu", "image", "od_api")
 # columns shown by `show` per kind (JSON carries the full entry)
 COLUMNS = {
-    "tf": ["version", "latest", "package", "python", "cuda", "cudnn", "numpy", "protobuf",
+    "tf": ["version", "latest", "package", "python", "cuda", "cudnn", "numpy", "numpy_effective", "protobuf",
+           "protobuf_effective",
            "compute_capabilities", "tf_contrib", "od_api"],
     "cuda": ["version", "min_driver", "minor_compat_driver", "cc_min", "cc_max", "update"],
     "gpu": ["name", "compute_capability", "arch"],

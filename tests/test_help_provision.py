@@ -1,29 +1,24 @@
 """Issue #25: every example in every `provision ... --help` is an unbroken, pasteable command at
 80 columns; `image --help` lists the flavours, `matrix --help` names validate, `run --user` says what
 root gets."""
-import argparse
 import re
 import shlex
 
 import pytest
+
+from conftest import walk_parsers
 
 from provision.cli import build_parser
 
 EXAMPLE = re.compile(r"^\s*(?:example: |e\.g\. |\$ )?(provision \S.*)$")
 
 
-def _walk(parser, path):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _walk(sub, path + [name])
 
 
 def _helps(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")  # argparse sizes its help from the terminal (shutil)
     top = build_parser()
-    return [(" ".join(path), parser, parser.format_help()) for path, parser in _walk(top, ["provision"])]
+    return [(" ".join(path), parser, parser.format_help()) for path, parser in walk_parsers(top, ["provision"])]
 
 
 def _commands(text):

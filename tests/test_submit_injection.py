@@ -1,7 +1,8 @@
 """Issue 22: `provision submit` renders every value shell-quoted; the script is EXECUTED with a stand-in `srun`
 and stand-in `odrun`/`provision` (each records its argv) and nothing a value carries runs.
 
-The stand-ins replace only the tool path the script names (the venv's console script): everything the
+The stand-ins replace only the tool the script names (odrun: the venv's console script; provision: the
+first `provision` on the node's PATH): everything the
 script's own bash does - quoting, `bash -c`, `$SLURM_*` expansion - runs for real.
 """
 import os
@@ -31,10 +32,14 @@ def _execute(tmp_path, script, tool):
     stubs.mkdir()
     _stub(stubs / "srun", SRUN)
     recorder = _stub(stubs / "recorder", TOOL)
-    real = shlex.quote(bin_path(tool))
-    assert real in script
     path = tmp_path / "job.sbatch"
-    path.write_text(script.replace(real, shlex.quote(str(recorder))))
+    if tool == "provision":  # resolved on the node from PATH (or --provision): the stand-in is first on PATH
+        _stub(stubs / "provision", TOOL)
+        path.write_text(script)
+    else:  # odrun: this host's venv path, named in the script
+        real = shlex.quote(bin_path(tool))
+        assert real in script
+        path.write_text(script.replace(real, shlex.quote(str(recorder))))
     env = dict(os.environ, PATH="{}:{}".format(stubs, os.environ["PATH"]), REC_DIR=str(stubs),
                SLURM_JOB_ID="7", SLURM_JOB_NODELIST="n1", SLURM_NTASKS="1", SLURM_PROCID="0")
     proc = subprocess.run(["bash", str(path)], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60)
