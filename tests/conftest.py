@@ -2,7 +2,7 @@
 
 `require(ok, why)`: a test that needs TensorFlow, the Docker engine, debootstrap or Ansible
 skips on a developer machine without them, but FAILS under CI=true (a skip there is a failure).
-tests/suite_plugin.py: the CI rules (nothing skipped or deselected) and the xdist groups;
+tests/suite_plugin.py: the CI rules (nothing skipped or deselected) and the xdist queue order;
 tests/_shared.py: the trained runs/exports shared by several modules (session fixtures).
 """
 import argparse
