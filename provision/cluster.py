@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 from odcore.errors import UserError
+from odcore.fileio import write_text
+from provision import host, inventory
 
 
 EXAMPLES = "examples:\n" + __doc__.split("\n\n")[2].rstrip().replace("    provision", "  provision")
@@ -39,7 +41,6 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from provision import host, inventory
 
     if not (args.inventory or args.hosts):
         raise UserError("no hosts", where="--hosts/--inventory",
@@ -54,7 +55,6 @@ def run(args):
         path = Path(args.run_dir) / "inventory" / "cluster.yml"
         import yaml
 
-        from odcore.fileio import write_text
 
         write_text(path, yaml.safe_dump(data, default_flow_style=False, sort_keys=False))
         args.inventory, args.hosts = str(path), None

@@ -12,18 +12,27 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from odcore import install
 from odcore.errors import UserError
+from provision import compat_schema
+
 # The rules (parsing, kernels, drivers, "can this image run here") live in compat_rules; their
 # names stay part of this module's interface.
 from provision.compat_rules import (  # noqa: F401
-    arch_support, cc_str, cc_tuple, did_you_mean, driver_ok, gpu_tokens, line_of, parse_version, runs_on)
+    arch_support,
+    cc_str,
+    cc_tuple,
+    did_you_mean,
+    driver_ok,
+    gpu_tokens,
+    line_of,
+    parse_version,
+    runs_on,
+)
+from provision.compat_schema import MatrixError  # noqa: F401 - compat.MatrixError, as callers name it
 
 ENV_VAR = "ODSTACK_MATRIX"
 _CACHE = {}
-
-
-class MatrixError(UserError):
-    """compat_matrix.yaml itself is malformed; `where` is the path of the bad entry."""
 
 
 class UnknownKey(UserError):
@@ -32,7 +41,6 @@ class UnknownKey(UserError):
 
 def default_path():
     """$ODSTACK_MATRIX > the wheel's odcore/share/compat_matrix.yaml > the checkout's."""
-    from odcore import install
 
     path = install.find("compat_matrix.yaml", env=ENV_VAR)
     if path:
@@ -51,7 +59,6 @@ def load(path=None):
         raise MatrixError("matrix file does not exist", where=str(path),
                           fix="pass an existing file or unset {}".format(ENV_VAR))
     if key not in _CACHE:
-        from provision import compat_schema
 
         _CACHE[key] = Matrix(_read_yaml(path), str(path), digest=compat_schema.digest(path))
     return _CACHE[key]
@@ -107,7 +114,6 @@ class Matrix(object):
     # ------------------------------------------------------------ validation
     def _validate(self, digest=None):
         """The shape is provision/data/compat_matrix.schema.json; see provision/compat_schema.py."""
-        from provision import compat_schema
 
         compat_schema.validate(self.data, self.path, digest)
 

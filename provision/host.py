@@ -18,6 +18,8 @@ from pathlib import Path
 
 from odcore import install
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from provision import compat, inventory
 from provision.inventory import check_inventory, parse_hosts
 
 # $ODSTACK_PLAYBOOKS > the wheel's odcore/share/playbooks > the checkout's playbooks/
@@ -98,7 +100,6 @@ def parse_extra_vars(items):
 
 def min_branch_for_image(flavor):
     """Driver branch floor = major of the image's min_driver in the compatibility matrix."""
-    from provision import compat
 
     image = compat.load().image(flavor)  # UnknownKey (a UserError) names the choices
     if not image.get("min_driver"):
@@ -115,7 +116,6 @@ def build_inventory(args, run_dir):
             raise UserError("inventory file not found", where=str(path),
                             fix="pass an existing Ansible inventory, or --hosts a,b")
         return str(path.resolve()), False
-    from provision import inventory
 
     path = run_dir / "inventory" / "hosts.yml"  # data, not INI text: a host name cannot add variables
     hosts = inventory.parse_hosts(args.hosts or "localhost")  # localhost: the local connection
@@ -260,10 +260,56 @@ def _stop_requested(interrupted):
     return time.monotonic() - interrupted[0] > STOP_GRACE
 
 
-def run(args):
+def runner_config(args, run_dir, inventory, tags, skip_tags, extravars):
+    """The ansible-runner configuration of one `provision host` run, its environment scrubbed."""
     import ansible_runner
-    from rich.console import Console
+    cmdline = []
+    if args.check:
+        cmdline.append("--check")
+    if args.check or args.diff:
+        cmdline.append("--diff")
+    envvars = {"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+               "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True")}
+    envvars.update(collections_env(inventory))
+    # this venv's ansible-playbook, even when the venv is not activated
+    bindir = str(Path(sys.executable).parent)
+    envvars["PATH"] = bindir + os.pathsep + os.environ.get("PATH", os.defpath)
+    config = ansible_runner.RunnerConfig(
+        private_data_dir=str(run_dir), project_dir=str(PLAYBOOKS), playbook=getattr(args, "playbook", "site.yml"),
+        inventory=inventory, limit=args.limit, tags=",".join(tags) or None,
+        skip_tags=",".join(skip_tags) or None, extravars=extravars, forks=args.forks,
+        cmdline=" ".join(cmdline) or None, envvars=envvars, quiet=True, suppress_env_files=True,
+        ident="run")
+    config.prepare()
+    # prepare() seeded env with os.environ: keep only what the child needs (and the artifacts may show)
+    config.env = scrub_env(config.env, set(envvars))
+    return config
+
+
+def play(config, console, show_diff):
+    """Run the playbook with a live progress line; -> (reporter, status, ansible rc, interrupted)."""
+    import ansible_runner
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed} results"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        reporter = Reporter(console, progress, progress.add_task("starting", total=None), show_diff=show_diff)
+        # Ctrl-C: ask ansible-playbook to stop (SIGINT: it terminates its workers, which run in
+        # their own sessions and would survive the runner's SIGKILL of its process group), give it
+        # STOP_GRACE seconds, then let the runner kill it; artifacts are kept; exit 130.
+        interrupted = []
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(time.monotonic()))
+        try:
+            runner = ansible_runner.Runner(config, event_handler=lambda e: reporter(e) or True,
+                                           cancel_callback=lambda: _stop_requested(interrupted))
+            status, rc = runner.run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return reporter, status, rc, interrupted
+
+
+def run(args):
+    from rich.console import Console
 
     tags = parse_tags(args.tags)
     skip_tags = parse_tags(args.skip_tags, "--skip-tags")
@@ -286,44 +332,9 @@ def run(args):
     if local:
         confirm_local(args)
 
-    cmdline = []
-    if args.check:
-        cmdline.append("--check")
-    if args.check or args.diff:
-        cmdline.append("--diff")
-    envvars = {"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
-               "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True")}
-    envvars.update(collections_env(inventory))
-    # this venv's ansible-playbook, even when the venv is not activated
-    bindir = str(Path(sys.executable).parent)
-    envvars["PATH"] = bindir + os.pathsep + os.environ.get("PATH", os.defpath)
-    config = ansible_runner.RunnerConfig(
-        private_data_dir=str(run_dir), project_dir=str(PLAYBOOKS), playbook=getattr(args, "playbook", "site.yml"),
-        inventory=inventory, limit=args.limit, tags=",".join(tags) or None,
-        skip_tags=",".join(skip_tags) or None, extravars=extravars, forks=args.forks,
-        cmdline=" ".join(cmdline) or None, envvars=envvars, quiet=True, suppress_env_files=True,
-        ident="run")
-    config.prepare()
-    # prepare() seeded env with os.environ: keep only what the child needs (and the artifacts may show)
-    config.env = scrub_env(config.env, set(envvars))
-
+    config = runner_config(args, run_dir, inventory, tags, skip_tags, extravars)
     console = Console(stderr=args.json, highlight=False)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed} results"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        reporter = Reporter(console, progress, progress.add_task("starting", total=None),
-                            show_diff=args.check or args.diff)
-        # Ctrl-C: ask ansible-playbook to stop (SIGINT: it terminates its workers, which run in
-        # their own sessions and would survive the runner's SIGKILL of its process group), give it
-        # STOP_GRACE seconds, then let the runner kill it; artifacts are kept; exit 130.
-        interrupted = []
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(time.monotonic()))
-        try:
-            runner = ansible_runner.Runner(config, event_handler=lambda e: reporter(e) or True,
-                                           cancel_callback=lambda: _stop_requested(interrupted))
-            status, rc = runner.run()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    reporter, status, rc, interrupted = play(config, console, show_diff=args.check or args.diff)
     if interrupted:
         console.print("interrupted: ansible-playbook stopped; partial artifacts in {}".format(run_dir / "artifacts"),
                       style="bold red", soft_wrap=True, highlight=False)
@@ -338,7 +349,6 @@ def run(args):
     summary = {"status": status, "ansible_rc": rc, "exit_code": code, "run_dir": str(run_dir),
                "check": bool(args.check), "tags": tags, "hosts": reporter.stats,
                "failures": reporter.failures, "reports": reporter.reports}
-    from odcore.fileio import write_json
 
     write_json(run_dir / "summary.json", summary)
     if bad:

@@ -21,6 +21,7 @@ from pathlib import Path
 from odcore import install
 from odcore.cache import cache_dir
 from odcore.errors import UserError
+from provision import engine
 
 ROOT = Path(__file__).resolve().parent.parent  # holds odrun/ and odcore/ (a checkout or site-packages)
 # images/: $ODSTACK_IMAGES > the wheel's odcore/share/images > the checkout's images/
@@ -238,7 +239,6 @@ def plan(flavor, tag=None, base_image=None, wheels="auto", index_url=None):
 def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cache=False,
           progress=True, log=None, index_url=None):
     """Build one flavour; returns dict(flavor, tag, id, size, seconds, labels)."""
-    from provision import engine
 
     check_flavor(flavor)
     check_wheelhouse(wheels)
@@ -340,7 +340,6 @@ def _follow(stream, flavor, progress, log, base=None):
 
 def list_images():
     """odstack images on the engine, from their labels."""
-    from provision import engine
 
     cli = engine.client()
     rows = []

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from odcore.errors import UserError
+from odcore.fileio import write_text
 
 LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
@@ -124,7 +125,6 @@ def inventory_data(hosts, group="gpu", extra_vars=None):
 def write_inventory(path, hosts, group="gpu", extra_vars=None):
     import yaml
 
-    from odcore.fileio import write_text
 
     write_text(path, yaml.safe_dump(inventory_data(hosts, group, extra_vars), default_flow_style=False, sort_keys=False))
     return path

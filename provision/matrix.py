@@ -6,7 +6,9 @@ version, broken matrix file).
 import json
 import sys
 
-from odcore.errors import EXIT_FAILED, EXIT_OK
+from odcore.argtypes import compute_capability, nonempty
+from odcore.errors import EXIT_FAILED, EXIT_OK, UserError
+from provision import compat, gpu
 
 KINDS = ("tf", "cuda", "gpu", "image", "od_api")
 # columns shown by `show` per kind (JSON carries the full entry)
@@ -29,7 +31,6 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers):
-    from odcore.argtypes import compute_capability, nonempty
     p = subparsers.add_parser("matrix", help="TF/CUDA/cuDNN/driver/GPU compatibility queries",
                               description=__doc__, epilog=EXAMPLES)
     p.add_argument("--matrix", metavar="FILE", help="matrix file (default: $ODSTACK_MATRIX or the bundled one)")
@@ -80,7 +81,6 @@ def add_parser(subparsers):
 
 
 def _matrix(args):
-    from provision import compat
 
     return compat.load(args.matrix)
 
@@ -115,7 +115,6 @@ def run_show(args):
                 sys.stdout.write("{}: {}\n".format(kind, ", ".join(values)))
         return EXIT_OK
     if not args.key:
-        from odcore.errors import UserError
 
         raise UserError("`show {}` needs a KEY".format(args.kind),
                         fix="e.g. provision matrix show {} {}".format(
@@ -165,7 +164,6 @@ def run_check(args):
 
 def detect_gpu():
     """(name, driver) of GPU 0 via NVML, or (None, why) when there is none."""
-    from provision import gpu
 
     try:
         name, _cc, driver = gpu.first_gpu()

@@ -11,6 +11,8 @@ import signal
 import sys
 
 from odcore.errors import EXIT_INTERRUPTED, UserError
+from provision import engine, gpu, image, run_guard
+from provision.run_guard import job_user, mount_flag
 
 
 def default_flavor():
@@ -31,7 +33,6 @@ def default_flavor():
 
 def host_gpu():
     """(name, compute capability "X.Y", driver) of GPU 0 via NVML; Nones without a driver/GPU."""
-    from provision import gpu
 
     try:
         return gpu.first_gpu()
@@ -59,7 +60,6 @@ def known_flavors():
 
 def caller_ids():
     """uid:gid the job runs as without --user (provision.run_guard.job_user: never 0)."""
-    from provision.run_guard import job_user
     return job_user()
 
 
@@ -81,7 +81,6 @@ def plan(args):
     """Everything the container needs, as one dict (also what --dry-run prints)."""
     if args.image and args.flavor:
         raise UserError("pass --flavor or --image, not both", where="--image")
-    from provision import run_guard
     reason = None
     flavor = args.flavor
     run_guard.check_flavor(flavor, known_flavors())
@@ -129,7 +128,6 @@ def docker_command(p):
         cmd += ["--gpus", p["gpu_flag"]]
     if p.get("network"):
         cmd += ["--network", p["network"]]
-    from provision.run_guard import mount_flag
     cmd += ["--user", p["user"], "--shm-size", p["shm_size"]]
     for host_port, port in sorted((p.get("ports") or {}).items()):
         cmd += ["-p", "{}:{}".format(host_port, port)]
@@ -148,7 +146,6 @@ def start(p):
     import docker
     from docker.types import DeviceRequest, Mount
 
-    from provision import engine
 
     cli = engine.client()
     kwargs = dict(command=p["args"], user=p["user"], shm_size=p["shm_size"], detach=True, init=True,
@@ -197,7 +194,6 @@ def offer_build(p):
     sys.stderr.write("image {} is not built yet. Build it now (several minutes)? [y/N] ".format(p["image"]))
     if input().strip().lower() not in ("y", "yes"):
         return False
-    from provision import image
 
     image.build(p["flavor"], tag=p["image"])
     return True

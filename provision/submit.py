@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from odcore.errors import UserError
+from odcore.fileio import write_text
+from provision.run_guard import job_user
 
 # Slurm states (squeue/sacct/scontrol JobState) that mean the job did not finish well.
 BAD_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
@@ -212,7 +214,6 @@ def _hand_to_job_user(args, logs):
     """As root, the image's job runs as a non-root user (provision run's rule): RUN_DIR must be its."""
     if args.no_container or os.geteuid() != 0:
         return
-    from provision.run_guard import job_user
 
     ids = job_user().split(":")
     if all(i.isdigit() for i in ids):
@@ -233,7 +234,6 @@ def submit(args):
     if not sbatch:
         raise UserError("sbatch not found: this machine is not a Slurm submit host",
                         fix="run on the cluster's head node (provision cluster sets one up), or --dry-run / --k8s")
-    from odcore.fileio import write_text
 
     logs.mkdir(parents=True, exist_ok=True)
     _hand_to_job_user(args, logs)

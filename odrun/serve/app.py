@@ -14,7 +14,7 @@ import sys
 from aiohttp import web
 
 from odcore.errors import UserError
-from odrun.tasks.detect import checks
+from odrun.workdir.metadata import export_metadata
 from odrun import runtimes
 from odrun.serve import handlers, keys
 from odrun.serve.batcher import Batcher
@@ -33,7 +33,7 @@ class Options(object):
                  threshold=0.4, delay_ms=0):
         self.export_dir = export_dir
         self.name = name or os.path.basename(os.path.abspath(export_dir).rstrip("/")) or "model"
-        self.meta, self.names = checks.export_metadata(export_dir, classifier=False)
+        self.meta, self.names = export_metadata(export_dir, classifier=False)
         self.runtime_name = seg_output.runtime_for(self.meta, runtime_name)
         self.max_batch, self.batch_timeout_ms, self.queue_size = max_batch, batch_timeout_ms, queue_size
         self.max_body, self.max_pixels, self.max_request_pixels = max_body, max_pixels, max_request_pixels

@@ -23,7 +23,9 @@ import re
 import time
 
 from odcore.errors import UserError
-from odcore.fileio import sha256_file
+from odcore.fileio import sha256_file, write_json
+from odcore.paths import check_output, check_writable_dir
+from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
 
 CONFIG = "pipeline.config"
 RUN_JSON = "run.json"
@@ -127,7 +129,6 @@ class RunDir(object):
         return data
 
     def write_json(self, data):
-        from odcore.fileio import write_json
         write_json(self.run_json_path, data)
 
     def identity(self):
@@ -263,17 +264,23 @@ class RunDir(object):
         return target
 
 
-def prepare_train(args, api, config):
+def newest_checkpoint(run_dir):
+    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
+    a damaged state file or a truncated .index is a UserError."""
+    return RunDir(run_dir).newest_checkpoint()
+
+
+def prepare_train(args, api, config, model=None):
     """Everything `odrun train` checks about RUN_DIR before it writes there (in order):
 
     1. the run directory is not, does not contain and is not inside --data/--config;
     2. run.json and the checkpoint state are readable (damaged ones: exit 2, nothing written);
     3. the run was made by the same api/model/model block/label map, or --new-run moves it aside;
     4. --resume without a checkpoint says it starts from step 0.
+    `model`: the run's model as its identity names it (odrun.tasks.detect.train.identity_model;
+    default: "config:FILE" or --model); on --resume the one run.json recorded counts.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    from odcore.paths import check_output, check_writable_dir
-    from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     check_output(rd.path, [("--data folder", getattr(args, "data", None)),
                            ("--config file", getattr(args, "config", None))], flag="--workdir")
@@ -282,9 +289,8 @@ def prepare_train(args, api, config):
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:
         model = (settings.get("identity") or {}).get("model") or settings.get("model")
-    else:
-        from odrun.tasks.detect.train import DEFAULT_MODEL
-        model = "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
+    elif model is None:
+        model = "config:" + os.path.basename(args.config) if args.config else args.model
     ident = identity(api, model, config)
     if rd.exists() and rd.has_state():
         if new_run and not args.resume:

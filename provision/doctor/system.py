@@ -16,9 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from provision.doctor import tfprobe
-from provision.gpu import (  # noqa: F401 - the NVML types live in provision.gpu; re-exported here
-    NVML_ERROR_KINDS, GpuInfo, NvmlFailure, NvmlSnapshot, classify_nvml_message, read as read_nvml)
+from provision.doctor import engine_socket, tfprobe
+from provision.gpu import NVML_ERROR_KINDS, GpuInfo, NvmlFailure, NvmlSnapshot, classify_nvml_message, read as read_nvml  # noqa: F401 - the NVML types live in provision.gpu; re-exported here
 
 BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 PROBE_CAP = 1 << 20  # bytes: /proc and /sys files, os-release are far smaller
@@ -147,7 +146,6 @@ class LiveSystem(System):
         return read_nvml()
 
     def docker_info(self):
-        from provision.doctor import engine_socket
 
         path = engine_socket.local_socket()
         if path:  # the local socket: stdlib HTTP, no SDK import (bench/doctor.py)

@@ -7,12 +7,15 @@ classes, step), and retrain.py's artifacts: output_graph.pb, a frozen GraphDef w
 `DecodeJpeg/contents:0` (one JPEG's bytes) and output `final_result:0` (probabilities [1, N]),
 plus output_labels.txt (one name per line), so the tutorial's label_image-style test script
 runs on it unchanged. Everything is written into a temp sibling and swapped in at the end."""
-import json
 import os
 import shutil
 import tempfile
 
 from odcore.errors import UserError
+from odcore.fileio import write_json, write_text
+from odcore.paths import check_output
+from odrun.tasks.classify import data, evaluate, labels as L
+from odrun.tasks.classify.convert import publish
 
 FROZEN_NAME = "output_graph.pb"
 INPUT_TENSOR = "DecodeJpeg/contents:0"
@@ -41,7 +44,6 @@ class _Untracked(object):
 def serving_module(clf):
     """A tf.Module holding the model and the two serving functions."""
     import tensorflow as tf
-    from odrun.tasks.classify import data
     size = clf.size
     module = tf.Module()
     # Only the variables are tracked, not the Keras model: saving a Keras model saves every
@@ -67,7 +69,6 @@ def frozen_graph(clf):
     """retrain.py's output_graph.pb: DecodeJpeg/contents (scalar string) -> final_result [1, N]."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-    from odrun.tasks.classify import data
     size = clf.size
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="contents")])
@@ -89,9 +90,6 @@ def frozen_graph(clf):
 
 def export(run_dir, out_dir):
     import tensorflow as tf
-    from odcore.fileio import write_json, write_text
-    from odrun.tasks.classify import evaluate, labels as L
-    from odrun.tasks.classify.convert import publish
     _guard(run_dir, out_dir)
     s, clf = evaluate.load_run(run_dir)
     out_dir = os.path.abspath(out_dir)
@@ -132,19 +130,18 @@ def export(run_dir, out_dir):
 
 
 def _guard(run_dir, out_dir):
-    from odcore.paths import check_output
     check_output(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "metadata.json")):
         raise UserError("the output folder exists, is not empty and is not an earlier export", where=out_dir,
                         fix="choose a new or empty --out folder")
 
 
-def run(args):
-    metadata = export(args.workdir, args.out)
-    if args.json:
-        print(json.dumps(metadata, indent=2))
-    else:
-        print("exported step {} ({}, {} classes) to {}: saved_model/, {}, {}".format(
-            metadata["step"], metadata["model"], len(metadata["classes"]), os.path.abspath(args.out),
-            FROZEN_NAME, "output_labels.txt"))
-    return 0
+def from_args(args):
+    """`odrun export` on a classifier run (flags: odrun.verbs.export) -> the export's metadata.json."""
+    return export(args.workdir, args.out)
+
+
+def show(metadata, args):
+    print("exported step {} ({}, {} classes) to {}: saved_model/, {}, {}".format(
+        metadata["step"], metadata["model"], len(metadata["classes"]), os.path.abspath(args.out),
+        FROZEN_NAME, "output_labels.txt"))
