@@ -2,6 +2,8 @@
 
 `require(ok, why)`: a test that needs TensorFlow, the Docker engine, debootstrap or Ansible
 skips on a developer machine without them, but FAILS under CI=true (a skip there is a failure).
+tests/suite_plugin.py: the CI rules (nothing skipped or deselected) and the xdist queue order;
+tests/_shared.py: the trained runs/exports shared by several modules (session fixtures).
 """
 import argparse
 import os
@@ -12,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["suite_plugin", "_shared"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # as suite_plugin.IN_CI (imported there
+# by pytest_plugins; an import here too would keep pytest from rewriting its asserts)
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require(ok, why):

@@ -17,7 +17,7 @@ import pytest
 from conftest import FIXTURES, have_module, require, run_cli
 from rootfs import bookworm_root_tar, can_build, extract_root
 
-pytestmark = [pytest.mark.ansible, pytest.mark.slow, pytest.mark.long]  # ~4.5 min: `make test-all`
+pytestmark = [pytest.mark.ansible, pytest.mark.slow, pytest.mark.long]  # ~4.5 min
 INCLUDE = ("python3", "python3-apt", "initramfs-tools")  # the host playbooks' cached root
 
 

@@ -1,4 +1,4 @@
-"""#14 on the real TF2 OD API: ONE tiny SSD trained once (module fixture), exported as
+"""#14 on the real TF2 OD API: ONE tiny SSD trained once (the session's shared run, tests/_shared.py), exported as
 saved_model + frozen + onnx + tflite (each parity-checked against the SavedModel by the export
 itself), then: the TF Serving layout and signature, the parity figures, detect on ONNX/TFLite
 without importing TensorFlow, and `odrun serve` as a real subprocess on a free 127.0.0.1 port
@@ -16,30 +16,17 @@ import time
 
 import pytest
 
-from conftest import ROOT, bin_path, have_module, require, run_cli
+from conftest import ROOT, bin_path, run_cli
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
-STEPS = 40
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    require(have_module("tensorflow") and have_module("object_detection"), "TensorFlow + OD API not installed")
-    require(have_module("onnxruntime") and have_module("tf2onnx") and have_module("tflite_runtime"),
-            "onnxruntime / tf2onnx / tflite-runtime not installed (pip install 'odstack[deploy]')")
-    from odrun.tasks.detect import synth
-    root = tmp_path_factory.mktemp("deploy")
-    out = {"root": root, "images": root / "images", "data": root / "data", "run": root / "run",
-           "export": root / "export"}
-    synth.generate(str(out["images"]), count=24, seed=3)
-    run_cli("odrun", "convert", out["images"], "--out", out["data"], "--json", check=0)
-    run_cli("odrun", "train", "--data", out["data"], "--workdir", out["run"], "--steps", STEPS,
-            "--checkpoint-every", STEPS, "--batch", 4, "--image-size", 96, "--json", check=0, timeout=1200)
-    proc = run_cli("odrun", "export", "--workdir", out["run"], "--out", out["export"],
-                   "--format", "saved_model,frozen", "--format", "onnx,tflite", "--json", check=0, timeout=1800)
-    out["meta"] = json.loads(proc.stdout)
-    out["export_stderr"] = proc.stderr
-    return out
+def model(ssd_tf2):
+    """tests/_shared.py's SSD run (24 images, 96 px), exported once to saved_model + frozen + onnx +
+    tflite (`odrun export --format saved_model,frozen --format onnx,tflite`, each parity-checked)."""
+    return dict({k: ssd_tf2[k] for k in ("root", "images", "data", "run", "export")},
+                meta=ssd_tf2["export_meta"], export_stderr=ssd_tf2["export_stderr"])
 
 
 def test_every_format_passed_parity(model):

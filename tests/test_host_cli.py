@@ -69,6 +69,7 @@ def test_local_run_needs_confirmation(tmp_path):
     assert not (tmp_path / "artifacts").exists()  # nothing ran
 
 
+@pytest.mark.slow  # ansible-lint on every playbook: ~1.5 min under load
 def test_playbooks_pass_ansible_lint_production():
     lint = bin_path("ansible-lint")
     require(lint, "ansible-lint not installed (pip install -e '.[dev]')")

@@ -129,6 +129,7 @@ def lock_env(flavor):
     return head["python"], head["platform"].split()[0], head
 
 
+@pytest.mark.slow  # pip resolves every pin against PyPI: 1-3 min per flavour under load
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_lock_installs_on_flavour_python(flavor, tmp_path):
     """pip picks a binary wheel for every pin for the flavour's Python and glibc (PyPI, no download
@@ -173,6 +174,7 @@ def test_lock_installs_on_flavour_python(flavor, tmp_path):
     assert not missing, "\n".join(missing)
 
 
+@pytest.mark.slow  # downloads from PyPI
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_odapi_lock_downloads(flavor):
     """The no-deps set (OD API sdist, ...) exists on PyPI for that Python; cached between runs."""

@@ -81,6 +81,7 @@ def tf_ok():
 
 
 # ------------------------------------------------------------------------------- convert
+@pytest.mark.slow  # seven converts of 400 images: ~30 s quiet, ~2 min under load
 def test_kill9_during_convert(tf_ok, tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     synth.make_voc(str(src), 400, size=(64, 48), seed=4, max_objects=1)
@@ -169,7 +170,7 @@ def _assert_run_intact(run):
         assert tf.train.load_variable(newest, "step/.ATTRIBUTES/VARIABLE_VALUE") == rundir.step_of(newest)
 
 
-@pytest.mark.long  # ~2 min fixture + kills: `make test-all`
+@pytest.mark.long  # ~2 min fixture + kills
 @pytest.mark.tf
 def test_kill9_during_train(trained):
     print("train killed at:", [(n, t) for n, t, _ in trained["log"]])

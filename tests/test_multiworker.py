@@ -27,7 +27,7 @@ import pytest
 
 from conftest import bin_path, have_module, require, run_cli
 
-pytestmark = [pytest.mark.tf, pytest.mark.slow, pytest.mark.long]  # 4-9 min (real Slurm, 2 workers): `make test-all`
+pytestmark = [pytest.mark.tf, pytest.mark.slurm, pytest.mark.slow, pytest.mark.long]  # 4-9 min (real Slurm, 2 workers)
 
 STEPS, BATCH = 3, 4
 COMMON = ["--steps", str(STEPS), "--batch", str(BATCH), "--image-size", "96",

@@ -238,7 +238,7 @@ def test_detach_prints_id_and_keeps_logs(built, tmp_path):
         container.remove(force=True)
 
 
-@pytest.mark.long  # ~2.5 min (every demo stage in the image): `make test-all`; test_job_outputs_* keeps a container job in the default run
+@pytest.mark.long  # ~2.5 min (every demo stage in the image); test_job_outputs_* is the quicker container job
 def test_demo_runs_inside_container(built, tmp_path):
     """The README's main job in the image: `provision run -- demo` as a non-root caller; every stage's
     output lands in the host's runs folder, owned by the caller, and the exit code is the demo's."""

@@ -13,7 +13,7 @@ import pytest
 from conftest import have_module, require, run_cli
 
 SIZE = 128
-pytestmark = pytest.mark.slow  # ~3 min of CPU (ResNet-50 Mask R-CNN build/trace/export, TF1 graph): 7 min under load
+pytestmark = [pytest.mark.tf, pytest.mark.slow]  # ~3 min of CPU (ResNet-50 Mask R-CNN build/trace/export, TF1 graph): 7 min under load
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_detect_writes_rle_masks_of_image_size(segment_run):
     assert (det / "shapes_0000.png").exists()
 
 
-@pytest.mark.long  # ~2 min (TF1 Mask R-CNN graph build + export under the compat layer): `make test-all`
+@pytest.mark.long  # ~2 min (TF1 Mask R-CNN graph build + export under the compat layer)
 def test_tf1_mask_rcnn_builds_and_exports_masks(segment_data, tmp_path):
     """TF1 path under odrun/compat: mask_rcnn_inception_v2_coco (small resizer) trains 1 step and
     exports; the frozen graph has detection_masks and the TF1 detector returns them."""

@@ -43,6 +43,7 @@ def piped(tmp_path_factory):
             "out": proc.stdout.decode(errors="replace"), "err": proc.stderr.decode(errors="replace")}
 
 
+@pytest.mark.tf  # the module's one training (piped)
 def test_piped_train_prints_periodic_progress_lines(piped):
     assert piped["rc"] == 0, piped["err"][-3000:]
     lines = piped["out"].splitlines()
@@ -56,6 +57,7 @@ def test_piped_train_prints_periodic_progress_lines(piped):
             EVERY, STEPS), l)][:2]
 
 
+@pytest.mark.tf  # the module's one training (piped)
 def test_terminal_is_quiet_and_logs_keep_the_noise(piped):
     assert noisy(piped["out"] + piped["err"]) == []
     log = (piped["run"] / "logs" / "train.log").read_text(errors="replace")
@@ -65,6 +67,7 @@ def test_terminal_is_quiet_and_logs_keep_the_noise(piped):
     assert "Accumulating evaluation results" in log  # pycocotools' prints during --eval-every
 
 
+@pytest.mark.tf  # the module's one training (piped)
 def test_results_csv_has_one_row_per_evaluation_and_best_is_its_max(piped):
     with open(str(piped["run"] / "results.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
@@ -83,6 +86,7 @@ def test_results_csv_has_one_row_per_evaluation_and_best_is_its_max(piped):
     assert [e["step"] for e in summary["results"]["evaluations"]] == [int(r["step"]) for r in rows]
 
 
+@pytest.mark.tf  # the module's one training (piped)
 def test_plots_are_valid_images_of_sensible_size(piped):
     from PIL import Image
     for rel in ("results.png", "eval/pr_curve.png", "eval/confusion_matrix.png"):
@@ -94,6 +98,7 @@ def test_plots_are_valid_images_of_sensible_size(piped):
             assert len(set(im.convert("L").getdata())) > 20  # drawn, not blank
 
 
+@pytest.mark.tf  # the module's one training (piped)
 def test_confusion_matrix_counts_every_test_box(piped):
     cm = json.loads((piped["run"] / "eval" / "confusion_matrix.json").read_text())
     summary = json.loads((piped["data"] / "summary.json").read_text())
@@ -108,7 +113,8 @@ def test_confusion_matrix_counts_every_test_box(piped):
 
 
 @pytest.mark.slow
-@pytest.mark.long  # ~1.5 min (a SavedModel export + its load): `make test-all`
+@pytest.mark.long  # ~1.5 min (a SavedModel export + its load)
+@pytest.mark.tf
 def test_export_and_detect_show_progress_before_their_result(piped):
     env = dict(os.environ, ODRUN_PROGRESS_EVERY="2")
     export = subprocess.run([bin_path("odrun"), "export", "--workdir", str(piped["run"]),

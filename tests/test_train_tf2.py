@@ -1,63 +1,27 @@
-"""End to end on the real TF2 OD API (TF 2.15 CPU): ONE module-scoped run of the CLI
+"""End to end on the real TF2 OD API (TF 2.15 CPU): ONE run of the CLI
 synth -> convert -> train (killed with SIGKILL after its first checkpoint) -> train --resume
--> eval -> export -> detect, then many assertions on what each stage left on disk."""
+-> eval -> export -> detect, then many assertions on what each stage left on disk. The run is the
+session's shared SSD TF2 run (tests/_shared.py), whose export test_export_serve checks too."""
 import csv
 import glob
 import json
 import os
 import signal
-import subprocess
-import time
 
 import pytest
 
-from conftest import bin_path, have_module, require, run_cli
+from _shared import SSD_EVERY, SSD_STEPS
+from conftest import run_cli
 
-STEPS, EVERY = 12, 4
+STEPS, EVERY = SSD_STEPS, SSD_EVERY
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
-def _ckpt_listed(run_dir):
-    path = os.path.join(run_dir, "checkpoint")
-    return os.path.exists(path) and "ckpt-" in open(path).read()
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    require(have_module("tensorflow") and have_module("object_detection"),
-            "TensorFlow + OD API not installed (run scripts/setup.sh)")
-    from odrun.tasks.detect import synth
-    root = tmp_path_factory.mktemp("tf2run")
-    out = {"root": root, "images": root / "images", "data": root / "data", "run": root / "run",
-           "export": root / "export", "det": root / "det"}
-    synth.generate(str(out["images"]), count=24, seed=1)
-    run_cli("odrun", "convert", out["images"], "--out", out["data"], "--json", check=0)
-
-    # 1) train, SIGKILL as soon as the first checkpoint is listed
-    cmd = [bin_path("odrun"), "train", "--data", str(out["data"]), "--workdir", str(out["run"]),
-           "--steps", str(STEPS), "--checkpoint-every", str(EVERY), "--batch", "4", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 400
-    while not _ckpt_listed(str(out["run"])) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate()
-    out["killed_rc"] = proc.returncode
-    out["killed_err"] = err.decode(errors="replace")
-    out["after_kill"] = sorted(os.listdir(str(out["run"])))
-    out["ckpt_file_after_kill"] = open(os.path.join(str(out["run"]), "checkpoint")).read()
-
-    # 2) resume to exactly STEPS, then eval / export / detect through the CLI
-    out["train"] = json.loads(run_cli("odrun", "train", "--workdir", out["run"], "--resume", "--json",
-                                      check=0).stdout)
-    out["eval_proc"] = run_cli("odrun", "eval", "--workdir", out["run"], "--json", check=0)
-    out["export_meta"] = json.loads(run_cli("odrun", "export", "--workdir", out["run"], "--out", out["export"],
-                                       "--json", check=0).stdout)
-    out["detect"] = json.loads(run_cli("odrun", "detect", "--model", out["export"],
-                                       str(out["images"] / "synth_000*.jpg"), out["images"] / "synth_0011.jpg",
-                                       "--out", out["det"], "--threshold", "0.0", "--batch", "4", "--json",
-                                       check=0).stdout)
-    return out
+def run(ssd_tf2):
+    """tests/_shared.py's SSD run: synth -> convert -> train (SIGKILLed as soon as the first
+    checkpoint is listed) -> train --resume to exactly STEPS -> eval -> export -> detect."""
+    return ssd_tf2
 
 
 def test_kill_left_a_usable_run_dir(run):
@@ -99,7 +63,7 @@ def test_tensorboard_events_and_config(run):
 
 
 def test_eval_json(run):
-    printed = json.loads(run["eval_proc"].stdout)  # stdout is pure JSON (pycocotools went to stderr)
+    printed = json.loads(run["eval_stdout"])  # stdout is pure JSON (pycocotools went to stderr)
     saved = json.load(open(str(run["run"] / "eval.json")))
     assert printed == saved
     assert saved["step"] == STEPS and saved["checkpoint"].endswith("ckpt-{}".format(STEPS))

@@ -1,0 +1,106 @@
+"""Artefacts built once per test session and shared by every module (and every pytest-xdist
+worker) that only needs *a* trained run or export (issue 23: the suite's time went to modules
+training the same tiny model again).
+
+    info = shared(tmp_path_factory, "ssd_tf2", build)   # build(folder) -> JSON-able dict, run once
+    def test_x(ssd_tf2): ...                              # the fixtures below (conftest's pytest_plugins)
+
+The first caller builds under a file lock in the session's shared temp folder (the parent of the
+xdist workers' own folders); the others wait for it and read the same result. A build that fails
+is recorded, so the next caller fails at once with the same message instead of building again.
+Tests that must train themselves (kill -9, resume, exact steps, multi-worker losses) keep their own
+fixtures.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from conftest import bin_path, have_module, require, run_cli
+
+
+def session_root(tmp_path_factory):
+    """The folder every worker of this session sees (xdist: the parent of gw0/, gw1/, ...)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared(tmp_path_factory, name, build):
+    root = session_root(tmp_path_factory)
+    done, failed = root / (name + ".json"), root / (name + ".failed")
+    with FileLock(str(root / (name + ".lock"))):
+        if not done.exists() and not failed.exists():
+            try:
+                result = build(root / name)
+            except BaseException as exc:
+                failed.write_text("{}: {}".format(type(exc).__name__, exc))
+                raise
+            tmp = root / (name + ".json.tmp")
+            tmp.write_text(json.dumps(result, indent=1))
+            os.replace(str(tmp), str(done))  # readers never see half a file
+    if failed.exists():
+        pytest.fail("the shared {} artefact failed to build (in another test): {}".format(
+            name, failed.read_text()[-3000:]), pytrace=False)
+    return json.loads(done.read_text())
+
+
+# ------------------------------------------------------------------ SSD MobileNet V2, TF2 path
+SSD_STEPS, SSD_EVERY, SSD_IMAGES = 12, 4, 24
+SSD_FORMATS = ["--format", "saved_model,frozen", "--format", "onnx,tflite"]
+
+
+def _ckpt_listed(run_dir):
+    path = os.path.join(str(run_dir), "checkpoint")
+    return os.path.exists(path) and "ckpt-" in open(path).read()
+
+
+def build_ssd_tf2(root):
+    """synth -> convert -> train (SIGKILLed after its first checkpoint) -> train --resume to
+    SSD_STEPS -> eval -> export to every format (parity-checked by the export) -> detect (SavedModel).
+    Used by test_train_tf2 (the kill/resume/eval/export/detect outputs) and test_export_serve
+    (the formats, detect without TF, serve)."""
+    from odrun.tasks.detect import synth
+    p = {k: str(root / k) for k in ("images", "data", "run", "export", "det")}
+    p["root"] = str(root)
+    synth.generate(p["images"], count=SSD_IMAGES, seed=1)
+    run_cli("odrun", "convert", p["images"], "--out", p["data"], "--json", check=0)
+    cmd = [bin_path("odrun"), "train", "--data", p["data"], "--workdir", p["run"], "--steps", str(SSD_STEPS),
+           "--checkpoint-every", str(SSD_EVERY), "--batch", "4", "--image-size", "96", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while not _ckpt_listed(p["run"]) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    p["killed_rc"], p["killed_err"] = proc.returncode, err.decode(errors="replace")[-5000:]
+    p["after_kill"] = sorted(os.listdir(p["run"]))
+    p["ckpt_file_after_kill"] = open(os.path.join(p["run"], "checkpoint")).read()
+    p["train"] = json.loads(run_cli("odrun", "train", "--workdir", p["run"], "--resume", "--json", check=0).stdout)
+    p["eval_stdout"] = run_cli("odrun", "eval", "--workdir", p["run"], "--json", check=0).stdout
+    proc = run_cli("odrun", "export", "--workdir", p["run"], "--out", p["export"], *SSD_FORMATS, "--json",
+                   check=0, timeout=1800)
+    p["export_meta"], p["export_stderr"] = json.loads(proc.stdout), proc.stderr
+    # --runtime saved_model: the TF2 detect path (auto would pick the ONNX form this export also has)
+    p["detect"] = json.loads(run_cli("odrun", "detect", "--model", p["export"],
+                                     str(Path(p["images"]) / "synth_000*.jpg"), Path(p["images"]) / "synth_0011.jpg",
+                                     "--out", p["det"], "--threshold", "0.0", "--batch", "4",
+                                     "--runtime", "saved_model", "--json", check=0).stdout)
+    return p
+
+
+@pytest.fixture(scope="session")
+def ssd_tf2(tmp_path_factory):
+    """The shared SSD TF2 run + exports (paths as Path), for test_train_tf2 and test_export_serve."""
+    require(have_module("tensorflow") and have_module("object_detection"),
+            "TensorFlow + OD API not installed (run scripts/setup.sh)")
+    require(have_module("onnxruntime") and have_module("tf2onnx") and have_module("tflite_runtime"),
+            "onnxruntime / tf2onnx / tflite-runtime not installed (pip install 'odstack[deploy]')")
+    info = shared(tmp_path_factory, "ssd_tf2", build_ssd_tf2)
+    for k in ("root", "images", "data", "run", "export", "det"):
+        info[k] = Path(info[k])
+    return info
