@@ -98,16 +98,15 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
         raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
                         where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
     from odrun.checks import unit_interval
-    from odcore.paths import check_output, check_writable_dir
+    from odcore.paths import check_output_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
     from odrun.checks import export_metadata
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
-    check_output(out_dir, [("model folder (--model)", model_dir)] +
-                 [("input", s) for s in sources if os.path.exists(s)] +
-                 [("input image", p) for p in paths])
-    check_writable_dir(out_dir)
+    check_output_dir(out_dir, [("model folder (--model)", model_dir)] +
+                     [("input", s) for s in sources if os.path.exists(s)] +
+                     [("input image", p) for p in paths], kind="detect")
     from odrun import runtimes
     from odrun.progress import status
     from odrun.tasks.segment import output as seg_output  # instance masks (Mask R-CNN exports)

@@ -72,8 +72,8 @@ def _find_images(roots, names):
     return found
 
 
-def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0):
-    """Draw the report; -> (path, warnings)."""
+def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, shown_dir=None):
+    """Draw the report; -> (path, warnings). shown_dir: the folder named in the title (default data_dir)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -170,7 +170,7 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
 
     warnings = size_warnings(df, input_size)
     fig.suptitle("{}: {} images, {} boxes, {} classes".format(
-        os.path.abspath(data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
+        os.path.abspath(shown_dir or data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     return out_path, warnings

@@ -176,23 +176,15 @@ def write_split(folder, split, items, shards, seed):
 # -- 5. publish --------------------------------------------------------------------------------
 
 def _guard_paths(source, out_dir):
-    from odcore.paths import check_output
-    check_output(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, SUMMARY_NAME)):
-        raise UserError("the output folder exists, is not empty and is not an earlier `odrun convert` output",
-                        where=out_dir, fix="choose an empty or new --out folder")
+    from odcore.paths import check_output_dir
+    check_output_dir(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify",
+                     kind="convert", replaces=True)
 
 
 def publish(tmp, out_dir):
-    """Swap the finished temp folder in for OUT_DIR (the previous output is removed only after)."""
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir):
-        old = tmp + ".old"
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
+    """Swap the finished temp folder in for OUT_DIR as one (odcore.fileio.publish_dir)."""
+    from odcore.fileio import publish_dir
+    publish_dir(tmp, os.path.abspath(out_dir))
 
 
 def _fail(what, problems, fix, where):

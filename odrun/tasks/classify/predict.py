@@ -120,9 +120,9 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
 
 
 def _guard(out_dir, sources, model_dir):
-    from odcore.paths import check_output
+    from odcore.paths import check_output_dir
     inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
-    check_output(out_dir, inputs, flag="--out", verb="odrun predict")
+    check_output_dir(out_dir, inputs, flag="--out", verb="odrun predict", kind="predict")
 
 
 def contact_sheet(results, path):
