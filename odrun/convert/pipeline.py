@@ -227,6 +227,12 @@ def _label_ids(o, items, found):
                     found.append(P.error(it["ann"], "class {!r} is not in the label map {}{}".format(
                         obj["name"], o.label_map, labelmap.suggest(obj["name"], label_ids)), obj["where"]))
         return label_ids
+    for it in items:  # a class name is written into the label map: no control characters
+        bad = [o for o in it["objects"] if labelmap.name_problem(o["name"])]
+        for obj in bad:
+            found.append(P.error(it["ann"], labelmap.name_problem(obj["name"]) + "; " + labelmap.NAME_FIX,
+                                 obj["where"]))
+        it["objects"] = [o for o in it["objects"] if not labelmap.name_problem(o["name"])]
     order = next((it["classes"] for it in items if it.get("classes")), None)  # YOLO: class 0 -> id 1
     if order:
         return {name: i + 1 for i, name in enumerate(order)}

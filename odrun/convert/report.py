@@ -8,6 +8,7 @@ the image is resized to the input size (MIN_BOX_PX on their shorter side).
 """
 import os
 
+from odcore import imagefile
 from odcore.fileio import atomic_path
 
 REPORT = "report.png"
@@ -155,7 +156,11 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
         ax.axis("off")
         if i >= len(picked) or picked[i] not in paths:
             continue
-        with Image.open(paths[picked[i]]) as im:
+        try:
+            opened = imagefile.open_file(paths[picked[i]])[1]  # the one opener (regular files, caps)
+        except imagefile.ImageRefused:
+            continue  # found by name beside the dataset, not the converted file: no thumbnail
+        with opened as im:
             full = im.size
             im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at 1/2..1/8 scale (fast on big photos)
             im = im.convert("RGB")
