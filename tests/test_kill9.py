@@ -91,8 +91,8 @@ def test_kill9_during_convert(tf_ok, tmp_path):
     good_summary = json.loads((out / "summary.json").read_text())
     rng = random.Random(SEED)
 
-    def writing():
-        return any(n.startswith(".train.record") for n in os.listdir(str(out)))
+    def writing():  # the whole set is written into a hidden staged sibling, then swapped in as one
+        return any(n.startswith(".out.staged-") for n in os.listdir(str(tmp_path)))
 
     points = [(lambda: True, rng.uniform(0.05, 0.95) * full) for _ in range(5)]  # anywhere in a run
     points += [(writing, rng.uniform(0, 0.05))]  # while the records are being written
@@ -196,15 +196,15 @@ def test_kill9_during_export(trained):
     rng = random.Random(SEED)
 
     def partial_exists():
-        return (trained["root"] / "export.partial").exists()
+        return any(n.startswith(".export.staged-") for n in os.listdir(str(trained["root"])))
 
     points = [(lambda: True, rng.uniform(0.05, 0.6) * full) for _ in range(4)]  # load, trace, write
     points += [(partial_exists, rng.uniform(0, 0.5))]
     killed = []
     for ready, delay in points:
         killed.append(kill_when(start("export", "--workdir", run, "--out", out, "--api", "tf2"), ready, delay))
-        # intact: the export folder, or (killed between the swap's two renames) its .old copy
-        here = out if out.exists() else trained["root"] / "export.old"
+        # intact: the export folder, or (killed between a two-rename swap's renames) its hidden copy
+        here = out if out.exists() else next(trained["root"].glob(".export.replaced-*"))
         after = digest(here)
         assert set(after) == set(good), killed  # (a finished swap may hold new, equal-content bytes)
         assert after["metadata.json"] == good["metadata.json"]
@@ -215,4 +215,4 @@ def test_kill9_during_export(trained):
     meta = json.loads(run_cli("odrun", "export", "--workdir", run, "--out", out, "--api", "tf2", "--json",
                               check=0).stdout)
     assert meta["step"] == STEPS
-    assert temps(out) == [] and not (trained["root"] / "export.old").exists()
+    assert temps(out) == [] and not list(trained["root"].glob(".export.replaced-*"))

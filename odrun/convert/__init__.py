@@ -106,6 +106,7 @@ def run(args):
 
 def _convert_and_report(args, out_dir):
     from odrun.convert import report
+    drawn = _Report(args.input_size or report.DEFAULT_INPUT_SIZE)
     summary = convert(args.source, out_dir, fmt=args.fmt, split=0.8 if args.split is None else args.split,
                       seed=args.seed,
                       label_map=args.label_map, shards=args.shards, strict=args.strict,
@@ -113,16 +114,30 @@ def _convert_and_report(args, out_dir):
                       progress=not args.json and sys.stderr.isatty(), workers=args.workers,
                       image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
                       masks=True if getattr(args, "task", None) == "segment" else args.masks,
-                      max_size=args.max_size)
+                      max_size=args.max_size, finish=None if out_dir != args.out else drawn.append)
     target = os.path.join(args.out, report.REPORT)
-    if out_dir != args.out:
+    size = args.input_size or report.DEFAULT_INPUT_SIZE
+    if out_dir != args.out:  # --check: report.png only, in --out
         os.makedirs(args.out, exist_ok=True)
-    path, warnings = report.write(out_dir, summary, out_path=target,
-                                  input_size=args.input_size or report.DEFAULT_INPUT_SIZE)
+        path, warnings = report.write(out_dir, summary, out_path=target, input_size=size)
+    else:  # drawn in the staged folder: it replaces --out together with the records (one set)
+        path, warnings = target, drawn.warnings
     summary["report"] = {"path": os.path.abspath(path), "warnings": warnings, "check_only": out_dir != args.out}
     if out_dir != args.out:
         summary["out_dir"] = "{} (--check: report.png only, no records)".format(os.path.abspath(args.out))
     return summary
+
+
+class _Report(object):
+    """convert's `finish` hook: draw report.png into the staged output folder."""
+
+    def __init__(self, input_size):
+        self.input_size, self.warnings = input_size, []
+
+    def append(self, stage, summary):
+        from odrun.convert import report
+        _path, self.warnings = report.write(stage, summary, out_path=os.path.join(stage, report.REPORT),
+                                            input_size=self.input_size, shown_dir=summary["out_dir"])
 
 
 def print_summary(summary, limit=20):

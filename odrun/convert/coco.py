@@ -1,6 +1,7 @@
 """COCO instances JSON: images, annotations (bbox = [x, y, width, height]), categories."""
 import os
 
+from odcore import imagefile
 from odrun.convert import problems as P, safety
 
 
@@ -22,7 +23,7 @@ def load(json_path, image_dir=None):
     for img in data["images"]:
         fname = str(img.get("file_name", ""))
         cands = [os.path.join(d, fname) for d in dirs]
-        image = next((c for c in cands if os.path.isfile(c)), None)
+        image = next((c for c in cands if imagefile.present(c)), None)
         if image is None:
             found.append(P.error(json_path, "image {!r} (id {}) not found (looked in: {})".format(
                 fname, img.get("id"), ", ".join(dirs))))

@@ -13,6 +13,7 @@ import json
 import math
 import os
 
+from odcore import imagefile
 from odrun.convert import problems as P
 
 CIRCLE_POINTS = 64  # vertices of the polygon that stands in for a labelme circle
@@ -126,7 +127,7 @@ def load_file(path, image_dir=None):
     rel = str(data.get("imagePath") or "").replace("\\", "/")
     cands = ([os.path.join(image_dir, os.path.basename(rel))] if image_dir else []) + [
         os.path.join(base, rel), os.path.join(base, os.path.basename(rel))]
-    image = next((c for c in cands if rel and os.path.isfile(c)), None)
+    image = next((c for c in cands if rel and imagefile.present(c)), None)
     if image is None:
         return None, [P.error(path, "image {!r} not found (looked in: {}); odrun does not extract the embedded "
                                     "imageData: keep the image file beside the JSON".format(rel, ", ".join(cands)))]
@@ -166,7 +167,8 @@ def load_file(path, image_dir=None):
         obj = {"name": g["name"], "xmin": None, "ymin": None, "xmax": None, "ymax": None, "difficult": 0,
                "truncated": 0, "pose": "Unspecified", "crowd": 0, "segmentation": seg, "where": g["where"]}
         objects.append(obj)  # the box is the mask's extent (masks.attach)
-    item = {"filename": filename, "image": image, "ann": path, "size": size, "objects": objects}
+    item = {"filename": filename, "image": image, "ann": path, "size": size, "objects": objects,
+            "roots": [base], "ref": rel}  # convert.safety.check_images: the image stays inside the dataset
     return item, found
 
 

@@ -8,6 +8,7 @@ the image is resized to the input size (MIN_BOX_PX on their shorter side).
 """
 import os
 
+from odcore import imagefile
 from odcore.fileio import atomic_path
 
 REPORT = "report.png"
@@ -72,14 +73,13 @@ def _find_images(roots, names):
     return found
 
 
-def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0):
-    """Draw the report; -> (path, warnings)."""
+def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, shown_dir=None):
+    """Draw the report; -> (path, warnings). shown_dir: the folder named in the title (default data_dir)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
     import numpy as np
-    from PIL import Image
 
     df = _frames(data_dir)
     out_path = out_path or os.path.join(data_dir, REPORT)
@@ -155,7 +155,11 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
         ax.axis("off")
         if i >= len(picked) or picked[i] not in paths:
             continue
-        with Image.open(paths[picked[i]]) as im:
+        try:
+            opened = imagefile.open_file(paths[picked[i]])[1]  # the one opener (regular files, caps)
+        except imagefile.ImageRefused:
+            continue  # found by name beside the dataset, not the converted file: no thumbnail
+        with opened as im:
             full = im.size
             im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at 1/2..1/8 scale (fast on big photos)
             im = im.convert("RGB")
@@ -170,7 +174,7 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
 
     warnings = size_warnings(df, input_size)
     fig.suptitle("{}: {} images, {} boxes, {} classes".format(
-        os.path.abspath(data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
+        os.path.abspath(shown_dir or data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     return out_path, warnings

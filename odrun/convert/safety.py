@@ -23,14 +23,14 @@ ALLOW_FLAG = "--allow-outside-images"
 
 
 def check_output(o):
-    """Refuse an --out that is/contains/lies inside an input, is a file or is read-only."""
+    """Refuse an --out that is/contains/lies inside an input, is a file or is read-only, or holds
+    anything but an earlier convert output (the set replaces --out as one)."""
     inputs = [("annotation source", o.source), ("--train folder", o.train_dir), ("--test folder", o.test_dir),
               ("--images folder", o.image_dir), ("--label-map file", o.label_map)]
     src = o.source
     if src and os.path.isfile(src):  # a CSV/JSON: its images live beside it
         inputs.append(("folder of the annotation file (its images)", os.path.dirname(os.path.abspath(src))))
-    paths.check_output(o.out_dir, inputs, flag="--out")
-    paths.check_writable_dir(o.out_dir, flag="--out")
+    paths.check_output_dir(o.out_dir, inputs, flag="--out", kind="convert", replaces=True)
 
 
 def clean_stale(out_dir):

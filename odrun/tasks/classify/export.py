@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 
-from odcore.errors import UserError
 
 FROZEN_NAME = "output_graph.pb"
 INPUT_TENSOR = "DecodeJpeg/contents:0"
@@ -132,11 +131,9 @@ def export(run_dir, out_dir):
 
 
 def _guard(run_dir, out_dir):
-    from odcore.paths import check_output
-    check_output(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "metadata.json")):
-        raise UserError("the output folder exists, is not empty and is not an earlier export", where=out_dir,
-                        fix="choose a new or empty --out folder")
+    from odcore.paths import check_output_dir
+    check_output_dir(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export",
+                     kind="export", replaces=True)
 
 
 def run(args):

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+from odcore import imagefile
 from odcore.errors import UserError
 
 TF_DECODES = ("jpeg", "png", "gif", "bmp")
@@ -41,16 +42,16 @@ def collect(sources):
 
 def encoded(path):
     """The file's bytes when TensorFlow decodes them, else Pillow's PNG re-encoding."""
-    from PIL import Image
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        with Image.open(io.BytesIO(data)) as im:
+        data = imagefile.read_bytes(path)  # the one opener: regular files only, size and pixel caps
+        with imagefile.open_bytes(data, path) as im:
             if (im.format or "").lower() in TF_DECODES:
                 return data
             buf = io.BytesIO()
             im.convert("RGB").save(buf, format="PNG")
             return buf.getvalue()
+    except imagefile.ImageRefused:
+        raise
     except Exception as exc:  # Pillow raises many types for a damaged file
         raise UserError("cannot read the image ({}: {})".format(type(exc).__name__, exc), where=path,
                         fix="remove or replace the file")
@@ -120,9 +121,9 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
 
 
 def _guard(out_dir, sources, model_dir):
-    from odcore.paths import check_output
+    from odcore.paths import check_output_dir
     inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
-    check_output(out_dir, inputs, flag="--out", verb="odrun predict")
+    check_output_dir(out_dir, inputs, flag="--out", verb="odrun predict", kind="predict")
 
 
 def contact_sheet(results, path):
@@ -139,7 +140,7 @@ def contact_sheet(results, path):
     for n, r in enumerate(results):
         x, y = (n % cols) * THUMB, (n // cols) * (THUMB + caption)
         try:
-            with Image.open(r["file"]) as im:
+            with imagefile.open_file(r["file"])[1] as im:
                 im = im.convert("RGB")
                 im.thumbnail((THUMB, THUMB))
                 sheet.paste(im, (x + (THUMB - im.width) // 2, y + (THUMB - im.height) // 2))

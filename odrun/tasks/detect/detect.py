@@ -9,6 +9,7 @@ import glob
 import json
 import os
 
+from odcore import imagefile
 from odcore.errors import UserError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -69,10 +70,11 @@ def collect(sources, exts=IMAGE_EXTS):
 
 def load_image(path):
     import numpy as np
-    from PIL import Image
     try:
-        with Image.open(path) as im:
+        with imagefile.open_file(path)[1] as im:  # the one opener: regular files, size and pixel caps
             return np.asarray(im.convert("RGB"))
+    except imagefile.ImageRefused:
+        raise
     except (OSError, ValueError) as exc:
         raise UserError("cannot read image: {}".format(exc), where=path, fix="remove or replace the file")
 
@@ -98,16 +100,17 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
         raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
                         where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
     from odrun.tasks.detect.checks import unit_interval
-    from odcore.paths import check_output, check_writable_dir
+    from odcore.paths import check_output_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
     from odrun.tasks.detect.checks import export_metadata
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
-    check_output(out_dir, [("model folder (--model)", model_dir)] +
-                 [("input", s) for s in sources if os.path.exists(s)] +
-                 [("input image", p) for p in paths])
-    check_writable_dir(out_dir)
+    check_output_dir(out_dir, [("model folder (--model)", model_dir)] +
+                     [("input", s) for s in sources if os.path.exists(s)] +
+                     [("input image", p) for p in paths], kind="detect")
+    for p in paths:  # no FIFO, device, oversized file or pixel bomb gets as far as the model load
+        imagefile.open_file(p)[1].close()
     from odrun import runtimes
     from odrun.ui.progress import status
     from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
