@@ -13,6 +13,7 @@ hidden temp files and folders of our own naming that a kill -9 left behind).
 Python 3.6-safe (odcore is copied into the TF 1.15 images).
 """
 import os
+import re
 import shutil
 
 from odcore.errors import UserError
@@ -83,11 +84,15 @@ def inside(path, roots):
     return any(is_within(path, r) for r in roots if r)
 
 
+# mkstemp's names: `.NAME.` + 8 of [a-z0-9_] + `.tmp` (6 or more accepted: older versions' temps).
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{6,}\.tmp$")
+
+
 def _ours(name):
-    """Is `name` a temp of our own naming?"""
+    """Is `name` a temp of our own naming? (`.my-notes.tmp`, a user's, is not.)"""
     if name.startswith(PARTS_PREFIX):
         return True
-    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and len(name) > 5
+    return bool(_TEMP_NAME.match(name))
 
 
 def stale_temps(directory, keep=()):

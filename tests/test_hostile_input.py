@@ -504,6 +504,11 @@ def test_11_stale_temps_of_a_killed_convert_are_removed(capsys, tmp_path, voc_sr
     (out / ".parts-x8y9z0").mkdir()
     (out / ".parts-x8y9z0" / "000000.record").write_bytes(b"\0" * 10)
     (out / ".my-notes.tmp").write_text("not ours")  # a user's file with a similar name is kept
+    before = sorted(os.listdir(str(out)))
+    code, err = cli(capsys, "odrun", "convert", voc_src, "--out", out)
+    assert code == 2 and ".my-notes.tmp" in err, err  # a user's file: the folder is not replaced
+    assert sorted(os.listdir(str(out))) == before
+    (out / ".my-notes.tmp").unlink()
     code, err = cli(capsys, "odrun", "convert", voc_src, "--out", out)
     assert code == 0, err
-    assert sorted(f for f in os.listdir(str(out)) if f.startswith(".")) == [".my-notes.tmp"]
+    assert sorted(f for f in os.listdir(str(out)) if f.startswith(".")) == []

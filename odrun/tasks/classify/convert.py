@@ -23,12 +23,12 @@ import io
 import json
 import os
 import random
-import shutil
 import sys
 import time
 
 from odcore import imagefile, paths
 from odcore.errors import UserError
+from odcore.fileio import staged_dir
 from odrun.convert import labelmap
 from odrun.convert.safety import ALLOW_FLAG
 from odrun.tasks.classify import defaults, labels as L
@@ -214,12 +214,6 @@ def _guard_paths(source, out_dir):
                      kind="convert", replaces=True)
 
 
-def publish(tmp, out_dir):
-    """Swap the finished temp folder in for OUT_DIR as one (odcore.fileio.publish_dir)."""
-    from odcore.fileio import publish_dir
-    publish_dir(tmp, os.path.abspath(out_dir))
-
-
 def _fail(what, problems, fix, where):
     listed = problems[:MAX_LISTED]
     more = len(problems) - len(listed)
@@ -303,13 +297,9 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
     if strict and (warnings or skipped):
         _fail("warnings under --strict", warnings + ["{}: {}".format(p, w) for p, w in skipped],
               "fix them or drop --strict", source)
-    # 4. write into a temp sibling, 5. publish
+    # 4. write into a staged sibling, 5. publish it as one (odcore.fileio.staged_dir)
     require_tf2()
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    import tempfile
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(out_dir)) + ".", dir=parent)
-    try:
+    with staged_dir(out_dir) as tmp:
         files = {}
         for s in SPLITS:
             files[s] = write_split(tmp, s, [it for it in items if it["split"] == s], shards, seed)
@@ -333,10 +323,6 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
             "seconds": round(time.time() - started, 2),
         }
         write_json(os.path.join(tmp, SUMMARY_NAME), summary)
-        publish(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

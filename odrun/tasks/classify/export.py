@@ -6,11 +6,11 @@ classes and scores), labels.txt (slim "ID:NAME"), metadata.json (task classify, 
 classes, step), and retrain.py's artifacts: output_graph.pb, a frozen GraphDef whose input is
 `DecodeJpeg/contents:0` (one JPEG's bytes) and output `final_result:0` (probabilities [1, N]),
 plus output_labels.txt (one name per line), so the tutorial's label_image-style test script
-runs on it unchanged. Everything is written into a temp sibling and swapped in at the end."""
+runs on it unchanged. Everything is written into a staged sibling and swapped in as one (odcore.fileio.staged_dir)."""
 import json
 import os
-import shutil
-import tempfile
+
+from odcore.fileio import staged_dir
 
 
 FROZEN_NAME = "output_graph.pb"
@@ -90,14 +90,9 @@ def export(run_dir, out_dir):
     import tensorflow as tf
     from odcore.fileio import write_json, write_text
     from odrun.tasks.classify import evaluate, labels as L
-    from odrun.tasks.classify.convert import publish
     _guard(run_dir, out_dir)
     s, clf = evaluate.load_run(run_dir)
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", dir=parent)
-    try:
+    with staged_dir(out_dir) as tmp:
         # 1. SavedModel with the bytes and uint8 signatures
         module = serving_module(clf)
         tf.saved_model.save(module, os.path.join(tmp, SAVED_MODEL), signatures={
@@ -123,10 +118,6 @@ def export(run_dir, out_dir):
         }
         metadata["files"] = sorted(os.listdir(tmp)) + ["metadata.json"]
         write_json(os.path.join(tmp, "metadata.json"), metadata)
-        publish(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metadata
 
 
