@@ -139,3 +139,58 @@ def test_output_file_guard_for_logs(tmp_path):
     with pytest.raises(UserError):
         paths.check_output_file(str(tmp_path / "link.log"), [], flag="--access-log")
     paths.check_output_file(str(tmp_path / "access.log"), [("model", str(export))], flag="--access-log")
+
+
+def _every_output_flag(tmp_path, voc):
+    """{case: (argv, the input the output is pointed inside)} for every verb's every output flag.
+    Inputs are HAND-MADE: a synthetic VOC folder, a run folder and export folders holding only
+    the metadata.json `odrun export` writes (each case is refused before a model would load)."""
+    import json
+    run, exp, clf = tmp_path / "run", tmp_path / "export", tmp_path / "classifier"
+    run.mkdir()
+    for folder, meta in ((exp, {"api": "tf2", "arch": "ssd", "step": 2, "classes": [{"id": 1, "name": "cat"}]}),
+                         (clf, {"task": "classify", "classes": [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}]})):
+        folder.mkdir()
+        (folder / "metadata.json").write_text(json.dumps(meta))
+    return {
+        "convert --out": (["convert", voc, "--out", voc / "out"], voc),
+        "convert --task classify --out": (["convert", "--task", "classify", voc, "--out", voc / "out"], voc),
+        "convert --check --out (the report)": (["convert", voc, "--check", "--out", voc / "out"], voc),
+        "train --workdir": (["train", "--data", voc, "--workdir", voc / "run", "--steps", "1"], voc),
+        "train --pretrained (a folder)": (["train", "--data", voc, "--pretrained", run, "--workdir", run / "r",
+                                           "--steps", "1"], run),
+        "train --task classify --workdir": (["train", "--task", "classify", "--data", voc, "--workdir", voc / "run",
+                                             "--steps", "1"], voc),
+        "train --task classify --bottleneck-dir": (["train", "--task", "classify", "--data", voc, "--workdir",
+                                                    tmp_path / "crun", "--bottleneck-dir", voc / "bn", "--steps", "1"],
+                                                   voc),
+        "export --out": (["export", "--workdir", run, "--out", run / "export"], run),
+        "detect --out (in the model)": (["detect", "--model", exp, voc, "--out", exp / "out"], exp),
+        "detect --out (in the photos)": (["detect", "--model", exp, voc, "--out", voc / "out"], voc),
+        "predict --out (in the model)": (["predict", "--model", clf, voc, "--out", clf / "out"], clf),
+        "predict --out (in the photos)": (["predict", "--model", clf, voc, "--out", voc / "out"], voc),
+        "serve --access-log": (["serve", "--model", exp, "--access-log", exp / "access.log"], exp),
+        "serve --access-log (the metadata)": (["serve", "--model", exp, "--access-log", exp / "metadata.json"], exp),
+    }
+
+
+CASES = ["convert --out", "convert --task classify --out", "convert --check --out (the report)", "train --workdir", "train --pretrained (a folder)",
+         "train --task classify --workdir", "train --task classify --bottleneck-dir", "export --out",
+         "detect --out (in the model)", "detect --out (in the photos)", "predict --out (in the model)",
+         "predict --out (in the photos)", "serve --access-log", "serve --access-log (the metadata)"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_output_flag_of_every_verb_inside_an_input_is_refused(case, tmp_path, voc):
+    """#22: every output path of every verb goes through the guard: exit 2, the input byte-identical."""
+    cases = _every_output_flag(tmp_path, voc)
+    assert sorted(cases) == sorted(CASES)  # every case built is tested
+    argv, victim = cases[case]
+    before = tree(tmp_path)
+    folders = sorted(root for root, _d, _f in os.walk(str(tmp_path)))
+    proc = run_cli("odrun", *argv)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "lies inside" in proc.stderr and str(victim) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree(tmp_path) == before
+    assert sorted(root for root, _d, _f in os.walk(str(tmp_path))) == folders  # not even an empty folder

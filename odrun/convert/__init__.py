@@ -9,6 +9,7 @@ import os
 import sys
 
 from odrun.convert import problems as P
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 
 def convert(source, out_dir, **options):
@@ -83,10 +84,12 @@ def run(args):
     if args.split is None and args.train_dir is None and args.test_dir is None and seed_folders(args.source):
         args.train_dir, args.test_dir = seed_folders(args.source)
         args.source = None
-        sys.stderr.write("using the existing train/ and test/ folders (pass --split to split anew)\n")
+        terminal().write("using the existing train/ and test/ folders (pass --split to split anew)\n")
     out_dir, check_dir = args.out, None
     if getattr(args, "check", False):  # convert into a temp folder: every check runs, no records kept
         import tempfile
+        from odrun.convert import safety
+        safety.check_report_dir(args)  # --out gets report.png: never inside an input
         check_dir = out_dir = tempfile.mkdtemp(prefix="odrun-convert-check-")
     try:
         summary = _convert_and_report(args, out_dir)
@@ -99,7 +102,7 @@ def run(args):
     else:
         print_summary(summary)
         for w in summary["report"]["warnings"]:
-            sys.stderr.write("warning: {}\n".format(w))
+            terminal().write("warning: {}\n".format(w))
         print("report: " + summary["report"]["path"])
     return 0
 
@@ -111,7 +114,7 @@ def _convert_and_report(args, out_dir):
                       seed=args.seed,
                       label_map=args.label_map, shards=args.shards, strict=args.strict,
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
-                      progress=not args.json and sys.stderr.isatty(), workers=args.workers,
+                      progress=not args.json and terminal().isatty(), workers=args.workers,
                       image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
                       masks=True if getattr(args, "task", None) == "segment" else args.masks,
                       max_size=args.max_size, finish=None if out_dir != args.out else drawn.append)
@@ -144,7 +147,7 @@ def print_summary(summary, limit=20):
     from rich.console import Console
     from rich.table import Table
 
-    err = Console(stderr=True)
+    err = Console(file=terminal())  # the terminal, not the library log
     warnings = summary["warnings"]
     for p in warnings[:limit]:
         err.print("[yellow]warning[/yellow]: " + P.render(p), markup=True, highlight=False)

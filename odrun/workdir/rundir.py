@@ -284,6 +284,18 @@ class RunDir(object):
         return target
 
 
+def guard_workdir(args):
+    """The output guard (odcore.paths) for `odrun train --workdir`: not, not containing and not
+    inside --data, --config or a local --pretrained; writable. Called first thing by train."""
+    from odcore.paths import check_output, check_writable_dir
+    pretrained = getattr(args, "pretrained", None)
+    check_output(args.workdir, [("--data folder", getattr(args, "data", None)),
+                                ("--config file", getattr(args, "config", None)),
+                                ("--pretrained checkpoint", pretrained if pretrained and os.path.exists(str(pretrained))
+                                 else None)], flag="--workdir")
+    check_writable_dir(args.workdir, flag="--workdir")
+
+
 def prepare_train(args, api, config):
     """Everything `odrun train` checks about RUN_DIR before it writes there (in order):
 
@@ -293,12 +305,9 @@ def prepare_train(args, api, config):
     4. --resume without a checkpoint says it starts from step 0.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    from odcore.paths import check_output, check_writable_dir
     from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
-    check_output(rd.path, [("--data folder", getattr(args, "data", None)),
-                           ("--config file", getattr(args, "config", None))], flag="--workdir")
-    check_writable_dir(rd.path, flag="--workdir")
+    guard_workdir(args)
     settings = rd.read_json()
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:

@@ -32,6 +32,7 @@ from odcore.fileio import staged_dir
 from odrun.convert import labelmap
 from odrun.convert.safety import ALLOW_FLAG
 from odrun.tasks.classify import defaults, labels as L
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 RECORD_PATTERN = "image_{split}_{shard:05d}-of-{shards:05d}.tfrecord"
 SUMMARY_NAME = "summary.json"
@@ -330,7 +331,7 @@ def run(args):
     """The `odrun convert --task classify` entry (flags of odrun.convert's parser)."""
     summary = convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
                       shards=_given(args, "shards"), strict=args.strict,
-                      progress=not args.json and sys.stderr.isatty(),
+                      progress=not args.json and terminal().isatty(),
                       allow_outside=getattr(args, "allow_outside_images", False))
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -349,7 +350,7 @@ def _given(args, name):
 def print_summary(summary):
     from rich.console import Console
     from rich.table import Table
-    err = Console(stderr=True)
+    err = Console(file=terminal())  # the terminal, not the library log
     for w in summary["warnings"][:MAX_LISTED]:
         err.print("[yellow]warning[/yellow]: " + w, markup=True, highlight=False)
     for s in summary["skipped"][:MAX_LISTED]:

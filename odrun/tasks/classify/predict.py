@@ -7,10 +7,10 @@ test script instead runs one sess.run per image (bench/classify.py compares the 
 import io
 import json
 import os
-import sys
 
 from odcore import imagefile
 from odcore.errors import UserError
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 TF_DECODES = ("jpeg", "png", "gif", "bmp")
 THUMB = 128
@@ -175,7 +175,7 @@ def print_tables(summary):
 def run(args):
     from odrun.ui.progress import enabled
     summary = predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
-                      images=not getattr(args, "no_images", False), progress=enabled(args) and sys.stderr.isatty())
+                      images=not getattr(args, "no_images", False), progress=enabled(args) and terminal().isatty())
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -15,12 +15,13 @@
 import json
 import math
 import os
-import sys
 import time
 
+from odcore import paths
 from odcore.errors import UserError
 from odcore.fileio import sha256_file
 from odrun.tasks.classify import defaults
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 SETTINGS = "run.json"
 SUMMARY = "train.json"
@@ -286,7 +287,7 @@ def train(s, show=True):
     step = start
     images = fine = None
     if show and resumed:
-        sys.stderr.write("resuming from {}\n".format(resumed))
+        terminal().write("resuming from {}\n".format(resumed))
     try:
         with Progress(total, start, show) as bar:
             batches = Batches(len(feats["train"][1]), batch, seed) if feats else None
@@ -362,12 +363,28 @@ def test_accuracy(clf, feats, test_files, tuned):
     return round(hits / float(n), 4) if n else None
 
 
+def guard_outputs(args):
+    """The output guard (odcore.paths) for what classify train writes: --workdir and
+    --bottleneck-dir are not, do not contain and do not lie inside --data or a local --pretrained."""
+    inputs = [("--data folder", getattr(args, "data", None))]
+    pretrained = getattr(args, "pretrained", None)
+    if pretrained and os.path.exists(str(pretrained)):
+        inputs.append(("--pretrained file", pretrained))
+    paths.check_output(args.workdir, inputs, flag="--workdir", verb="odrun train --task classify")
+    paths.check_writable_dir(args.workdir, flag="--workdir")
+    bottlenecks = getattr(args, "bottleneck_dir", None)
+    if bottlenecks:
+        paths.check_output(bottlenecks, inputs, flag="--bottleneck-dir", verb="odrun train --task classify")
+        paths.check_writable_dir(bottlenecks, flag="--bottleneck-dir")
+
+
 def run(args):
     """`odrun train --task classify` (flags: odrun.tasks.detect.train's parser + add_flags)."""
     from odrun.tasks.classify import require_tf2
     from odrun.ui.progress import enabled
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
+    guard_outputs(args)
     s = settings(args)
     require_tf2()
     if args.checkpoint_every:

@@ -175,6 +175,7 @@ def _train(args, show):
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
     from odrun.tasks.detect import checks
     from odrun.workdir import rundir
+    rundir.guard_workdir(args)  # before anything reads --data or writes
     checks.train_flags(args)
     settings_path = os.path.join(args.workdir, "run.json")
     if args.checkpoint_every is None:  # a resumed run keeps its checkpoint interval
