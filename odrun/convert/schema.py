@@ -31,7 +31,7 @@ def problems(name, data):
         import jsonschema
     except ImportError:
         jsonschema = None
-    if jsonschema is None:
+    if getattr(jsonschema, "Draft7Validator", None) is None:  # absent, or older than 3.0
         found = []
         _walk(data, schema, [], schema.get("description", "valid"), found)
         return found[:MAX_REPORTED]
