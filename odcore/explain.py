@@ -10,6 +10,9 @@ The knowledge base is data (odcore/data/errors.yaml, schema odcore/data/errors.s
               `CUDNN_STATUS_*`, `E: ` from apt, ...): the answer when no signature matches, so a
               known kind of failure never gets "nothing matched"
   prefilter   a few cheap substrings; only lines containing one reach the regexes
+A removed or moved name (`module 'X' has no attribute 'Y'`, ...) is resolved from
+odcore/data/symbols.yaml (odcore.symbols): the answer names the replacement, either on the
+signature that matched the same text or, when none did, as the `symbol-removed` answer.
 
 Matching a big log streams it in chunks (bounded memory):
   1. find the lines holding a prefilter substring (str.find over the chunk, C speed),
@@ -23,6 +26,8 @@ Usage:
 """
 import os
 import re
+
+from odcore import symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -46,6 +51,7 @@ except ImportError:  # pragma: no cover (Python < 3.11)
     import sre_parse as _sre
 
 _KB_CACHE = {}
+SYMBOL_ID = "symbol-removed"
 
 
 class KnowledgeBaseError(Exception):
@@ -152,6 +158,10 @@ class KnowledgeBase(object):
         self.signatures = signatures
         self.families = families
         self.by_id = dict((e.id, e) for e in signatures + families)
+        # the carrier of symbol-resolver answers (their texts come from symbols.yaml)
+        self.by_id[SYMBOL_ID] = Entry({"id": SYMBOL_ID, "title": "a removed or moved name", "patterns": [],
+                                       "cause": "-", "fix": "-", "family": "python-deps",
+                                       "sources": [symbols.PATH]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
@@ -248,20 +258,22 @@ class Scanner(object):
 
     def __init__(self, kb=None):
         self.kb = kb or load()
-        self.hits = {}  # entry id -> [first offset, count, snippet, line]
-        self.cache = {}  # digit-free window -> list of (entry id, snippet)
+        self.hits = {}  # entry id -> [first offset, count, snippet, line, symbol answer or None]
+        self.cache = {}  # digit-free window -> list of (entry id, snippet, start, symbol answer)
 
-    def _record(self, entry_id, offset, snippet, line):
+    def _record(self, entry_id, offset, snippet, line, resolved=None):
         hit = self.hits.get(entry_id)
         if hit is None:
-            self.hits[entry_id] = [offset, 1, snippet[:SNIPPET], line[:SNIPPET]]
+            self.hits[entry_id] = [offset, 1, snippet[:SNIPPET], line[:SNIPPET], resolved]
         else:
             hit[1] += 1
+            hit[4] = hit[4] or resolved
 
     def _match(self, window, low):
-        """-> [(entry id, snippet, start)] for one normalised window; signatures first, a
+        """-> [(entry id, snippet, start, symbol answer)] for one window; signatures first, a
         family only when no signature explained the window. Only entries keyed by an anchor
-        present in the window are tried."""
+        present in the window are tried. A removed name the symbol table knows rides on the
+        first signature, or is the answer itself."""
         kb = self.kb
         picked = set(kb.always)
         for anchor in kb.anchors:
@@ -281,16 +293,28 @@ class Scanner(object):
                     text = normalise(window)
                 m = rx.search(text)
                 if m:
-                    found.append((entry.id, m.group(0), m.start()))
+                    found.append((entry.id, m.group(0), m.start(), None))
                     break
-        return found
+        return self._resolve(window, low, found)
+
+    def _resolve(self, window, low, found):
+        if not any(t in low for t in symbols.TRIGGERS):
+            return found
+        resolved = symbols.resolve(normalise(window), low)
+        if resolved is None:
+            return found
+        sigs = [f for f in found if self.kb.by_id[f[0]].kind == "signature"]
+        if sigs:
+            first = sigs[0]
+            return [(first[0], first[1], first[2], resolved)] + [f for f in found if f is not first]
+        return [(SYMBOL_ID, resolved["matched"], resolved["start"], resolved)]
 
     def feed_short(self, text):
         """A pasted message: match the whole text as one window (it may wrap anywhere)."""
         low = text.translate(FOLD)
         norm = normalise(text)
-        for entry_id, snippet, start in self._match(text, low):
-            self._record(entry_id, start, snippet, _line_at(norm, start))
+        for entry_id, snippet, start, resolved in self._match(text, low):
+            self._record(entry_id, start, snippet, _line_at(norm, start), resolved)
 
     def feed(self, chunk, base=0):
         """Scan complete lines of `chunk` (a str) whose first character is at offset `base`.
@@ -341,8 +365,9 @@ class Scanner(object):
                 if len(self.cache) < 100000:
                     self.cache[key] = found
             line = chunk[start:end].strip()
-            for entry_id, snippet, _ in found:
-                self._record(entry_id, base + start, snippet, line)
+            for entry_id, snippet, _, resolved in found:
+                shown = _matched_line(chunk[prev:nxt], snippet, line)
+                self._record(entry_id, base + start, snippet, shown, resolved)
 
     def results(self):
         """Best first: real problems before harmless notices, then weight, then first offset.
@@ -350,18 +375,44 @@ class Scanner(object):
         matched_families = set(self.kb.by_id[i].family for i in self.hits
                                if self.kb.by_id[i].kind == "signature" and not self.kb.by_id[i].harmless)
         ranked = []
-        for entry_id, (offset, count, snippet, line) in self.hits.items():
+        for entry_id, (offset, count, snippet, line, resolved) in self.hits.items():
             entry = self.kb.by_id[entry_id]
             if entry.kind == "family" and entry.id in matched_families:
                 continue
-            ranked.append(((entry.harmless, -entry.weight, offset), entry, snippet, line, count))
+            ranked.append(((entry.harmless, -entry.weight, offset), entry, snippet, line, count, resolved))
         ranked.sort(key=lambda t: t[0])
         out = []
-        for _, entry, snippet, line, count in ranked:
-            d = entry.as_dict(snippet, line)
+        for _, entry, snippet, line, count, resolved in ranked:
+            d = with_symbol(entry.as_dict(snippet, line), resolved)
             d["count"] = count
             out.append(d)
         return out
+
+
+def with_symbol(match, resolved):
+    """A match carrying the symbol table's answer: the carrier takes its texts, a signature keeps
+    its own and gets the replacement first in its fix."""
+    if not resolved:
+        return match
+    if match["id"] == SYMBOL_ID:
+        match.update((k, resolved[k]) for k in ("title", "cause", "fix", "family"))
+        match["sources"] = list(resolved["sources"])
+    else:
+        match["fix"] = resolved["fix"] + " " + match["fix"]
+        match["sources"] = match["sources"] + [s for s in resolved["sources"] if s not in match["sources"]]
+    match["resolved_from"] = "symbols.yaml " + resolved["group"]
+    match["replacement"] = resolved["replacement"]
+    return match
+
+
+def _matched_line(window, snippet, default):
+    """The line of `window` (a candidate line and its neighbours) where the match starts, so
+    `matched:` shows that line and not the neighbour that brought it to the regexes."""
+    head = normalise(snippet)[:60]
+    for text in window.split("\n"):
+        if head and head in normalise(text):
+            return text.strip()
+    return default
 
 
 def _line_at(text, pos):

@@ -1,25 +1,26 @@
-"""`odrun` entry point: one verb per pipeline stage, each in its own module (see odcore.cli)."""
+"""`odrun` entry point: one verb per pipeline stage, each in its own module under odrun/verbs/
+(argparse + printing; the work is the task's, see odrun.tasks and odcore.cli)."""
 import sys
 
 from odcore.cli import build_parser as _build, run
 from odrun import __version__
+from odrun.ui import quiet
 
 # verb -> module; the order is the order of the pipeline.
 COMMANDS = [
-    ("convert", "odrun.convert"),
-    ("train", "odrun.tasks.detect.train"),
-    ("eval", "odrun.tasks.detect.evaluate"),
-    ("export", "odrun.tasks.detect.export"),
-    ("detect", "odrun.tasks.detect.detect"),
+    ("convert", "odrun.verbs.convert"),
+    ("train", "odrun.verbs.train"),
+    ("eval", "odrun.verbs.evaluate"),
+    ("export", "odrun.verbs.export"),
+    ("detect", "odrun.verbs.detect"),
     ("predict", "odrun.verbs.predict"),  # classifiers (odrun.tasks.classify)
-    ("serve", "odrun.serve"),
-    ("demo", "odrun.tasks.detect.demo"),
+    ("serve", "odrun.verbs.serve"),
+    ("demo", "odrun.verbs.demo"),
     ("cache", "odrun.verbs.cache"),  # not a stage: list/clear the caches
 ]
 
 
 def build_parser(commands=COMMANDS):
-    from odrun.ui import quiet
     parser = _build(commands, prog="odrun", version=__version__,
                     description="TF Object Detection API pipeline: convert -> train -> eval -> export -> detect.")
     quiet.install(parser)  # -v on every verb; library noise -> RUN/logs/VERB.log

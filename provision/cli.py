@@ -19,7 +19,8 @@ COMMANDS = [
 
 def build_parser():
     return _build(COMMANDS, prog="provision", version=__version__,
-                  description="Set up and diagnose GPU hosts for the TF Object Detection API.")
+                  description="Set up and diagnose GPU hosts for the TF Object Detection API.",
+                  keep_examples=True)  # example lines in the verbs' help stay unbroken at 80 columns
 
 
 def main(argv=None):

@@ -6,18 +6,23 @@ Gres=gpu:N from nvidia-smi), gres.conf (AutoDetect=nvml where the Slurm build ha
 cgroup.conf. Runs through the same ansible-runner machinery as `provision host` (per-task lines,
 per-host table, --check/--diff, exit codes); a second run changes nothing.
 
-    provision cluster --hosts head,gpu1,gpu2 --check     # head = first host; every host is a node
+    provision cluster --hosts head,gpu1,gpu2 --check   # head: the first host
     provision cluster -i cluster.yml -e slurm_gpus=8
 """
 import time
 from pathlib import Path
 
 from odcore.errors import UserError
+from odcore.fileio import write_text
+from provision import host, inventory
+
+
+EXAMPLES = "examples:\n" + __doc__.split("\n\n")[2].rstrip().replace("    provision", "  provision")
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("cluster", help="install and configure Slurm (munge, slurmctld, slurmd) on an inventory",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], epilog=EXAMPLES)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--inventory", "-i", metavar="FILE",
                         help="Ansible inventory with groups slurm_head (one host) and slurm_nodes")
@@ -36,13 +41,13 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from provision import host, inventory
 
     if not (args.inventory or args.hosts):
         raise UserError("no hosts", where="--hosts/--inventory",
                         fix="pass --hosts HEAD,NODE,... or -i INVENTORY (groups slurm_head, slurm_nodes)")
     if args.hosts:
         hosts = inventory.parse_hosts(args.hosts)
+        host.parse_extra_vars(args.extra_vars)  # refused before the inventory below is written
         args.run_dir = str(Path(args.run_dir or Path("runs") / time.strftime("cluster-%Y%m%d-%H%M%S")).resolve())
         data = inventory.inventory_data(hosts, "slurm_nodes")
         head = hosts[0]["name"]
@@ -50,7 +55,6 @@ def run(args):
         path = Path(args.run_dir) / "inventory" / "cluster.yml"
         import yaml
 
-        from odcore.fileio import write_text
 
         write_text(path, yaml.safe_dump(data, default_flow_style=False, sort_keys=False))
         args.inventory, args.hosts = str(path), None

@@ -12,18 +12,27 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from odcore import install
 from odcore.errors import UserError
+from provision import compat_schema
+
 # The rules (parsing, kernels, drivers, "can this image run here") live in compat_rules; their
 # names stay part of this module's interface.
 from provision.compat_rules import (  # noqa: F401
-    arch_support, cc_str, cc_tuple, did_you_mean, driver_ok, gpu_tokens, line_of, parse_version, runs_on)
+    arch_support,
+    cc_str,
+    cc_tuple,
+    did_you_mean,
+    driver_ok,
+    gpu_tokens,
+    line_of,
+    parse_version,
+    runs_on,
+)
+from provision.compat_schema import MatrixError  # noqa: F401 - compat.MatrixError, as callers name it
 
 ENV_VAR = "ODSTACK_MATRIX"
 _CACHE = {}
-
-
-class MatrixError(UserError):
-    """compat_matrix.yaml itself is malformed; `where` is the path of the bad entry."""
 
 
 class UnknownKey(UserError):
@@ -32,7 +41,6 @@ class UnknownKey(UserError):
 
 def default_path():
     """$ODSTACK_MATRIX > the wheel's odcore/share/compat_matrix.yaml > the checkout's."""
-    from odcore import install
 
     path = install.find("compat_matrix.yaml", env=ENV_VAR)
     if path:
@@ -51,7 +59,6 @@ def load(path=None):
         raise MatrixError("matrix file does not exist", where=str(path),
                           fix="pass an existing file or unset {}".format(ENV_VAR))
     if key not in _CACHE:
-        from provision import compat_schema
 
         _CACHE[key] = Matrix(_read_yaml(path), str(path), digest=compat_schema.digest(path))
     return _CACHE[key]
@@ -81,6 +88,14 @@ def unknown(kind, key, choices):
                       fix=(hint + " " if hint else "") + "known: " + known)
 
 
+def _narrows(wheel, bound):
+    """False when the wheel's specifier already caps below every upper limit of `bound`
+    (TF 2.11's protobuf '<3.20' needs no '<4.21.0' on top)."""
+    caps = [Version(s.version) for s in wheel if s.operator in ("<", "<=", "~=", "==")]
+    limits = [Version(s.version) for s in SpecifierSet(bound) if s.operator in ("<", "<=")]
+    return not caps or not limits or any(min(caps) >= lim for lim in limits)
+
+
 # ---------------------------------------------------------------- the matrix
 
 class Matrix(object):
@@ -99,7 +114,6 @@ class Matrix(object):
     # ------------------------------------------------------------ validation
     def _validate(self, digest=None):
         """The shape is provision/data/compat_matrix.schema.json; see provision/compat_schema.py."""
-        from provision import compat_schema
 
         compat_schema.validate(self.data, self.path, digest)
 
@@ -119,7 +133,28 @@ class Matrix(object):
         line = line_of(version)
         if line not in self._tf:
             raise unknown("TensorFlow release line", str(key), self.tf_versions())
-        return self._out(self._tf[line])
+        out = self._out(self._tf[line])
+        for name in ("numpy", "protobuf"):
+            bounds = self.bounds_for(out, name)
+            if bounds:
+                out[name + "_effective"] = self.effective(out, name)
+                out["sources"] += [s for b in bounds for s in b["source"] if s not in out["sources"]]
+        return out
+
+    def bounds_for(self, entry, name):
+        """The `effective_bounds` on `name` that hold for this TF line: limits users hit that the
+        wheel's Requires-Dist does not state (e.g. protobuf >= 4.21 and TF's old generated code)."""
+        line = Version(entry["version"])
+        wheel = SpecifierSet(self.requirement(entry, name))
+        return [b for b in self.data.get("effective_bounds") or []
+                if b["package"] == name and line in SpecifierSet(b["tensorflow"]) and _narrows(wheel, b["spec"])]
+
+    def effective(self, entry, name, python=None):
+        """The wheel's specifier for `name` narrowed by the effective bounds that apply."""
+        spec = self.requirement(entry, name, python)
+        for bound in self.bounds_for(entry, name):
+            spec = str(SpecifierSet(spec) & SpecifierSet(bound["spec"]))
+        return spec
 
     def cuda(self, key):
         version = parse_version(key, "CUDA version", list(self._cuda))
@@ -145,10 +180,13 @@ class Matrix(object):
             raise unknown("GPU", str(name), [g["name"] for g in self.data["gpus"]])
         if tokens in self._gpu_index:
             return self._out(self._gpu_index[tokens])
-        # 'RTX 3090 Ti' -> 'RTX 3090', 'GTX 1660 SUPER' -> 'GTX 1660': longest known prefix wins
+        # a variant the list lacks ('RTX 4080 SUPER') -> its family ('RTX 4080'), longest known prefix,
+        # said aloud: out["family_of"] is the name asked for, which every message then mentions
         prefixes = [k for k in self._gpu_index if tokens[:len(k)] == k]
         if prefixes:
-            return self._out(self._gpu_index[max(prefixes, key=len)])
+            out = self._out(self._gpu_index[max(prefixes, key=len)])
+            out["family_of"] = str(name)
+            return out
         # suggestions: names this one is a prefix of ('RTX 6000' -> Quadro/Ada), then close spellings
         by_key = {" ".join(k): e["name"] for k, e in self._gpu_index.items()}
         close = difflib.get_close_matches(" ".join(tokens), list(by_key), n=4, cutoff=0.6)
@@ -216,10 +254,11 @@ class Matrix(object):
                         entry["python"], entry["version"], self._image_for_tf(tf_v) or "matching"))
         for name, found in (("numpy", numpy), ("protobuf", protobuf)):
             if found is not None:
-                spec = SpecifierSet(self.requirement(entry, name, python))
-                if parse_version(found, name + " version") not in spec:
-                    want = self.requirement(entry, name, python)
-                    add(name, found, want, "pip install '{}{}'".format(name, want))
+                want = self.effective(entry, name, python)
+                if parse_version(found, name + " version") not in SpecifierSet(want):
+                    why = "".join(" ({}: {})".format(b["text"], b["source"][0]) for b in self.bounds_for(entry, name)
+                                  if parse_version(found, name + " version") not in SpecifierSet(b["spec"]))
+                    add(name, found, want, "pip install '{}{}'{}".format(name, want, why))
         if cuda is not None and entry["cuda"]:
             if line_of(parse_version(cuda, "CUDA version")) != line_of(entry["cuda"]):
                 add("cuda", cuda, entry["cuda"],
@@ -300,6 +339,16 @@ class Matrix(object):
                 raise
             return self.recommend(cc=cc, driver=driver, tf_major=tf_major)
 
+    def _other_majors(self, chosen, cap):
+        """The first GPU image of each other TF major version that also runs on `cap`."""
+        out, seen = [], {Version(chosen["tf"]).major}
+        for img in self.data["images"]:
+            major = Version(img["tf"]).major
+            if img["flavor"] != "cpu" and major not in seen and cap in [cc_tuple(c) for c in img["compute_capabilities"]]:
+                seen.add(major)
+                out.append({"flavor": img["flavor"], "image": img["image"], "tf_major": major})
+        return out
+
     def recommend(self, cc=None, gpu=None, driver=None, tf_major=None):
         """The image flavour for this GPU (and driver, TF major) and why."""
         gpu_entry = self.gpu(gpu) if gpu else None
@@ -310,6 +359,9 @@ class Matrix(object):
         cap = cc_tuple(cc if cc is not None else gpu_entry["compute_capability"])
         who = "{} (compute capability {})".format(gpu_entry["name"], cc_str(cap)) if gpu_entry \
             else "compute capability {}".format(cc_str(cap))
+        if gpu_entry and gpu_entry.get("family_of") and cc is None:
+            who = ("{!r} is not in compat_matrix.yaml, so it is taken as {} (compute capability {}; pass --cc X.Y "
+                   "if that is wrong)").format(gpu_entry["family_of"], gpu_entry["name"], cc_str(cap))
         if tf_major not in (None, 1, 2):
             raise UserError("--tf-major must be 1 or 2, got {!r}".format(tf_major), fix="pass 1 or 2")
         order = [e for e in self.data["images"] if e["flavor"] != "cpu"
@@ -323,8 +375,13 @@ class Matrix(object):
             reason = "{}: {}".format(who, img.get("why", "supported by " + img["flavor"]))
             if notes:
                 reason = "; ".join(notes) + ". " + reason
+            also = [] if tf_major is not None else self._other_majors(img, cap)
+            if also:
+                reason += ". TF {0} also runs on this GPU: --tf-major {0} gives {1} ({2})".format(
+                    also[0]["tf_major"], also[0]["flavor"], also[0]["image"])
             out = {"flavor": img["flavor"], "image": img["image"], "gpu": gpu_entry["name"] if gpu_entry else None,
-                   "cc": cc_str(cap), "min_driver": img["min_driver"], "driver_ok": None, "reason": reason}
+                   "cc": cc_str(cap), "min_driver": img["min_driver"], "driver_ok": None, "reason": reason,
+                   "also": also, "family_of": gpu_entry.get("family_of") if gpu_entry else None}
             if driver is not None:
                 ok, how = self.driver_ok(img, driver, gpu_entry)
                 out["driver_ok"] = ok

@@ -11,9 +11,18 @@ import os
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from odcore.cache import cache_dir
+from odcore.errors import UserError
+from provision.compat_rules import line_of
+
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "compat_matrix.schema.json")
 FLAVORS = ("tf1.15-gpu", "tf1.15-ngc", "tf2-gpu", "cpu")
 _SCHEMA = []
+
+
+class MatrixError(UserError):
+    """compat_matrix.yaml itself is malformed; `where` is the path of the bad entry
+    (defined here, where the shape is checked; provision.compat re-exports it)."""
 
 
 def schema():
@@ -25,8 +34,6 @@ def schema():
 
 class Checker(object):
     def __init__(self, data, path):
-        from provision.compat import MatrixError
-
         self.data, self.path, self.error = data, path, MatrixError
 
     def fail(self, where, message, fix=None):
@@ -57,7 +64,6 @@ class Checker(object):
         try:
             import jsonschema
         except ImportError:
-            from odcore.errors import UserError
             raise UserError("checking compat_matrix.yaml needs the jsonschema package", where=self.path,
                             fix="pip install 'odstack[host]' (or pip install jsonschema)")
 
@@ -129,7 +135,6 @@ class Checker(object):
 
     # 3. no entry twice, links between sections
     def links(self):
-        from provision.compat_rules import line_of
 
         for section in schema()["properties"]:
             seen = set()
@@ -177,7 +182,6 @@ def digest(path):
 
 
 def _stamp(key):
-    from odcore.cache import cache_dir
 
     return os.path.join(cache_dir("matrix-validated"), key)
 
@@ -186,6 +190,7 @@ def validate(data, path, key=None):
     """Raise MatrixError for the first problem in `data` (the parsed compat_matrix.yaml).
     `key` (see `digest`): skip a file that validated before, and remember one that does now."""
     data.setdefault("known_issues", [])
+    data.setdefault("effective_bounds", [])
     if key and os.path.exists(_stamp(key)):
         return
     check = Checker(data, path)

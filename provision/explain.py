@@ -7,12 +7,13 @@ knowledge base, odcore/data/errors.yaml, shared with odrun inside the images).
     some_command 2>&1 | provision explain -
 """
 import json
+import re
 import sys
 
-import re
-
 from odcore import explain as core
+from odcore.console import make_console
 from odcore.errors import EXIT_FAILED, UserError
+from provision import compat
 
 KB_PATH = core.KB_PATH
 MAX_SHOWN = 5
@@ -40,6 +41,9 @@ def add_parser(subparsers):
     p.add_argument("--all", action="store_true", help="show every match, not only the best {}".format(MAX_SHOWN))
     p.add_argument("--json", action="store_true",
                    help='print {"matches": [{"id","kind","family","title","cause","fix","harmless","matched"}]}')
+    p.add_argument("--here", action="store_true",
+                   help="the error happened on this machine: rank causes by its installed TensorFlow (package "
+                        "metadata, no import) and say which ones its version rules out")
     p.set_defaults(func=run)
 
 
@@ -104,7 +108,6 @@ def resolve_cuda_library(match):
     version = found.group(2) or found.group(4)
     if "." not in version and len(version) >= 3:  # cudart64_100.dll -> 10.0, cudart64_110 -> 11.0
         version = "{}.{}".format(version[:-1], version[-1])
-    from provision import compat
 
     try:
         images = compat.load().data.get("images") or []
@@ -122,22 +125,77 @@ def resolve_cuda_library(match):
     return match
 
 
+TF_DISTS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-macos", "tensorflow-intel", "tf-nightly")
+
+
+def machine_context():
+    """--here: this Python's TensorFlow version from its package metadata (a TensorFlow import would
+    cost seconds; doctor's tf probe does that). {} when none is installed."""
+    from importlib import metadata
+
+    for dist in TF_DISTS:
+        try:
+            return {"tensorflow": metadata.version(dist), "from": "{} package metadata".format(dist)}
+        except metadata.PackageNotFoundError:
+            continue
+    return {}
+
+
+def in_spec(version, spec):
+    """`spec` is a versions.tensorflow range of the knowledge base: 'A || B' is a union of specifier sets."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        v = Version(version)
+    except InvalidVersion:
+        return True  # unknown here: rule nothing out
+    return any(v in SpecifierSet(part.strip()) for part in spec.split("||"))
+
+
+def apply_context(matches, facts, kb=None):
+    """Signatures whose cause holds only for a TensorFlow range that excludes this machine's TensorFlow
+    go after the others (they cannot be the cause here), each saying why; the rest keep their order."""
+    tf = facts.get("tensorflow")
+    if not tf:
+        return matches
+    kb = kb or load()
+    out = []
+    for m in matches:
+        spec = (kb.by_id[m["id"]].versions if m["id"] in kb.by_id else {}).get("tensorflow")
+        if spec:
+            fits = in_spec(tf, spec)
+            m = dict(m, context="{} this machine: TensorFlow {} here is {} {}".format(
+                "fits" if fits else "not", tf, "within" if fits else "outside", spec), ruled_out=not fits)
+        out.append(m)
+    return sorted(out, key=lambda m: (m["harmless"], bool(m.get("ruled_out"))))
+
+
 def run(args):
+    facts = machine_context() if args.here else None
     matches = [resolve_cuda_library(m) for m in collect(args)]
+    if facts is not None:
+        matches = apply_context(matches, facts)
     if args.json:
-        out = [dict({k: m[k] for k in FIELDS}, confidence=confidence(m)) for m in matches]
-        sys.stdout.write(json.dumps({"matches": out}, indent=2, ensure_ascii=False) + "\n")
+        out = [dict({k: m[k] for k in FIELDS}, confidence=confidence(m),
+                    **{k: m[k] for k in ("resolved_from", "replacement", "context") if k in m}) for m in matches]
+        doc = {"matches": out}
+        if facts is not None:
+            doc["context"] = facts
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        render(matches if args.all else matches[:MAX_SHOWN], len(matches))
+        render(matches if args.all else matches[:MAX_SHOWN], len(matches), facts)
     return 0 if any(not m["harmless"] for m in matches) else EXIT_FAILED
 
 
-def render(matches, total):
+def render(matches, total, facts=None):
     from rich.text import Text
 
-    from odcore.console import make_console
 
     console = make_console()
+    if facts is not None:
+        console.print(Text("context: " + ("TensorFlow {} ({}) ranked the causes".format(facts["tensorflow"], facts["from"])
+                                          if facts else "no TensorFlow in this Python: ranking unchanged"), style="dim"))
     if not matches:
         console.print(Text("No known signature matched. Run `provision doctor` for a host check, and "
                            "`provision doctor --report FILE` to share the environment.", style="yellow"))
@@ -152,6 +210,8 @@ def render(matches, total):
         console.print(Text.assemble(("   matched: ", "dim"), (m["line"] or m["matched"] or "")[:200]))
         console.print(Text.assemble(("   why: ", "bold"), m["cause"]))
         console.print(Text.assemble(("   fix: ", "bold green"), m["fix"]))
+        if m.get("context"):
+            console.print(Text.assemble(("   here: ", "dim"), m["context"]))
         links = [s for s in m["sources"] if s.startswith("http")]
         if links:
             console.print(Text.assemble(("   see: ", "dim"), ", ".join(links[:3])))

@@ -10,6 +10,7 @@ whole process environment (tokens, passwords) into artifacts/<ident>/command.
 import difflib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -17,6 +18,9 @@ from pathlib import Path
 
 from odcore import install
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from provision import compat, inventory
+from provision.inventory import check_inventory, parse_hosts
 
 # $ODSTACK_PLAYBOOKS > the wheel's odcore/share/playbooks > the checkout's playbooks/
 PLAYBOOKS = Path(install.find("playbooks", env="ODSTACK_PLAYBOOKS") or "playbooks")
@@ -30,13 +34,22 @@ STATS = [("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("dark", 
          ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored")]
 
 
+EXAMPLES = """examples:
+  provision host --check                        # this machine, dry run
+  provision host --yes --tags nouveau,driver    # this machine, for real
+  provision host --hosts gpu1,gpu2 --image tf1.15-gpu
+  provision host -i inventory.ini --limit gpu3 --tags verify --json"""
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "host", help="set up GPU hosts (nouveau, driver, kernel hold, docker, toolkit, verify) with Ansible",
-        description="Run odstack's playbooks through ansible-runner against this machine or an inventory.")
+        description="Run odstack's playbooks through ansible-runner against this machine or an inventory.",
+        epilog=EXAMPLES)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--inventory", "-i", metavar="FILE", help="Ansible inventory file (many hosts in parallel)")
-    target.add_argument("--hosts", metavar="A,B", help="comma-separated hosts reached over ssh")
+    target.add_argument("--hosts", metavar="A,B",
+                        help="comma-separated hosts reached over ssh (localhost: this machine, no ssh)")
     p.add_argument("--limit", "-l", metavar="PATTERN", help="only these hosts of the inventory")
     p.add_argument("--tags", "-t", metavar="T[,T]", help="only these steps: " + ", ".join(TAGS))
     p.add_argument("--skip-tags", metavar="T[,T]", help="skip these steps")
@@ -79,12 +92,14 @@ def parse_extra_vars(items):
             out[key.strip()] = yaml.safe_load(value) if value else ""
         except yaml.YAMLError as exc:
             raise UserError("value of {} is not valid YAML: {}".format(key, exc), where="-e")
+        if re.search("[\x00-\x1f\x7f]", key + str(out[key.strip()])):  # a newline would add a config line
+            raise UserError("-e {} contains a control character".format(key.strip()), where="-e " + key.strip(),
+                            fix="remove newlines, tabs and other control characters")
     return out
 
 
 def min_branch_for_image(flavor):
     """Driver branch floor = major of the image's min_driver in the compatibility matrix."""
-    from provision import compat
 
     image = compat.load().image(flavor)  # UnknownKey (a UserError) names the choices
     if not image.get("min_driver"):
@@ -101,17 +116,11 @@ def build_inventory(args, run_dir):
             raise UserError("inventory file not found", where=str(path),
                             fix="pass an existing Ansible inventory, or --hosts a,b")
         return str(path.resolve()), False
-    from provision import inventory
 
     path = run_dir / "inventory" / "hosts.yml"  # data, not INI text: a host name cannot add variables
-    if args.hosts:
-        inventory.write_inventory(path, inventory.parse_hosts(args.hosts))
-    else:
-        # the system Python has python3-apt, which the apt module needs
-        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        inventory.write_inventory(path, inventory.parse_hosts("localhost"),
-                                  extra_vars={"ansible_connection": "local", "ansible_python_interpreter": python})
-    return str(path), not args.hosts
+    hosts = inventory.parse_hosts(args.hosts or "localhost")  # localhost: the local connection
+    inventory.write_inventory(path, hosts)
+    return str(path), any(inventory.is_local(h) for h in hosts)
 
 
 def confirm_local(args):
@@ -251,31 +260,9 @@ def _stop_requested(interrupted):
     return time.monotonic() - interrupted[0] > STOP_GRACE
 
 
-def run(args):
+def runner_config(args, run_dir, inventory, tags, skip_tags, extravars):
+    """The ansible-runner configuration of one `provision host` run, its environment scrubbed."""
     import ansible_runner
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    tags = parse_tags(args.tags)
-    skip_tags = parse_tags(args.skip_tags, "--skip-tags")
-    extravars = parse_extra_vars(args.extra_vars)
-    if args.allow_reboot:
-        extravars["provision_allow_reboot"] = True
-    if args.image and "nvidia_driver_min_branch" not in extravars:
-        extravars["nvidia_driver_min_branch"] = min_branch_for_image(args.image)
-    if not (PLAYBOOKS / "site.yml").exists():
-        raise UserError("playbooks not found", where=str(PLAYBOOKS),
-                        fix="reinstall odstack (the wheel carries them), run from a checkout, "
-                            "or set ODSTACK_PLAYBOOKS")
-    if args.hosts:  # refuse bad host names before anything is written
-        from provision.inventory import parse_hosts
-        parse_hosts(args.hosts)
-    run_dir = Path(args.run_dir or Path("runs") / time.strftime("host-%Y%m%d-%H%M%S")).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    inventory, local = build_inventory(args, run_dir)
-    if local:
-        confirm_local(args)
-
     cmdline = []
     if args.check:
         cmdline.append("--check")
@@ -296,13 +283,17 @@ def run(args):
     config.prepare()
     # prepare() seeded env with os.environ: keep only what the child needs (and the artifacts may show)
     config.env = scrub_env(config.env, set(envvars))
+    return config
 
-    console = Console(stderr=args.json, highlight=False)
+
+def play(config, console, show_diff):
+    """Run the playbook with a live progress line; -> (reporter, status, ansible rc, interrupted)."""
+    import ansible_runner
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed} results"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        reporter = Reporter(console, progress, progress.add_task("starting", total=None),
-                            show_diff=args.check or args.diff)
+        reporter = Reporter(console, progress, progress.add_task("starting", total=None), show_diff=show_diff)
         # Ctrl-C: ask ansible-playbook to stop (SIGINT: it terminates its workers, which run in
         # their own sessions and would survive the runner's SIGKILL of its process group), give it
         # STOP_GRACE seconds, then let the runner kill it; artifacts are kept; exit 130.
@@ -314,6 +305,36 @@ def run(args):
             status, rc = runner.run()
         finally:
             signal.signal(signal.SIGINT, previous)
+    return reporter, status, rc, interrupted
+
+
+def run(args):
+    from rich.console import Console
+
+    tags = parse_tags(args.tags)
+    skip_tags = parse_tags(args.skip_tags, "--skip-tags")
+    extravars = parse_extra_vars(args.extra_vars)
+    if args.allow_reboot:
+        extravars["provision_allow_reboot"] = True
+    if args.image and "nvidia_driver_min_branch" not in extravars:
+        extravars["nvidia_driver_min_branch"] = min_branch_for_image(args.image)
+    if not (PLAYBOOKS / "site.yml").exists():
+        raise UserError("playbooks not found", where=str(PLAYBOOKS),
+                        fix="reinstall odstack (the wheel carries them), run from a checkout, "
+                            "or set ODSTACK_PLAYBOOKS")
+    if args.hosts:  # refuse bad host names before anything is written
+        parse_hosts(args.hosts)
+    elif args.inventory and Path(args.inventory).exists():  # the same rule for a user's own inventory
+        check_inventory(args.inventory)
+    run_dir = Path(args.run_dir or Path("runs") / time.strftime("host-%Y%m%d-%H%M%S")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    inventory, local = build_inventory(args, run_dir)
+    if local:
+        confirm_local(args)
+
+    config = runner_config(args, run_dir, inventory, tags, skip_tags, extravars)
+    console = Console(stderr=args.json, highlight=False)
+    reporter, status, rc, interrupted = play(config, console, show_diff=args.check or args.diff)
     if interrupted:
         console.print("interrupted: ansible-playbook stopped; partial artifacts in {}".format(run_dir / "artifacts"),
                       style="bold red", soft_wrap=True, highlight=False)
@@ -328,7 +349,6 @@ def run(args):
     summary = {"status": status, "ansible_rc": rc, "exit_code": code, "run_dir": str(run_dir),
                "check": bool(args.check), "tags": tags, "hosts": reporter.stats,
                "failures": reporter.failures, "reports": reporter.reports}
-    from odcore.fileio import write_json
 
     write_json(run_dir / "summary.json", summary)
     if bad:

@@ -6,6 +6,7 @@ host (~/.cache/odstack/wheelhouse/<flavour>). With the wheelhouse the container 
 and no registry certificates (containers here cannot reach PyPI; hosts behind proxies often can't).
 Labels (TF/CUDA/cuDNN/Python) are passed as build args from provision.compat.
 """
+import argparse
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from odcore import install
 from odcore import cache
 from odcore.cache import cache_dir
 from odcore.errors import UserError
+from provision import engine
 
 ROOT = Path(__file__).resolve().parent.parent  # holds odrun/ and odcore/ (a checkout or site-packages)
 # images/: $ODSTACK_IMAGES > the wheel's odcore/share/images > the checkout's images/
@@ -239,7 +241,6 @@ def plan(flavor, tag=None, base_image=None, wheels="auto", index_url=None):
 def build(flavor, tag=None, base_image=None, wheels="auto", network=None, no_cache=False,
           progress=True, log=None, index_url=None):
     """Build one flavour; returns dict(flavor, tag, id, size, seconds, labels)."""
-    from provision import engine
 
     check_flavor(flavor)
     check_wheelhouse(wheels)
@@ -341,7 +342,6 @@ def _follow(stream, flavor, progress, log, base=None):
 
 def list_images():
     """odstack images on the engine, from their labels."""
-    from provision import engine
 
     cli = engine.client()
     rows = []
@@ -382,6 +382,32 @@ def add_parser(subparsers):
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(func=run_ls)
     p.set_defaults(func=lambda args: p.print_help() or 2)
+    p.format_help = lambda: _help_with_flavours(p)  # the matrix is read only when help is shown
+
+
+def flavour_lines():
+    """One line per flavour with a Dockerfile: what compat_matrix.yaml says it is."""
+    from provision import compat
+
+    have = flavors()
+    try:
+        images = {i["flavor"]: i for i in compat.load().images()}
+    except UserError:  # a broken matrix must not break --help: the names alone
+        images = {}
+    out = []
+    for name in have:
+        img = images.get(name)
+        what = "TF {}, {}, FROM {}".format(img["tf"], "CUDA " + img["cuda"] if img.get("cuda") else "CPU only",
+                                           img["image"]) if img else ""
+        out.append("  {:<11} {}".format(name, what).rstrip())
+    return out
+
+
+def _help_with_flavours(parser):
+    parser.epilog = "\n".join(["flavours (images/, described by compat_matrix.yaml):"] + flavour_lines() + [
+        "", "examples:", "  provision matrix recommend          # which flavour for this machine's GPU",
+        "  provision image build cpu", "  provision image build tf2-gpu --dry-run", "  provision image ls"])
+    return argparse.ArgumentParser.format_help(parser)
 
 
 def run_build(args):

@@ -1,4 +1,4 @@
-"""`provision matrix show|check|recommend`: query compat_matrix.yaml (see provision/compat.py).
+"""`provision matrix show|check|validate|recommend`: query compat_matrix.yaml (see provision/compat.py).
 
 Exit codes: 0 ok, 1 `check` found incompatibilities, 2 bad input (unknown key, malformed
 version, broken matrix file).
@@ -6,12 +6,15 @@ version, broken matrix file).
 import json
 import sys
 
-from odcore.errors import EXIT_FAILED, EXIT_OK
+from odcore.argtypes import compute_capability, nonempty
+from odcore.errors import EXIT_FAILED, EXIT_OK, UserError
+from provision import compat, gpu
 
 KINDS = ("tf", "cuda", "gpu", "image", "od_api")
 # columns shown by `show` per kind (JSON carries the full entry)
 COLUMNS = {
-    "tf": ["version", "latest", "package", "python", "cuda", "cudnn", "numpy", "protobuf",
+    "tf": ["version", "latest", "package", "python", "cuda", "cudnn", "numpy", "numpy_effective", "protobuf",
+           "protobuf_effective",
            "compute_capabilities", "tf_contrib", "od_api"],
     "cuda": ["version", "min_driver", "minor_compat_driver", "cc_min", "cc_max", "update"],
     "gpu": ["name", "compute_capability", "arch"],
@@ -20,10 +23,16 @@ COLUMNS = {
 }
 
 
+EXAMPLES = """examples:
+  provision matrix show tf 1.15
+  provision matrix check --tf 1.15 --cuda 10.1 --numpy 1.19 --gpu "RTX 3090"
+  provision matrix recommend --gpu "NVIDIA GeForce RTX 3090"
+  provision matrix --matrix my_matrix.yaml validate"""
+
+
 def add_parser(subparsers):
-    from odcore.argtypes import compute_capability, nonempty
     p = subparsers.add_parser("matrix", help="TF/CUDA/cuDNN/driver/GPU compatibility queries",
-                              description=__doc__)
+                              description=__doc__, epilog=EXAMPLES)
     p.add_argument("--matrix", metavar="FILE", help="matrix file (default: $ODSTACK_MATRIX or the bundled one)")
     sub = p.add_subparsers(dest="matrix_command", metavar="ACTION")
     sub.required = True
@@ -72,7 +81,6 @@ def add_parser(subparsers):
 
 
 def _matrix(args):
-    from provision import compat
 
     return compat.load(args.matrix)
 
@@ -107,7 +115,6 @@ def run_show(args):
                 sys.stdout.write("{}: {}\n".format(kind, ", ".join(values)))
         return EXIT_OK
     if not args.key:
-        from odcore.errors import UserError
 
         raise UserError("`show {}` needs a KEY".format(args.kind),
                         fix="e.g. provision matrix show {} {}".format(
@@ -157,7 +164,6 @@ def run_check(args):
 
 def detect_gpu():
     """(name, driver) of GPU 0 via NVML, or (None, why) when there is none."""
-    from provision import gpu
 
     try:
         name, _cc, driver = gpu.first_gpu()

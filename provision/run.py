@@ -11,6 +11,8 @@ import signal
 import sys
 
 from odcore.errors import EXIT_INTERRUPTED, UserError
+from provision import engine, gpu, image, run_guard
+from provision.run_guard import job_user, mount_flag
 
 
 def default_flavor():
@@ -31,7 +33,6 @@ def default_flavor():
 
 def host_gpu():
     """(name, compute capability "X.Y", driver) of GPU 0 via NVML; Nones without a driver/GPU."""
-    from provision import gpu
 
     try:
         return gpu.first_gpu()
@@ -59,7 +60,6 @@ def known_flavors():
 
 def caller_ids():
     """uid:gid the job runs as without --user (provision.run_guard.job_user: never 0)."""
-    from provision.run_guard import job_user
     return job_user()
 
 
@@ -81,7 +81,6 @@ def plan(args):
     """Everything the container needs, as one dict (also what --dry-run prints)."""
     if args.image and args.flavor:
         raise UserError("pass --flavor or --image, not both", where="--image")
-    from provision import run_guard
     reason = None
     flavor = args.flavor
     run_guard.check_flavor(flavor, known_flavors())
@@ -129,7 +128,6 @@ def docker_command(p):
         cmd += ["--gpus", p["gpu_flag"]]
     if p.get("network"):
         cmd += ["--network", p["network"]]
-    from provision.run_guard import mount_flag
     cmd += ["--user", p["user"], "--shm-size", p["shm_size"]]
     for host_port, port in sorted((p.get("ports") or {}).items()):
         cmd += ["-p", "{}:{}".format(host_port, port)]
@@ -148,7 +146,6 @@ def start(p):
     import docker
     from docker.types import DeviceRequest, Mount
 
-    from provision import engine
 
     cli = engine.client()
     kwargs = dict(command=p["args"], user=p["user"], shm_size=p["shm_size"], detach=True, init=True,
@@ -197,7 +194,6 @@ def offer_build(p):
     sys.stderr.write("image {} is not built yet. Build it now (several minutes)? [y/N] ".format(p["image"]))
     if input().strip().lower() not in ("y", "yes"):
         return False
-    from provision import image
 
     image.build(p["flavor"], tag=p["image"])
     return True
@@ -240,19 +236,30 @@ def follow(container):
         _remove(container)
 
 
+EXAMPLES = """examples:
+  provision run --flavor cpu -- demo
+  provision run --data ./dataset --runs ./runs \\
+      -- convert /data/annotations --out /runs/data
+  provision run --runs ./runs -- train --data /runs/data --workdir /runs/a
+  provision run --flavor cpu --serve ./export -p 8501
+  provision run -- --help                  # the odrun commands the image has"""
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "run", help="run an odrun job in a training image (GPUs, /data ro, /runs rw)",
         description="Run `odrun ODRUN_ARGS...` in an odstack image. The dataset folder is mounted read-only at "
                     "/data and the runs folder read-write at /runs; refer to them by those paths in ODRUN_ARGS.",
-        epilog="example: provision run --data ./dataset --runs ./runs -- convert /data/annotations --out /runs/data")
+        epilog=EXAMPLES)
     p.add_argument("--flavor", help="image flavour (default: what `provision matrix recommend` says for this host)")
     p.add_argument("--image", help="image name instead of odstack:FLAVOR")
     p.add_argument("--gpus", help="all | none | 0,1 (default: all for GPU flavours, none for cpu)")
     p.add_argument("--data", metavar="DIR", help="dataset folder, mounted read-only at /data")
     p.add_argument("--runs", metavar="DIR", help="runs folder, mounted read-write at /runs (default ./runs)")
     p.add_argument("--shm-size", default="1g", help="shared memory for input pipelines (default 1g)")
-    p.add_argument("--user", metavar="UID:GID", help="run as (default: the caller; under sudo the invoking user)")
+    p.add_argument("--user", metavar="UID:GID",
+                   help="run as (default: your uid:gid; under sudo the invoking user's; as root without sudo "
+                        "the images' own user 1000:1000, so root only with --user 0)")
     p.add_argument("--env", "-e", action="append", metavar="K=V", help="environment variable for the job")
     p.add_argument("--name", help="container name")
     p.add_argument("--network", choices=("bridge", "host"), default=None,
@@ -270,7 +277,19 @@ def add_parser(subparsers):
     p.set_defaults(func=run)
 
 
+def check_command(args):
+    """No odrun command: refuse before anything is created (the image would only print `odrun --help`)."""
+    words = list(args.odrun_args or [])
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words and not getattr(args, "serve", None) and not args.entrypoint:
+        raise UserError("no odrun command to run in the image", where="-- ODRUN_ARGS",
+                        fix="add it after --, e.g. `-- demo` or `-- train --data /data --workdir /runs/a` "
+                            "(odrun's commands: provision run -- --help)")
+
+
 def run(args):
+    check_command(args)
     p = plan(args)
     if p["reason"] and not args.dry_run:
         sys.stderr.write("flavour {} ({})\n".format(p["flavor"], p["reason"]))

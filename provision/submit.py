@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from odcore.errors import UserError
+from odcore.fileio import write_text
+from provision.run_guard import job_user
 
 # Slurm states (squeue/sacct/scontrol JobState) that mean the job did not finish well.
 BAD_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
@@ -32,11 +34,24 @@ SLURM_VARS = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURMD_NODENAME"
 K8S_PORT = 2222
 # sbatch --time formats (man sbatch): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 TIME_RE = re.compile(r"^(\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d)$")
+# C0 controls and DEL (a newline would end a script line) and the C1 controls
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+# what a `#SBATCH --output=` line can hold as it is: sbatch splits #SBATCH lines at blanks and reads
+# quotes and `#` itself; any other log path goes on sbatch's command line only (argv, never parsed)
+SBATCH_PLAIN_RE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+
+
+EXAMPLES = """examples:
+  provision submit --nodes 2 --gpus-per-node 4 --runs /shared/runs \\
+      -- train --data /runs/data --workdir /runs/job1 --steps 20000 --batch 64
+  provision submit --dry-run --runs /shared/runs -- train --workdir /runs/j1
+  provision submit --status 42
+  provision submit --k8s --nodes 2 -- train --workdir /runs/job1"""
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("submit", help="run odrun train on a Slurm cluster (sbatch), or render it for Kubernetes",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], epilog=EXAMPLES)
     p.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
     p.add_argument("--gpus-per-node", type=int, default=0, metavar="G", help="GPUs per node (default 0: CPU)")
     p.add_argument("--tasks-per-node", type=int, default=1, metavar="T",
@@ -48,6 +63,8 @@ def add_parser(subparsers):
     p.add_argument("--no-container", action="store_true",
                    help="run odrun from this host's venv on every node (default: the odstack image via provision run)")
     p.add_argument("--image", default="odstack:tf2-gpu", help="image for the tasks (default odstack:tf2-gpu)")
+    p.add_argument("--provision", metavar="PATH", default="provision",
+                   help="the provision command on the nodes (default: `provision` on the node's PATH)")
     p.add_argument("--runs", metavar="DIR", help="host folder mounted at /runs in the image (shared by all nodes)")
     p.add_argument("--data", metavar="DIR", help="host folder mounted read-only at /data in the image")
     p.add_argument("--wait", action="store_true", help="wait for the job to end (sbatch --wait); exit 1 if it failed")
@@ -82,6 +99,21 @@ def _train_args(args):
     return words, workdir
 
 
+def _no_control(args, words):
+    """Refuse control characters in every value that reaches the script (a newline adds a line)."""
+    for flag in ("runs", "data", "image", "partition", "time", "job_name", "pvc"):
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and CONTROL_RE.search(value):
+            raise UserError("--{} contains a control character: {!r}".format(flag.replace("_", "-"), value),
+                            where="--" + flag.replace("_", "-"), fix="remove newlines, tabs and other control characters")
+    for i, w in enumerate(words):
+        if CONTROL_RE.search(w):
+            name = w.split("=", 1)[0] if w.startswith("--") else (words[i - 1] if i else w)
+            raise UserError("train argument {!r} contains a control character".format(w),
+                            where="-- train {}".format(name if name.startswith("--") else "ARGS"),
+                            fix="remove newlines, tabs and other control characters")
+
+
 def _counts(args):
     for name in ("nodes", "tasks_per_node"):
         if getattr(args, name) < 1:
@@ -108,8 +140,12 @@ def log_dir(args, workdir):
     """Host path of RUN_DIR/slurm (container workdirs are /runs/... inside the image)."""
     run_dir = Path(workdir)
     if not args.no_container:
-        if not args.runs or not workdir.startswith("/runs/"):
-            raise UserError("with the image, --workdir must be under /runs and --runs names the host folder",
+        if not args.runs:  # the cause to name first: without --runs no /runs path can exist
+            raise UserError("with the image, --runs must name the shared host folder mounted at /runs",
+                            where="--runs", fix="e.g. --runs /shared/runs -- train --workdir /runs/job1, "
+                                                "or --no-container (this host's venv on every node)")
+        if not workdir.startswith("/runs/"):
+            raise UserError("with the image, --workdir must be under /runs (the --runs folder)",
                             where="--workdir", fix="e.g. --runs /shared/runs -- train --workdir /runs/job1, "
                                                    "or --no-container")
         run_dir = Path(args.runs) / workdir[len("/runs/"):]
@@ -123,9 +159,9 @@ def _tool(name):
 
 def task_command(args, words):
     """What every srun task runs."""
-    if args.no_container:
+    if args.no_container:  # every word quoted: nothing in a value is read by the shell
         return " ".join(shlex.quote(w) for w in [_tool("odrun")] + words)
-    cmd = [_tool("provision"), "run", "--image", args.image, "--network", "host",
+    cmd = [args.provision, "run", "--image", args.image, "--network", "host",
            "--gpus", "all" if args.gpus_per_node else "none", "--runs", str(Path(args.runs).resolve())]
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve())]
@@ -135,14 +171,27 @@ def task_command(args, words):
         quoted, env, " ".join(shlex.quote(w) for w in words))))
 
 
+def _node_check(args):
+    """A clear line in the job log when the node has no `provision` (resolved there, not here)."""
+    if args.no_container:
+        return "# odrun: this host's venv, on a filesystem every node sees"
+    exe = shlex.quote(args.provision)  # one quoted word, never inside the echo's double quotes
+    return ("command -v {0} >/dev/null || {{ echo \"provision submit: not found on $(hostname) (PATH=$PATH):\" "
+            "{0} \"- install odstack there or pass --provision PATH\" >&2; exit 127; }}").format(exe)
+
+
 def sbatch_script(args, words, logs):
     lines = ["#!/bin/bash",
              "# written by provision submit: odrun train on {} node(s) x {} worker(s), {} GPU(s) per node".format(
                  args.nodes, args.tasks_per_node, args.gpus_per_node),
              "#SBATCH --job-name={}".format(args.job_name),
              "#SBATCH --nodes={}".format(args.nodes),
-             "#SBATCH --ntasks-per-node={}".format(args.tasks_per_node),
-             "#SBATCH --output={}/slurm-%j.out".format(logs)]
+             "#SBATCH --ntasks-per-node={}".format(args.tasks_per_node)]
+    out = "{}/slurm-%j.out".format(logs)
+    if SBATCH_PLAIN_RE.match(out):
+        lines.append("#SBATCH --output=" + out)
+    else:
+        lines.append("# the log path is passed as sbatch --output (a #SBATCH line cannot hold it): " + shlex.quote(out))
     if args.gpus_per_node:
         lines.append("#SBATCH --gpus-per-node={}".format(args.gpus_per_node))
     if args.cpus_per_task:
@@ -153,8 +202,10 @@ def sbatch_script(args, words, logs):
         lines.append("#SBATCH --time={}".format(args.time))
     lines += ["set -euo pipefail",
               'echo "odrun train: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST, $SLURM_NTASKS worker(s)"',
+              _node_check(args),
               "# one task per worker; a worker that fails ends the step and the job fails (no hang)",
-              "srun --kill-on-bad-exit=1 --output={}/worker-%j-%t.log {}".format(logs, task_command(args, words)),
+              "srun --kill-on-bad-exit=1 --output={} {}".format(shlex.quote("{}/worker-%j-%t.log".format(logs)),
+                                                                task_command(args, words)),
               ""]
     return "\n".join(lines)
 
@@ -163,7 +214,6 @@ def _hand_to_job_user(args, logs):
     """As root, the image's job runs as a non-root user (provision run's rule): RUN_DIR must be its."""
     if args.no_container or os.geteuid() != 0:
         return
-    from provision.run_guard import job_user
 
     ids = job_user().split(":")
     if all(i.isdigit() for i in ids):
@@ -173,6 +223,7 @@ def _hand_to_job_user(args, logs):
 
 def submit(args):
     words, workdir = _train_args(args)
+    _no_control(args, words)
     _counts(args)
     logs = log_dir(args, workdir)
     script = sbatch_script(args, words, logs)
@@ -183,13 +234,12 @@ def submit(args):
     if not sbatch:
         raise UserError("sbatch not found: this machine is not a Slurm submit host",
                         fix="run on the cluster's head node (provision cluster sets one up), or --dry-run / --k8s")
-    from odcore.fileio import write_text
 
     logs.mkdir(parents=True, exist_ok=True)
     _hand_to_job_user(args, logs)
     path = logs / time.strftime("submit-%Y%m%d-%H%M%S.sbatch")
     write_text(path, script)
-    cmd = [sbatch, "--parsable"] + (["--wait"] if args.wait else []) + [str(path)]
+    cmd = [sbatch, "--parsable", "--output={}/slurm-%j.out".format(logs)] + (["--wait"] if args.wait else []) + [str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     job = (proc.stdout.strip().splitlines() or [""])[0].split(";")[0]
     if not job.isdigit():
@@ -272,6 +322,7 @@ def render_k8s(args):
     import yaml
 
     words, workdir = _train_args(args)
+    _no_control(args, words)
     _counts(args)
     docs = k8s_manifests(args, words)
     if args.json:

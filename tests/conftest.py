@@ -3,6 +3,7 @@
 `require(ok, why)`: a test that needs TensorFlow, the Docker engine, debootstrap or Ansible
 skips on a developer machine without them, but FAILS under CI=true (a skip there is a failure).
 """
+import argparse
 import os
 import shutil
 import subprocess
@@ -42,6 +43,15 @@ def bin_path(name):
     """A console script of this venv (or PATH)."""
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+def walk_parsers(parser, path):
+    """(path of verb names, parser) for a parser and every sub-command below it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from walk_parsers(sub, path + [name])
 
 
 def run_cli(prog, *args, check=None, timeout=600, env=None, cwd=None):

@@ -2,6 +2,11 @@
 Kubernetes manifests validated offline against the Kubernetes JSON schema). No training here: the real
 multi-device / multi-worker runs are in tests/test_multiworker.py."""
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -130,6 +135,32 @@ def test_submit_dry_run_script(tmp_path):
     host = run_cli("provision", "submit", "--dry-run", "--no-container", "--", "train", "--workdir", tmp_path / "r",
                    check=0).stdout
     assert "odrun train --workdir {}".format(tmp_path / "r") in host and "provision run" not in host
+
+
+def test_submit_without_runs_names_runs():
+    """Issue #25: the missing --runs is the cause, not the /runs workdir it makes impossible."""
+    proc = run_cli("provision", "submit", "--dry-run", *TRAIN, check=2)
+    assert "error: --runs:" in proc.stderr and "--workdir must be under" not in proc.stderr
+
+
+def test_submit_resolves_provision_on_the_node(tmp_path):
+    """The script names `provision` (the node's PATH) or --provision PATH, never this host's venv; a node
+    without it says so in the job log (exit 127)."""
+    script = run_cli("provision", "submit", "--dry-run", "--runs", tmp_path, *TRAIN, check=0).stdout
+    assert str(Path(sys.executable).parent) not in script and "exec provision run --image" in script
+    check = [line for line in script.splitlines() if line.startswith("command -v ")]
+    assert len(check) == 1
+    proc = subprocess.run([shutil.which("bash"), "-c", check[0]], capture_output=True, text=True,
+                          env=dict(os.environ, PATH=str(tmp_path)))
+    assert proc.returncode == 127 and "not found on" in proc.stderr and "--provision PATH" in proc.stderr
+    fake = tmp_path / "provision"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    proc = subprocess.run([shutil.which("bash"), "-c", check[0]], env=dict(os.environ, PATH=str(tmp_path)))
+    assert proc.returncode == 0
+    other = run_cli("provision", "submit", "--dry-run", "--runs", tmp_path, "--provision", "/opt/od stack/provision",
+                    *TRAIN, check=0).stdout
+    assert "exec '\"'\"'/opt/od stack/provision'\"'\"' run --image" in other
 
 
 @pytest.mark.parametrize("args, where", [(["--", "convert", "x"], "provision submit"),

@@ -127,7 +127,7 @@ def test_knowledge_base_matches_its_schema_and_families():
                                           "compute-capability", "tf-install", "python-deps", "od-api", "data",
                                           "docker", "apt-ansible"}
     # every pattern is reachable through the prefilter, and the prefilter stays small (speed)
-    assert kb.uncovered == [] and len(kb.anchors) <= 95  # 94 with issue #24 (bench/explain_log.py: still < 2 s)
+    assert kb.uncovered == [] and len(kb.anchors) <= 98  # 98 with issue #24 round 2 ("reboot", "socket"; bench/explain_log.py: still < 2 s)
     assert all(sig_id == "apt-ansible" for sig_id, _ in kb.unkeyed), kb.unkeyed
 
 
@@ -153,8 +153,9 @@ def test_fix_agrees_with_cause_versions():
         for flavor in re.findall(r"provision image build (\S+)", sig.fix):
             flavor = flavor.rstrip(".,;)")
             assert flavor in tf_of, (sig.id, flavor)
-            if spec:
-                assert tf_of[flavor] in SpecifierSet(spec), (sig.id, flavor, tf_of[flavor], spec)
+            if spec:  # 'A || B' is a union of ranges
+                assert any(tf_of[flavor] in SpecifierSet(part) for part in spec.split("||")), (
+                    sig.id, flavor, tf_of[flavor], spec)
                 checked += 1
     assert checked >= 2
     assert "tf1.15-gpu" in explain.explain("ImportError: libcudnn.so.7: cannot open shared object file")[0]["fix"]

@@ -164,7 +164,9 @@ class Server(object):
 
 @pytest.fixture(scope="module")
 def server(model):
-    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 8)
+    grpc_port = _free_port()
+    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 8, "--grpc-port", grpc_port)
+    s.grpc = "127.0.0.1:{}".format(grpc_port)
     yield s
     s.stop()
 
@@ -200,6 +202,95 @@ def test_tf_serving_predict_and_status(server, model):
     body = {"instances": [{"input_tensor": {"b64": body["instances"][0]["b64"]}}]}
     r2 = requests.post(server.url + "/v1/models/shapes/versions/1:predict", json=body, timeout=60)
     assert r2.json()["predictions"][0] == preds[0]
+
+
+def test_rest_model_metadata_is_the_signature(server, model):
+    """GET .../metadata: TF Serving's GetModelMetadata JSON (field names kept, int64 as strings)."""
+    import requests
+    r = requests.get(server.url + "/v1/models/shapes/metadata", timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_spec"] == {"name": "shapes", "signature_name": "", "version": "1"}
+    sig = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert sig["method_name"] == "tensorflow/serving/predict"
+    info = sig["inputs"]["input_tensor"]
+    assert info["dtype"] == "DT_FLOAT" and info["name"].startswith("serving_default_input_tensor")
+    assert [d["size"] for d in info["tensor_shape"]["dim"]] == ["-1", "-1", "-1", "3"]
+    assert info["tensor_shape"]["unknown_rank"] is False
+    assert {"detection_boxes", "detection_scores", "detection_classes", "num_detections"} <= set(sig["outputs"])
+    assert requests.get(server.url + "/v1/models/shapes/versions/1/metadata", timeout=60).json() == body
+    r = requests.get(server.url + "/v1/models/shapes/versions/2/metadata", timeout=60)
+    assert r.status_code == 404 and r.json()["error"] == "Servable not found for request: Specific(shapes, 2)"
+
+
+def _grpc_request(name, array, dtype=None):
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = "serving_default"
+    request.inputs["input_tensor"].CopyFrom(tf.make_tensor_proto(array, dtype=dtype))
+    return request
+
+
+def test_grpc_predict_with_the_official_stub_equals_rest(server, model):
+    """tensorflow-serving-api's PredictionServiceStub, as TF Serving's own examples call it: the
+    same numbers as REST's columnar answer, for a float tensor and for encoded images."""
+    import grpc
+    import numpy as np
+    import requests
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    from odrun.tasks.detect.detect import load_image
+    paths = [model["images"] / "synth_0001.jpg", model["images"] / "synth_0002.jpg"]
+    images = np.stack([load_image(str(p)) for p in paths]).astype(np.float32)
+    rest = requests.post(server.url + "/v1/models/shapes:predict", timeout=60, json={
+        "inputs": [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in paths]}).json()["outputs"]
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for request in (_grpc_request("shapes", images),
+                        _grpc_request("shapes", [p.read_bytes() for p in paths], dtype=tf.string)):
+            answer = stub.Predict(request, timeout=60)
+            assert answer.model_spec.name == "shapes" and answer.model_spec.version.value == 1
+            counts = tf.make_ndarray(answer.outputs["num_detections"]).tolist()
+            assert counts == rest["num_detections"]
+            for key in ("detection_scores", "detection_classes", "detection_boxes"):
+                got = tf.make_ndarray(answer.outputs[key])  # [N, max, ...], zero-padded after each count
+                for i, n in enumerate(counts):
+                    np.testing.assert_allclose(got[i][:int(n)], np.asarray(rest[key][i], dtype=np.float32).reshape(
+                        got[i][:int(n)].shape), atol=1e-5, err_msg=key)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Predict(_grpc_request("nope", images), timeout=60)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert err.value.details() == "Servable not found for request: Latest(nope)"
+        bad = _grpc_request("shapes", images)
+        bad.model_spec.signature_name = "other"
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Predict(bad, timeout=60)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not found in signature def" in \
+            err.value.details()
+
+
+def test_grpc_metadata_and_status_equal_rest(server):
+    import grpc
+    import requests
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                         prediction_service_pb2_grpc)
+    with grpc.insecure_channel(server.grpc) as channel:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = "shapes"
+        answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=60)
+        sig_map = get_model_metadata_pb2.SignatureDefMap()
+        assert answer.metadata["signature_def"].Unpack(sig_map)
+        rest = requests.get(server.url + "/v1/models/shapes/metadata", timeout=60).json()
+        assert json_format.MessageToDict(sig_map, preserving_proto_field_name=True,
+                                         including_default_value_fields=True) == rest["metadata"]["signature_def"]
+        status_request = get_model_status_pb2.GetModelStatusRequest()
+        status_request.model_spec.name = "shapes"
+        status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status_request, timeout=60)
+        assert [(s.version, get_model_status_pb2.ModelVersionStatus.State.Name(s.state))
+                for s in status.model_version_status] == [(1, "AVAILABLE")]
 
 
 def test_v1_detect_matches_odrun_detect(server, model, detected):

@@ -7,6 +7,8 @@ import argparse
 
 import pytest
 
+from conftest import walk_parsers
+
 
 def _parsers():
     from odrun.cli import build_parser as odrun_parser
@@ -14,18 +16,12 @@ def _parsers():
     return [odrun_parser(), provision_parser()]
 
 
-def _walk(parser, path):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _walk(sub, path + [name])
 
 
 def _all_actions():
     out = []
     for top in _parsers():
-        for path, parser in _walk(top, [top.prog]):
+        for path, parser in walk_parsers(top, [top.prog]):
             for action in parser._actions:
                 if isinstance(action, (argparse._HelpAction, argparse._VersionAction,
                                        argparse._SubParsersAction)):

@@ -123,10 +123,10 @@ def test_hosts_option_reports_unreachable(tmp_path):
     """--hosts builds an ssh inventory; a host nobody answers for is reported with exit 1."""
     import json
 
-    proc = run_cli("provision", "host", "--hosts", "127.0.0.1", "--tags", "verify", "--json",
+    proc = run_cli("provision", "host", "--hosts", "127.0.0.2", "--tags", "verify", "--json",
                    "--run-dir", tmp_path, check=1, timeout=120,
                    env=dict(__import__("os").environ, ANSIBLE_SSH_ARGS="-o ConnectTimeout=5 -o BatchMode=yes -p 1"))
     summary = json.loads(proc.stdout)
-    assert summary["hosts"]["127.0.0.1"]["unreachable"] == 1
-    assert "127.0.0.1" in (tmp_path / "inventory" / "hosts.yml").read_text()
-    assert "failed or unreachable: 127.0.0.1 (exit 1" in proc.stderr
+    assert summary["hosts"]["127.0.0.2"]["unreachable"] == 1
+    assert "127.0.0.2" in (tmp_path / "inventory" / "hosts.yml").read_text()
+    assert "failed or unreachable: 127.0.0.2 (exit 1" in proc.stderr

@@ -41,9 +41,46 @@ def test_inventory_is_yaml_data_ansible_reads_back(tmp_path):
     assert not any("ansible_connection" in v for v in hv.values())
 
 
+def test_localhost_is_a_local_connection(tmp_path):
+    """localhost / 127.0.0.1 / ::1 are this machine: local connection, not ssh (issue #25);
+    with user@ or :port they stay ssh (a tunnel, a container's sshd)."""
+    from provision.inventory import inventory_data, parse_hosts
+
+    def hostvars(spec):
+        return inventory_data(parse_hosts(spec))["all"]["children"]["gpu"]["hosts"]
+
+    hv = hostvars("localhost,127.0.0.1,::1,gpu1")
+    for name in ("localhost", "127.0.0.1", "::1"):
+        assert hv[name]["ansible_connection"] == "local", name
+    assert hv["gpu1"] is None
+    assert hostvars("admin@localhost")["localhost"] == {"ansible_user": "admin"}
+    assert hostvars("localhost:2222")["localhost"] == {"ansible_port": 2222}
+
+
+def test_check_hosts_localhost_does_not_ssh(tmp_path):
+    """`provision host --check --hosts localhost` runs here even when ssh to this machine is refused."""
+    if os.geteuid() != 0:
+        pytest.skip("provision host on this machine needs root")
+    require(have_module("ansible_runner"), "ansible-runner not installed (pip install -e '.[host]')")
+    proc = run_cli("provision", "host", "--check", "--hosts", "localhost", "--tags", "verify", "--json",
+                   "-e", "verify_require_gpu=false", "--run-dir", tmp_path, timeout=300,
+                   env=dict(os.environ, ANSIBLE_SSH_ARGS=SSH_OFF))
+    summary = json.loads(proc.stdout)
+    assert summary["hosts"]["localhost"]["unreachable"] == 0, proc.stderr[-3000:]
+    assert summary["hosts"]["localhost"]["ok"] > 0
+
+
+def test_hosts_localhost_asks_before_changing_this_machine(tmp_path):
+    proc = subprocess.run([bin_path("provision"), "host", "--hosts", "localhost", "--tags", "nouveau",
+                           "--run-dir", str(tmp_path)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "refusing to change this machine" in proc.stderr, proc.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
 def test_zero_matched_hosts_is_an_error(tmp_path):
     require(have_module("ansible_runner"), "ansible-runner not installed (pip install -e '.[host]')")
-    proc = run_cli("provision", "host", "--hosts", "127.0.0.1", "--limit", "nosuchhost", "--tags", "verify",
+    proc = run_cli("provision", "host", "--hosts", "127.0.0.2", "--limit", "nosuchhost", "--tags", "verify",
                    "--run-dir", tmp_path, check=2, timeout=180, env=dict(os.environ, ANSIBLE_SSH_ARGS=SSH_OFF))
     assert "no host matched" in proc.stderr and "--limit" in proc.stderr
     assert (tmp_path / "inventory" / "hosts.yml").exists()
@@ -100,11 +137,11 @@ def test_provision_cluster_inventory_groups(tmp_path):
     """--hosts HEAD,NODE: the head is in slurm_head, every host in slurm_nodes (read back by ansible-inventory)."""
     exe = bin_path("ansible-inventory")
     require(exe and have_module("ansible_runner"), "ansible not installed (pip install -e '.[host]')")
-    run_cli("provision", "cluster", "--hosts", "127.0.0.1,admin@127.0.0.2:2222", "--run-dir", tmp_path,
+    run_cli("provision", "cluster", "--hosts", "127.0.0.3,admin@127.0.0.2:2222", "--run-dir", tmp_path,
             "--check", timeout=180, env=dict(os.environ, ANSIBLE_SSH_ARGS=SSH_OFF))  # unreachable: exit 1
     inv = tmp_path / "inventory" / "cluster.yml"
     out = json.loads(subprocess.run([exe, "-i", str(inv), "--list"], capture_output=True, text=True,
                                     check=True).stdout)
-    assert out["slurm_head"]["hosts"] == ["127.0.0.1"]
-    assert sorted(out["slurm_nodes"]["hosts"]) == ["127.0.0.1", "127.0.0.2"]
+    assert out["slurm_head"]["hosts"] == ["127.0.0.3"]
+    assert sorted(out["slurm_nodes"]["hosts"]) == ["127.0.0.2", "127.0.0.3"]
     assert out["_meta"]["hostvars"]["127.0.0.2"] == {"ansible_user": "admin", "ansible_port": 2222}

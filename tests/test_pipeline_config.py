@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from odrun.tasks.detect.config import checks  # the config traps (pipeline.py: read/fill/write)
+
 from conftest import have_module, require, run_cli
 
 
@@ -38,7 +40,7 @@ def test_templates_parse_and_need_filling(pc):
     assert archs["faster_rcnn_resnet50"] == "faster_rcnn" and archs["ssd_mobilenet_v2"] == "ssd"
     assert pc.image_size(pc.load(pc.template_path("tf2", "ssd_mobilenet_v2_fpnlite_320"))) == 320
     # An unfilled template still has placeholders: validation names them.
-    found = pc.problems(pc.load(pc.template_path("tf2", "ssd_mobilenet_v2")), check_files=False)
+    found = checks.problems(pc.load(pc.template_path("tf2", "ssd_mobilenet_v2")), check_files=False)
     assert any("PATH_TO_BE_CONFIGURED" in msg for _, msg, _ in found)
 
 
@@ -56,7 +58,7 @@ def test_fill_sets_fields_and_round_trips(pc, data_dir, tmp_path):
     cos = config.train_config.optimizer.momentum_optimizer.learning_rate.cosine_decay_learning_rate
     assert cos.total_steps == 50 and cos.warmup_steps <= 5  # schedule shrunk to fit
     assert list(config.eval_input_reader[0].tf_record_input_reader.input_path) == [str(data_dir / "test.record")]
-    assert pc.problems(config) == []
+    assert checks.problems(config) == []
     path = str(tmp_path / "out" / "pipeline.config")
     pc.save(config, path)
     assert pc.load(path) == config
@@ -94,30 +96,30 @@ def test_trap_keep_aspect_ratio_with_batch(pc, data_dir):
     config = filled(pc, data_dir, model="faster_rcnn_resnet50", batch_size=4, overrides=[
         "model.image_resizer.keep_aspect_ratio_resizer.pad_to_max_dimension=false"])
     with pytest.raises(pc.UserError) as e:
-        pc.validate(config)
+        checks.validate(config)
     assert "Cannot add tensor to the batch" in e.value.message
     assert "fixed_shape_resizer" in e.value.fix and "--batch 1" in e.value.fix
     # padded (the template's default) or batch 1: fine
-    assert pc.problems(filled(pc, data_dir, model="faster_rcnn_resnet50", batch_size=4)) == []
+    assert checks.problems(filled(pc, data_dir, model="faster_rcnn_resnet50", batch_size=4)) == []
 
 
 def test_trap_missing_fine_tune_checkpoint_lists_files(pc, data_dir, tmp_path):
     prefix = str(tmp_path / "zoo" / "checkpoint" / "ckpt-0")
     config = filled(pc, data_dir, fine_tune_checkpoint=prefix)
     with pytest.raises(pc.UserError) as e:
-        pc.validate(config)
+        checks.validate(config)
     assert prefix + ".index" in e.value.message and prefix + ".data-00000-of-00001" in e.value.message
     assert config.train_config.fine_tune_checkpoint_type == "detection"
     os.makedirs(os.path.dirname(prefix))
-    for f in pc.checkpoint_files(prefix):
+    for f in checks.checkpoint_files(prefix):
         open(f, "wb").close()
-    assert pc.problems(config) == []
+    assert checks.problems(config) == []
 
 
 def test_trap_num_classes_vs_label_map(pc, data_dir):
     config = filled(pc, data_dir, num_classes=5)
     with pytest.raises(pc.UserError) as e:
-        pc.validate(config)
+        checks.validate(config)
     assert "num_classes is 5" in e.value.message and "ids up to 2" in e.value.message
     assert "model.num_classes=2" in e.value.fix
 
@@ -125,7 +127,7 @@ def test_trap_num_classes_vs_label_map(pc, data_dir):
 def test_trap_missing_and_empty_records(pc, data_dir):
     (data_dir / "test.record").write_bytes(b"")
     config = filled(pc, data_dir, train_record=str(data_dir / "nope-?????-of-00002"))
-    msgs = [m for _, m, _ in pc.problems(config)]
+    msgs = [m for _, m, _ in checks.problems(config)]
     assert any("no record file matches" in m and "nope-" in m for m in msgs)
     assert any("is empty" in m and "test.record" in m for m in msgs)
 

@@ -100,6 +100,7 @@ def test_sha_mismatch_fails_and_caches_nothing(pretrained, server, monkeypatch, 
     with pytest.raises(pretrained.UserError) as e:
         pretrained.resolve("tiny", progress=False)
     assert "sha256 mismatch" in e.value.message and hashlib.sha256(ZOO_TAR).hexdigest() in e.value.message
+    assert e.value.code == 2  # bad input: exit 2
     zoo_dir = tmp_path / "cache" / "zoo"
     assert sorted(os.listdir(zoo_dir)) == [MARKER]  # no archive, no folder, no temp file left (the marker: ours)
 
@@ -131,4 +132,31 @@ def test_local_dir_and_zoo_file(pretrained, tmp_path):
     assert "no checkpoint" in e.value.message
     for api in ("tf1", "tf2"):  # every zoo entry names an archive URL
         entries = pretrained.zoo(api)
-        assert entries and all(e["url"].startswith("http") and e["url"].endswith(".tar.gz") for e in entries.values())
+        assert entries and all(e["url"].startswith("https://") and e["url"].endswith(".tar.gz")
+                               for e in entries.values())
+
+
+def test_zoo_urls_are_https():
+    """Issue #25: the zoo archives are fetched over https (download.tensorflow.org serves it), never
+    plain http; needs no OD API, only the data file."""
+    import yaml
+
+    from conftest import ROOT
+
+    zoo = yaml.safe_load((ROOT / "odrun" / "data" / "zoo.yaml").read_text())
+    urls = [e["url"] for api in zoo.values() for e in api.values()]
+    assert len(urls) >= 8 and all(u.startswith("https://download.tensorflow.org/") for u in urls), urls
+
+
+def test_pinned_digest_refuses_a_differing_cached_copy(pretrained, server, monkeypatch, tmp_path):
+    """A copy cached on trust (no digest yet), then the zoo pins another digest: exit 2, not used."""
+    base, hits = server
+    url = base + "/tiny_zoo_model.tar.gz"
+    monkeypatch.setattr(pretrained, "zoo", lambda api: {"tiny": {"url": url, "sha256": None}})
+    pretrained.resolve("tiny", progress=False)  # trust on first use: the digest is recorded
+    n = len(hits)
+    monkeypatch.setattr(pretrained, "zoo", lambda api: {"tiny": {"url": url, "sha256": "f" * 64}})
+    with pytest.raises(pretrained.UserError) as e:
+        pretrained.resolve("tiny", progress=False)
+    assert e.value.code == 2 and "the zoo pins " + "f" * 64 in e.value.message
+    assert "rm -r" in e.value.fix and len(hits) == n  # refused from the cache, nothing fetched

@@ -4,11 +4,9 @@ the OD API's TFRecords + label_map.pbtxt + train/test CSVs + summary.json.
 Replaces the tutorial scripts xml_to_csv.py + generate_tfrecord.py (hard-coded class names, JPEG only,
 silent None labels, one slow process). Heavy imports stay inside functions.
 """
-import json
 import os
-import sys
 
-from odrun.convert import problems as P
+from odrun.convert import problems as P, report
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 
@@ -18,53 +16,6 @@ def convert(source, out_dir, **options):
     from odrun.convert import pipeline
 
     return pipeline.convert(source, out_dir, **options)
-
-
-def add_parser(subparsers):
-    p = subparsers.add_parser(
-        "convert", help="annotations (VOC/COCO/CSV) -> train/test TFRecords + label map",
-        description="Convert Pascal VOC XML (labelImg, CVAT), COCO instances JSON or the CSV of xml_to_csv.py "
-                    "(filename,width,height,class,xmin,ymin,xmax,ymax) into the TF Object Detection "
-                    "API's train/test TFRecords, label_map.pbtxt, train_labels.csv/test_labels.csv "
-                    "and summary.json. Nothing is written unless the whole input is valid.")
-    p.add_argument("source", nargs="?", help="VOC folder (*.xml), COCO .json or .csv")
-    p.add_argument("--out", required=True, metavar="DATA_DIR", help="output folder")
-    p.add_argument("--format", dest="fmt", choices=["voc", "coco", "csv", "labelme", "yolo", "labelstudio"],
-                   help="input format (default: from SOURCE: folder=voc, .json=coco, .csv=csv; labelme JSON "
-                        "files or a folder of them=labelme; images/+labels/ or data.yaml=yolo; a Label Studio JSON export=labelstudio)")
-    p.add_argument("--split", type=float, default=None,
-                   help="train fraction (default 0.8; if SOURCE has train/ and test/ folders, the "
-                        "layout xml_to_csv.py reads, those are used unless --split is given)")
-    p.add_argument("--train", dest="train_dir", metavar="DIR", help="use this folder as the train split")
-    p.add_argument("--test", dest="test_dir", metavar="DIR", help="use this folder as the test split")
-    p.add_argument("--label-map", metavar="FILE", help="use these class ids; a class not in it is an error")
-    p.add_argument("--images", dest="image_dir", metavar="DIR",
-                   help="image folder (default: beside each XML / the JSON / the CSV, or a sibling "
-                        "images/ or JPEGImages/ folder)")
-    p.add_argument("--shards", type=int, default=1, help="files per split, train.record-00000-of-0000N (default %(default)s)")
-    p.add_argument("--seed", type=int, default=42, help="split seed: same seed, same split (default %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--strict", action="store_true", help="treat every warning as an error")
-    p.add_argument("--allow-outside-images", action="store_true",
-                   help="accept image paths that lead outside the dataset folders ('../', absolute paths, "
-                        "symlinks); refused by default")
-    p.add_argument("--skip-empty", action="store_true", help="drop images without objects")
-    p.add_argument("--json", action="store_true", help="print summary.json to stdout")
-    p.add_argument("--check", action="store_true",
-                   help="validate everything and write DATA_DIR/report.png, but no records (the conversion "
-                        "runs into a temporary folder that is removed)")
-    p.add_argument("--max-size", type=int, default=None, metavar="PX",
-                   help="resize images whose longer side exceeds PX (aspect ratio kept, boxes rescaled, EXIF "
-                        "orientation applied to pixels and boxes), as the tutorials do with ImageMagick before "
-                        "labelling (default: keep the images as they are)")
-    p.add_argument("--input-size", type=int, default=None, metavar="PX",
-                   help="model input size for the report's size warnings: images smaller than it, boxes "
-                        "too small at it (default 300, the default template's)")
-    from odrun.tasks.detect.masks import add_mask_flags
-    add_mask_flags(p)
-    from odrun.tasks import add_task_flag
-    add_task_flag(p, "; classify: SOURCE holds one sub-folder per class (defaults: --shards 5, --seed 0)")
-    p.set_defaults(func=run)
 
 
 def seed_folders(source):
@@ -77,10 +28,8 @@ def seed_folders(source):
     return None
 
 
-def run(args):
-    if getattr(args, "task", "detect") == "classify":
-        from odrun.tasks.classify import convert as classify_convert
-        return classify_convert.run(args)
+def from_args(args):
+    """`odrun convert` (flags: odrun.verbs.convert) -> summary.json's dict plus the report."""
     if args.split is None and args.train_dir is None and args.test_dir is None and seed_folders(args.source):
         args.train_dir, args.test_dir = seed_folders(args.source)
         args.source = None
@@ -97,18 +46,17 @@ def run(args):
         if check_dir:
             import shutil
             shutil.rmtree(check_dir, ignore_errors=True)
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(summary)
-        for w in summary["report"]["warnings"]:
-            terminal().write("warning: {}\n".format(w))
-        print("report: " + summary["report"]["path"])
-    return 0
+    return summary
+
+
+def show(summary, args):
+    print_summary(summary)
+    for w in summary["report"]["warnings"]:
+        terminal().write("warning: {}\n".format(w))
+    print("report: " + summary["report"]["path"])
 
 
 def _convert_and_report(args, out_dir):
-    from odrun.convert import report
     drawn = _Report(args.input_size or report.DEFAULT_INPUT_SIZE)
     summary = convert(args.source, out_dir, fmt=args.fmt, split=0.8 if args.split is None else args.split,
                       seed=args.seed,
@@ -116,7 +64,7 @@ def _convert_and_report(args, out_dir):
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
                       progress=not args.json and terminal().isatty(), workers=args.workers,
                       image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
-                      masks=True if getattr(args, "task", None) == "segment" else args.masks,
+                      masks=args.masks,
                       max_size=args.max_size, finish=None if out_dir != args.out else drawn.append)
     target = os.path.join(args.out, report.REPORT)
     size = args.input_size or report.DEFAULT_INPUT_SIZE
@@ -138,7 +86,6 @@ class _Report(object):
         self.input_size, self.warnings = input_size, []
 
     def append(self, stage, summary):
-        from odrun.convert import report
         _path, self.warnings = report.write(stage, summary, out_path=os.path.join(stage, report.REPORT),
                                             input_size=self.input_size, shown_dir=summary["out_dir"])
 

@@ -47,28 +47,35 @@ def load(json_path, image_dir=None):
         if not name:
             found.append(P.error(json_path, "unknown category_id {!r}".format(ann.get("category_id")), where))
             continue
-        seg = ann.get("segmentation") or None  # polygons or RLE: instance masks (odrun/tasks/segment)
-        try:
-            x, y, w, h = [float(v) for v in ann["bbox"]]
-        except KeyError:
-            if seg is None:
-                found.append(P.error(json_path, "bbox must be [x, y, width, height]", where))
-                continue
-            x = y = w = h = None  # derived from the mask
-        except (TypeError, ValueError):
-            found.append(P.error(json_path, "bbox must be [x, y, width, height]", where))
-            continue
-        if x is not None and not safety.finite((x, y, w, h)):
-            found.append(safety.not_finite_error(json_path, "bbox [x, y, width, height]", (x, y, w, h), where))
-            continue
-        obj = {"name": name, "xmin": x, "ymin": y, "xmax": None if x is None else x + w,
-               "ymax": None if y is None else y + h, "difficult": 0, "truncated": 0, "pose": "Unspecified",
-               "crowd": int(bool(ann.get("iscrowd"))),
-               "where": "{} {!r} ({})".format(where, name, item["filename"])}
-        if seg is not None:
-            obj["segmentation"] = seg
-        item["objects"].append(obj)
+        obj, problem = _object(json_path, ann, name, where, item["filename"])
+        if problem:
+            found.append(problem)
+        else:
+            item["objects"].append(obj)
     return items, found
+
+
+def _object(json_path, ann, name, where, filename):
+    """One annotation -> (object, None) or (None, the problem): bbox [x, y, width, height], or
+    none when a segmentation gives the box."""
+    seg = ann.get("segmentation") or None  # polygons or RLE: instance masks (odrun/tasks/detect/masks)
+    try:
+        x, y, w, h = [float(v) for v in ann["bbox"]]
+    except KeyError:
+        if seg is None:
+            return None, P.error(json_path, "bbox must be [x, y, width, height]", where)
+        x = y = w = h = None  # derived from the mask
+    except (TypeError, ValueError):
+        return None, P.error(json_path, "bbox must be [x, y, width, height]", where)
+    if x is not None and not safety.finite((x, y, w, h)):
+        return None, safety.not_finite_error(json_path, "bbox [x, y, width, height]", (x, y, w, h), where)
+    obj = {"name": name, "xmin": x, "ymin": y, "xmax": None if x is None else x + w,
+           "ymax": None if y is None else y + h, "difficult": 0, "truncated": 0, "pose": "Unspecified",
+           "crowd": int(bool(ann.get("iscrowd"))),
+           "where": "{} {!r} ({})".format(where, name, filename)}
+    if seg is not None:
+        obj["segmentation"] = seg
+    return obj, None
 
 
 def _is_id(v):

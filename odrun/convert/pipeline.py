@@ -22,9 +22,11 @@ from odrun.convert import coco, csvsrc, labelmap, records, safety, split as spli
 from odrun.convert import labelstudio
 from odrun.convert import problems as P
 from odrun.convert import labelme
-from odrun.tasks.detect.masks import raster as masks
+from odrun.convert import masks
 from odcore.errors import UserError
 from odcore.fileio import staged_dir
+from odrun.convert import tfrecord
+from odrun.ui.progress import ItemProgress
 
 FORMATS = ("voc", "coco", "csv", "labelme", "yolo", "labelstudio")
 LOADERS = {"voc": lambda src, image_dir, workers: voc.load(src, mapper=workers.map, image_dir=image_dir),
@@ -85,7 +87,6 @@ def _duplicates(items):
 def import_tf():
     """The TFRecord framing needs CRC32C: the `crc32c` package (no TensorFlow: convert starts in
     well under a second), else TensorFlow's writer; without either say what to install."""
-    from odrun.convert import tfrecord
     if tfrecord.available():
         return None
     try:
@@ -292,7 +293,6 @@ class Tally(object):
 
 def _encode(pool, jobs, o, label_ids, sinks, parts, found):
     """Encode every image in worker processes, appending each block to its shard in order."""
-    from odrun.ui.progress import ItemProgress
 
     tally = Tally()
     blocks = _blocks(jobs, o.shards)

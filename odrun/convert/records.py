@@ -7,7 +7,7 @@ format directly (wire.py), the TFRecord framing by tfrecord.py (CRC32C package; 
 import hashlib
 import os
 
-from odrun.convert import images, relative, resize, tfrecord, wire
+from odrun.convert import images, masks, relative, resize, tfrecord, wire
 from odrun.convert import problems as P
 
 
@@ -108,7 +108,6 @@ def encode(item, label_ids):
                                "rotating them, so the boxes must be drawn on the unrotated {}x{} image".format(
                                    info["orientation"], images.ORIENTATION.get(info["orientation"], "?"), w, h)))
     if item.get("masks"):  # instance masks: checked, rasterised, boxes derived/checked
-        from odrun.tasks.detect.masks import raster as masks
         mask_objects, mask_problems = masks.attach(item, w, h)
         found.extend(mask_problems)
         item = dict(item, objects=mask_objects)

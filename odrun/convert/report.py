@@ -74,12 +74,12 @@ def _find_images(roots, names):
 
 
 def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, shown_dir=None):
-    """Draw the report; -> (path, warnings). shown_dir: the folder named in the title (default data_dir)."""
+    """Draw the report; -> (path, warnings). Rows: boxes (_draw_boxes), images (_draw_images),
+    sample thumbnails with their boxes (_draw_samples). shown_dir: the folder named in the title
+    (default data_dir; convert draws into its staged folder and names --out)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-    import numpy as np
 
     df = _frames(data_dir)
     out_path = out_path or os.path.join(data_dir, REPORT)
@@ -91,7 +91,22 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1.2], left=0.05, right=0.98, bottom=0.03, top=0.93,
                             wspace=0.28, hspace=0.38)
+    _draw_boxes(fig, grid, df, classes, colors)
+    negatives = summary.get("images", {}).get("negatives", 0)
+    _draw_images(fig, grid, df, negatives, input_size)
+    _draw_samples(fig, grid, df, classes, colors, summary, seed)
 
+    warnings = size_warnings(df, input_size)
+    fig.suptitle("{}: {} images, {} boxes, {} classes".format(
+        os.path.abspath(shown_dir or data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    return out_path, warnings
+
+
+def _draw_boxes(fig, grid, df, classes, colors):
+    """Row 1: boxes per class and split, box sizes, aspect ratios."""
+    import numpy as np
     ax = fig.add_subplot(grid[0, 0:2])
     x = np.arange(len(classes))
     counts = {s: [int(((df["class"] == c) & (df["split"] == s)).sum()) for c in classes] for s in ("train", "test")}
@@ -118,9 +133,11 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
     ax.set_xlabel("log2(width / height)")
     ax.set_title("box aspect ratios")
 
+
+def _draw_images(fig, grid, df, negatives, input_size):
+    """Row 2: boxes per image (negatives count as 0), image sizes, box sizes at the model's input size."""
     ax = fig.add_subplot(grid[1, 0])
     per_image = df.groupby("filename").size()
-    negatives = summary.get("images", {}).get("negatives", 0)
     values = list(per_image.values) + [0] * int(negatives)
     ax.hist(values, bins=range(0, max(values + [1]) + 2), align="left")
     ax.set_xlabel("boxes per image")
@@ -144,7 +161,12 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
     ax.set_title("box sizes the model sees")
     ax.legend(fontsize=7)
 
-    names = sorted(per_image.index)
+
+def _draw_samples(fig, grid, df, classes, colors, summary, seed):
+    """Row 3: SAMPLES images picked with `seed`, as thumbnails with their boxes."""
+    from matplotlib.patches import Rectangle
+    import numpy as np
+    names = sorted(df.groupby("filename").size().index)
     rng = np.random.RandomState(seed)
     picked = [names[i] for i in sorted(rng.choice(len(names), min(SAMPLES, len(names)), replace=False))] if names else []
     roots = [summary.get("source"), summary.get("train_dir"), summary.get("test_dir")]
@@ -169,12 +191,5 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
         for r in df[df["filename"] == picked[i]].itertuples():
             k = classes.index(r._4) if r._4 in classes else 0
             ax.add_patch(Rectangle((r.xmin * sx, r.ymin * sy), r.bw * sx, r.bh * sy, fill=False,
-                                                      lw=1.2, edgecolor=colors(k % 10)))
+                                   lw=1.2, edgecolor=colors(k % 10)))
         ax.set_title(picked[i][:18], fontsize=7)
-
-    warnings = size_warnings(df, input_size)
-    fig.suptitle("{}: {} images, {} boxes, {} classes".format(
-        os.path.abspath(shown_dir or data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    return out_path, warnings

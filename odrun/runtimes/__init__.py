@@ -12,10 +12,10 @@ Runtimes (files inside EXPORT_DIR; `odrun export --format` writes them):
   saved_model  saved_model/           TensorFlow SavedModel (the OD API's export; slowest to load)
 """
 import importlib
-import json
 import os
 
 from odcore.errors import UserError
+from odrun.workdir.metadata import export_metadata
 
 # Order of preference for runtime=None: the TF-free ones first (fast start), then TF.
 RUNTIMES = ("onnx", "tflite", "frozen", "saved_model")
@@ -26,12 +26,8 @@ MODULES = {"onnx": "onnxruntime", "tflite": ("tflite_runtime", "ai_edge_litert")
 
 
 def read_metadata(export_dir):
-    path = os.path.join(export_dir, "metadata.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    """The export's metadata.json (odrun.workdir.metadata: a damaged one is exit 2)."""
+    return export_metadata(export_dir)[0]
 
 
 def _installed(runtime):
@@ -133,3 +129,17 @@ def resize_bilinear(image, height, width, half_pixel=False):
     top = src[y0][:, x0] * (1 - fx)[None, :, None] + src[y0][:, x1] * fx[None, :, None]
     bottom = src[y1][:, x0] * (1 - fx)[None, :, None] + src[y1][:, x1] * fx[None, :, None]
     return top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+
+
+def coco_row(box, cls, score, width, height, image_id, name=None):
+    """One detection of a runtime (box ymin, xmin, ymax, xmax in 0..1) as a COCO results row:
+    bbox [x, y, w, h] in pixels, 2 decimals; score 5 decimals; `category_name` when `name` is
+    given (odrun serve). The one place `odrun detect` and `odrun serve` turn boxes into rows."""
+    ymin, xmin, ymax, xmax = [float(v) for v in box]
+    x, y, bw, bh = xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height
+    row = {"image_id": image_id, "category_id": int(cls)}
+    if name is not None:
+        row["category_name"] = name
+    row["bbox"] = [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)]
+    row["score"] = round(float(score), 5)
+    return row

@@ -14,7 +14,7 @@ import sys
 from aiohttp import web
 
 from odcore.errors import UserError
-from odrun.tasks.detect import checks
+from odrun.workdir.metadata import export_metadata
 from odrun import runtimes
 from odrun.serve import handlers, keys
 from odrun.serve.batcher import Batcher
@@ -33,7 +33,7 @@ class Options(object):
                  threshold=0.4, delay_ms=0):
         self.export_dir = export_dir
         self.name = name or os.path.basename(os.path.abspath(export_dir).rstrip("/")) or "model"
-        self.meta, self.names = checks.export_metadata(export_dir, classifier=False)
+        self.meta, self.names = export_metadata(export_dir, classifier=False)
         self.runtime_name = seg_output.runtime_for(self.meta, runtime_name)
         self.max_batch, self.batch_timeout_ms, self.queue_size = max_batch, batch_timeout_ms, queue_size
         self.max_body, self.max_pixels, self.max_request_pixels = max_body, max_pixels, max_request_pixels
@@ -43,6 +43,7 @@ class Options(object):
 class State(object):
     def __init__(self):
         self.ready, self.error, self.batcher, self.runtime = False, None, None, None
+        self.signatures = None  # {key: SignatureDef}, read on the first metadata request
 
 
 def load_and_warm(options):
@@ -86,6 +87,7 @@ def make_app(options):
     for spec in ("", "/versions/{version:[^/:]+}", "/labels/{label:[^/:]+}"):
         add.add_post(model_path + spec + ":{verb:[A-Za-z]+}", handlers.predict)
         add.add_get(model_path + spec, handlers.model_status)
+        add.add_get(model_path + spec + "/metadata", handlers.model_metadata)
     add.add_post("/v1/detect", handlers.detect)
     add.add_get("/healthz", handlers.healthz)
     add.add_get("/readyz", handlers.readyz)
@@ -124,7 +126,20 @@ def _runner(app, access, shutdown_timeout):
         return web.AppRunner(app, **kwargs), {"shutdown_timeout": shutdown_timeout}  # 3.8: the site's
 
 
-async def _serve(app, sock, access, shutdown_timeout):
+def _grpc_server(app, sock, grpc_port):
+    """The gRPC server (bound, not started) on the REST socket's host, or None without --grpc-port."""
+    if grpc_port is None:
+        return None
+    from odrun.serve import grpc_service  # grpcio + tensorflow-serving-api: only with --grpc-port
+    host = sock.getsockname()[0]
+    try:
+        return grpc_service.server(app, host, grpc_port)
+    except (OSError, RuntimeError) as exc:
+        raise UserError("cannot listen for gRPC on {}:{} ({})".format(host, grpc_port, exc), where="--grpc-port",
+                        fix="another port (--grpc-port {}), or stop what is listening there".format(grpc_port + 1))
+
+
+async def _serve(app, sock, access, shutdown_timeout, grpc_port=None):
     loop = asyncio.get_event_loop()
     stopped = asyncio.Event()
     got = []
@@ -136,29 +151,34 @@ async def _serve(app, sock, access, shutdown_timeout):
     for signum in EXIT_ON_SIGNAL:
         loop.add_signal_handler(signum, on_signal, signum)
     runner, site_kwargs = _runner(app, access, shutdown_timeout)
+    grpc_server = _grpc_server(app, sock, grpc_port)  # bound now: a port in use is exit 2 before the load
     try:
         await runner.setup()  # the cleanup context: the model loads here, before the socket listens
         if got:  # a signal during the load: never open the port
             return EXIT_ON_SIGNAL[got[0]]
         await web.SockSite(runner, sock, **site_kwargs).start()
+        if grpc_server is not None:
+            await grpc_server.start()
         options = app[keys.OPTIONS]
         host, port = sock.getsockname()[:2]
-        LOG.info("serving %s on http://%s:%d (TF Serving REST: /v1/models/%s:predict)", options.name, host, port,
-                 options.name)
+        LOG.info("serving %s on http://%s:%d (TF Serving REST: /v1/models/%s:predict)%s", options.name, host, port,
+                 options.name, "" if grpc_server is None else ", gRPC on port {}".format(grpc_port))
         await stopped.wait()
         LOG.info("stopping: finishing the requests in flight (at most %s s)", shutdown_timeout)
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(shutdown_timeout)  # in-flight RPCs finish within the grace period
         await runner.cleanup()  # stop listening, drain in-flight handlers, then unload the model
     return EXIT_ON_SIGNAL[got[0]] if got else 0
 
 
-def serve(options, sock, access_log=None, shutdown_timeout=30):
+def serve(options, sock, access_log=None, shutdown_timeout=30, grpc_port=None):
     """Serve on `sock` (bound, not yet listening) until SIGINT/SIGTERM; -> the exit code."""
     access = log_handlers(access_log)
     app = make_app(options)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_serve(app, sock, access, shutdown_timeout))
+        return loop.run_until_complete(_serve(app, sock, access, shutdown_timeout, grpc_port))
     finally:
         loop.close()

@@ -11,6 +11,7 @@ import io
 import json
 import math
 
+from odrun.runtimes import coco_row
 from odrun.tasks.detect.masks import output as seg_output
 
 MAX_INSTANCES = 64
@@ -191,9 +192,6 @@ def coco_detections(det, width, height, threshold, names, image_id=1):
     for box, cls, score in zip(det["boxes"], det["classes"], det["scores"]):
         if score < threshold:
             continue
-        ymin, xmin, ymax, xmax = [float(v) for v in box]
-        x, y, bw, bh = xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height
-        out.append({"image_id": image_id, "category_id": int(cls), "category_name": names.get(int(cls), str(int(cls))),
-                    "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)], "score": round(float(score), 5)})
+        out.append(coco_row(box, cls, score, width, height, image_id, name=names.get(int(cls), str(int(cls)))))
     seg_output.attach(out, det)
     return out

@@ -3,7 +3,7 @@
 TF Serving's REST API (tensorflow.org/tfx/serving/api_rest; texts and codes in rest.json with
 their sources in tensorflow/serving): predict in row ("instances" -> "predictions") and columnar
 ("inputs" -> "outputs") format, `signature_name` checked, model status for the model, a version
-or a label. Plus /v1/detect (COCO rows), /healthz, /readyz, /metrics.
+or a label, model metadata (the export's SignatureDefs). Plus /v1/detect (COCO rows), /healthz, /readyz, /metrics.
 """
 import asyncio
 import contextlib
@@ -13,7 +13,7 @@ import time
 
 from aiohttp import BodyPartReader, web
 
-from odrun.serve import codecs, keys
+from odrun.serve import codecs, keys, signature
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
     REST = {k: v for k, v in json.load(_f).items() if not k.startswith("_")}
@@ -137,6 +137,18 @@ async def model_status(request):
     state_name = "AVAILABLE" if state.ready else "LOADING"
     return web.json_response({"model_version_status": [{"version": VERSION, "state": state_name,
                                                         "status": {"error_code": "OK", "error_message": ""}}]})
+
+
+async def model_metadata(request):
+    """GetModelMetadata as TF Serving's REST API prints it: the export's SignatureDefs."""
+    servable(request)
+    options, state = request.app[keys.OPTIONS], request.app[keys.STATE]
+    if state.signatures is None:  # read once (imports TensorFlow's protos), off the event loop
+        state.signatures = await asyncio.get_event_loop().run_in_executor(
+            None, signature.signature_defs, options.export_dir)
+    if not state.signatures:
+        raise RestError("no_metadata", name=options.name)
+    return web.json_response(signature.metadata_json(options.name, VERSION, state.signatures))
 
 
 async def detect(request):

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+from odrun.ui import quiet
+
 ENV_EVERY = "ODRUN_PROGRESS_EVERY"  # seconds between plain lines
 ENV_MODE = "ODRUN_PROGRESS"  # "plain" or "rich" forces a mode; default: rich on a terminal
 DEFAULT_EVERY = 10.0
@@ -86,7 +88,6 @@ class status(object):
         if not self.enabled:
             return self
         if self.stream is None:  # the terminal's stderr: stdout stays for results / --json
-            from odrun.ui import quiet
             self.stream = quiet.terminal()
         mode = os.environ.get(ENV_MODE, "").lower()
         tty = hasattr(self.stream, "isatty") and self.stream.isatty()

@@ -1,7 +1,35 @@
-"""`odrun predict`: the top-k classes per image with an exported classifier (see
-odrun.tasks.classify.predict; `odrun detect` is the verb for detectors)."""
+"""`odrun predict --model MODEL SOURCE... [--top-k 5]` (and `odrun detect` on a classifier
+export): the top-k classes of every image, batched through the SavedModel's bytes signature.
+
+Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one row per image and
+rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
+test script instead runs one sess.run per image (bench/classify.py compares the two)."""
+import json
+
+from odrun import tasks
 
 
 def add_parser(sub):
-    from odrun.tasks.classify import predict
-    return predict.add_parser(sub)
+    p = sub.add_parser("predict", help="classify images with an exported classifier (top-k per image)",
+                       description=__doc__)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
+    p.add_argument("--model", metavar="MODEL_DIR", required=True, help="output of `odrun export` on a classifier")
+    p.add_argument("--out", metavar="OUT_DIR", default="predictions",
+                   help="predictions.json/.csv + contact_sheet.png (default ./predictions)")
+    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
+    p.add_argument("--no-images", action="store_true", help="skip the contact sheet")
+    p.add_argument("--json", action="store_true", help="print predictions.json instead of tables")
+    tasks.record_defaults(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    stage = tasks.stage_for("predict", args, task="classify")  # the classify reader refuses a detector export
+    summary = stage.run(args)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        stage.show(summary, args)
+    return 0

@@ -23,8 +23,10 @@ import re
 import time
 
 from odcore.errors import UserError
-from odcore.fileio import sha256_file
+from odcore.fileio import sha256_file, write_json
+from odcore.paths import check_output, check_writable_dir
 from odrun import DATA_DIR
+from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
 
 CONFIG = "pipeline.config"
 RUN_JSON = "run.json"
@@ -129,7 +131,6 @@ class RunDir(object):
         return data
 
     def write_json(self, data):
-        from odcore.fileio import write_json
         write_json(self.run_json_path, data)
 
     def identity(self):
@@ -284,10 +285,15 @@ class RunDir(object):
         return target
 
 
+def newest_checkpoint(run_dir):
+    """Prefix named in RUN_DIR/checkpoint (TF1 and TF2 write the same text file), or None;
+    a damaged state file or a truncated .index is a UserError."""
+    return RunDir(run_dir).newest_checkpoint()
+
+
 def guard_workdir(args):
     """The output guard (odcore.paths) for `odrun train --workdir`: not, not containing and not
     inside --data, --config or a local --pretrained; writable. Called first thing by train."""
-    from odcore.paths import check_output, check_writable_dir
     pretrained = getattr(args, "pretrained", None)
     check_output(args.workdir, [("--data folder", getattr(args, "data", None)),
                                 ("--config file", getattr(args, "config", None)),
@@ -296,25 +302,25 @@ def guard_workdir(args):
     check_writable_dir(args.workdir, flag="--workdir")
 
 
-def prepare_train(args, api, config):
+def prepare_train(args, api, config, model=None):
     """Everything `odrun train` checks about RUN_DIR before it writes there (in order):
 
     1. the run directory is not, does not contain and is not inside --data/--config;
     2. run.json and the checkpoint state are readable (damaged ones: exit 2, nothing written);
     3. the run was made by the same api/model/model block/label map, or --new-run moves it aside;
     4. --resume without a checkpoint says it starts from step 0.
+    `model`: the run's model as its identity names it (odrun.tasks.detect.train.identity_model;
+    default: "config:FILE" or --model); on --resume the one run.json recorded counts.
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
-    from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
     rd = RunDir(args.workdir)
     guard_workdir(args)
     settings = rd.read_json()
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:
         model = (settings.get("identity") or {}).get("model") or settings.get("model")
-    else:
-        from odrun.tasks.detect.train import DEFAULT_MODEL
-        model = "config:" + os.path.basename(args.config) if args.config else (args.model or DEFAULT_MODEL)
+    elif model is None:
+        model = "config:" + os.path.basename(args.config) if args.config else args.model
     ident = identity(api, model, config)
     if rd.exists() and rd.has_state():
         if new_run and not args.resume:

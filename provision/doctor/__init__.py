@@ -4,6 +4,12 @@ core.SECTIONS); heavy imports (pynvml, docker) happen inside the probes."""
 import json
 import sys
 
+from odcore.argtypes import positive_float
+from provision.doctor import report
+from provision.doctor.capture import check_commands_file
+from provision.doctor.core import Context, run_checks
+from provision.doctor.system import LiveSystem, RecordedSystem
+
 SECTION_NAMES = ["os", "cpu", "pci", "nvml", "kmod", "nouveau", "kernel_hold", "containers", "tensorflow", "images"]
 
 
@@ -14,7 +20,6 @@ def add_parser(subparsers):
     p.add_argument("--section", action="append", choices=SECTION_NAMES, metavar="S",
                    help="only this section (repeatable): " + ", ".join(SECTION_NAMES))
     p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow probe (fast)")
-    from odcore.argtypes import positive_float
     p.add_argument("--tf-timeout", type=positive_float("--tf-timeout", "120"), default=120.0, help="seconds before the TF probe counts as hung (default %(default)s)")
     p.add_argument("--root", metavar="DIR",
                    help="diagnose a captured system instead of this one (a directory laid out like / "
@@ -27,17 +32,14 @@ def add_parser(subparsers):
 
 
 def make_system(root=None):
-    from provision.doctor.system import LiveSystem, RecordedSystem
 
     if root is None:
         return LiveSystem()
-    from provision.doctor.capture import check_commands_file
-    check_commands_file(root)  # a bad capture: exit 2 naming the file and field
-    return RecordedSystem(root)
+    data = check_commands_file(root)  # a bad capture: exit 2 naming the file and field
+    return RecordedSystem(root, data)
 
 
 def diagnose(system, sections=None, with_tf=True, tf_timeout=120.0):
-    from provision.doctor.core import Context, run_checks
 
     return run_checks(Context(system, with_tf=with_tf, tf_timeout=tf_timeout), sections)
 
@@ -46,7 +48,6 @@ def run(args):
     system = make_system(args.root)
     findings = diagnose(system, args.section, with_tf=not args.no_tf, tf_timeout=args.tf_timeout)
     if getattr(args, "report", None):
-        from provision.doctor import report
 
         report.write(args.report, system, findings)
         sys.stderr.write("report: {} (identifying names and tokens redacted; read it before sharing)\n".format(

@@ -5,12 +5,14 @@ The shape is data: provision/data/commands.schema.json (JSON Schema), validated 
 """
 import json
 import os
+import stat
 from pathlib import Path
 
 from odcore.errors import UserError
+from provision.doctor.system import RECORDED_CAP, parse_smi_xml, read_capped
 
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "commands.schema.json"
-MAX_BYTES = 16 << 20  # a recorded capture is a few KB; never read an unbounded file
+MAX_BYTES = RECORDED_CAP  # a recorded capture is a few KB; read whole up to this, never cut, refused above
 
 
 def check_commands_file(root):
@@ -51,4 +53,34 @@ def check_commands_file(root):
         if ref and not os.path.realpath(str(Path(root) / ref)).startswith(os.path.realpath(str(root)) + os.sep):
             raise UserError("commands.yaml field commands/{}/stdout_file leads outside the capture".format(cmd),
                             where=str(path), fix=fix)
+        if ref:
+            _check_recorded_file(Path(root) / ref, cmd, path)
+    _check_smi_xml(root, data, path)
     return data
+
+
+def _check_recorded_file(ref, cmd, path):
+    """A stdout_file is a regular file under RECORDED_CAP: read whole, never cut."""
+    try:
+        st = os.stat(str(ref))
+    except OSError:
+        raise UserError("the recorded output of `{}` is missing".format(cmd), where=str(ref),
+                        fix="add the file, or fix commands/{}/stdout_file in {}".format(cmd, path))
+    if not stat.S_ISREG(st.st_mode) or st.st_size > RECORDED_CAP:
+        raise UserError("the recorded output of `{}` is not a regular file of at most {} MB".format(
+            cmd, RECORDED_CAP >> 20), where=str(ref), fix="record the command's output into a plain file")
+
+
+def _check_smi_xml(root, data, path):
+    """A recorded successful `nvidia-smi -q -x` must be nvidia-smi's XML (the nvml checks parse it)."""
+    entry = (data.get("commands") or {}).get("nvidia-smi -q -x")
+    if not entry or int(entry.get("rc", 0)) != 0:
+        return
+    ref = entry.get("stdout_file")
+    text = read_capped(Path(root) / ref, RECORDED_CAP) if ref else entry.get("stdout", "")
+    try:
+        parse_smi_xml(text)
+    except ValueError as exc:
+        where = str(Path(root) / ref) if ref else "{} (commands/nvidia-smi -q -x/stdout)".format(path)
+        raise UserError("recorded `nvidia-smi -q -x` output: {}".format(exc), where=where,
+                        fix="record it again with `nvidia-smi -q -x > FILE` (or set rc: to its exit code)")

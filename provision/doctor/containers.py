@@ -21,13 +21,24 @@ def docker_cli(ctx):
     return ok(path)
 
 
+def daemon_fix(ctx, error):
+    """The smallest step first: a stopped daemon needs a start, not a whole `provision host` run."""
+    if "permission" in error.lower():
+        return ("sudo usermod -aG docker $USER and log in again (the socket is root:docker), "
+                "or run as root")
+    if ctx.system.which("dockerd") or ctx.system.which("docker"):
+        return ("sudo systemctl start docker (and `sudo systemctl enable docker` to start it at boot; "
+                "no systemd: sudo service docker start); if it does not start, `journalctl -u docker` says why; "
+                "not installed properly: provision host --tags docker")
+    return "provision host --tags docker (installs and starts dockerd)"
+
+
 @check("containers.docker_daemon", "Docker daemon answers")
 def docker_daemon(ctx):
     try:
         info = docker_info(ctx)
     except DockerUnavailable as exc:
-        return fail("the Docker daemon does not answer: {}".format(exc),
-                    "provision host --tags docker (installs and starts dockerd)")
+        return fail("the Docker daemon does not answer: {}".format(exc), daemon_fix(ctx, str(exc)))
     return ok("Docker Engine {}, runtimes: {} (default {})".format(
         info.get("ServerVersion", "?"), ", ".join(sorted(info.get("Runtimes") or {})) or "?",
         info.get("DefaultRuntime", "?")))

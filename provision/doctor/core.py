@@ -7,6 +7,8 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, asdict
 
+from provision.doctor.system import CaptureError
+
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 # section -> module (the order is the order of the report)
@@ -108,6 +110,9 @@ def run_checks(ctx, sections=None):
 def run_one(ctx, section, check_id, title, fn):
     try:
         result = fn(ctx)
+    except CaptureError as exc:  # bad recorded data: say which file, not "a bug in doctor"
+        return Finding(check_id, section, FAIL, "recorded capture: {}".format(exc),
+                       "fix that file (layout: tests/fixtures/doctor/<scenario>/, commands.yaml)")
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)[-1]
         return Finding(check_id, section, FAIL,

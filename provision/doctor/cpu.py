@@ -4,6 +4,8 @@ AVX2/FMA only decide whether TF prints "Your CPU supports instructions that this
 TensorFlow binary was not compiled to use: AVX2 FMA" (harmless: a speed hint)."""
 from provision.doctor.core import check, fail, ok, warn
 
+UNKNOWN = "unknown: /proc/cpuinfo not readable (an unknown never reads as ok)"
+
 
 def cpu_flags(ctx):
     def probe():
@@ -38,8 +40,10 @@ def avx(ctx):
 @check("cpu.avx2_fma", "AVX2 / FMA")
 def avx2_fma(ctx):
     info = cpu_flags(ctx)
-    if info is None or "avx" not in info["flags"]:
-        return None if info is None else ok("no AVX: see cpu.avx")
+    if info is None:
+        return warn(UNKNOWN)
+    if "avx" not in info["flags"]:
+        return ok("no AVX: see cpu.avx")
     have = [f.upper() for f in ("avx2", "fma") if f in info["flags"]]
     if have:
         return ok("{} present: TF's 'Your CPU supports instructions that this TensorFlow binary was not "
@@ -52,6 +56,6 @@ def avx2_fma(ctx):
 def avx512(ctx):
     info = cpu_flags(ctx)
     if info is None:
-        return None
+        return warn(UNKNOWN)
     found = sorted(f for f in info["flags"] if f.startswith("avx512"))
     return ok(", ".join(found) if found else "no AVX-512 (optional)")

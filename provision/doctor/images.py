@@ -1,6 +1,7 @@
 """Image flavours (from the compat matrix): which ones this host's driver and GPUs can run,
 and the recommended one."""
-from provision.doctor.core import matrix_problem, check, has_gpu, matrix, nvml, ok, skip, warn
+from odcore.errors import UserError
+from provision.doctor.core import check, has_gpu, matrix, matrix_problem, nvml, ok, skip, warn
 from provision.doctor.nvml import gpu_cc
 from provision.doctor.system import NvmlFailure
 
@@ -16,7 +17,6 @@ def host_gpu(ctx):
 
 def can_run(m, image, driver, ccs, gpu=None):
     """-> (ok, reason), by the matrix's one rule (compat.Matrix.runs_on)."""
-    from odcore.errors import UserError
 
     try:
         return m.runs_on(image, ccs, driver, gpu)

@@ -16,12 +16,19 @@ from pathlib import Path
 
 import yaml
 
-from provision.doctor import tfprobe
-from provision.gpu import (  # noqa: F401 - the NVML types live in provision.gpu; re-exported here
-    NVML_ERROR_KINDS, GpuInfo, NvmlFailure, NvmlSnapshot, classify_nvml_message, read as read_nvml)
+from provision.doctor import engine_socket, tfprobe
+from provision.gpu import NVML_ERROR_KINDS, GpuInfo, NvmlFailure, NvmlSnapshot, classify_nvml_message, read as read_nvml  # noqa: F401 - the NVML types live in provision.gpu; re-exported here
 
 BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-PROBE_CAP = 1 << 20  # bytes: /proc and /sys files, os-release, recorded outputs are far smaller
+PROBE_CAP = 1 << 20  # bytes: /proc and /sys files, os-release are far smaller
+# a recorded capture's commands.yaml and stdout_file outputs: read whole up to this, refused above it
+# (provision/doctor/capture.py), never cut
+RECORDED_CAP = 16 << 20
+SMI_CC = re.compile(r"^[0-9]+\.[0-9]+$")
+
+
+class CaptureError(Exception):
+    """A recorded capture holds something malformed: a finding naming its file, not a doctor bug."""
 
 
 def read_capped(path, cap=PROBE_CAP):
@@ -139,7 +146,6 @@ class LiveSystem(System):
         return read_nvml()
 
     def docker_info(self):
-        from provision.doctor import engine_socket
 
         path = engine_socket.local_socket()
         if path:  # the local socket: stdlib HTTP, no SDK import (bench/doctor.py)
@@ -173,13 +179,21 @@ class RecordedSystem(System):
           "nvidia-smi -q -x": {rc: 9, stdout: "NVIDIA-SMI has failed ..."}
           "dkms status": {stdout_file: recorded/dkms.txt}
 
-    A command not listed is "not installed" (exit 127)."""
+    A command not listed is "not installed" (exit 127). `data`: commands.yaml as
+    provision.doctor.capture.check_commands_file validated it (read here, whole, when not given)."""
 
-    def __init__(self, root):
+    def __init__(self, root, data=None):
         super().__init__(root)
-        data = yaml.safe_load(read_capped(self.root / "commands.yaml") or "") or {}
+        if data is None:
+            data = yaml.safe_load(read_capped(self.root / "commands.yaml", RECORDED_CAP) or "") or {}
         self.commands = data.get("commands") or {}
         self.tf = data.get("tf_probe")
+
+    def source(self, argv):
+        """The file a recorded command's output comes from (for findings about it)."""
+        entry = self.commands.get(" ".join(argv)) or {}
+        ref = entry.get("stdout_file")
+        return str(self.root / ref) if ref else "{} (commands/{})".format(self.root / "commands.yaml", " ".join(argv))
 
     def run(self, argv, timeout=None):
         entry = self.commands.get(" ".join(argv))
@@ -187,7 +201,7 @@ class RecordedSystem(System):
             return Result(127, missing=True, stderr=argv[0] + ": command not found")
         stdout = entry.get("stdout", "")
         if entry.get("stdout_file"):
-            stdout = read_capped(self.root / entry["stdout_file"]) or ""
+            stdout = read_capped(self.root / entry["stdout_file"], RECORDED_CAP) or ""
         return Result(int(entry.get("rc", 0)), stdout, entry.get("stderr", ""))
 
     def nvml(self):
@@ -196,7 +210,10 @@ class RecordedSystem(System):
             raise NvmlFailure("no_library", "nvidia-smi/NVML not installed")
         if res.returncode != 0:
             raise NvmlFailure(classify_nvml_message(res.output), res.output)
-        return parse_smi_xml(res.stdout)
+        try:
+            return parse_smi_xml(res.stdout)
+        except ValueError as exc:
+            raise CaptureError("{}: {}".format(self.source(["nvidia-smi", "-q", "-x"]), exc))
 
     def docker_info(self):
         res = self.run(["docker", "info"])
@@ -220,19 +237,30 @@ class RecordedSystem(System):
 
 
 def parse_smi_xml(text):
-    """`nvidia-smi -q -x` -> NvmlSnapshot (nvidia-smi reads the same NVML fields)."""
+    """`nvidia-smi -q -x` -> NvmlSnapshot (nvidia-smi reads the same NVML fields); ValueError naming what
+    is wrong when the text is not such XML."""
     from lxml import etree
 
-    root = etree.fromstring(text.strip().encode(), parser=etree.XMLParser(load_dtd=False, no_network=True))
+    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False)
+    try:
+        root = etree.fromstring((text or "").strip().encode(), parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise ValueError("not valid XML ({})".format(exc)) from None
+    if root.tag != "nvidia_smi_log":
+        raise ValueError("not `nvidia-smi -q -x` output (root element <{}>, expected <nvidia_smi_log>)".format(
+            root.tag))
     snap = NvmlSnapshot(root.findtext("driver_version"), root.findtext("cuda_version"))
     for gpu in root.findall("gpu"):
         total = gpu.findtext("fb_memory_usage/total") or ""
         m = re.match(r"(\d+)", total)
+        cc = gpu.findtext("compute_cap")  # newer drivers only
+        if cc is not None and not SMI_CC.match(cc.strip()):
+            raise ValueError("<compute_cap> of GPU {} is {!r}, not MAJOR.MINOR".format(gpu.get("id", "?"), cc[:40]))
         snap.gpus.append(GpuInfo(
             name=gpu.findtext("product_name"),
             bus_id=gpu.get("id", ""),
             memory_mib=int(m.group(1)) if m else None,
-            compute_capability=gpu.findtext("compute_cap")))  # newer drivers only
+            compute_capability=cc.strip() if cc else None))
     return snap
 
 

@@ -2,7 +2,8 @@
 the build's CUDA/cuDNN and compute capabilities, visible GPUs; checked against the compat
 matrix and against the GPUs NVML reports."""
 from odcore.install import tf_fix
-from provision.doctor.core import matrix_problem, check, fail, has_gpu, matrix, nvml, ok, skip, tf_probe, warn
+from provision.compat import arch_support, cc_tuple
+from provision.doctor.core import check, fail, has_gpu, matrix, matrix_problem, nvml, ok, skip, tf_probe, warn
 from provision.doctor.nvml import gpu_cc
 from provision.doctor.system import NvmlFailure
 
@@ -124,7 +125,6 @@ def driver_too_old(ctx, build_cuda):
 
 def cc_supported(cc, arch_list):
     """Does a build with `arch_list` (e.g. ['sm_35', 'sm_70', 'compute_80']) run on `cc` "X.Y"?"""
-    from provision.compat import arch_support, cc_tuple
 
     sass = [a for a in arch_list if a.startswith("sm_")]
     ptx = [a for a in arch_list if a.startswith("compute_")]

@@ -16,6 +16,7 @@ synth.py and demo.py. Needs TensorFlow 2 (tf.keras, tf.function); see docs/class
 """
 import os
 
+from odcore.errors import UserError
 from odrun import DATA_DIR
 
 DEFAULTS_FILE = os.path.join(DATA_DIR, "classify.yaml")
@@ -33,7 +34,6 @@ def defaults():
 
 def require_tf2():
     """The classify task is TF2-only (tf.keras 2.x, tf.function, SavedModel v2)."""
-    from odcore.errors import UserError
     try:
         import tensorflow as tf
     except ImportError as exc:

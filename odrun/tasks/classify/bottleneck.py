@@ -12,6 +12,9 @@ import os
 import time
 
 from odcore import cache
+from odcore.fileio import atomic_path
+from odrun.tasks.classify import data
+from odrun.tasks.detect import pretrained
 
 FORMAT_VERSION = "1"
 
@@ -19,7 +22,6 @@ FORMAT_VERSION = "1"
 def cache_dir(override=None):
     if override:
         return override
-    from odrun.tasks.detect import pretrained
     return os.path.join(os.path.dirname(pretrained.cache_root()), "bottlenecks")
 
 
@@ -31,7 +33,6 @@ def compute(classifier, files, batch=64):
     """-> (features float32 [N, D], labels int32 [N]) from running the base over the records."""
     import numpy as np
     import tensorflow as tf
-    from odrun.tasks.classify import data
     feats, labels = [], []
     fn = getattr(classifier, "_features_fn", None)
     if fn is None:  # one traced function per classifier (a second compute does not retrace)
@@ -47,8 +48,6 @@ def compute(classifier, files, batch=64):
 def load_or_compute(classifier, splits, directory=None):
     """splits: {"train": files, "test": files}. -> ({split: (features, labels)}, info dict)."""
     import numpy as np
-    from odcore.fileio import atomic_path
-    from odrun.tasks.classify import data
     started = time.time()
     base = classifier.base_digest()
     records = data.digest(splits["train"] + splits["test"])

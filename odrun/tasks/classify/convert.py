@@ -20,7 +20,6 @@ stores every one as b'jpg'. Here:
 """
 import hashlib
 import io
-import json
 import os
 import random
 import sys
@@ -28,10 +27,11 @@ import time
 
 from odcore import imagefile, paths
 from odcore.errors import UserError
-from odcore.fileio import staged_dir
+from odcore.fileio import staged_dir, write_json, write_text
 from odrun.convert import labelmap
 from odrun.convert.safety import ALLOW_FLAG
-from odrun.tasks.classify import defaults, labels as L
+from odrun.tasks.classify import defaults, labels as L, require_tf2
+from odrun.ui.progress import ItemProgress
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 RECORD_PATTERN = "image_{split}_{shard:05d}-of-{shards:05d}.tfrecord"
@@ -140,7 +140,6 @@ def read_image(path, keep_formats):
 
 def check(items, keep_formats, progress):
     """Read every image; -> (errors, warnings). Fills item["image"]."""
-    from odrun.ui.progress import ItemProgress
     errors, warnings, by_digest = [], [], {}
     with ItemProgress(len(items), "check images", enabled=progress) as bar:
         for it in items:
@@ -210,9 +209,8 @@ def write_split(folder, split, items, shards, seed):
 # -- 5. publish --------------------------------------------------------------------------------
 
 def _guard_paths(source, out_dir):
-    from odcore.paths import check_output_dir
-    check_output_dir(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify",
-                     kind="convert", replaces=True)
+    paths.check_output_dir(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify",
+                           kind="convert", replaces=True)
 
 
 def _fail(what, problems, fix, where):
@@ -250,25 +248,9 @@ def collect(source, split, seed, exts, allow_outside=False):
     return names, groups, skipped, how, bool(dirs)
 
 
-def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True,
-            allow_outside=False):
-    """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
-    from odcore.fileio import write_json, write_text
-    from odrun.tasks.classify import require_tf2
-    cfg = defaults()["convert"]
-    seed = cfg["seed"] if seed is None else seed
-    shards = cfg["shards"] if shards is None else shards
-    started = time.time()
-    if not source or not os.path.isdir(source):
-        raise UserError("not a folder", where=source or "SOURCE",
-                        fix="give the folder that holds one sub-folder of images per class")
-    if split is not None and not 0.0 < split <= 1.0:
-        raise UserError("--split must be in (0, 1]", where="--split", fix="e.g. --split 0.8")
-    if shards < 1:
-        raise UserError("--shards must be >= 1", where="--shards", fix="e.g. --shards 5")
-    _guard_paths(source, out_dir)
-    # 1. scan
-    names, groups, skipped, how, given = collect(source, split, seed, image_extensions(), allow_outside)
+def _items(source, names, groups, given):
+    """The scanned class folders as items (path, rel, class, label, split); no class, an empty
+    class folder or a single class is exit 2."""
     if not names:
         raise UserError("no class folders", where=source,
                         fix="put each class's images in its own sub-folder: {}/cat/*.jpg, {}/dog/*.jpg".format(
@@ -288,6 +270,27 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
         for label, c in enumerate(names):
             for p in groups[s].get(c, []):
                 items.append({"path": p, "rel": os.path.relpath(p, source), "class": c, "label": label, "split": s})
+    return items
+
+
+def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True,
+            allow_outside=False):
+    """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
+    cfg = defaults()["convert"]
+    seed = cfg["seed"] if seed is None else seed
+    shards = cfg["shards"] if shards is None else shards
+    started = time.time()
+    if not source or not os.path.isdir(source):
+        raise UserError("not a folder", where=source or "SOURCE",
+                        fix="give the folder that holds one sub-folder of images per class")
+    if split is not None and not 0.0 < split <= 1.0:
+        raise UserError("--split must be in (0, 1]", where="--split", fix="e.g. --split 0.8")
+    if shards < 1:
+        raise UserError("--shards must be >= 1", where="--shards", fix="e.g. --shards 5")
+    _guard_paths(source, out_dir)
+    # 1. scan
+    names, groups, skipped, how, given = collect(source, split, seed, image_extensions(), allow_outside)
+    items = _items(source, names, groups, given)
     # 2. check
     errors, warnings = check(items, set(cfg["keep_formats"]), progress)
     if given:
@@ -327,17 +330,16 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
     return summary
 
 
-def run(args):
-    """The `odrun convert --task classify` entry (flags of odrun.convert's parser)."""
-    summary = convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
-                      shards=_given(args, "shards"), strict=args.strict,
-                      progress=not args.json and terminal().isatty(),
-                      allow_outside=getattr(args, "allow_outside_images", False))
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(summary)
-    return 0
+def from_args(args):
+    """`odrun convert --task classify` (flags: odrun.verbs.convert) -> the summary."""
+    return convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
+                   shards=_given(args, "shards"), strict=args.strict,
+                   progress=not args.json and terminal().isatty(),
+                   allow_outside=getattr(args, "allow_outside_images", False))
+
+
+def show(summary, args):
+    print_summary(summary)
 
 
 def _given(args, name):

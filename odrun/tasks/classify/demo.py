@@ -2,17 +2,18 @@
 -> convert -> train (MobileNetV2 x0.35 at 96 px, from scratch: no download) -> eval -> export
 -> predict, then a table with the time of each stage. Default: 80 images, 300 steps."""
 import argparse
-import json
 import os
+
+from odcore.fileio import write_json
+from odrun.tasks.classify import convert, evaluate, export, predict, synth, train
+from odrun.ui.stages import begin, print_summary
 
 
 MODEL, SIZE, ALPHA, BATCH = "mobilenet_v2", 96, 0.35, 16
 
 
-def run(args):
-    from odcore.fileio import write_json
-    from odrun.tasks.detect.demo import begin
-    from odrun.tasks.classify import convert, evaluate, export, predict, synth
+def from_args(args):
+    """`odrun demo --task classify` (flags: odrun.verbs.demo) -> the demo.json summary."""
     work, paths, quiet, stage = begin(args, args.steps, args.images, 8, "predictions")
     stages = stage.rows
 
@@ -44,22 +45,16 @@ def run(args):
                "train_seconds": s["seconds"], "contact_sheet": pr["contact_sheet"],
                "confusion_matrix": ev["picture"], "paths": paths}
     write_json(os.path.join(work, "demo.json"), summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_summary(summary)
-    return 0
+    return summary
 
 
 def _train(targs, quiet):
-    from odrun.tasks.classify import train
     s = train.settings(targs)
     s.update({"run_dir": targs.workdir, "bottleneck_dir": None})
     os.makedirs(targs.workdir, exist_ok=True)
     return train.train(s, show=not quiet)
 
 
-def print_summary(summary):
-    from odrun.tasks.detect import demo
-    demo.print_summary(summary, title="odrun demo --task classify",
-                       pictures=(("contact sheet", "contact_sheet"), ("confusion matrix", "confusion_matrix")))
+def show(summary, args):
+    print_summary(summary, title="odrun demo --task classify",
+                  pictures=(("contact sheet", "contact_sheet"), ("confusion matrix", "confusion_matrix")))

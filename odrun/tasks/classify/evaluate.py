@@ -1,10 +1,11 @@
 """`odrun eval --workdir RUN` for a classifier: top-1 / top-5 accuracy, per-class precision and
 recall, a confusion matrix (rich table, RUN/eval.json, RUN/confusion_matrix.png) for the newest
 checkpoint on the test records."""
-import json
 import os
 
 from odcore.errors import UserError
+from odcore.fileio import atomic_path, write_json
+from odrun.tasks.classify import data, require_tf2, train as T
 
 EVAL_NAME = "eval.json"
 PICTURE_NAME = "confusion_matrix.png"
@@ -12,7 +13,6 @@ PICTURE_NAME = "confusion_matrix.png"
 
 def load_run(run_dir):
     """-> (settings, Classifier) with RUN_DIR's newest checkpoint restored."""
-    from odrun.tasks.classify import require_tf2, train as T
     require_tf2()
     s = T._read(os.path.join(run_dir, T.SETTINGS))
     if not s or s.get("task") != "classify":
@@ -52,7 +52,6 @@ def metrics(probs, labels, names, k=5):
 
 def predict_records(clf, files, batch=64):
     import numpy as np
-    from odrun.tasks.classify import data
     probs, labels, files_out = [], [], []
     for x, y, n in data.images(files, clf.size, batch, with_names=True):
         probs.append(clf.full(x, training=False).numpy())
@@ -69,7 +68,6 @@ def picture(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from odcore.fileio import atomic_path
     cm = np.asarray(result["confusion_matrix"])
     names = result["classes"]
     side = max(4.0, 0.6 * len(names) + 2)
@@ -91,8 +89,6 @@ def picture(result, path):
 
 
 def evaluate(run_dir):
-    from odcore.fileio import write_json
-    from odrun.tasks.classify import data
     s, clf = load_run(run_dir)
     _names, _train, test_files = data.find(s["data"])
     if not test_files:
@@ -126,14 +122,14 @@ def tables(result):
     return t, cm
 
 
-def run(args):
-    result = evaluate(args.workdir)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        from rich.console import Console
-        c = Console()
-        for t in tables(result):
-            c.print(t)
-        print("wrote {} and {}".format(os.path.join(args.workdir, EVAL_NAME), result["picture"]))
-    return 0
+def from_args(args):
+    """`odrun eval` on a classifier run (flags: odrun.verbs.evaluate) -> the eval.json result."""
+    return evaluate(args.workdir)
+
+
+def show(result, args):
+    from rich.console import Console
+    c = Console()
+    for t in tables(result):
+        c.print(t)
+    print("wrote {} and {}".format(os.path.join(args.workdir, EVAL_NAME), result["picture"]))

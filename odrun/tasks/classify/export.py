@@ -7,11 +7,11 @@ classes, step), and retrain.py's artifacts: output_graph.pb, a frozen GraphDef w
 `DecodeJpeg/contents:0` (one JPEG's bytes) and output `final_result:0` (probabilities [1, N]),
 plus output_labels.txt (one name per line), so the tutorial's label_image-style test script
 runs on it unchanged. Everything is written into a staged sibling and swapped in as one (odcore.fileio.staged_dir)."""
-import json
 import os
 
-from odcore.fileio import staged_dir
-
+from odcore.fileio import staged_dir, write_json, write_text
+from odcore.paths import check_output_dir
+from odrun.tasks.classify import data, evaluate, labels as L
 
 FROZEN_NAME = "output_graph.pb"
 INPUT_TENSOR = "DecodeJpeg/contents:0"
@@ -40,7 +40,6 @@ class _Untracked(object):
 def serving_module(clf):
     """A tf.Module holding the model and the two serving functions."""
     import tensorflow as tf
-    from odrun.tasks.classify import data
     size = clf.size
     module = tf.Module()
     # Only the variables are tracked, not the Keras model: saving a Keras model saves every
@@ -66,7 +65,6 @@ def frozen_graph(clf):
     """retrain.py's output_graph.pb: DecodeJpeg/contents (scalar string) -> final_result [1, N]."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-    from odrun.tasks.classify import data
     size = clf.size
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="contents")])
@@ -88,8 +86,6 @@ def frozen_graph(clf):
 
 def export(run_dir, out_dir):
     import tensorflow as tf
-    from odcore.fileio import write_json, write_text
-    from odrun.tasks.classify import evaluate, labels as L
     _guard(run_dir, out_dir)
     s, clf = evaluate.load_run(run_dir)
     with staged_dir(out_dir) as tmp:
@@ -122,17 +118,16 @@ def export(run_dir, out_dir):
 
 
 def _guard(run_dir, out_dir):
-    from odcore.paths import check_output_dir
     check_output_dir(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export",
                      kind="export", replaces=True)
 
 
-def run(args):
-    metadata = export(args.workdir, args.out)
-    if args.json:
-        print(json.dumps(metadata, indent=2))
-    else:
-        print("exported step {} ({}, {} classes) to {}: saved_model/, {}, {}".format(
-            metadata["step"], metadata["model"], len(metadata["classes"]), os.path.abspath(args.out),
-            FROZEN_NAME, "output_labels.txt"))
-    return 0
+def from_args(args):
+    """`odrun export` on a classifier run (flags: odrun.verbs.export) -> the export's metadata.json."""
+    return export(args.workdir, args.out)
+
+
+def show(metadata, args):
+    print("exported step {} ({}, {} classes) to {}: saved_model/, {}, {}".format(
+        metadata["step"], metadata["model"], len(metadata["classes"]), os.path.abspath(args.out),
+        FROZEN_NAME, "output_labels.txt"))

@@ -7,7 +7,9 @@ import hashlib
 import os
 
 from odcore.errors import UserError
+from odcore.fileio import atomic_path, write_text
 from odrun.tasks.classify import defaults
+from odrun.tasks.detect import pretrained
 
 # ImageNet channel means in BGR order (keras.applications.imagenet_utils, mode="caffe").
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -133,7 +135,6 @@ def resolve_weights(spec_text, progress=True):
     """--pretrained: a local .h5 (or a folder with one .h5) or an http(s) URL to an .h5 or an
     archive holding one; a URL may pin its digest as URL#sha256=HEX. Downloads are cached and
     verified like the detection zoo (odrun.tasks.detect.pretrained). -> local .h5 path."""
-    from odrun.tasks.detect import pretrained
     if "://" not in spec_text:
         if os.path.isdir(spec_text):
             return _one_h5(spec_text, spec_text)
@@ -159,8 +160,6 @@ def _one_h5(folder, where):
 
 def _fetch_file(url, name, sha, progress):
     """A plain file download into the zoo cache, sha256-checked (pinned, or the first download's)."""
-    from odcore.fileio import atomic_path, write_text
-    from odrun.tasks.detect import pretrained
     root = os.path.join(pretrained.cache_root(), "keras")
     path = os.path.join(root, hashlib.sha256(url.encode()).hexdigest()[:16] + "-" + name)
     digest_file = path + ".sha256"

@@ -5,12 +5,20 @@ Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one 
 rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
 test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 import io
-import json
 import os
 
 from odcore import imagefile
 from odcore.errors import UserError
+from odcore.fileio import atomic_path, write_json, write_text
+from odcore.paths import check_output_dir
+from odrun.tasks.classify import require_tf2
+from odrun.tasks.classify.convert import image_extensions
+from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
+from odrun.tasks.detect.detect import collect as collect_images
+from odrun.tasks.detect.draw import font
+from odrun.ui.progress import ItemProgress, enabled
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
+from odrun.workdir.metadata import export_metadata
 
 TF_DECODES = ("jpeg", "png", "gif", "bmp")
 THUMB = 128
@@ -18,25 +26,8 @@ SHEET_COLUMNS = 8
 SHOWN = 20
 
 
-def add_parser(sub):
-    p = sub.add_parser("predict", help="classify images with an exported classifier (top-k per image)",
-                       description=__doc__)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
-    p.add_argument("--model", metavar="MODEL_DIR", required=True, help="output of `odrun export` on a classifier")
-    p.add_argument("--out", metavar="OUT_DIR", default="predictions",
-                   help="predictions.json/.csv + contact_sheet.png (default ./predictions)")
-    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
-    p.add_argument("--no-images", action="store_true", help="skip the contact sheet")
-    p.add_argument("--json", action="store_true", help="print predictions.json instead of tables")
-    p.set_defaults(func=run)
-    return p
-
-
 def collect(sources):
     """Image paths (files, folders (not recursive), globs), any extension Pillow reads."""
-    from odrun.tasks.detect.detect import collect as collect_images
-    from odrun.tasks.classify.convert import image_extensions
     return collect_images(sources, exts=image_extensions())
 
 
@@ -61,8 +52,6 @@ class Predictor(object):
     """The export's bytes signature, loaded once; __call__(list of encoded images) -> probs [N, C]."""
 
     def __init__(self, model_dir):
-        from odrun.tasks.classify import require_tf2
-        from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
         tf = require_tf2()
         self.tf = tf
         self.loaded = tf.saved_model.load(os.path.join(model_dir, SAVED_MODEL))
@@ -88,11 +77,8 @@ def _run_batch(predictor, blobs, paths):
 def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progress=True):
     import numpy as np
     import pandas as pd
-    from odcore.fileio import write_json, write_text
-    from odrun.ui.progress import ItemProgress
     if batch < 1 or top_k < 1:
         raise UserError("--batch and --top-k must be >= 1", where="--batch/--top-k", fix="e.g. --top-k 5")
-    from odrun.tasks.detect.checks import export_metadata
     meta, _ = export_metadata(model_dir, classifier=True)  # a damaged metadata.json is exit 2 naming the field
     names = [c["name"] for c in meta["classes"]]
     paths = collect(sources)
@@ -121,7 +107,6 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
 
 
 def _guard(out_dir, sources, model_dir):
-    from odcore.paths import check_output_dir
     inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
     check_output_dir(out_dir, inputs, flag="--out", verb="odrun predict", kind="predict")
 
@@ -129,8 +114,6 @@ def _guard(out_dir, sources, model_dir):
 def contact_sheet(results, path):
     """Thumbnails in a grid, each captioned with its top class and score."""
     from PIL import Image, ImageDraw
-    from odcore.fileio import atomic_path
-    from odrun.tasks.detect.draw import font
     cols = min(SHEET_COLUMNS, len(results))
     rows = (len(results) + cols - 1) // cols
     caption = 18
@@ -172,12 +155,11 @@ def print_tables(summary):
             highlight=False)
 
 
-def run(args):
-    from odrun.ui.progress import enabled
-    summary = predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
-                      images=not getattr(args, "no_images", False), progress=enabled(args) and terminal().isatty())
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print_tables(summary)
-    return 0
+def from_args(args):
+    """`odrun predict`, or `odrun detect` on a classifier export (flags: odrun.verbs) -> the summary."""
+    return predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
+                   images=not getattr(args, "no_images", False), progress=enabled(args) and terminal().isatty())
+
+
+def show(summary, args):
+    print_tables(summary)

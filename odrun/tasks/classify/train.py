@@ -19,8 +19,9 @@ import time
 
 from odcore import paths
 from odcore.errors import UserError
-from odcore.fileio import sha256_file
-from odrun.tasks.classify import defaults
+from odcore.fileio import sha256_file, write_json
+from odrun.tasks.classify import bottleneck, data, defaults, model as M, require_tf2
+from odrun.ui.progress import enabled
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 SETTINGS = "run.json"
@@ -36,9 +37,6 @@ IDENTITY = ("data", "model", "image_size", "pretrained", "classes")
 def add_flags(p):
     """Classify-only flags of `odrun train` (the shared ones: --data --workdir --model --steps
     --batch --image-size --pretrained --set --checkpoint-every --resume --json)."""
-    from odrun.tasks import add_task_flag
-    add_task_flag(p, "; classify: --model mobilenet_v2|inception_v3|efficientnet_b0|resnet50, "
-                     "--pretrained a Keras .h5 file or URL, --set alpha=0.35 etc. (odrun/data/classify.yaml)")
     g = p.add_argument_group("classify (--task classify)")
     g.add_argument("--epochs", type=float, help="head training epochs (instead of --steps; default {})".format(
         DEFAULT_EPOCHS))
@@ -75,26 +73,20 @@ def _read(path):
         return json.load(f)
 
 
-def settings(args):
-    """-> the run's settings dict (new, or RUN_DIR/run.json merged with what the CLI extends)."""
-    from odrun.tasks.classify import data, model as M
-    run_dir = args.workdir
-    old = _read(os.path.join(run_dir, SETTINGS))
-    if old is not None and old.get("task") != "classify":
-        raise UserError("this run directory holds a detection training", where=run_dir,
-                        fix="use a new --workdir for the classifier")
-    if args.resume:
-        if old is None:
-            raise UserError("nothing to resume: no run.json", where=run_dir,
-                            fix="start a run: odrun train --task classify --data DATA --workdir " + run_dir)
-        if args.steps:
-            old["head_steps"] = args.steps
-        if args.fine_tune_steps is not None:
-            old["fine_tune_steps"] = args.fine_tune_steps
-        return old
-    if not args.data:
-        raise UserError("no training data", where="--data", fix="pass --data DATA (from `odrun convert --task classify`)")
-    names, train_files, test_files = data.find(args.data)
+def _resumed(args, old):
+    """--resume: RUN_DIR/run.json, with the step counts the command line extends."""
+    if old is None:
+        raise UserError("nothing to resume: no run.json", where=args.workdir,
+                        fix="start a run: odrun train --task classify --data DATA --workdir " + args.workdir)
+    if args.steps:
+        old["head_steps"] = args.steps
+    if args.fine_tune_steps is not None:
+        old["fine_tune_steps"] = args.fine_tune_steps
+    return old
+
+
+def _hyper(args):
+    """odrun/data/classify.yaml's hyper-parameters with --set, the retrain.py augmentation flags and --batch."""
     hyper = _parse_set(args.overrides)
     for flag in ("random_crop", "random_scale", "random_brightness"):
         if getattr(args, flag, None) is not None:
@@ -103,8 +95,11 @@ def settings(args):
         hyper["flip_left_right"] = True
     if args.batch:
         hyper["batch_size"] = args.batch
-    name = args.model or defaults()["default_model"]
-    size = args.image_size or M.spec(name)["size"]
+    return hyper
+
+
+def _check_lengths(args):
+    """--steps / --epochs / --fine-tune-from, checked before TensorFlow loads."""
     if args.steps is not None and args.epochs is not None:
         raise UserError("give --steps or --epochs, not both", where="--steps/--epochs", fix="drop one")
     if args.steps is not None and args.steps < 1 or args.epochs is not None and args.epochs <= 0:
@@ -112,7 +107,24 @@ def settings(args):
     if args.fine_tune_from is not None and not args.pretrained:
         raise UserError("nothing to fine-tune: without --pretrained the whole network trains from scratch",
                         where="--fine-tune-from", fix="pass --pretrained WEIGHTS.h5|URL, or drop --fine-tune-from")
-    from odrun.tasks.classify import require_tf2
+
+
+def settings(args):
+    """-> the run's settings dict (new, or RUN_DIR/run.json merged with what the CLI extends)."""
+    run_dir = args.workdir
+    old = _read(os.path.join(run_dir, SETTINGS))
+    if old is not None and old.get("task") != "classify":
+        raise UserError("this run directory holds a detection training", where=run_dir,
+                        fix="use a new --workdir for the classifier")
+    if args.resume:
+        return _resumed(args, old)
+    if not args.data:
+        raise UserError("no training data", where="--data", fix="pass --data DATA (from `odrun convert --task classify`)")
+    names, train_files, test_files = data.find(args.data)
+    hyper = _hyper(args)
+    name = args.model or defaults()["default_model"]
+    size = args.image_size or M.spec(name)["size"]
+    _check_lengths(args)
     require_tf2()  # the cheap checks above run without TensorFlow
     n_train = data.count(train_files)
     head = args.steps if args.steps is not None else int(math.ceil(
@@ -155,7 +167,6 @@ class Batches(object):
 
 
 def _image_batches(files, size, batch, seed, start):
-    from odrun.tasks.classify import data
     return iter(data.images(files, size, batch, shuffle=True, seed=seed + start, repeat=True))
 
 
@@ -189,7 +200,6 @@ class Progress(object):
 def build(s, progress=True):
     """-> (Classifier, checkpoint, manager, optimizers) for settings s, newest checkpoint restored."""
     import tensorflow as tf
-    from odrun.tasks.classify import model as M
     clf = M.Classifier(s["model"], len(s["classes"]), s["image_size"], s["hyper"], scratch=not s.get("pretrained"))
     step = tf.Variable(0, dtype=tf.int64, name="global_step")
     opts = {"head": tf.keras.optimizers.Adam(float(s["hyper"]["learning_rate"])),
@@ -217,7 +227,6 @@ def tf_errors():
 
 def _steps(clf, opts, s):
     import tensorflow as tf
-    from odrun.tasks.classify import data
     n = len(s["classes"])
     loss_fn = tf.keras.losses.CategoricalCrossentropy(label_smoothing=float(s["hyper"]["label_smoothing"]))
     hyper = s["hyper"]
@@ -255,12 +264,52 @@ def _steps(clf, opts, s):
     return head_on_features, head_on_images, fine_step_factory
 
 
+class _Phases(object):
+    """What one training step trains: the whole network (no pretrained base), the head on cached
+    bottlenecks or on images (augmenting), then the fine-tuned base; `run(step)` -> (loss, accuracy, phase)."""
+
+    def __init__(self, clf, s, opts, feats, train_files, steps):
+        self.clf, self.s, self.opts, self.feats, self.train_files = clf, s, opts, feats, train_files
+        self.head_on_features, self.head_on_images, self.fine_factory = steps
+        self.batch, self.seed = int(s["hyper"]["batch_size"]), int(s["hyper"]["seed"])
+        self.batches = Batches(len(feats["train"][1]), self.batch, self.seed) if feats else None
+        self.images = self.fine = None
+
+    def _images(self, step):
+        return _image_batches(self.train_files, self.clf.size, self.batch, self.seed, step)
+
+    def run(self, step):
+        import tensorflow as tf
+        head_steps, feats = self.s["head_steps"], self.feats
+        if self.clf.scratch:  # no pretrained base: the whole network learns, end to end
+            if self.fine is None:
+                self.fine = self.fine_factory(self.opts["head"])
+                self.images = self._images(step)
+            x, y = next(self.images)
+            loss, acc = self.fine(x, y)
+            return loss, acc, "from scratch"
+        if step < head_steps and feats:
+            idx = self.batches.indices(step)
+            loss, acc = self.head_on_features(tf.constant(feats["train"][0][idx]), tf.constant(feats["train"][1][idx]))
+            return loss, acc, "head (bottlenecks)"
+        if step < head_steps:
+            self.images = self.images or self._images(step)
+            x, y = next(self.images)
+            loss, acc = self.head_on_images(x, y)
+            return loss, acc, "head"
+        if self.fine is None:
+            self.clf.unfreeze_from(self.s["fine_tune_from"])
+            self.fine = self.fine_factory(self.opts["fine"])
+            self.images = self._images(step)
+        x, y = next(self.images)
+        loss, acc = self.fine(x, y)
+        return loss, acc, "fine-tune"
+
+
 def train(s, show=True):
     """Run (or continue) the training in settings s; -> the summary dict."""
     import numpy as np
     import tensorflow as tf
-    from odcore.fileio import write_json
-    from odrun.tasks.classify import bottleneck, data, model as M
     run_dir = s["run_dir"]
     started = time.time()
     clf, ckpt, manager, opts, step_var = build(s)
@@ -274,9 +323,8 @@ def train(s, show=True):
     head_steps, fine_steps = s["head_steps"], s["fine_tune_steps"]
     total = head_steps + fine_steps
     start = int(step_var.numpy())
-    batch, seed = int(s["hyper"]["batch_size"]), int(s["hyper"]["seed"])
     every = s["checkpoint_every"]
-    head_on_features, head_on_images, fine_factory = _steps(clf, opts, s)
+    steps = _steps(clf, opts, s)  # the head/fine-tune step functions (tf.function)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
     cache_info, feats = None, None
     scratch = clf.scratch
@@ -285,38 +333,13 @@ def train(s, show=True):
                                                        s.get("bottleneck_dir"))
     saved, last = [], {"loss": float("nan"), "accuracy": float("nan")}
     step = start
-    images = fine = None
     if show and resumed:
         terminal().write("resuming from {}\n".format(resumed))
+    phases = _Phases(clf, s, opts, feats, train_files, steps)
     try:
         with Progress(total, start, show) as bar:
-            batches = Batches(len(feats["train"][1]), batch, seed) if feats else None
             while step < total:
-                if scratch:  # no pretrained base: the whole network learns, end to end
-                    if fine is None:
-                        fine = fine_factory(opts["head"])
-                        images = _image_batches(train_files, clf.size, batch, seed, step)
-                    x, y = next(images)
-                    loss, acc = fine(x, y)
-                    phase = "from scratch"
-                elif step < head_steps and feats:
-                    idx = batches.indices(step)
-                    loss, acc = head_on_features(tf.constant(feats["train"][0][idx]),
-                                                 tf.constant(feats["train"][1][idx]))
-                    phase = "head (bottlenecks)"
-                elif step < head_steps:
-                    images = images or _image_batches(train_files, clf.size, batch, seed, step)
-                    x, y = next(images)
-                    loss, acc = head_on_images(x, y)
-                    phase = "head"
-                else:
-                    if fine is None:
-                        clf.unfreeze_from(s["fine_tune_from"])
-                        fine = fine_factory(opts["fine"])
-                        images = _image_batches(train_files, clf.size, batch, seed, step)
-                    x, y = next(images)
-                    loss, acc = fine(x, y)
-                    phase = "fine-tune"
+                loss, acc, phase = phases.run(step)
                 step += 1
                 step_var.assign(step)
                 last = {"loss": float(loss), "accuracy": float(acc)}
@@ -349,7 +372,6 @@ def train(s, show=True):
 def test_accuracy(clf, feats, test_files, tuned):
     import numpy as np
     import tensorflow as tf
-    from odrun.tasks.classify import data
     if not test_files:
         return None
     if feats is not None and not tuned and len(feats["test"][1]):
@@ -378,10 +400,8 @@ def guard_outputs(args):
         paths.check_writable_dir(bottlenecks, flag="--bottleneck-dir")
 
 
-def run(args):
-    """`odrun train --task classify` (flags: odrun.tasks.detect.train's parser + add_flags)."""
-    from odrun.tasks.classify import require_tf2
-    from odrun.ui.progress import enabled
+def from_args(args):
+    """`odrun train --task classify` (flags: odrun.verbs.train) -> the train.json summary."""
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
     guard_outputs(args)
@@ -392,10 +412,9 @@ def run(args):
     s["run_dir"] = args.workdir
     s["bottleneck_dir"] = getattr(args, "bottleneck_dir", None) or s.get("bottleneck_dir")
     os.makedirs(args.workdir, exist_ok=True)
-    summary = train(s, show=enabled(args))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("trained steps {start_step}->{end_step} in {seconds}s; test accuracy {test_accuracy}; "
-              "newest checkpoint: {newest}".format(**summary))
-    return 0
+    return train(s, show=enabled(args))
+
+
+def show(summary, args):
+    print("trained steps {start_step}->{end_step} in {seconds}s; test accuracy {test_accuracy}; "
+          "newest checkpoint: {newest}".format(**summary))

@@ -6,40 +6,22 @@ detections.json (COCO results format: image_id, category_id, bbox [x, y, w, h] i
 score; image ids are listed in images.json) and detections.csv (one row per box).
 """
 import glob
-import json
 import os
 
 from odcore import imagefile
 from odcore.errors import UserError
+from odcore.fileio import atomic_path, write_json, write_text
+from odcore.paths import check_output_dir
+from odrun import runtimes
+from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
+from odrun.tasks.detect import draw
+from odrun.tasks.detect.checks import unit_interval
+from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
+from odrun.ui.progress import ItemProgress, enabled, status
+from odrun.workdir.metadata import export_metadata
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_THRESHOLD = 0.4  # one default for `odrun detect` and `odrun demo`
-
-
-def add_parser(sub):
-    from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("detect", help="detect objects in images with an exported model", description=__doc__)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
-    p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
-    p.add_argument("--out", metavar="OUT_DIR", required=True, help="annotated images + detections.json/csv")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="minimum score to keep a box (default %(default)s)")
-    p.add_argument("--agnostic-nms", type=float, metavar="IOU", default=None,
-                   help="keep only the best box of any class among boxes overlapping more than IOU, in the "
-                        "annotated images and in detections.json/csv (default: off, per-class NMS of the model only)")
-    p.add_argument("--runner-up", action="store_true",
-                   help="when several classes share one box, show the second-best class in brackets on its label")
-    p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
-    p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
-    p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
-                   help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
-                        "frozen, saved_model; onnx/tflite never import TensorFlow)")
-    from odrun.tasks.detect.masks import output as seg_output
-    seg_output.add_flags(p)
-    add_api_flag(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def collect(sources, exts=IMAGE_EXTS):
@@ -81,8 +63,6 @@ def load_image(path):
 
 def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=False):
     """Draw the detections (odrun.tasks.detect.draw decides which label is visible) and write a PNG atomically."""
-    from odcore.fileio import atomic_path
-    from odrun.tasks.detect import draw
     im, _labels = draw.annotate(image, det, names, threshold, agnostic_iou=agnostic_iou, runner_up=runner_up)
     with atomic_path(path) as tmp:
         im.save(tmp, format="PNG")
@@ -91,18 +71,12 @@ def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=Fa
 def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, api=None, images=True, progress=True,
            agnostic_iou=None, runner_up=False, runtime=None, mask_png=False):
     import pandas as pd
-    from odrun.tasks.detect import draw
-    from odcore.fileio import write_json, write_text
-    from odrun.ui.progress import ItemProgress
     if batch < 1:
         raise UserError("--batch must be >= 1", where="--batch", fix="e.g. 16")
     if agnostic_iou is not None and not 0.0 <= agnostic_iou <= 1.0:
         raise UserError("--agnostic-nms is an IoU between 0 and 1, got {}".format(agnostic_iou),
                         where="--agnostic-nms", fix="e.g. --agnostic-nms 0.5")
-    from odrun.tasks.detect.checks import unit_interval
-    from odcore.paths import check_output_dir
     unit_interval(threshold, "--threshold", DEFAULT_THRESHOLD)
-    from odrun.tasks.detect.checks import export_metadata
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
@@ -111,9 +85,6 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                      [("input image", p) for p in paths], kind="detect")
     for p in paths:  # no FIFO, device, oversized file or pixel bomb gets as far as the model load
         imagefile.open_file(p)[1].close()
-    from odrun import runtimes
-    from odrun.ui.progress import status
-    from odrun.tasks.detect.masks import output as seg_output  # instance masks (Mask R-CNN exports)
     runtime = seg_output.runtime_for(meta, runtime)
     with status("loading the model", enabled=progress):
         detector = runtimes.load(model_dir, runtime, meta, api=api).detect  # onnx/tflite: no TensorFlow
@@ -138,11 +109,9 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                 for box, cls, score in zip(det["boxes"], det["classes"], det["scores"]):
                     if score < threshold:
                         continue
+                    results.append(runtimes.coco_row(box, cls, score, w, h, image_id))
                     ymin, xmin, ymax, xmax = [float(v) for v in box]
-                    x, y, bw, bh = xmin * w, ymin * h, (xmax - xmin) * w, (ymax - ymin) * h
-                    results.append({"image_id": image_id, "category_id": int(cls),
-                                    "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)],
-                                    "score": round(float(score), 5)})
+                    x, y = xmin * w, ymin * h
                     rows.append({"filename": os.path.basename(path), "width": w, "height": h,
                                  "class": names.get(int(cls), str(int(cls))), "class_id": int(cls),
                                  "score": round(float(score), 5), "xmin": round(x), "ymin": round(y),
@@ -157,7 +126,6 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)
     columns = ["filename", "width", "height", "class", "class_id", "score", "xmin", "ymin", "xmax", "ymax"]
-    from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
     rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
     write_text(os.path.join(out_dir, "detections.csv"), pd.DataFrame(rows, columns=columns).to_csv(index=False))
     return {"images": len(paths), "detections": len(results), "threshold": threshold, "batches": calls,
@@ -175,19 +143,13 @@ def _out_name(path, used):
     return name
 
 
-def run(args):
-    from odrun.tasks import task_of
-    if task_of(args.model, "metadata.json") == "classify":  # a classifier export: top-k per image
-        from odrun.tasks.classify import predict
-        args.top_k = 5
-        return predict.run(args)
-    from odrun.ui.progress import enabled
-    summary = detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
-                     api=args.api, images=not args.no_images, progress=enabled(args),
-                     agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
-                     mask_png=args.mask_png)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))
-    return 0
+def from_args(args):
+    """`odrun detect` on a detector export (flags: odrun.verbs.detect) -> the summary."""
+    return detect(args.model, args.sources, args.out, threshold=args.threshold, batch=args.batch,
+                  api=args.api, images=not args.no_images, progress=enabled(args),
+                  agnostic_iou=args.agnostic_nms, runner_up=args.runner_up, runtime=args.runtime,
+                  mask_png=args.mask_png)
+
+
+def show(summary, args):
+    print("{images} images, {detections} detections (score >= {threshold}) -> {out_dir}".format(**summary))

@@ -1,25 +1,18 @@
 """`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for the
 newest checkpoint in RUN_DIR, printed as a table and written to RUN_DIR/eval.json."""
 import contextlib
-import json
 import os
 import sys
 
 from odcore.errors import UserError
+from odcore.fileio import write_json
+from odrun.tasks.detect import backends
+from odrun.ui.progress import status
+from odrun.workdir.rundir import newest_checkpoint
 
 # pycocotools' names for the 12 COCO numbers, in its print order.
 ORDER = ["mAP", "mAP@.50IOU", "mAP@.75IOU", "mAP (small)", "mAP (medium)", "mAP (large)",
          "AR@1", "AR@10", "AR@100", "AR@100 (small)", "AR@100 (medium)", "AR@100 (large)"]
-
-
-def add_parser(sub):
-    from odrun.tasks.detect.backends import add_api_flag
-    p = sub.add_parser("eval", help="COCO metrics for the newest checkpoint", description=__doc__)
-    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
-    p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
-    add_api_flag(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def run_dir_config(run_dir):
@@ -31,15 +24,11 @@ def run_dir_config(run_dir):
 
 
 def evaluate(run_dir, api=None):
-    from odrun.tasks.detect import backends
-    from odcore.fileio import write_json
-    from odrun.tasks.detect.train import newest_checkpoint
     config = run_dir_config(run_dir)
     if not newest_checkpoint(run_dir):
         raise UserError("no checkpoint yet", where=run_dir, fix="train first: odrun train --workdir " + run_dir)
     backend = backends.get(api)
     # pycocotools prints its summary to stdout: keep stdout for our table / --json.
-    from odrun.ui.progress import status
     with status("evaluating the newest checkpoint on the test records"), contextlib.redirect_stdout(sys.stderr):
         metrics = backend.evaluate(config, run_dir)
     meta = metrics.pop("_meta", {})
@@ -65,16 +54,12 @@ def table(result):
     return t
 
 
-def run(args):
-    from odrun.tasks import task_of
-    if task_of(args.workdir, "run.json") == "classify":
-        from odrun.tasks.classify import evaluate as classify_eval
-        return classify_eval.run(args)
-    result = evaluate(args.workdir, api=args.api)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        from rich.console import Console
-        Console().print(table(result))
-        print("wrote " + os.path.join(args.workdir, "eval.json"))
-    return 0
+def from_args(args):
+    """`odrun eval` (flags: odrun.verbs.evaluate) -> the eval.json result."""
+    return evaluate(args.workdir, api=args.api)
+
+
+def show(result, args):
+    from rich.console import Console
+    Console().print(table(result))
+    print("wrote " + os.path.join(args.workdir, "eval.json"))

@@ -23,6 +23,10 @@ import sys
 import time
 
 from odcore.errors import EXIT_FAILED, UserError
+from odcore.fileio import atomic_path, write_json
+from odrun import runtimes
+from odrun.runtimes import FILES
+from odrun.tasks.detect.config import pipeline as pc
 
 FORMATS = ("saved_model", "frozen", "onnx", "tflite")
 # Opset 13: the lowest where tf2onnx maps the OD API's NonMaxSuppressionV5 inside its map_fn/while
@@ -58,7 +62,6 @@ def parse(values):
 def check_supported(formats, config, api, quantize=None):
     """Refuse, before anything is built, what cannot be exported (named reason + fix)."""
     import importlib.util
-    from odrun.tasks.detect.config import pipeline as pc
     extra = [f for f in formats if f != "saved_model"]
     if extra and api != "tf2":
         raise UserError("--format {} needs the TF2 code path (this export uses {})".format(",".join(extra), api),
@@ -105,7 +108,6 @@ def write_frozen(out_dir, model=None):
     """`model`: the SavedModel already loaded (tf.saved_model.load takes tens of seconds)."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-    from odcore.fileio import write_json
     model = model if model is not None else tf.saved_model.load(os.path.join(out_dir, "saved_model"))
     fn = model.signatures["serving_default"]
     frozen = convert_variables_to_constants_v2(fn)
@@ -154,7 +156,6 @@ def write_tflite(config_path, run_dir, out_dir, quantize=None):
     converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(graph_dir, "saved_model"))
     if quantize == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    from odcore.fileio import atomic_path
     with atomic_path(os.path.join(folder, "model.tflite")) as tmp:
         with open(tmp, "wb") as f:
             f.write(converter.convert())
@@ -260,15 +261,12 @@ def write(formats, config_path, run_dir, out_dir, quantize=None, log=None, say=N
     """Write every requested form into out_dir (the export's temp dir); returns metadata["formats"].
 
     Raises (exit 1) when a form fails its parity check; out_dir is then discarded by the caller."""
-    from odrun.tasks.detect.config import pipeline as pc
-    from odrun.runtimes import FILES
     say = say or (lambda text: None)
     log = log or os.path.join(out_dir, "export.log")  # tf2onnx output: kept in the export
     result = {"saved_model": {"path": "saved_model", "serving": serving_layout(out_dir)}}
     extra = [f for f in formats if f != "saved_model"]
     if not extra:
         return result
-    from odrun import runtimes
     reference_rt = runtimes.load(out_dir, "saved_model", {"api": "tf2"})  # loaded once: frozen + parity
     writers = {"frozen": lambda: write_frozen(out_dir, getattr(reference_rt.detect, "model", None)),
                "onnx": lambda: write_onnx(out_dir, log),

@@ -12,16 +12,18 @@ import tarfile
 import tempfile
 
 from odcore import cache
+from odcore.cache import cache_dir
 from odcore.errors import UserError
 from odcore.fileio import staged_dir, write_text
 from odrun import DATA_DIR
+from odrun.tasks.detect.config import checks as config_checks
+from odrun.ui.progress import ItemProgress
 
 ZOO_FILE = os.path.join(DATA_DIR, "zoo.yaml")
 CHUNK = 1 << 16
 
 
 def cache_root():
-    from odcore.cache import cache_dir
     return cache_dir("zoo")
 
 
@@ -33,13 +35,12 @@ def zoo(api):
 
 def resolve(spec, api="tf2", progress=True):
     """(checkpoint prefix, fine_tune_checkpoint_type) for a zoo name, URL or local path."""
-    from odrun.tasks.detect.config import pipeline as pc
     entries = zoo(api)
     if os.path.exists(spec) or os.path.exists(spec + ".index"):
-        prefix = pc.find_checkpoint(spec)
+        prefix = config_checks.find_checkpoint(spec)
         if not prefix:
             raise UserError("no checkpoint in {}".format(spec), where="--pretrained",
-                            fix="looked for: " + ", ".join(pc.checkpoint_files(os.path.join(spec, "checkpoint", "ckpt-0"))
+                            fix="looked for: " + ", ".join(config_checks.checkpoint_files(os.path.join(spec, "checkpoint", "ckpt-0"))
                                                             + [os.path.join(spec, "model.ckpt.index")]))
         return prefix, "detection"
     if spec in entries:
@@ -47,14 +48,14 @@ def resolve(spec, api="tf2", progress=True):
         folder = fetch(entry["url"], sha256=entry.get("sha256"), progress=progress)
         prefix = os.path.join(folder, entry.get("checkpoint", "checkpoint/ckpt-0"))
         if not os.path.exists(prefix + ".index"):
-            prefix = pc.find_checkpoint(folder)
+            prefix = config_checks.find_checkpoint(folder)
         if not prefix:
             raise UserError("the archive has no checkpoint", where=entry["url"],
                             fix="check the zoo entry's checkpoint: field in " + ZOO_FILE)
         return prefix, entry.get("type", "detection")
     if "://" in spec:
         folder = fetch(spec, progress=progress)
-        prefix = pc.find_checkpoint(folder)
+        prefix = config_checks.find_checkpoint(folder)
         if not prefix:
             raise UserError("the archive has no checkpoint (*.index)", where=spec,
                             fix="use a model-zoo .tar.gz that contains checkpoint/ckpt-0 or model.ckpt")
@@ -121,7 +122,6 @@ def download(url, dest, progress=True):
     """Stream url into dest; returns the sha256 hex digest."""
     from urllib.error import URLError
     from urllib.request import urlopen
-    from odrun.ui.progress import ItemProgress
     h = hashlib.sha256()
     try:
         with urlopen(url, timeout=60) as resp, open(dest, "wb") as out:

@@ -14,6 +14,7 @@ import os
 import shutil
 
 from odcore.fileio import atomic_path, staged_dir, write_json
+from odrun.ui import quiet
 
 RESULTS_CSV = "results.csv"
 RESULTS_PNG = "results.png"
@@ -34,7 +35,6 @@ def coco_eval(images, names):
     import numpy as np
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    from odrun.ui import quiet
 
     gt = {"images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in sorted(names.items())]}
     dets = []

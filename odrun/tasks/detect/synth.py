@@ -4,6 +4,8 @@ for the convert tests and benchmark). Not a model of real data: only shapes, siz
 import os
 import random
 
+from odcore.fileio import atomic_path, write_text
+
 CLASSES = ("circle", "square", "triangle")
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (255, 225, 25)]
 
@@ -64,7 +66,6 @@ def random_square(rng, classes, width, height, min_part):
 def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, classes=CLASSES):
     """Write count JPEG+XML pairs into out_dir; returns the list of image paths."""
     import numpy as np
-    from odcore.fileio import atomic_path, write_text
     rng = np.random.RandomState(seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = []

@@ -11,6 +11,8 @@ import sys
 import time
 
 from odcore.errors import UserError
+from odrun.tasks.detect import results
+from odrun.tasks.detect.backends import tf2_eval
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 
@@ -39,7 +41,6 @@ class Tracker(object):
     evaluation, best/, patience)."""
 
     def __init__(self, run_dir, config_path, names, eval_every=None, patience=None, show=True):
-        from odrun.tasks.detect import results
         self.results = results
         self.run_dir, self.config_path, self.names = run_dir, config_path, names
         self.eval_every, self.patience, self.show = eval_every, patience, show
@@ -91,7 +92,6 @@ class Tracker(object):
     def _evaluate(self, model):
         if self.evaluator is None:
             from object_detection.utils import config_util
-            from odrun.tasks.detect.backends import tf2_eval
             configs = config_util.get_configs_from_pipeline_file(self.config_path)
             self.evaluator = tf2_eval.Evaluator(configs, model)
         return self.evaluator.evaluate()

@@ -10,6 +10,9 @@ import os
 import warnings
 
 from odcore.errors import UserError
+from odrun.tasks.detect.backends.compat import tf1_on_tf2
+from odrun.tasks.detect.masks.config import predicts_masks
+from odrun.workdir.rundir import step_of  # the one checkpoint-name parser (None: no step in the name)
 
 API = "tf1"
 EXPORT_INPUT_TYPE = "image_tensor"  # uint8 [None, None, None, 3]: takes a batch of same-size images
@@ -19,7 +22,6 @@ _OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_det
 
 def prepare():
     """Make `object_detection`'s TF1 modules importable; returns the fixes applied (TF 2 only)."""
-    from odrun.tasks.detect.backends.compat import tf1_on_tf2
     try:
         fixes = tf1_on_tf2.install()
     except tf1_on_tf2.CompatError as exc:
@@ -56,7 +58,6 @@ def checkpoint_step(prefix):
 # ------------------------------------------------------------------ train
 def _check_config(config_path):
     """What the TF 2 layer cannot provide, caught before a graph is built."""
-    from odrun.tasks.detect.backends.compat import tf1_on_tf2
     if not tf1_on_tf2.needed():
         return
     from google.protobuf import text_format
@@ -149,7 +150,6 @@ def train(config_path, run_dir, num_steps, checkpoint_every=None, on_step=None):
         parts["estimator"].train(input_fn=parts["train_input_fn"], max_steps=num_steps)
     newest = _need_checkpoint(run_dir)
     state = _tf().train.get_checkpoint_state(run_dir)
-    from odrun.workdir.rundir import step_of  # the one checkpoint-name parser (None: no step in the name)
     saved = [p for p in state.all_model_checkpoint_paths if (step_of(p) or -1) > start] or [newest]
     return {"start_step": start, "end_step": checkpoint_step(newest), "checkpoints": saved}
 
@@ -184,8 +184,6 @@ def export(config_path, run_dir, out_dir):
     from google.protobuf import text_format
     from object_detection import exporter
     from object_detection.protos import pipeline_pb2
-    from odrun.tasks.detect.backends.compat import tf1_on_tf2
-    from odrun.tasks.detect.masks.config import predicts_masks
     tf1_on_tf2.patch_exporter(exporter)
     config = pipeline_pb2.TrainEvalPipelineConfig()
     with open(config_path, encoding="utf-8") as f:

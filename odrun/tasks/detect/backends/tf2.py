@@ -7,6 +7,9 @@ a checkpoint is written every N steps and at the end, and `on_step` can drive a 
 """
 import os
 
+from odcore.errors import UserError
+from odrun.tasks.detect import distribute
+
 _PREPARED = False
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
 
@@ -59,25 +62,51 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
     distribution: an odrun.tasks.detect.distribute.Plan (None: one device); only its chief writes to run_dir.
     on_checkpoint(step, prefix, model) after each checkpoint (`--eval-every`); True stops early.
     Returns dict(start_step, end_step, checkpoints, replicas). on_step(step, {loss name: float}).
+    Steps: 1. strategy and configs, 2. model/data/optimizer (_build), 3. restore (_restore),
+    4. the step function (_step_function), 5. the loop with its checkpoints (_loop).
     """
     prepare()
-    from odrun.tasks.detect import distribute
     strategy = distribute.make_strategy(distribution)  # first: MWMS must exist before other ops
     import tensorflow as tf
-    from object_detection import inputs, model_lib_v2
-    from object_detection.builders import model_builder, optimizer_builder
-    from object_detection.core import standard_fields as fields
-    from object_detection.utils import config_util, variables_helper
+    from object_detection.utils import config_util
 
     configs = _configs(config_path)
-    model_config, train_config = configs["model"], configs["train_config"]
-    train_input_config = configs["train_input_config"]
+    train_config, train_input_config = configs["train_config"], configs["train_input_config"]
     config_util.update_fine_tune_checkpoint_type(train_config)
-    clip = train_config.gradient_clipping_by_norm if train_config.gradient_clipping_by_norm > 0 else None
-
     distribute.check_batch(distribution, train_config.batch_size, strategy.num_replicas_in_sync,
                            [f for p in train_input_config.tf_record_input_reader.input_path for f in tf.io.gfile.glob(p)])
     out_dir = distribute.write_dir(distribution, run_dir)
+    parts = _build(strategy, configs)
+
+    writer = tf.summary.create_file_writer(os.path.join(out_dir, "train"))
+    ckpt = tf.train.Checkpoint(step=parts["global_step"], model=parts["model"], optimizer=parts["optimizer"])
+    manager = tf.train.CheckpointManager(ckpt, out_dir, max_to_keep=max_to_keep)  # all workers save (MWMS)
+    latest = tf.train.latest_checkpoint(run_dir)
+    with writer.as_default(), strategy.scope():
+        _restore(ckpt, latest, train_config, parts, run_dir)
+        dist_step = _step_function(strategy, train_config, parts)
+        start = int(parts["global_step"].numpy())
+        saved = _loop(dist_step, iter(parts["dataset"]), parts, start, num_steps, manager,
+                      checkpoint_every=checkpoint_every, on_step=on_step, on_checkpoint=on_checkpoint,
+                      image_summary_every=image_summary_every)
+        writer.flush()
+    if out_dir != run_dir:
+        distribute.cleanup(distribution, out_dir, run_dir)
+        saved = []
+    if not saved and start >= num_steps and latest:
+        saved = [latest]
+    return {"start_step": start, "end_step": int(parts["global_step"].numpy()), "checkpoints": saved,
+            "replicas": strategy.num_replicas_in_sync}
+
+
+def _build(strategy, configs):
+    """2. Under the strategy: the model, the distributed dataset, the step counter, the optimizer
+    (with its moving-average shadow copy) -> dict of them plus lr_fn (the learning rate now)."""
+    import tensorflow as tf
+    from object_detection import inputs, model_lib_v2
+    from object_detection.builders import model_builder, optimizer_builder
+    model_config, train_config = configs["model"], configs["train_config"]
+    train_input_config = configs["train_input_config"]
     with strategy.scope():
         model = model_builder.build(model_config=model_config, is_training=True, add_summaries=True)
         distribute.build_if_seeded(model)
@@ -95,66 +124,76 @@ def train(config_path, run_dir, num_steps, checkpoint_every=100, on_step=None, m
             model_lib_v2._ensure_model_is_built(model, dataset, train_config.unpad_groundtruth_tensors)
             optimizer.shadow_copy(model)
     lr_fn = learning_rate if callable(learning_rate) else (lambda: learning_rate)
+    return {"model": model, "dataset": dataset, "global_step": global_step, "optimizer": optimizer, "lr_fn": lr_fn}
 
-    writer = tf.summary.create_file_writer(os.path.join(out_dir, "train"))
-    ckpt = tf.train.Checkpoint(step=global_step, model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(ckpt, out_dir, max_to_keep=max_to_keep)  # all workers save (MWMS)
-    latest = tf.train.latest_checkpoint(run_dir)
-    with writer.as_default(), strategy.scope():
-        if latest:
-            ckpt.restore(latest).assert_existing_objects_matched()
-        elif train_config.fine_tune_checkpoint:
-            variables_helper.ensure_checkpoint_supported(
-                train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type, run_dir)
-            model_lib_v2.load_fine_tune_checkpoint(
-                model, train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type,
-                train_config.fine_tune_checkpoint_version,
-                train_config.run_fine_tune_checkpoint_dummy_computation, dataset,
-                train_config.unpad_groundtruth_tensors)
 
-        def step_fn(features, labels):
-            tf.summary.image("train_input_images", features[fields.InputDataFields.image],
-                             step=global_step, max_outputs=3)
-            losses = model_lib_v2.eager_train_step(
-                model, features, labels, train_config.unpad_groundtruth_tensors, optimizer,
-                training_step=global_step, add_regularization_loss=train_config.add_regularization_loss,
-                clip_gradients_value=clip, num_replicas=strategy.num_replicas_in_sync)
-            global_step.assign_add(1)
-            return losses
+def _restore(ckpt, latest, train_config, parts, run_dir):
+    """3. Resume from RUN_DIR's newest checkpoint, else start from the fine-tune checkpoint, if any."""
+    from object_detection import model_lib_v2
+    from object_detection.utils import variables_helper
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+    elif train_config.fine_tune_checkpoint:
+        variables_helper.ensure_checkpoint_supported(
+            train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type, run_dir)
+        model_lib_v2.load_fine_tune_checkpoint(
+            parts["model"], train_config.fine_tune_checkpoint, train_config.fine_tune_checkpoint_type,
+            train_config.fine_tune_checkpoint_version,
+            train_config.run_fine_tune_checkpoint_dummy_computation, parts["dataset"],
+            train_config.unpad_groundtruth_tensors)
 
-        @tf.function
-        def dist_step(iterator):
-            features, labels = next(iterator)
-            per_replica = strategy.run(step_fn, args=(features, labels))
-            return model_lib_v2.reduce_dict(strategy, per_replica, tf.distribute.ReduceOp.SUM)
 
-        iterator = iter(dataset)
-        start = int(global_step.numpy())
-        last_saved = start
-        saved = []
-        with tf.summary.record_if(lambda: global_step % image_summary_every == 0):
-            for _ in range(start, num_steps):
-                losses = dist_step(iterator)
-                step = int(global_step.numpy())
-                logged = dict(losses)
-                logged["learning_rate"] = lr_fn()
-                for key, value in logged.items():
-                    tf.summary.scalar(key, value, step=global_step)
-                if on_step is not None:
-                    on_step(step, {k: float(v) for k, v in logged.items()})
-                if step - last_saved >= checkpoint_every or step == num_steps:
-                    saved.append(manager.save(checkpoint_number=step))
-                    last_saved = step
-                    if on_checkpoint is not None and on_checkpoint(step, saved[-1], model):
-                        break  # early stop (--patience)
-        writer.flush()
-    if out_dir != run_dir:
-        distribute.cleanup(distribution, out_dir, run_dir)
-        saved = []
-    if not saved and start >= num_steps and latest:
-        saved = [latest]
-    return {"start_step": start, "end_step": int(global_step.numpy()), "checkpoints": saved,
-            "replicas": strategy.num_replicas_in_sync}
+def _step_function(strategy, train_config, parts):
+    """4. One training step on every replica, as a tf.function returning the summed losses."""
+    import tensorflow as tf
+    from object_detection import model_lib_v2
+    from object_detection.core import standard_fields as fields
+    model, optimizer, global_step = parts["model"], parts["optimizer"], parts["global_step"]
+    clip = train_config.gradient_clipping_by_norm if train_config.gradient_clipping_by_norm > 0 else None
+
+    def step_fn(features, labels):
+        tf.summary.image("train_input_images", features[fields.InputDataFields.image],
+                         step=global_step, max_outputs=3)
+        losses = model_lib_v2.eager_train_step(
+            model, features, labels, train_config.unpad_groundtruth_tensors, optimizer,
+            training_step=global_step, add_regularization_loss=train_config.add_regularization_loss,
+            clip_gradients_value=clip, num_replicas=strategy.num_replicas_in_sync)
+        global_step.assign_add(1)
+        return losses
+
+    @tf.function
+    def dist_step(iterator):
+        features, labels = next(iterator)
+        per_replica = strategy.run(step_fn, args=(features, labels))
+        return model_lib_v2.reduce_dict(strategy, per_replica, tf.distribute.ReduceOp.SUM)
+
+    return dist_step
+
+
+def _loop(dist_step, iterator, parts, start, num_steps, manager, checkpoint_every, on_step, on_checkpoint,
+          image_summary_every):
+    """5. Steps start..num_steps: scalars, on_step, a checkpoint every `checkpoint_every` steps and
+    at the end; on_checkpoint returning True stops early. -> the checkpoint prefixes written."""
+    import tensorflow as tf
+    global_step = parts["global_step"]
+    last_saved = start
+    saved = []
+    with tf.summary.record_if(lambda: global_step % image_summary_every == 0):
+        for _ in range(start, num_steps):
+            losses = dist_step(iterator)
+            step = int(global_step.numpy())
+            logged = dict(losses)
+            logged["learning_rate"] = parts["lr_fn"]()
+            for key, value in logged.items():
+                tf.summary.scalar(key, value, step=global_step)
+            if on_step is not None:
+                on_step(step, {k: float(v) for k, v in logged.items()})
+            if step - last_saved >= checkpoint_every or step == num_steps:
+                saved.append(manager.save(checkpoint_number=step))
+                last_saved = step
+                if on_checkpoint is not None and on_checkpoint(step, saved[-1], parts["model"]):
+                    break  # early stop (--patience)
+    return saved
 
 
 def evaluate(config_path, run_dir, checkpoint=None):
@@ -169,7 +208,6 @@ def evaluate(config_path, run_dir, checkpoint=None):
 
     checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
-        from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)
@@ -207,7 +245,6 @@ def export(config_path, run_dir, out_dir):
 
     checkpoint = tf.train.latest_checkpoint(run_dir)
     if not checkpoint:
-        from odcore.errors import UserError
         raise UserError("no checkpoint in run directory", where=run_dir,
                         fix="train first: odrun train --workdir " + run_dir)
     configs = _configs(config_path)

@@ -7,8 +7,8 @@ import glob
 import os
 
 from odcore.errors import UserError
-
-PLACEHOLDER = "PATH_TO_BE_CONFIGURED"
+from odrun.tasks.detect.config.pipeline import (PLACEHOLDER, arch, image_resizer, model_block, read_label_map,
+                                                to_text)
 
 
 def checkpoint_files(prefix):
@@ -29,7 +29,6 @@ def find_checkpoint(path):
 
 def problems(config, label_map_items=None, check_files=True):
     """List of (where, message, fix) for the traps users hit in the tutorials."""
-    from odrun.tasks.detect.config.pipeline import arch, image_resizer, model_block, read_label_map, to_text
 
     out = []
     text = to_text(config)

@@ -1,7 +1,7 @@
 """Pipeline configs: model templates, read/write, accessors and `fill` (what `odrun train`
 sets). The `--set key.path=value` engine is odrun/tasks/detect/config/overrides.py, the checks for the known
-traps (caught before TensorFlow spends a minute building a graph) odrun/tasks/detect/config/checks.py;
-the functions here are their entry points.
+traps (caught before TensorFlow spends a minute building a graph) odrun/tasks/detect/config/checks.py,
+which reads configs through the accessors here (never the other way round).
 
 Configs are parsed and written with the OD API's own `pipeline_pb2` (protobuf only, no
 TensorFlow import), so a config that passes here is one `model_lib*` will accept.
@@ -10,8 +10,11 @@ import os
 
 from odcore.errors import UserError
 from odcore.fileio import write_text
-from odrun.tasks.detect.config.checks import PLACEHOLDER  # noqa: F401 - what templates leave to fill
 from odrun import DATA_DIR
+from odrun.convert import labelmap
+from odrun.tasks.detect.config import overrides as config_set
+
+PLACEHOLDER = "PATH_TO_BE_CONFIGURED"  # what templates leave to fill
 
 TEMPLATE_ROOT = os.path.join(DATA_DIR, "templates")
 ARCHS = ("ssd", "faster_rcnn", "center_net")
@@ -79,7 +82,6 @@ def save(config, path):
 
 def read_label_map(path):
     """[(id, name)] from a label_map.pbtxt, sorted by id (odrun.convert.labelmap: the one reader)."""
-    from odrun.convert import labelmap
     return labelmap.items(path)
 
 
@@ -118,7 +120,6 @@ def image_size(config):
 def set_field(config, path, raw):
     """`--set path=raw` on a pipeline config (see odrun.tasks.detect.config.overrides); `model.X` may skip the
     architecture: model.num_classes == model.ssd.num_classes."""
-    from odrun.tasks.detect.config import overrides as config_set
 
     parts = path.split(".")
     if len(parts) > 1 and parts[0] == "model" and parts[1] not in ARCHS:
@@ -127,7 +128,6 @@ def set_field(config, path, raw):
 
 
 def apply_overrides(config, overrides):
-    from odrun.tasks.detect.config import overrides as config_set
 
     return config_set.apply_overrides(config, overrides, set_field)
 
@@ -190,24 +190,3 @@ def _fit_schedule(optimizer, steps):
         c = lr.cosine_decay_learning_rate
         c.total_steps = steps
         c.warmup_steps = min(c.warmup_steps, max(steps // 10, 0))
-
-
-# ---------------------------------------------------------------- validation: odrun.tasks.detect.config.checks
-def checkpoint_files(prefix):
-    from odrun.tasks.detect.config import checks as config_checks
-    return config_checks.checkpoint_files(prefix)
-
-
-def find_checkpoint(path):
-    from odrun.tasks.detect.config import checks as config_checks
-    return config_checks.find_checkpoint(path)
-
-
-def problems(config, label_map_items=None, check_files=True):
-    from odrun.tasks.detect.config import checks as config_checks
-    return config_checks.problems(config, label_map_items, check_files)
-
-
-def validate(config, label_map_items=None, check_files=True, where="pipeline.config"):
-    from odrun.tasks.detect.config import checks as config_checks
-    return config_checks.validate(config, label_map_items, check_files, where)

@@ -8,6 +8,11 @@ steps on SEGMENT_IMAGES 128x128 images, sized to finish in < 10 min on a 2-core 
 """
 import os
 
+from odcore.fileio import write_json
+from odrun.convert import convert
+from odrun.tasks.detect import demo, detect, evaluate, export, train
+from odrun.tasks.detect.masks import synth
+from odrun.ui.stages import begin, print_summary, quiet_call
 
 SEGMENT_STEPS = 100
 SEGMENT_IMAGES = 32
@@ -15,27 +20,23 @@ IMAGE_SIZE = 128
 MODEL = "mask_rcnn_resnet50_small"
 
 
-def run(args):
-    import json
-    from odrun import convert
-    from odrun.tasks.detect import demo, detect, evaluate, export, train
-    from odrun.tasks.detect.masks import synth
-    from odcore.fileio import write_json
+def from_args(args):
+    """`odrun demo --task segment` (flags: odrun.verbs.demo) -> the demo.json summary."""
     steps = SEGMENT_STEPS if args.steps == demo.DEFAULT_STEPS else args.steps
     count = SEGMENT_IMAGES if args.images == demo.DEFAULT_IMAGES else args.images
-    work, paths, quiet, stage = demo.begin(args, steps, count, 5, "detections")
+    work, paths, quiet, stage = begin(args, steps, count, 5, "detections")
     stages = stage.rows
 
     stage("synth", lambda: synth.generate(paths["images"], count=count, width=IMAGE_SIZE, height=IMAGE_SIZE, seed=0),
           lambda r: "{} images + COCO JSON with exact masks".format(len(r[1])))
-    stage("convert", lambda: convert.convert(os.path.join(paths["images"], "instances.json"), paths["data"],
+    stage("convert", lambda: convert(os.path.join(paths["images"], "instances.json"), paths["data"],
                                              masks=True, progress=not quiet),
           lambda r: "{} train / {} test images with masks".format(r["images"]["train"], r["images"]["test"]))
-    stage("train", lambda: demo._quiet_call(quiet, lambda: train.train(
+    stage("train", lambda: quiet_call(quiet, lambda: train.train(
               paths["run"], data=paths["data"], model=MODEL, steps=steps, checkpoint_every=steps,
               api="tf2", progress=not quiet)),
-          demo._train_note)
-    ev = stage("eval", lambda: demo._quiet_call(True, evaluate.evaluate, paths["run"], "tf2"),
+          demo.train_note)
+    ev = stage("eval", lambda: quiet_call(True, evaluate.evaluate, paths["run"], "tf2"),
                lambda r: "box mAP@.50 {:.3f}, mask mAP@.50 {:.3f}".format(
                    r["metrics"].get("DetectionBoxes_Precision/mAP@.50IOU", -1),
                    r["metrics"].get("DetectionMasks_Precision/mAP@.50IOU", -1)))
@@ -49,8 +50,8 @@ def run(args):
                "metrics": ev["metrics"], "annotated_image": demo.best_image(paths["detections"]),
                "paths": paths}
     write_json(os.path.join(work, "demo.json"), summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        demo.print_summary(summary, title="odrun demo --task segment")
-    return 0
+    return summary
+
+
+def show(summary, args):
+    print_summary(summary, title="odrun demo --task segment")

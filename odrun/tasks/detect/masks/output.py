@@ -4,6 +4,10 @@ thresholded at 0.5 (what the inference script of the COCO tutorial does), then w
 RLE `segmentation` (pycocotools.mask.encode) and, on request, one PNG per instance."""
 import os
 
+from odcore.errors import UserError
+from odcore.fileio import atomic_path
+from odrun.tasks.detect.masks import draw
+
 MASK_THRESHOLD = 0.5  # the tutorial's tf.greater(detection_masks_reframed, 0.5)
 
 _GRAPH = {}  # graph-mode (TF1 path) reframe: one graph + session, fed per image
@@ -68,7 +72,6 @@ def rle(mask):
 def write_pngs(det, out_dir, stem):
     """OUT_DIR/masks/<stem>_<k>.png (0/255) for each instance; returns the paths."""
     from PIL import Image
-    from odcore.fileio import atomic_path
     folder = os.path.join(out_dir, "masks")
     os.makedirs(folder, exist_ok=True)
     paths = []
@@ -94,7 +97,6 @@ def shown(image, det):
     """The image to draw boxes on: with the masks painted in when there are any."""
     if det.get("image_masks") is None or not len(det["image_masks"]):
         return image
-    from odrun.tasks.detect.masks import draw
     return draw.overlay(image, det["image_masks"], det["classes"])
 
 
@@ -104,7 +106,6 @@ def runtime_for(meta, runtime):
     if not meta.get("instance_masks"):
         return runtime
     if runtime not in (None, "auto", "saved_model"):
-        from odcore.errors import UserError
         raise UserError("--runtime {} does not return instance masks".format(runtime), where="--runtime",
                         fix="omit --runtime for a Mask R-CNN export (masks come from its SavedModel/frozen graph)")
     return "saved_model"

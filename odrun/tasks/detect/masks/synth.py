@@ -11,6 +11,7 @@ painted later cover earlier ones, so an object's mask is its canvas minus the la
 import json
 import os
 
+from odcore.fileio import atomic_path, write_text
 from odrun.tasks.detect.synth import noise_canvas, paint_shape, random_square
 
 CLASSES = ("circle", "square", "triangle")
@@ -46,7 +47,6 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
     import numpy as np
     from PIL import Image, ImageDraw
     from pycocotools import mask as mask_api
-    from odcore.fileio import atomic_path, write_text
     rng = np.random.RandomState(seed)
     os.makedirs(out_dir, exist_ok=True)
     images, annotations, truth = [], [], {}

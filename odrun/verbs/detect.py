@@ -1,0 +1,49 @@
+"""`odrun detect`: run an exported model over images (files, folders, globs).
+
+Loads the model once, runs in batches, writes OUT_DIR/<name>.png with boxes, class names
+and scores (DejaVu Sans if installed, else Pillow's built-in font: no arial.ttf needed),
+detections.json (COCO results format: image_id, category_id, bbox [x, y, w, h] in pixels,
+score; image ids are listed in images.json) and detections.csv (one row per box).
+"""
+import json
+
+from odrun import tasks
+from odrun.tasks.detect.backends import add_api_flag
+from odrun.tasks.detect.detect import DEFAULT_THRESHOLD
+from odrun.tasks.detect.masks import output as seg_output
+
+
+def add_parser(sub):
+    p = sub.add_parser("detect", help="detect objects in images with an exported model", description=__doc__)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
+    p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
+    p.add_argument("--out", metavar="OUT_DIR", required=True, help="annotated images + detections.json/csv")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="minimum score to keep a box (default %(default)s)")
+    p.add_argument("--agnostic-nms", type=float, metavar="IOU", default=None,
+                   help="keep only the best box of any class among boxes overlapping more than IOU, in the "
+                        "annotated images and in detections.json/csv (default: off, per-class NMS of the model only)")
+    p.add_argument("--runner-up", action="store_true",
+                   help="when several classes share one box, show the second-best class in brackets on its label")
+    p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
+    p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "tflite", "frozen", "saved_model"), default="auto",
+                   help="inference runtime (default auto: the export's first verified form of onnx, tflite, "
+                        "frozen, saved_model; onnx/tflite never import TensorFlow)")
+    seg_output.add_flags(p)
+    add_api_flag(p)
+    tasks.record_defaults(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    # the export says what it is: a classifier export gives the top 5 classes per image
+    stage = tasks.stage_for("detect", args, task=tasks.task_of_export(args.model))
+    summary = stage.run(args)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        stage.show(summary, args)
+    return 0

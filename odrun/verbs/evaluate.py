@@ -1,0 +1,26 @@
+"""`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for the
+newest checkpoint in RUN_DIR, printed as a table and written to RUN_DIR/eval.json."""
+import json
+
+from odrun import tasks
+from odrun.tasks.detect.backends import add_api_flag
+
+
+def add_parser(sub):
+    p = sub.add_parser("eval", help="COCO metrics for the newest checkpoint", description=__doc__)
+    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
+    p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
+    add_api_flag(p)
+    tasks.record_defaults(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    stage = tasks.stage_for("eval", args, task=tasks.task_of_run(args.workdir))
+    result = stage.run(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        stage.show(result, args)
+    return 0

@@ -1,0 +1,36 @@
+"""`odrun export`: RUN_DIR's newest checkpoint -> EXPORT_DIR.
+
+TF2: saved_model/ whose serving signature takes a batch of float images (any size);
+TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
+pipeline.config and metadata.json (classes, TF version, input signature, training step).
+"""
+import json
+
+from odrun import tasks
+from odrun.tasks.detect.backends import add_api_flag
+
+
+def add_parser(sub):
+    p = sub.add_parser("export", help="export the newest checkpoint for inference", description=__doc__)
+    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
+    p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
+    p.add_argument("--json", action="store_true", help="print metadata.json")
+    p.add_argument("--format", action="append", metavar="FORMATS",
+                   help="saved_model, frozen, onnx, tflite; comma-separated or repeated; each one checked "
+                        "against the SavedModel before it is kept (default saved_model)")
+    p.add_argument("--quantize", choices=("dynamic",), default=None,
+                   help="tflite: dynamic-range quantised weights (default: float)")
+    add_api_flag(p)
+    tasks.record_defaults(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    stage = tasks.stage_for("export", args, task=tasks.task_of_run(args.workdir))
+    metadata = stage.run(args)
+    if args.json:
+        print(json.dumps(metadata, indent=2))
+    else:
+        stage.show(metadata, args)
+    return 0
