@@ -13,8 +13,8 @@ TINY = 96
 
 
 def export_dir(image_size=TINY):
-    from odcore.cache import cache_dir
-    root = os.path.join(cache_dir("bench"), "deploy_model" + ("" if image_size == TINY else "_{}".format(image_size)))
+    from odcore.cache import make_dir
+    root = os.path.join(make_dir("bench"), "deploy_model" + ("" if image_size == TINY else "_{}".format(image_size)))
     export = os.path.join(root, "export")
     if os.path.isfile(os.path.join(export, "metadata.json")):
         return export

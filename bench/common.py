@@ -43,8 +43,8 @@ def report(name, result, ratios=()):
 def scratch(name):
     """A working folder for one benchmark; removed afterwards unless ODSTACK_BENCH_KEEP=1."""
     if KEEP:
-        from odcore.cache import cache_dir
-        path = os.path.join(cache_dir("bench"), name)
+        from odcore.cache import make_dir
+        path = os.path.join(make_dir("bench"), name)
         os.makedirs(path, exist_ok=True)
         yield path
         return

@@ -49,3 +49,79 @@ def sha256_file(path, chunk=1 << 20):
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------- a folder replaced as one (issue 22)
+STAGED, REPLACED = ".staged-", ".replaced-"  # hidden siblings: .OUT.staged-XXXX/, .OUT.replaced-XXXX/
+
+
+def _siblings(out_dir, tag):
+    import glob
+    parent, base = os.path.dirname(out_dir), os.path.basename(out_dir)
+    return sorted(glob.glob(os.path.join(parent, "." + glob.escape(base) + tag + "*")))
+
+
+def _exchange(a, b):
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    import ctypes
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def recover_dir(out_dir):
+    """Undo what a kill -9 left around OUT: a two-rename swap cut in the middle leaves the previous
+    OUT in .OUT.replaced-XXXX and no OUT (put it back); other siblings of ours are removed.
+    Only hidden names of our own making are touched: a user's OUT.old or OUT.partial never."""
+    import shutil
+    out_dir = os.path.realpath(os.path.abspath(str(out_dir)))
+    replaced = [p for p in _siblings(out_dir, REPLACED) if os.path.isdir(p) and not os.path.islink(p)]
+    if replaced and not os.path.lexists(out_dir):
+        os.replace(replaced.pop(), out_dir)
+    for path in _siblings(out_dir, STAGED) + replaced:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def publish_dir(stage, out_dir):
+    """Make the finished folder `stage` the new `out_dir` as one step: an atomic exchange where the
+    kernel has it (a reader sees all-old or all-new, never a mix), else two renames (recover_dir
+    puts the old one back if a kill lands between them); the old content is removed after."""
+    import shutil
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it 0700
+    if not os.path.lexists(out_dir):
+        os.replace(stage, out_dir)
+        return
+    if _exchange(stage, out_dir):
+        shutil.rmtree(stage, ignore_errors=True)  # now the previous content
+        return
+    import tempfile
+    old = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + REPLACED, dir=os.path.dirname(out_dir))
+    os.rmdir(old)
+    os.replace(out_dir, old)
+    os.replace(stage, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir):
+    """Yield an empty hidden sibling folder to write the whole output into; on success it replaces
+    `out_dir` as one (publish_dir); on any error or Ctrl-C it is removed and `out_dir` is untouched.
+    Check `out_dir` with odcore.paths.check_output_dir(..., replaces=True) first."""
+    import shutil
+    import tempfile
+    out_dir = os.path.realpath(os.path.abspath(str(out_dir)))  # a symlinked OUT: write where it points
+    recover_dir(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    stage = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + STAGED, dir=parent)
+    try:
+        yield stage
+        publish_dir(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from odcore import install
+from odcore import cache
 from odcore.cache import cache_dir
 from odcore.errors import UserError
 from provision import engine
@@ -143,6 +144,7 @@ def wheelhouse(flavor, dest=None, quiet=False):
     if (dest / ".stamp").exists() and (dest / ".stamp").read_text().strip() == stamp:
         return dest
     dest.mkdir(parents=True, exist_ok=True)
+    cache.mark(dest)  # `odrun cache clear` removes only marked entries
     pip = [sys.executable, "-m", "pip"]
     if host_can_wheel(flavor):
         cmds = [pip + ["wheel", "--no-deps", "--find-links", str(dest), "-w", str(dest),

@@ -371,3 +371,50 @@ def test_tf1_is_refused_clearly(monkeypatch):
         require_tf2()
     assert "needs TensorFlow 2 (this is TensorFlow 1.15.5)" in e.value.render()
     assert "output_graph.pb" in e.value.render()
+
+
+def _through_pty(argv, env, timeout=300):
+    """(exit code, everything the terminal showed) of a command whose stdout and stderr are a pty,
+    as when a user runs it (TF's C++ logging writes to fd 2 whatever sys.stderr is)."""
+    import pty
+    import select
+    import time
+    from conftest import bin_path
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([bin_path("odrun")] + [str(a) for a in argv], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, close_fds=True)
+    os.close(slave)
+    chunks, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its side
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_tf_log_lines_stay_off_the_terminal_in_convert_and_predict(run, tmp_path):
+    """#22: classify convert and predict printed TensorFlow's C++ banner lines on the terminal;
+    now they go to OUT/logs/VERB.log like train's. With -v the raw lines are still shown."""
+    from test_train_results import noisy
+    p, env = run["p"], dict(run["env"])
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    code, shown = _through_pty(["convert", p["images"], "--task", "classify", "--out", tmp_path / "data"], env)
+    assert code == 0, shown
+    assert noisy(shown) == [], shown
+    assert (tmp_path / "data" / "logs" / "convert.log").exists()
+    code, shown = _through_pty(["predict", "--model", p["model"], run["test_dir"], "--out", tmp_path / "preds"], env)
+    assert code == 0, shown
+    assert noisy(shown) == [], shown
+    log = (tmp_path / "preds" / "logs" / "predict.log").read_text(errors="replace")
+    assert noisy(log), "the library lines should be in the log"
+    code, shown = _through_pty(["convert", p["images"], "--task", "classify", "--out", tmp_path / "data-v", "-v"], env)
+    assert code == 0 and noisy(shown), shown  # the control: without the quiet session they do reach it

@@ -148,11 +148,16 @@ def test_deterministic_seed_and_shards(voc, tmp_path):
     assert (tmp_path / "seed7" / "test_labels.csv").read_bytes() != (voc["out"] / "test_labels.csv").read_bytes()
     assert abs(other["images"]["test"] - 13) <= 2
     # Re-run into `again` with 3 shards: the single-file records of the last run go away.
+    # A user's file in it: refused (the set replaces --out as one: it would be lost), nothing changed.
     (again / "train.record.bak").write_bytes(b"a user's file")
+    from odcore.errors import UserError
+    with pytest.raises(UserError, match="train.record.bak"):
+        convert(str(voc["src"]), str(again), shards=3, progress=False)
+    assert (again / "train.record.bak").read_bytes() == b"a user's file" and (again / "train.record").exists()
+    os.unlink(str(again / "train.record.bak"))
     sharded = convert(str(voc["src"]), str(again), shards=3, progress=False)
     names = sorted(os.listdir(again))
     assert "train.record" not in names and "train.record-00002-of-00003" in names
-    assert "train.record.bak" in names  # only our own output names are cleaned up
     assert sharded["outputs"]["test"][0].endswith("test.record-00000-of-00003")
     recs = read_records([str(p) for p in sorted(again.glob("train.record-*"))])
     assert sorted(r for r, _ in recs) == sorted(r for r, _ in read_records([str(voc["out"] / "train.record")]))

@@ -147,10 +147,10 @@ def test_ctrl_c_leaves_nothing_partial(good_output, tmp_path):
     proc = subprocess.Popen([bin_path("odrun"), "convert", str(src), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
-    def writing():  # the temp train record has bytes in it: the pool is running
+    def writing():  # the staged train record (hidden sibling .out.staged-*/) has bytes: the pool is running
         try:
-            return [f for f in os.listdir(out) if f.startswith(".train.record") and os.path.getsize(out / f) > 0]
-        except OSError:  # renamed between listdir and getsize
+            return [f for f in tmp_path.glob(".out.staged-*/train.record") if os.path.getsize(f) > 0]
+        except OSError:  # swapped between glob and getsize
             return []
 
     deadline = time.time() + 120
@@ -163,3 +163,4 @@ def test_ctrl_c_leaves_nothing_partial(good_output, tmp_path):
     assert "interrupted" in stderr
     assert sorted(os.listdir(out)) == sorted(os.listdir(good_output))
     assert digest(out) == before
+    assert not list(tmp_path.glob(".out.*")), "a staged folder was left beside --out"

@@ -194,6 +194,38 @@ def test_4_identity_recorded_and_new_run_moves_the_old_run_aside(tmp_path, ssd_r
     assert ident["label_map_sha256"] == hashlib.sha256((data / "label_map.pbtxt").read_bytes()).hexdigest()
 
 
+def _real_checkpoint(run_dir, step, names):
+    """A REAL (tiny) TF2 checkpoint whose variables carry the names an OD API meta-arch gives them
+    (tf.train.Checkpoint(model=...) as model_lib_v2 saves it; see odrun/data/checkpoint_arch.yaml)."""
+    import tensorflow as tf
+    model = tf.train.Checkpoint()
+    for attr in names:
+        setattr(model, attr, tf.train.Checkpoint(kernel=tf.Variable(tf.zeros([3]))))
+    name = "ckpt-{}".format(step)
+    tf.train.Checkpoint(model=model).write(str(run_dir / name))
+    (run_dir / "checkpoint").write_text('model_checkpoint_path: "{0}"\nall_model_checkpoint_paths: "{0}"\n'
+                                        .format(name))
+
+
+def test_4_checkpoints_alone_are_evidence_of_another_model(capsys, tmp_path, data):
+    """SSD checkpoints, run.json and pipeline.config gone: `--model faster_rcnn_resnet50` must not
+    "resume" them (it wrote a Faster R-CNN ckpt-301 beside the SSD ones, exit 0)."""
+    from odrun.workdir import rundir
+    run = tmp_path / "run"
+    run.mkdir()
+    _real_checkpoint(run, 300, ["_box_predictor", "_feature_extractor"])
+    assert rundir.checkpoint_arch(str(run / "ckpt-300")) == "ssd"
+    before = snapshot(run)
+    code, err = cli(capsys, "odrun", "train", "--data", data, "--workdir", run, "--model", "faster_rcnn_resnet50",
+                    "--steps", "301", "--api", "tf2")
+    refused(code, err, "checkpoints of a ssd model", "builds a faster_rcnn model", "ckpt-300", "--new-run")
+    assert snapshot(run) == before
+    other = tmp_path / "frcnn"
+    other.mkdir()
+    _real_checkpoint(other, 5, ["_first_stage_box_predictor", "_feature_extractor"])
+    assert rundir.checkpoint_arch(str(other / "ckpt-5")) == "faster_rcnn"
+
+
 def test_one_step_parser():
     from odrun.workdir.rundir import step_of
     assert [step_of(p) for p in ("/r/ckpt-12", "/r/model.ckpt-300", "/r/model.ckpt", "/r/ckpt-0", None)] == \
@@ -504,6 +536,11 @@ def test_11_stale_temps_of_a_killed_convert_are_removed(capsys, tmp_path, voc_sr
     (out / ".parts-x8y9z0").mkdir()
     (out / ".parts-x8y9z0" / "000000.record").write_bytes(b"\0" * 10)
     (out / ".my-notes.tmp").write_text("not ours")  # a user's file with a similar name is kept
+    before = sorted(os.listdir(str(out)))
+    code, err = cli(capsys, "odrun", "convert", voc_src, "--out", out)
+    assert code == 2 and ".my-notes.tmp" in err, err  # a user's file: the folder is not replaced
+    assert sorted(os.listdir(str(out))) == before
+    (out / ".my-notes.tmp").unlink()
     code, err = cli(capsys, "odrun", "convert", voc_src, "--out", out)
     assert code == 0, err
-    assert sorted(f for f in os.listdir(str(out)) if f.startswith(".")) == [".my-notes.tmp"]
+    assert sorted(f for f in os.listdir(str(out)) if f.startswith(".")) == []

@@ -246,11 +246,12 @@ PROVIDERS = {"PIL": ["pillow"], "absl": ["absl-py"], "google": ["protobuf"], "lx
              "google_crc32c": ["google-crc32c"], "shapely": ["shapely"], "aiohttp": ["aiohttp"],
              "prometheus_client": ["prometheus-client"], "onnxruntime": ["onnxruntime"],
              "tflite_runtime": ["tflite-runtime"], "ai_edge_litert": ["ai-edge-litert"], "tf2onnx": ["tf2onnx"],
-             "grpc": ["grpcio"], "tensorflow_serving": ["tensorflow-serving-api"]}
-# Optional features (serving, ONNX/TFLite runtimes, a crc32c fallback): a flavour may lack them, but then
+             "grpc": ["grpcio"], "tensorflow_serving": ["tensorflow-serving-api"], "jsonschema": ["jsonschema"]}
+# Optional features (serving, ONNX/TFLite runtimes, a crc32c fallback, jsonschema: odrun/convert/schema.py
+# has its own checker without it): a flavour may lack them, but then
 # odrun must import them only inside the functions that need them (never at module level).
 OPTIONAL = {"google_crc32c", "aiohttp", "prometheus_client", "onnxruntime", "tflite_runtime", "ai_edge_litert",
-            "tf2onnx", "grpc", "tensorflow_serving"}
+            "tf2onnx", "grpc", "tensorflow_serving", "jsonschema"}
 # Modules that are themselves loaded only inside a function (`odrun serve`'s run() imports the aiohttp
 # app): they may import an optional module at module level, as long as no module outside this set imports
 # them at module level (test_lazy_modules_stay_lazy).

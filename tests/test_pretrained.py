@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from conftest import have_module, require
+from odcore.cache import MARKER
 
 
 def make_tar(files):
@@ -101,7 +102,7 @@ def test_sha_mismatch_fails_and_caches_nothing(pretrained, server, monkeypatch, 
     assert "sha256 mismatch" in e.value.message and hashlib.sha256(ZOO_TAR).hexdigest() in e.value.message
     assert e.value.code == 2  # bad input: exit 2
     zoo_dir = tmp_path / "cache" / "zoo"
-    assert sorted(os.listdir(zoo_dir)) == []  # no archive, no folder, no temp file left
+    assert sorted(os.listdir(zoo_dir)) == [MARKER]  # no archive, no folder, no temp file left (the marker: ours)
 
 
 def test_bad_archives_and_urls(pretrained, server, tmp_path):
@@ -116,7 +117,7 @@ def test_bad_archives_and_urls(pretrained, server, tmp_path):
     with pytest.raises(pretrained.UserError) as e:
         pretrained.resolve(base + "/missing.tar.gz", progress=False)
     assert "download failed" in e.value.message
-    assert [f for f in os.listdir(tmp_path / "cache" / "zoo") if not f.startswith("tiny")] == []
+    assert [f for f in os.listdir(tmp_path / "cache" / "zoo") if not f.startswith("tiny")] == [MARKER]
 
 
 def test_local_dir_and_zoo_file(pretrained, tmp_path):

@@ -5,9 +5,9 @@ Replaces the tutorial scripts xml_to_csv.py + generate_tfrecord.py (hard-coded c
 silent None labels, one slow process). Heavy imports stay inside functions.
 """
 import os
-import sys
 
 from odrun.convert import problems as P, report
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 
 def convert(source, out_dir, **options):
@@ -33,10 +33,12 @@ def from_args(args):
     if args.split is None and args.train_dir is None and args.test_dir is None and seed_folders(args.source):
         args.train_dir, args.test_dir = seed_folders(args.source)
         args.source = None
-        sys.stderr.write("using the existing train/ and test/ folders (pass --split to split anew)\n")
+        terminal().write("using the existing train/ and test/ folders (pass --split to split anew)\n")
     out_dir, check_dir = args.out, None
     if getattr(args, "check", False):  # convert into a temp folder: every check runs, no records kept
         import tempfile
+        from odrun.convert import safety
+        safety.check_report_dir(args)  # --out gets report.png: never inside an input
         check_dir = out_dir = tempfile.mkdtemp(prefix="odrun-convert-check-")
     try:
         summary = _convert_and_report(args, out_dir)
@@ -50,35 +52,49 @@ def from_args(args):
 def show(summary, args):
     print_summary(summary)
     for w in summary["report"]["warnings"]:
-        sys.stderr.write("warning: {}\n".format(w))
+        terminal().write("warning: {}\n".format(w))
     print("report: " + summary["report"]["path"])
 
 
 def _convert_and_report(args, out_dir):
+    drawn = _Report(args.input_size or report.DEFAULT_INPUT_SIZE)
     summary = convert(args.source, out_dir, fmt=args.fmt, split=0.8 if args.split is None else args.split,
                       seed=args.seed,
                       label_map=args.label_map, shards=args.shards, strict=args.strict,
                       skip_empty=args.skip_empty, train_dir=args.train_dir, test_dir=args.test_dir,
-                      progress=not args.json and sys.stderr.isatty(), workers=args.workers,
+                      progress=not args.json and terminal().isatty(), workers=args.workers,
                       image_dir=args.image_dir, allow_outside_images=args.allow_outside_images,
                       masks=args.masks,
-                      max_size=args.max_size)
+                      max_size=args.max_size, finish=None if out_dir != args.out else drawn.append)
     target = os.path.join(args.out, report.REPORT)
-    if out_dir != args.out:
+    size = args.input_size or report.DEFAULT_INPUT_SIZE
+    if out_dir != args.out:  # --check: report.png only, in --out
         os.makedirs(args.out, exist_ok=True)
-    path, warnings = report.write(out_dir, summary, out_path=target,
-                                  input_size=args.input_size or report.DEFAULT_INPUT_SIZE)
+        path, warnings = report.write(out_dir, summary, out_path=target, input_size=size)
+    else:  # drawn in the staged folder: it replaces --out together with the records (one set)
+        path, warnings = target, drawn.warnings
     summary["report"] = {"path": os.path.abspath(path), "warnings": warnings, "check_only": out_dir != args.out}
     if out_dir != args.out:
         summary["out_dir"] = "{} (--check: report.png only, no records)".format(os.path.abspath(args.out))
     return summary
 
 
+class _Report(object):
+    """convert's `finish` hook: draw report.png into the staged output folder."""
+
+    def __init__(self, input_size):
+        self.input_size, self.warnings = input_size, []
+
+    def append(self, stage, summary):
+        _path, self.warnings = report.write(stage, summary, out_path=os.path.join(stage, report.REPORT),
+                                            input_size=self.input_size, shown_dir=summary["out_dir"])
+
+
 def print_summary(summary, limit=20):
     from rich.console import Console
     from rich.table import Table
 
-    err = Console(stderr=True)
+    err = Console(file=terminal())  # the terminal, not the library log
     warnings = summary["warnings"]
     for p in warnings[:limit]:
         err.print("[yellow]warning[/yellow]: " + P.render(p), markup=True, highlight=False)

@@ -1,7 +1,8 @@
 """COCO instances JSON: images, annotations (bbox = [x, y, width, height]), categories."""
 import os
 
-from odrun.convert import problems as P, safety
+from odcore import imagefile
+from odrun.convert import problems as P, safety, schema
 
 
 def load(json_path, image_dir=None):
@@ -22,7 +23,7 @@ def load(json_path, image_dir=None):
     for img in data["images"]:
         fname = str(img.get("file_name", ""))
         cands = [os.path.join(d, fname) for d in dirs]
-        image = next((c for c in cands if os.path.isfile(c)), None)
+        image = next((c for c in cands if imagefile.present(c)), None)
         if image is None:
             found.append(P.error(json_path, "image {!r} (id {}) not found (looked in: {})".format(
                 fname, img.get("id"), ", ".join(dirs))))
@@ -90,43 +91,26 @@ def _is_size(v):
     return safety.finite([v]) and v > 0
 
 
-def _image_problems(i, img, bad):
-    """images[i]: an object with an id, a file_name and (optional) positive width/height."""
-    if not isinstance(img, dict):
-        bad("images[{}]".format(i), "an object {id, file_name, width, height}")
-        return
-    if not _is_id(img.get("id")):
-        bad("images[{}].id".format(i), "an integer or a string")
-    if not isinstance(img.get("file_name"), str) or not img.get("file_name"):
-        bad("images[{}].file_name".format(i), "a non-empty string")
-    for dim in ("width", "height"):
-        if not _is_size(img.get(dim)):
-            bad("images[{}].{}".format(i, dim), "a positive finite number")
-
-
 def _structure_problems(json_path, data):
-    """COCO's types (cocodataset.org/#format-data), checked before any field is used: every
-    problem names the field, e.g. images[3].width, so the file can be fixed in one go."""
-    found = []
-
-    def bad(field, expected):
-        found.append(P.error(json_path, "field {} must be {}".format(field, expected)))
-
-    for key in ("annotations", "categories"):
-        if data.get(key) is not None and not isinstance(data[key], list):
-            bad(key, "a list (got {})".format(type(data[key]).__name__))
+    """COCO's types (cocodataset.org/#format-data, odrun/convert/schemas/coco.json), checked before
+    any field is used: every problem names the field, e.g. images[3].width or annotations[5].bbox
+    (annotation id 17), so the file can be fixed in one go. Then what a schema cannot say (NaN)."""
+    found = [P.error(json_path, "field {} must be {}".format(_field(path, data), text))
+             for path, text in schema.problems("coco", data)]
+    if found:
+        return found
     for i, img in enumerate(data["images"]):
-        _image_problems(i, img, bad)
-    for key, fields in (("categories", ("id",)), ("annotations", ("image_id", "category_id"))):
-        if not isinstance(data.get(key), list):
-            continue
-        for i, entry in enumerate(data[key]):
-            if not isinstance(entry, dict):
-                bad("{}[{}]".format(key, i), "an object")
-                continue
-            for f in fields:
-                if not _is_id(entry.get(f)):
-                    bad("{}[{}].{}".format(key, i, f), "an integer or a string")
-            if key == "annotations" and "bbox" in entry and not isinstance(entry["bbox"], list):
-                bad("annotations[{}].bbox".format(i), "a list [x, y, width, height]")
+        for dim in ("width", "height"):
+            if not _is_size(img.get(dim)):
+                found.append(P.error(json_path, "field images[{}].{} must be a positive finite number".format(i, dim)))
     return found[:50]
+
+
+def _field(path, data):
+    """The field's path, plus the annotation's own id (what a COCO tool shows) when it has one."""
+    text = schema.where(path)
+    if len(path) > 1 and path[0] == "annotations":
+        ann = data["annotations"][path[1]]
+        if isinstance(ann, dict) and _is_id(ann.get("id")):
+            text += " (annotation id {})".format(ann["id"])
+    return text

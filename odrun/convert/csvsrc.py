@@ -1,6 +1,7 @@
 """The seeds' CSV (`xml_to_csv.py` output): filename,width,height,class,xmin,ymin,xmax,ymax."""
 import os
 
+from odcore import imagefile
 from odrun.convert import problems as P, safety
 
 COLUMNS = ["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax"]
@@ -28,7 +29,7 @@ def load(csv_path, image_dir=None):
         item = items.get(fname)
         if item is None:
             cands = [os.path.join(image_dir, fname), os.path.join(image_dir, "images", fname)]
-            image = next((c for c in cands if os.path.isfile(c)), cands[0])
+            image = next((c for c in cands if imagefile.present(c)), cands[0])
             try:
                 size = (int(float(row["width"])), int(float(row["height"])))
             except (ValueError, OverflowError):  # 'abc', 'inf', 'nan': the image header decides
@@ -51,6 +52,6 @@ def load(csv_path, image_dir=None):
         item["objects"].append({"name": name, "xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3],
                                 "difficult": 0, "truncated": 0, "pose": "Unspecified", "where": where})
     for item in items.values():
-        if not os.path.isfile(item["image"]):
+        if not imagefile.present(item["image"]):
             found.append(P.error(csv_path, "image {!r} not found in {}".format(item["filename"], image_dir)))
-    return [i for i in items.values() if os.path.isfile(i["image"])], found
+    return [i for i in items.values() if imagefile.present(i["image"])], found

@@ -1,7 +1,8 @@
 """What the image bytes really are: format from the magic number, size from the header
 (Pillow reads only the header here, not the pixels), EXIF orientation, truncation."""
-import io
 import os
+
+from odcore import imagefile
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,14 +35,11 @@ def _truncated(fmt, data):
 
 def inspect(path, data=None):
     """-> dict(data, format, width, height, orientation, ext_format); raises BadImage."""
-    from PIL import Image
-
     if data is None:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise BadImage("cannot read the image: {}".format(exc.strerror or exc))
+            data = imagefile.read_bytes(path)  # the one opener: regular files only, size cap
+        except imagefile.ImageRefused as exc:
+            raise BadImage(exc.message)
     if not data:
         raise BadImage("the image file is empty (0 bytes)")
     fmt = sniff(data)
@@ -50,12 +48,14 @@ def inspect(path, data=None):
         raise BadImage("not a JPEG or PNG (no JPEG/PNG signature at the start of the file); the OD API "
                        "decodes JPEG and PNG")
     try:
-        im = Image.open(io.BytesIO(data))
+        im = imagefile.open_bytes(data, path)  # header only; the decode pixel cap
         width, height = im.size
         orientation = None
         if fmt == "jpeg":
             exif = im.getexif() if hasattr(im, "getexif") else (im._getexif() or {})
             orientation = exif.get(0x0112)
+    except imagefile.ImageRefused as exc:
+        raise BadImage(exc.message)
     except Exception as exc:  # Pillow raises many types on a damaged header
         raise BadImage("corrupt {}: {}".format(fmt.upper(), exc))
     if width <= 0 or height <= 0:

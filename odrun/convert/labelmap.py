@@ -40,6 +40,29 @@ def _parse_plain(text):
     return items
 
 
+# Unicode categories a class name must not contain: Cc (C0/C1 controls: newline, tab, CR, ESC,
+# DEL ...), Zl/Zp (line and paragraph separators). A name is written as one line of labels.txt and
+# one protobuf string: `dog\n1:evil` would add a class (issue 22).
+NAME_FORBIDDEN = ("Cc", "Zl", "Zp")
+
+
+def name_problem(name):
+    """Why a class name cannot be written (control character, not UTF-8), or None."""
+    import unicodedata
+    bad = sorted({c for c in name if unicodedata.category(c) in NAME_FORBIDDEN})
+    if bad:
+        return "class name {} contains control character(s) {} (newline, tab, ...): refused".format(
+            ascii(name), ", ".join("U+{:04X}".format(ord(c)) for c in bad))
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "class name {} is not valid UTF-8: refused".format(ascii(name))
+    return None
+
+
+NAME_FIX = "rename the class (letters, digits, spaces and punctuation; no control characters)"
+
+
 def items(path):
     """[(id, name)] sorted by id: the same reading and checks as `read` (train and export use it)."""
     return sorted((i, name) for name, i in read(path).items())
@@ -88,6 +111,8 @@ def check_items(items, path):
         if not name:
             raise UserError("item with id {} has no name".format(item_id), where=path,
                             fix="give it a name: item {{ id: {} name: 'cat' }}".format(item_id))
+        if name_problem(name):
+            raise UserError(name_problem(name), where=path, fix=NAME_FIX)
         if name in mapping:
             raise UserError("class {!r} appears twice".format(name), where=path, fix="keep one item per class")
         if item_id in mapping.values():
@@ -98,6 +123,10 @@ def check_items(items, path):
 
 def build(class_names):
     """{name: id} for the classes seen: sorted by name, so the ids do not depend on file order."""
+    class_names = list(class_names)
+    for name in class_names:
+        if name_problem(name):  # (convert reports each object first; this is the last line of defence)
+            raise UserError(name_problem(name), where="label map", fix=NAME_FIX)
     return {name: i + 1 for i, name in enumerate(sorted(set(class_names)))}
 
 

@@ -8,12 +8,12 @@ skipped with a warning. Boxes are the extent of the rasterised mask.
 The labelme format: github.com/wkentaro/labelme (labelme/_label_file.py).
 """
 import base64
-import io
 import json
 import math
 import os
 
-from odrun.convert import problems as P
+from odcore import imagefile
+from odrun.convert import problems as P, schema
 
 CIRCLE_POINTS = 64  # vertices of the polygon that stands in for a labelme circle
 NO_AREA = ("point", "line", "linestrip", "points")
@@ -77,22 +77,29 @@ def _circle(points):
                                                       cy + r * math.sin(2 * math.pi * k / CIRCLE_POINTS))]
 
 
-def _mask_rle(shape, width, height):
-    """labelme's `mask` shape: base64 PNG of the region inside its 2-point box -> full-image RLE."""
+class MaskTooLarge(ValueError):
+    """A mask shape's PNG reaches past the image: an error, never cut silently."""
+
+
+def _mask_rle(shape, width, height, where):
+    """labelme's `mask` shape: base64 PNG of the region inside its 2-point box -> full-image RLE.
+    The PNG goes through the one image opener's pixel cap (odcore.imagefile.open_bytes)."""
     import numpy as np
-    from PIL import Image
     from pycocotools import mask as mask_api
-    crop = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"]))).convert("L")) > 0
+    im = imagefile.open_bytes(base64.b64decode(shape["mask"]), where)
+    crop = np.asarray(im.convert("L")) > 0
     (x0, y0), _ = shape["points"][0][:2], shape["points"][1][:2]
-    full = np.zeros((height, width), dtype=np.uint8)
     x0, y0 = int(round(x0)), int(round(y0))
-    h, w = min(crop.shape[0], height - y0), min(crop.shape[1], width - x0)
-    full[y0:y0 + h, x0:x0 + w] = crop[:h, :w]
+    if x0 < 0 or y0 < 0 or x0 + crop.shape[1] > width or y0 + crop.shape[0] > height:
+        raise MaskTooLarge("the mask's {}x{} PNG at ({}, {}) reaches past the {}x{} image; redraw the mask "
+                           "inside the image".format(crop.shape[1], crop.shape[0], x0, y0, width, height))
+    full = np.zeros((height, width), dtype=np.uint8)
+    full[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
     rle = mask_api.encode(np.asfortranarray(full))
     return {"size": [height, width], "counts": str(rle["counts"], "ascii")}
 
 
-def _shape_segmentation(shape, width, height):
+def _shape_segmentation(shape, width, height, where=None):
     """-> (segmentation part: polygon list or RLE dict, problem message or None)."""
     kind = shape.get("shape_type") or "polygon"
     points = shape.get("points") or []
@@ -107,7 +114,11 @@ def _shape_segmentation(shape, width, height):
         if not (width and height):
             return None, "a mask shape needs imageWidth/imageHeight in the file"
         try:
-            return _mask_rle(shape, int(width), int(height)), None
+            return _mask_rle(shape, int(width), int(height), where), None
+        except MaskTooLarge as exc:
+            return None, str(exc)
+        except imagefile.ImageRefused:
+            raise
         except Exception as exc:  # base64/PNG errors come in many types
             return None, "cannot decode the mask shape's PNG: {}".format(exc)
     return None, "{} shape with {} point(s) cannot be used".format(kind, len(points))
@@ -122,11 +133,14 @@ def load_file(path, image_dir=None):
         return None, [P.error(path, "cannot parse labelme JSON: {}".format(exc))]
     if not is_labelme(data):
         return None, [P.error(path, "not a labelme file: no 'shapes' list and 'imagePath'")]
+    bad = schema.problems("labelme", data)  # odrun/convert/schemas/labelme.json: types before any use
+    if bad:
+        return None, [P.error(path, "field {} must be {}".format(schema.where(field), text)) for field, text in bad]
     base = os.path.dirname(os.path.abspath(path))
     rel = str(data.get("imagePath") or "").replace("\\", "/")
     cands = ([os.path.join(image_dir, os.path.basename(rel))] if image_dir else []) + [
         os.path.join(base, rel), os.path.join(base, os.path.basename(rel))]
-    image = next((c for c in cands if rel and os.path.isfile(c)), None)
+    image = next((c for c in cands if rel and imagefile.present(c)), None)
     if image is None:
         return None, [P.error(path, "image {!r} not found (looked in: {}); odrun does not extract the embedded "
                                     "imageData: keep the image file beside the JSON".format(rel, ", ".join(cands)))]
@@ -145,7 +159,7 @@ def load_file(path, image_dir=None):
         if not label:
             found.append(P.error(path, "shape has no label", where))
             continue
-        seg, problem = _shape_segmentation(shape, width, height)
+        seg, problem = _shape_segmentation(shape, width, height, "{}: {}".format(path, where))
         if problem:
             found.append(P.error(path, problem, where))
             continue
@@ -166,7 +180,8 @@ def load_file(path, image_dir=None):
         obj = {"name": g["name"], "xmin": None, "ymin": None, "xmax": None, "ymax": None, "difficult": 0,
                "truncated": 0, "pose": "Unspecified", "crowd": 0, "segmentation": seg, "where": g["where"]}
         objects.append(obj)  # the box is the mask's extent (masks.attach)
-    item = {"filename": filename, "image": image, "ann": path, "size": size, "objects": objects}
+    item = {"filename": filename, "image": image, "ann": path, "size": size, "objects": objects,
+            "roots": [base], "ref": rel}  # convert.safety.check_images: the image stays inside the dataset
     return item, found
 
 

@@ -69,11 +69,53 @@ def _polygon_problems(poly, k, width, height):
     return found
 
 
+def _whole(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 1 \
+        and float(v).is_integer()
+
+
+def compressed_counts(counts):
+    """Run lengths of pycocotools' compressed RLE string (maskApi.c: rleFrString, the inverse of
+    rleToString: 5 bits per char + 48, 0x20 = more, 0x10 = sign; from the 3rd run on, deltas of the
+    run two before). None when a character is outside that alphabet."""
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", "replace")
+    out, p, n = [], 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                return None
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
+def _counts_problem(runs, width, height):
+    if runs is None:
+        return "RLE counts is not a valid pycocotools compressed string (damaged or cut short)"
+    if any(r < 0 for r in runs):
+        return "RLE counts decode to a negative run length: the string is damaged"
+    if sum(runs) != height * width:
+        return "RLE counts add up to {} pixels, the {}x{} image has {}".format(sum(runs), width, height, height * width)
+    return None
+
+
 def _rle_problems(seg, width, height):
     size = seg.get("size")
     counts = seg.get("counts")
-    if not (isinstance(size, (list, tuple)) and len(size) == 2):
-        return [(P.ERROR, "RLE needs size: [height, width]")]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_whole(v) for v in size)):
+        return [(P.ERROR, "RLE needs size: [height, width], two positive whole numbers")]
     if [int(size[0]), int(size[1])] != [height, width]:
         return [(P.ERROR, "RLE size is [{}, {}] (height, width) but the image is {}x{} (width x height): the "
                           "mask was made for another image or resolution".format(size[0], size[1], width, height))]
@@ -83,7 +125,11 @@ def _rle_problems(seg, width, height):
         if sum(counts) != height * width:
             return [(P.ERROR, "RLE counts add up to {} pixels, the {}x{} image has {}".format(
                 sum(counts), width, height, height * width))]
-    elif not isinstance(counts, (str, bytes)):
+    elif isinstance(counts, (str, bytes)):
+        problem = _counts_problem(compressed_counts(counts), width, height)
+        if problem:
+            return [(P.ERROR, problem)]
+    else:
         return [(P.ERROR, "RLE counts must be a list of run lengths or a compressed string")]
     return []
 

@@ -4,13 +4,12 @@ Two passes: annotations are parsed and validated, the split is made; then worker
 read, check and encode the images in blocks, each block into a part file that the parent
 appends (kernel copy) to the output's temp file in order: image bytes never go through a pipe.
 Every problem in the input is collected; if any is an error (or any warning under
---strict) the temp files are removed and nothing in `out_dir` changes. Otherwise all
-outputs are renamed into place at the end, so a previous good output is never damaged and
-Ctrl-C leaves no partial records.
+--strict) the staged folder is removed and nothing in `out_dir` changes. Otherwise the whole
+set (records, CSVs, label map, summary, report.png) replaces `out_dir` as one at the end
+(odcore.fileio.staged_dir), so a previous good output is never damaged nor mixed with the new one.
 """
 import collections
 import contextlib
-import glob
 import json
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ from odrun.convert import problems as P
 from odrun.convert import labelme
 from odrun.convert import masks
 from odcore.errors import UserError
-from odcore.fileio import atomic_path
+from odcore.fileio import staged_dir
 from odrun.convert import tfrecord
 from odrun.ui.progress import ItemProgress
 
@@ -175,16 +174,17 @@ ConvertOptions = collections.namedtuple("ConvertOptions", [name for name, _ in _
 ConvertOptions.__new__.__defaults__ = tuple(default for _, default in _OPTIONS)  # (3.6: no defaults=)
 
 
-def convert(source, out_dir, **options):
+def convert(source, out_dir, finish=None, **options):
     """Convert annotations to OD API TFRecords; options are ConvertOptions' fields; returns the
-    summary (also out_dir/summary.json)."""
+    summary (also out_dir/summary.json). finish(stage, summary): write more of the set (the
+    report) into the staged folder before it replaces out_dir."""
     opts = ConvertOptions(source, out_dir, **options)
     if opts.workers is not None and opts.workers < 1:
         raise UserError("--workers must be at least 1", where="--workers", fix="omit it to use every core")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CPU-feature banners in a converter
     pool = Workers(opts.workers or min(os.cpu_count() or 1, 8))
     try:
-        return _convert(pool, opts)
+        return _convert(pool, opts, finish)
     finally:
         pool.close()
 
@@ -229,6 +229,12 @@ def _label_ids(o, items, found):
                     found.append(P.error(it["ann"], "class {!r} is not in the label map {}{}".format(
                         obj["name"], o.label_map, labelmap.suggest(obj["name"], label_ids)), obj["where"]))
         return label_ids
+    for it in items:  # a class name is written into the label map: no control characters
+        bad = [o for o in it["objects"] if labelmap.name_problem(o["name"])]
+        for obj in bad:
+            found.append(P.error(it["ann"], labelmap.name_problem(obj["name"]) + "; " + labelmap.NAME_FIX,
+                                 obj["where"]))
+        it["objects"] = [o for o in it["objects"] if not labelmap.name_problem(o["name"])]
     order = next((it["classes"] for it in items if it.get("classes")), None)  # YOLO: class 0 -> id 1
     if order:
         return {name: i + 1 for i, name in enumerate(order)}
@@ -331,12 +337,13 @@ def _summary(o, fmt_used, jobs, label_ids, tally, skipped, found, outputs, worke
     }
 
 
-def _convert(pool, o):
-    """1. read and check the annotations, 2. split, 3. encode into temp files, 4. write the label
-    map, CSVs and summary, 5. rename everything into place (or nothing, on any error)."""
+def _convert(pool, o, finish=None):
+    """1. read and check the annotations, 2. split, 3. encode into a hidden staged sibling of
+    --out, 4. write the label map, CSVs and summary there (and `finish(stage, summary)`: the
+    report), 5. swap the staged folder in for --out as one (or nothing, on any error)."""
     start = time.time()
     _check_options(o)
-    safety.check_output(o)  # --out never is, contains or lies inside an input; writable folder
+    safety.check_output(o)  # --out never is, contains or lies inside an input; writable; not the user's
     fmt_used, items, found = _gather(o, pool)
     with_masks, mask_problems = masks.apply_mode(items, o.masks, o.source or o.train_dir)  # instance masks
     found += mask_problems
@@ -349,46 +356,48 @@ def _convert(pool, o):
                "test": records.shard_names(out_dir, "test", o.shards)}
     commit = DeferSigint()
     import_tf()  # before anything is written (and before the pool forks, so workers inherit it)
-    out_existed = os.path.isdir(out_dir)
-    safety.clean_stale(out_dir)  # temps a kill -9 left (.train.record.*.tmp, .parts-*/)
+    safety.clean_stale(out_dir)  # temps an older version's killed run left (.train.record.*.tmp, .parts-*/)
     try:
-        with contextlib.ExitStack() as stack:
-            tmp = {s: [stack.enter_context(atomic_path(p)) for p in outputs[s]] for s in outputs}
-            parts = tempfile.mkdtemp(prefix=".parts-", dir=out_dir)
-            stack.callback(shutil.rmtree, parts, True)
-            stack.callback(pool.close)  # runs first: no worker may still write into `parts`
-            sinks = {s: [stack.enter_context(open(p, "wb", buffering=0)) for p in tmp[s]] for s in tmp}
-            tally = _encode(pool, jobs, o, label_ids, sinks, parts, found)
-            for fs in sinks.values():
-                for f in fs:
-                    f.close()
-            _fail_on(found, o.strict, o.source or o.train_dir)
-
-            summary = _summary(o, fmt_used, jobs, label_ids, tally, skipped, found, outputs, pool.used)
-            summary["instance_masks"] = with_masks
-            for key, path in (("label_map", "label_map.pbtxt"), ("train_csv", "train_labels.csv"),
-                              ("test_csv", "test_labels.csv"), ("summary", "summary.json")):
-                tmp[key] = stack.enter_context(atomic_path(os.path.join(out_dir, path)))
-            with open(tmp["label_map"], "w", encoding="utf-8") as f:
-                f.write(labelmap.render(label_ids))
-            _csv(tmp["train_csv"], tally.csv_rows["train"])
-            _csv(tmp["test_csv"], tally.csv_rows["test"])
-            summary["seconds"] = round(time.time() - start, 3)
-            summary["images_per_second"] = round(len(jobs) / max(summary["seconds"], 1e-9), 1)
-            with open(tmp["summary"], "w", encoding="utf-8") as f:
-                json.dump(summary, f, indent=2, ensure_ascii=False)
-                f.write("\n")
-            _readable([p for ps in tmp.values() for p in (ps if isinstance(ps, list) else [ps])])
-            pool.close()  # the slow parts of leaving the block, done before Ctrl-C is held back,
-            shutil.rmtree(parts, True)  # so the held window is only the renames (microseconds)
-            commit.start()  # leaving the block renames every output: Ctrl-C waits until all are in place
-        _remove_stale(out_dir, outputs)
-    except BaseException:
-        if not out_existed and os.path.isdir(out_dir) and not os.listdir(out_dir):
-            os.rmdir(out_dir)  # we created it; leave no trace of a failed run
-        raise
+        with staged_dir(out_dir) as stage:  # removed on any error or Ctrl-C; --out untouched
+            summary = _write_set(pool, o, stage, (fmt_used, jobs, label_ids, skipped, found, outputs, with_masks),
+                                 start)
+            if finish is not None:
+                finish(stage, summary)
+            commit.start()  # leaving the block swaps the set in: Ctrl-C waits until it is in place
     finally:
-        commit.stop()  # a Ctrl-C held back during the renames is raised here
+        commit.stop()  # a Ctrl-C held back during the swap is raised here
+    return summary
+
+
+def _write_set(pool, o, stage, state, start):
+    """Every output file of one convert, written into `stage` (the summary names them at --out)."""
+    fmt_used, jobs, label_ids, skipped, found, outputs, with_masks = state
+    names = {s: records.shard_names(stage, s, o.shards) for s in outputs}
+    with contextlib.ExitStack() as stack:
+        parts = tempfile.mkdtemp(prefix=".parts-", dir=stage)
+        stack.callback(shutil.rmtree, parts, True)
+        stack.callback(pool.close)  # runs first: no worker may still write into `parts`
+        sinks = {s: [stack.enter_context(open(p, "wb", buffering=0)) for p in names[s]] for s in names}
+        tally = _encode(pool, jobs, o, label_ids, sinks, parts, found)
+        for fs in sinks.values():
+            for f in fs:
+                f.close()
+        _fail_on(found, o.strict, o.source or o.train_dir)
+        summary = _summary(o, fmt_used, jobs, label_ids, tally, skipped, found, outputs, pool.used)
+        summary["instance_masks"] = with_masks
+        files = {key: os.path.join(stage, path) for key, path in (
+            ("label_map", "label_map.pbtxt"), ("train_csv", "train_labels.csv"),
+            ("test_csv", "test_labels.csv"), ("summary", "summary.json"))}
+        with open(files["label_map"], "w", encoding="utf-8") as f:
+            f.write(labelmap.render(label_ids))
+        _csv(files["train_csv"], tally.csv_rows["train"])
+        _csv(files["test_csv"], tally.csv_rows["test"])
+        summary["seconds"] = round(time.time() - start, 3)
+        summary["images_per_second"] = round(len(jobs) / max(summary["seconds"], 1e-9), 1)
+        with open(files["summary"], "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        _readable([p for ps in names.values() for p in ps] + list(files.values()))
     return summary
 
 
@@ -445,11 +454,3 @@ def _fail_on(found, strict, where):
                  else "fix the files named above, then run again"))
 
 
-def _remove_stale(out_dir, outputs):
-    """Shards of an earlier run with another --shards count would be read by a glob: remove them."""
-    current = set(os.path.abspath(p) for ps in outputs.values() for p in ps)
-    for split in ("train", "test"):
-        plain = os.path.join(out_dir, split + ".record")
-        for path in [plain] + glob.glob(plain + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"):
-            if os.path.exists(path) and os.path.abspath(path) not in current:
-                os.unlink(path)

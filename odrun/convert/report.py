@@ -8,6 +8,7 @@ the image is resized to the input size (MIN_BOX_PX on their shorter side).
 """
 import os
 
+from odcore import imagefile
 from odcore.fileio import atomic_path
 
 REPORT = "report.png"
@@ -72,11 +73,12 @@ def _find_images(roots, names):
     return found
 
 
-def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, find_images=None):
+def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, find_images=None, shown_dir=None):
     """Draw the report; -> (path, warnings). Rows: boxes (_draw_boxes), images (_draw_images),
     sample thumbnails with their boxes (_draw_samples). find_images(names) -> {name: image path} for
     the samples (default: look under the summary's source folders; `odrun inspect` takes them from
-    the records)."""
+    the records). shown_dir: the folder named in the title (default data_dir; convert draws into its
+    staged folder and names --out)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -98,7 +100,7 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
 
     warnings = size_warnings(df, input_size)
     fig.suptitle("{}: {} images, {} boxes, {} classes".format(
-        os.path.abspath(data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
+        os.path.abspath(shown_dir or data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     return out_path, warnings
@@ -166,7 +168,6 @@ def _draw_samples(fig, grid, df, classes, colors, summary, seed, find_images=Non
     """Row 3: SAMPLES images picked with `seed`, as thumbnails with their boxes."""
     from matplotlib.patches import Rectangle
     import numpy as np
-    from PIL import Image
     names = sorted(df.groupby("filename").size().index)
     rng = np.random.RandomState(seed)
     picked = [names[i] for i in sorted(rng.choice(len(names), min(SAMPLES, len(names)), replace=False))] if names else []
@@ -178,7 +179,11 @@ def _draw_samples(fig, grid, df, classes, colors, summary, seed, find_images=Non
         ax.axis("off")
         if i >= len(picked) or picked[i] not in paths:
             continue
-        with Image.open(paths[picked[i]]) as im:
+        try:
+            opened = imagefile.open_file(paths[picked[i]])[1]  # the one opener (regular files, caps)
+        except imagefile.ImageRefused:
+            continue  # found by name beside the dataset, not the converted file: no thumbnail
+        with opened as im:
             full = im.size
             im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at 1/2..1/8 scale (fast on big photos)
             im = im.convert("RGB")

@@ -22,15 +22,29 @@ OUTPUT_NAMES = ("train.record", "test.record", "label_map.pbtxt", "train_labels.
 ALLOW_FLAG = "--allow-outside-images"
 
 
+def inputs_of(source, train_dir, test_dir, image_dir, label_map):
+    """[(label, path)] of everything convert reads (what the output guard compares --out with)."""
+    inputs = [("annotation source", source), ("--train folder", train_dir), ("--test folder", test_dir),
+              ("--images folder", image_dir), ("--label-map file", label_map)]
+    if source and os.path.isfile(source):  # a CSV/JSON: its images live beside it
+        inputs.append(("folder of the annotation file (its images)", os.path.dirname(os.path.abspath(source))))
+    return inputs
+
+
 def check_output(o):
-    """Refuse an --out that is/contains/lies inside an input, is a file or is read-only."""
-    inputs = [("annotation source", o.source), ("--train folder", o.train_dir), ("--test folder", o.test_dir),
-              ("--images folder", o.image_dir), ("--label-map file", o.label_map)]
-    src = o.source
-    if src and os.path.isfile(src):  # a CSV/JSON: its images live beside it
-        inputs.append(("folder of the annotation file (its images)", os.path.dirname(os.path.abspath(src))))
-    paths.check_output(o.out_dir, inputs, flag="--out")
-    paths.check_writable_dir(o.out_dir, flag="--out")
+    """Refuse an --out that is/contains/lies inside an input, is a file or is read-only, or holds
+    anything but an earlier convert output (the set replaces --out as one)."""
+    inputs = inputs_of(o.source, o.train_dir, o.test_dir, o.image_dir, o.label_map)
+    paths.check_output_dir(o.out_dir, inputs, flag="--out", kind="convert", replaces=True)
+
+
+def check_report_dir(args):
+    """`convert --check`: only report.png goes into --out; the same guard, rules 1-2 (odcore.paths)."""
+    inputs = inputs_of(args.source, args.train_dir, args.test_dir, args.image_dir, args.label_map)
+    paths.check_output_dir(args.out, inputs, flag="--out", verb="odrun convert --check")
+    target = os.path.join(os.path.abspath(args.out), REPORT)
+    if os.path.islink(target) or (os.path.exists(target) and not os.path.isfile(target)):
+        paths.check_output_file(target, inputs, flag="--out")  # names the symlink / folder
 
 
 def clean_stale(out_dir):

@@ -7,6 +7,7 @@ coordinates and an <occluded> flag, images in the sibling JPEGImages/ folder.
 import functools
 import os
 
+from odcore import imagefile
 from lxml import etree
 
 from odrun.convert import problems as P, safety
@@ -74,11 +75,11 @@ def parse(xml_path, root, image_dir=None):
     filename = (ann.findtext("filename") or "").strip()
     path_text = (ann.findtext("path") or "").strip()
     first = os.path.join(image_dir or os.path.dirname(xml_path), filename) if filename else None
-    if first and os.path.isfile(first):  # the usual labelImg layout: image beside its XML
+    if first and imagefile.present(first):  # the usual labelImg layout: image beside its XML
         image = first
     else:
         cands = _image_candidates(xml_path, filename, path_text, root, image_dir)
-        image = next((c for c in cands if os.path.isfile(c)), None)
+        image = next((c for c in cands if imagefile.present(c)), None)
     if image is None:
         return None, [P.error(xml_path, "image {!r} not found (looked in: {})".format(
             filename or "<no <filename>>", ", ".join(cands[:3])))]

@@ -2,11 +2,10 @@
 /healthz, /readyz and /metrics over an export's fastest verified runtime. Here: the flag checks and
 the socket bound before the model loads; app.py wires the aiohttp app, handlers.py answers."""
 import math
-import os
 import socket
 
 from odcore.errors import UserError
-from odcore.paths import check_output
+from odcore.paths import check_output_file
 from odrun import runtimes
 
 DEFAULTS = {"host": "127.0.0.1", "port": 8501, "max_batch": 8, "batch_timeout_ms": 5.0, "queue": 64,
@@ -57,15 +56,9 @@ def grpc_needs(grpc_port, port):
 
 
 def access_log_path(path, model):
-    """--access-log: never inside the export (the output guard), in a folder that exists."""
-    check_output(path, [("model folder (--model)", model)], flag="--access-log", verb="odrun serve")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError("the folder of the access log does not exist: " + folder, where="--access-log",
-                        fix="mkdir -p {}  (or --access-log - for stderr)".format(folder))
-    if os.path.isdir(path):
-        raise UserError("the access log is a folder, not a file", where="--access-log",
-                        fix="--access-log {}".format(os.path.join(path, "access.log")))
+    """--access-log: the output guard for files (odcore.paths.check_output_file): never inside the
+    export, a regular file (not a symlink, folder, device or FIFO) in a folder that exists."""
+    check_output_file(path, [("model folder (--model)", model)], flag="--access-log")
 
 
 def bind(host, port):

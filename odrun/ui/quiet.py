@@ -28,7 +28,11 @@ LOGS = "logs"
 # verb -> the argparse dest naming the directory whose logs/ folder gets VERB.log
 # (serve is left alone: a long-running server's own log lines belong on its terminal)
 LOG_DIR_ARG = {"train": "workdir", "eval": "workdir", "export": "workdir", "demo": "workdir",
-               "detect": "out", "predict": "out"}
+               "detect": "out", "predict": "out", "convert": "out"}
+# verbs that replace their whole output folder at the end (odcore.fileio.staged_dir): their log is
+# written to a temp file and moved into OUT/logs/ after the swap (a log opened inside OUT would be
+# swapped out with the old content)
+REPLACED = {"convert"}
 
 _STATE = {"terminal": None, "log": None}
 
@@ -68,7 +72,7 @@ def library_stdout():
 def _log_file(base, verb):
     """BASE/logs/VERB.log when BASE exists, else a temp file moved there at the end (a verb that
     fails on bad input must not create its output directory just for a log)."""
-    if base and os.path.isdir(base):
+    if base and os.path.isdir(base) and verb not in REPLACED:
         folder = os.path.join(base, LOGS)
         made = [p for p in (folder, os.path.join(folder, verb + ".log")) if not os.path.exists(p)]
         os.makedirs(folder, exist_ok=True)
@@ -154,6 +158,8 @@ def session(verb, base, enabled=True):
     try:
         yield path
     except (KeyboardInterrupt, SystemExit):
+        if verb in REPLACED:  # the output folder stayed all-old: it gets no log of this run either
+            failed = False
         raise
     except Exception as exc:
         from odcore.errors import UserError

@@ -27,6 +27,7 @@ import time
 from odcore.errors import UserError
 from odcore.fileio import sha256_file, write_json
 from odcore.paths import check_output, check_writable_dir
+from odrun import DATA_DIR
 from odrun.ui.quiet import terminal  # the real stderr, also while library noise goes to logs/
 
 CONFIG = "pipeline.config"
@@ -37,6 +38,7 @@ RESULTS = "results.csv"
 BEST = "best"  # RUN_DIR/best/: the best evaluated checkpoint (`odrun train --eval-every`)
 IDENTITY_KEYS = ("api", "model", "model_sha256", "label_map_sha256")
 NEW_RUN_FLAG = "--new-run"
+CHECKPOINT_ARCH = os.path.join(DATA_DIR, "checkpoint_arch.yaml")
 
 # A TF checkpoint's .index is a table file (tensorflow/core/lib/io/format.h): its last 8 bytes
 # are kTableMagicNumber 0xdb4775248b80fb57, little-endian, in a 48-byte footer.
@@ -217,6 +219,25 @@ class RunDir(object):
         return "delete it (there is no checkpoint to resume from)"
 
     # ----------------------------------------------------------- identity checks
+    def check_checkpoints_fit(self, config):
+        """Checkpoints but neither run.json's identity nor pipeline.config: the checkpoints are the
+        only evidence of the model that made them. Read the newest one's variable names and refuse
+        (exit 2) a model of another meta-architecture, instead of "resuming" it."""
+        if self.identity() or os.path.exists(self.config_path) or not self.checkpoints():
+            return
+        prefix = self.newest_checkpoint() or self.checkpoints()[-1][1]
+        found = checkpoint_arch(prefix)
+        from odrun.tasks.detect.config import pipeline as pc
+        wanted = pc.arch(config)
+        if found is None or found == wanted:
+            return
+        raise UserError(
+            "{} holds checkpoints of a {} model ({} names its variables so), but this training builds a {} "
+            "model; its variables cannot be restored from them; nothing was written".format(
+                self.path, found, os.path.basename(prefix), wanted),
+            where=prefix, fix="use another --workdir for the new training, or pass {} to move the old "
+                              "checkpoints aside to {}.old-<time>".format(NEW_RUN_FLAG, self.path))
+
     def check_same(self, new, new_run=False):
         """Refuse training `new` (an identity dict) into a run made by something else."""
         old = self.identity()
@@ -335,6 +356,17 @@ def newest_checkpoint(run_dir):
     return RunDir(run_dir).newest_checkpoint()
 
 
+def guard_workdir(args):
+    """The output guard (odcore.paths) for `odrun train --workdir`: not, not containing and not
+    inside --data, --config or a local --pretrained; writable. Called first thing by train."""
+    pretrained = getattr(args, "pretrained", None)
+    check_output(args.workdir, [("--data folder", getattr(args, "data", None)),
+                                ("--config file", getattr(args, "config", None)),
+                                ("--pretrained checkpoint", pretrained if pretrained and os.path.exists(str(pretrained))
+                                 else None)], flag="--workdir")
+    check_writable_dir(args.workdir, flag="--workdir")
+
+
 def prepare_train(args, api, config, model=None):
     """Everything `odrun train` checks about RUN_DIR before it writes there (in order):
 
@@ -347,9 +379,7 @@ def prepare_train(args, api, config, model=None):
     Returns (newest checkpoint prefix or None, the run.json dict to write).
     """
     rd = RunDir(args.workdir)
-    check_output(rd.path, [("--data folder", getattr(args, "data", None)),
-                           ("--config file", getattr(args, "config", None))], flag="--workdir")
-    check_writable_dir(rd.path, flag="--workdir")
+    guard_workdir(args)
     settings = rd.read_json()
     new_run = bool(getattr(args, "new_run", False))
     if args.resume:
@@ -365,12 +395,30 @@ def prepare_train(args, api, config, model=None):
         else:
             rd.newest_checkpoint()  # damaged state is an error before anything is written
             rd.check_same(ident)
+            rd.check_checkpoints_fit(config)  # no identity, no config: the variables decide
     rd.clean_stale()  # what a killed run left: <ckpt>_temp/, checkpoint.tmp<hex>, .run.json.*.tmp
     previous = rd.newest_checkpoint() if rd.exists() else None
     if args.resume and previous is None:
         terminal().write("--resume: no checkpoint in {} yet, so training starts from step 0\n".format(rd.path))
     settings = dict(settings, identity=ident)
     return previous, settings
+
+
+def checkpoint_arch(prefix):
+    """The meta-architecture that wrote checkpoint `prefix` (odrun/data/checkpoint_arch.yaml), or None."""
+    import yaml
+    import tensorflow as tf
+    with open(CHECKPOINT_ARCH, encoding="utf-8") as f:
+        signatures = yaml.safe_load(f)
+    try:
+        names = [name for name, _shape in tf.train.list_variables(prefix)]
+    except (tf.errors.OpError, ValueError) as exc:
+        raise UserError("cannot read the checkpoint's variables ({})".format(_short(exc)), where=prefix,
+                        fix="remove the damaged checkpoint files, or start a new run with " + NEW_RUN_FLAG)
+    for arch, prefixes in signatures.items():
+        if any(n.startswith(tuple(prefixes)) for n in names):
+            return arch
+    return None
 
 
 def model_hash(config):

@@ -15,6 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from odcore import cache
 from odcore.cache import cache_root
 
 CACHE = Path(cache_root())
@@ -55,12 +56,14 @@ def ensure_collection(name="community.general", path=None):
         return path
     namespace, coll = name.split(".")
     path.mkdir(parents=True, exist_ok=True)
+    cache.mark(path)  # `odrun cache clear` removes only marked entries
     with open(path / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test workers: one extracts, others wait
         if installed_version(name, path):
             return path
         download_dir = CACHE / "pip"
         download_dir.mkdir(parents=True, exist_ok=True)
+        cache.mark(download_dir)
         prefix = "ansible_collections/{}/{}/".format(namespace, coll)
         tmp = Path(tempfile.mkdtemp(dir=str(path)))
         try:

@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 
+from odcore import cache
 from odcore.fileio import atomic_path
 from odrun.tasks.classify import data
 from odrun.tasks.detect import pretrained
@@ -56,6 +57,8 @@ def load_or_compute(classifier, splits, directory=None):
             out = {s: (z[s + "_x"], z[s + "_y"]) for s in splits}
         return out, {"path": path, "hit": True, "seconds": round(time.time() - started, 3)}
     out = {s: compute(classifier, files) for s, files in splits.items()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cache.mark(path)  # under the cache root: `odrun cache clear` may remove it
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: v for s, (x, y) in out.items() for k, v in ((s + "_x", x), (s + "_y", y))})

@@ -22,15 +22,17 @@ import hashlib
 import io
 import os
 import random
-import shutil
 import sys
 import time
 
+from odcore import imagefile, paths
 from odcore.errors import UserError
-from odcore.fileio import write_json, write_text
-from odcore.paths import check_output
+from odcore.fileio import staged_dir, write_json, write_text
+from odrun.convert import labelmap
+from odrun.convert.safety import ALLOW_FLAG
 from odrun.tasks.classify import defaults, labels as L, require_tf2
 from odrun.ui.progress import ItemProgress
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 RECORD_PATTERN = "image_{split}_{shard:05d}-of-{shards:05d}.tfrecord"
 SUMMARY_NAME = "summary.json"
@@ -51,18 +53,45 @@ def _visible(names):
     return sorted(n for n in names if not n.startswith("."))
 
 
-def scan_classes(folder, exts):
-    """{class: [paths]}, [skipped (path, why)] for FOLDER/<class>/<file>."""
+def refusal(path, source, allow_outside=False, class_folder=False):
+    """Why a class folder or image cannot be read (issue 22), or None: a name that is not UTF-8,
+    a class name with control characters, a symlink that leads outside SOURCE."""
+    name = os.path.basename(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.listdir's surrogateescape: the bytes are not UTF-8
+        return "{}: the file name is not valid UTF-8: refused (rename it)".format(ascii(path))
+    if class_folder:  # its name goes into labels.txt
+        problem = labelmap.name_problem(name)
+        if problem:
+            return "{}: {} ({})".format(ascii(path), problem, labelmap.NAME_FIX)
+    if not allow_outside and not paths.is_within(path, source):
+        return ("{}: leads outside the image folder {} (to {}) after resolving symlinks: refused (copy the "
+                "image into the folder, or pass {} if this is intended)".format(
+                    path, paths.real(source), paths.real(path), ALLOW_FLAG))
+    return None
+
+
+def scan_classes(folder, exts, source=None, allow_outside=False, refused=None):
+    """{class: [paths]}, [skipped (path, why)] for FOLDER/<class>/<file>; `refused` collects
+    the paths `refusal` rejects (nothing is read from them)."""
     classes, skipped = {}, []
+    refused = [] if refused is None else refused
+    source = folder if source is None else source
     for name in _visible(os.listdir(folder)):
         path = os.path.join(folder, name)
         if not os.path.isdir(path):
             skipped.append((path, "not inside a class folder"))
             continue
+        if refusal(path, source, allow_outside, class_folder=True):
+            refused.append(refusal(path, source, allow_outside, class_folder=True))
+            continue
         files = []
         for fname in _visible(os.listdir(path)):
             fpath = os.path.join(path, fname)
-            if os.path.isdir(fpath):
+            if refusal(fpath, source, allow_outside):
+                refused.append(refusal(fpath, source, allow_outside))
+            elif os.path.isdir(fpath):
                 skipped.append((fpath, "sub-folder inside a class folder (not read)"))
             elif os.path.splitext(fname)[1].lower() in exts:
                 files.append(fpath)
@@ -85,13 +114,15 @@ def existing_splits(source):
 
 def read_image(path, keep_formats):
     """-> dict(data, format, width, height, sha256) or raises ValueError with the reason."""
-    from PIL import Image
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        data = imagefile.read_bytes(path)  # the one opener: regular files only, size cap
+    except imagefile.ImageRefused as exc:
+        raise ValueError(exc.message)
     if not data:
         raise ValueError("the file is empty (0 bytes)")
+    raw_sha256 = hashlib.sha256(data).hexdigest()
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with imagefile.open_bytes(data, path) as im:  # decode pixel cap before im.load()
             fmt = im.format
             im.load()  # decode every pixel: truncated and corrupt files fail here, not in training
             width, height = im.size
@@ -99,10 +130,12 @@ def read_image(path, keep_formats):
                 buf = io.BytesIO()
                 im.convert("RGBA" if "A" in im.getbands() else "RGB").save(buf, format="PNG")
                 data, fmt = buf.getvalue(), "PNG"
+    except imagefile.ImageRefused as exc:
+        raise ValueError(exc.message)
     except Exception as exc:  # Pillow raises many types for a damaged file
         raise ValueError("Pillow cannot decode it ({}: {})".format(type(exc).__name__, exc))
     return {"data": data, "format": fmt.lower(), "width": width, "height": height,
-            "sha256": hashlib.sha256(data).hexdigest()}
+            "sha256": hashlib.sha256(data).hexdigest(), "raw_sha256": raw_sha256}
 
 
 def check(items, keep_formats, progress):
@@ -114,9 +147,8 @@ def check(items, keep_formats, progress):
                 it["image"] = read_image(it["path"], keep_formats)
             except (OSError, ValueError) as exc:
                 errors.append("{}: {}".format(it["path"], exc))
-            else:
-                with open(it["path"], "rb") as f:
-                    by_digest.setdefault(hashlib.sha256(f.read()).hexdigest(), []).append(it)
+            else:  # the bytes read once, by the opener
+                by_digest.setdefault(it["image"]["raw_sha256"], []).append(it)
             bar.advance()
     for same in by_digest.values():
         classes = sorted({it["class"] for it in same})
@@ -177,22 +209,8 @@ def write_split(folder, split, items, shards, seed):
 # -- 5. publish --------------------------------------------------------------------------------
 
 def _guard_paths(source, out_dir):
-    check_output(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, SUMMARY_NAME)):
-        raise UserError("the output folder exists, is not empty and is not an earlier `odrun convert` output",
-                        where=out_dir, fix="choose an empty or new --out folder")
-
-
-def publish(tmp, out_dir):
-    """Swap the finished temp folder in for OUT_DIR (the previous output is removed only after)."""
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir):
-        old = tmp + ".old"
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
+    paths.check_output_dir(out_dir, [("image folder", source)], flag="--out", verb="odrun convert --task classify",
+                           kind="convert", replaces=True)
 
 
 def _fail(what, problems, fix, where):
@@ -204,26 +222,29 @@ def _fail(what, problems, fix, where):
     raise UserError(text + "\n  nothing was written", where=where, fix=fix)
 
 
-def collect(source, split, seed, exts):
+def collect(source, split, seed, exts, allow_outside=False):
     """-> (names, items, skipped, how): items carry path, rel, class, label, split."""
     dirs = existing_splits(source) if split is None else None
     groups = {}
-    skipped = []
+    skipped, refused = [], []
     if dirs:
         for s, d in zip(SPLITS, dirs):
-            classes, sk = scan_classes(d, exts)
+            classes, sk = scan_classes(d, exts, source, allow_outside, refused)
             groups[s] = classes
             skipped += sk
         names = sorted(set(groups["train"]) | set(groups["test"]))
         how = "existing train/ and test/ folders"
     else:
-        classes, skipped = scan_classes(source, exts)
+        classes, skipped = scan_classes(source, exts, source, allow_outside, refused)
         names = sorted(classes)
         fraction = defaults()["convert"]["split"] if split is None else split
         groups = {"train": {}, "test": {}}
         for c in names:
             groups["train"][c], groups["test"][c] = split_class(classes[c], fraction, seed, c)
         how = "seeded stratified split: {:.0%} train per class, seed {}".format(fraction, seed)
+    if refused:
+        _fail("files and class folders that cannot be read", refused,
+              "rename, move or remove them (a class name goes into labels.txt: no control characters)", source)
     return names, groups, skipped, how, bool(dirs)
 
 
@@ -252,7 +273,8 @@ def _items(source, names, groups, given):
     return items
 
 
-def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True):
+def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True,
+            allow_outside=False):
     """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
     cfg = defaults()["convert"]
     seed = cfg["seed"] if seed is None else seed
@@ -267,7 +289,7 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
         raise UserError("--shards must be >= 1", where="--shards", fix="e.g. --shards 5")
     _guard_paths(source, out_dir)
     # 1. scan
-    names, groups, skipped, how, given = collect(source, split, seed, image_extensions())
+    names, groups, skipped, how, given = collect(source, split, seed, image_extensions(), allow_outside)
     items = _items(source, names, groups, given)
     # 2. check
     errors, warnings = check(items, set(cfg["keep_formats"]), progress)
@@ -279,13 +301,9 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
     if strict and (warnings or skipped):
         _fail("warnings under --strict", warnings + ["{}: {}".format(p, w) for p, w in skipped],
               "fix them or drop --strict", source)
-    # 4. write into a temp sibling, 5. publish
+    # 4. write into a staged sibling, 5. publish it as one (odcore.fileio.staged_dir)
     require_tf2()
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    import tempfile
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(out_dir)) + ".", dir=parent)
-    try:
+    with staged_dir(out_dir) as tmp:
         files = {}
         for s in SPLITS:
             files[s] = write_split(tmp, s, [it for it in items if it["split"] == s], shards, seed)
@@ -309,10 +327,6 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
             "seconds": round(time.time() - started, 2),
         }
         write_json(os.path.join(tmp, SUMMARY_NAME), summary)
-        publish(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 
@@ -320,7 +334,8 @@ def from_args(args):
     """`odrun convert --task classify` (flags: odrun.verbs.convert) -> the summary."""
     return convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
                    shards=_given(args, "shards"), strict=args.strict,
-                   progress=not args.json and sys.stderr.isatty())
+                   progress=not args.json and terminal().isatty(),
+                   allow_outside=getattr(args, "allow_outside_images", False))
 
 
 def show(summary, args):
@@ -337,7 +352,7 @@ def _given(args, name):
 def print_summary(summary):
     from rich.console import Console
     from rich.table import Table
-    err = Console(stderr=True)
+    err = Console(file=terminal())  # the terminal, not the library log
     for w in summary["warnings"][:MAX_LISTED]:
         err.print("[yellow]warning[/yellow]: " + w, markup=True, highlight=False)
     for s in summary["skipped"][:MAX_LISTED]:

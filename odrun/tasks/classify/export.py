@@ -6,16 +6,12 @@ classes and scores), labels.txt (slim "ID:NAME"), metadata.json (task classify, 
 classes, step), and retrain.py's artifacts: output_graph.pb, a frozen GraphDef whose input is
 `DecodeJpeg/contents:0` (one JPEG's bytes) and output `final_result:0` (probabilities [1, N]),
 plus output_labels.txt (one name per line), so the tutorial's label_image-style test script
-runs on it unchanged. Everything is written into a temp sibling and swapped in at the end."""
+runs on it unchanged. Everything is written into a staged sibling and swapped in as one (odcore.fileio.staged_dir)."""
 import os
-import shutil
-import tempfile
 
-from odcore.errors import UserError
-from odcore.fileio import write_json, write_text
-from odcore.paths import check_output
+from odcore.fileio import staged_dir, write_json, write_text
+from odcore.paths import check_output_dir
 from odrun.tasks.classify import data, evaluate, labels as L
-from odrun.tasks.classify.convert import publish
 
 FROZEN_NAME = "output_graph.pb"
 INPUT_TENSOR = "DecodeJpeg/contents:0"
@@ -92,11 +88,7 @@ def export(run_dir, out_dir):
     import tensorflow as tf
     _guard(run_dir, out_dir)
     s, clf = evaluate.load_run(run_dir)
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", dir=parent)
-    try:
+    with staged_dir(out_dir) as tmp:
         # 1. SavedModel with the bytes and uint8 signatures
         module = serving_module(clf)
         tf.saved_model.save(module, os.path.join(tmp, SAVED_MODEL), signatures={
@@ -122,18 +114,12 @@ def export(run_dir, out_dir):
         }
         metadata["files"] = sorted(os.listdir(tmp)) + ["metadata.json"]
         write_json(os.path.join(tmp, "metadata.json"), metadata)
-        publish(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metadata
 
 
 def _guard(run_dir, out_dir):
-    check_output(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "metadata.json")):
-        raise UserError("the output folder exists, is not empty and is not an earlier export", where=out_dir,
-                        fix="choose a new or empty --out folder")
+    check_output_dir(out_dir, [("run directory", run_dir)], flag="--out", verb="odrun export",
+                     kind="export", replaces=True)
 
 
 def from_args(args):

@@ -7,16 +7,17 @@ test script instead runs one sess.run per image (bench/classify.py compares the 
 import io
 import os
 
+from odcore import imagefile
 from odcore.errors import UserError
 from odcore.fileio import atomic_path, write_json, write_text
-from odcore.paths import check_output
+from odcore.paths import check_output_dir
 from odrun.tasks.classify import require_tf2
 from odrun.tasks.classify.convert import image_extensions
 from odrun.tasks.classify.export import BYTES_SIGNATURE, SAVED_MODEL
 from odrun.tasks.detect.detect import collect as collect_images
 from odrun.tasks.detect.draw import font
-from odrun.ui import quiet
 from odrun.ui.progress import ItemProgress, enabled
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 from odrun.workdir.metadata import export_metadata
 
 TF_DECODES = ("jpeg", "png", "gif", "bmp")
@@ -32,16 +33,16 @@ def collect(sources):
 
 def encoded(path):
     """The file's bytes when TensorFlow decodes them, else Pillow's PNG re-encoding."""
-    from PIL import Image
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        with Image.open(io.BytesIO(data)) as im:
+        data = imagefile.read_bytes(path)  # the one opener: regular files only, size and pixel caps
+        with imagefile.open_bytes(data, path) as im:
             if (im.format or "").lower() in TF_DECODES:
                 return data
             buf = io.BytesIO()
             im.convert("RGB").save(buf, format="PNG")
             return buf.getvalue()
+    except imagefile.ImageRefused:
+        raise
     except Exception as exc:  # Pillow raises many types for a damaged file
         raise UserError("cannot read the image ({}: {})".format(type(exc).__name__, exc), where=path,
                         fix="remove or replace the file")
@@ -107,7 +108,7 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
 
 def _guard(out_dir, sources, model_dir):
     inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
-    check_output(out_dir, inputs, flag="--out", verb="odrun predict")
+    check_output_dir(out_dir, inputs, flag="--out", verb="odrun predict", kind="predict")
 
 
 def contact_sheet(results, path):
@@ -122,7 +123,7 @@ def contact_sheet(results, path):
     for n, r in enumerate(results):
         x, y = (n % cols) * THUMB, (n // cols) * (THUMB + caption)
         try:
-            with Image.open(r["file"]) as im:
+            with imagefile.open_file(r["file"])[1] as im:
                 im = im.convert("RGB")
                 im.thumbnail((THUMB, THUMB))
                 sheet.paste(im, (x + (THUMB - im.width) // 2, y + (THUMB - im.height) // 2))
@@ -157,7 +158,7 @@ def print_tables(summary):
 def from_args(args):
     """`odrun predict`, or `odrun detect` on a classifier export (flags: odrun.verbs) -> the summary."""
     return predict(args.model, args.sources, args.out, top_k=args.top_k, batch=args.batch,
-                   images=not getattr(args, "no_images", False), progress=enabled(args) and quiet.terminal().isatty())
+                   images=not getattr(args, "no_images", False), progress=enabled(args) and terminal().isatty())
 
 
 def show(summary, args):

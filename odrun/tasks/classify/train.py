@@ -15,14 +15,15 @@
 import json
 import math
 import os
-import sys
 import time
 
+from odcore import paths
 from odcore.errors import UserError
 from odcore.fileio import sha256_file, write_json
 from odrun.tasks.classify import bottleneck, data, defaults, model as M, require_tf2
 from odrun.ui import interrupt, quiet
 from odrun.ui.progress import enabled
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 SETTINGS = "run.json"
 SUMMARY = "train.json"
@@ -334,7 +335,7 @@ def train(s, show=True):
     saved, last = [], {"loss": float("nan"), "accuracy": float("nan")}
     step = start
     if show and resumed:
-        sys.stderr.write("resuming from {}\n".format(resumed))
+        terminal().write("resuming from {}\n".format(resumed))
     phases = _Phases(clf, s, opts, feats, train_files, steps)
     try:
         with Progress(total, start, show) as bar, interrupt.Guard(say=_say) as ctrl_c:
@@ -396,10 +397,26 @@ def _say(text):
     quiet.terminal().flush()
 
 
+def guard_outputs(args):
+    """The output guard (odcore.paths) for what classify train writes: --workdir and
+    --bottleneck-dir are not, do not contain and do not lie inside --data or a local --pretrained."""
+    inputs = [("--data folder", getattr(args, "data", None))]
+    pretrained = getattr(args, "pretrained", None)
+    if pretrained and os.path.exists(str(pretrained)):
+        inputs.append(("--pretrained file", pretrained))
+    paths.check_output(args.workdir, inputs, flag="--workdir", verb="odrun train --task classify")
+    paths.check_writable_dir(args.workdir, flag="--workdir")
+    bottlenecks = getattr(args, "bottleneck_dir", None)
+    if bottlenecks:
+        paths.check_output(bottlenecks, inputs, flag="--bottleneck-dir", verb="odrun train --task classify")
+        paths.check_writable_dir(bottlenecks, flag="--bottleneck-dir")
+
+
 def from_args(args):
     """`odrun train --task classify` (flags: odrun.verbs.train) -> the train.json summary."""
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
+    guard_outputs(args)
     s = settings(args)
     require_tf2()
     if args.checkpoint_every:

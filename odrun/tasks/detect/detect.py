@@ -8,9 +8,10 @@ score; image ids are listed in images.json) and detections.csv (one row per box)
 import glob
 import os
 
+from odcore import imagefile
 from odcore.errors import UserError
 from odcore.fileio import atomic_path, write_json, write_text
-from odcore.paths import check_output, check_writable_dir
+from odcore.paths import check_output_dir
 from odrun import runtimes
 from odrun.convert.safety import csv_cell  # a class or file named =cmd|... is not a formula
 from odrun.tasks.detect import draw
@@ -52,10 +53,11 @@ def collect(sources, exts=IMAGE_EXTS):
 
 def load_image(path):
     import numpy as np
-    from PIL import Image
     try:
-        with Image.open(path) as im:
+        with imagefile.open_file(path)[1] as im:  # the one opener: regular files, size and pixel caps
             return np.asarray(im.convert("RGB"))
+    except imagefile.ImageRefused:
+        raise
     except (OSError, ValueError) as exc:
         raise UserError("cannot read image: {}".format(exc), where=path, fix="remove or replace the file")
 
@@ -99,10 +101,11 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
     meta, names = export_metadata(model_dir, classifier=False)
     paths = collect(sources)
     # never write over (or among) the inputs: photos/ --out photos/ would replace the PNGs
-    check_output(out_dir, [("model folder (--model)", model_dir)] +
-                 [("input", s) for s in sources if os.path.exists(s)] +
-                 [("input image", p) for p in paths])
-    check_writable_dir(out_dir)
+    check_output_dir(out_dir, [("model folder (--model)", model_dir)] +
+                     [("input", s) for s in sources if os.path.exists(s)] +
+                     [("input image", p) for p in paths], kind="detect")
+    for p in paths:  # no FIFO, device, oversized file or pixel bomb gets as far as the model load
+        imagefile.open_file(p)[1].close()
     _readable(paths, strict)
     runtime = runtimes.choose(model_dir, seg_output.runtime_for(meta, runtime), meta)
     with status("loading the model ({} runtime)".format(runtime), enabled=progress):

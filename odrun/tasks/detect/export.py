@@ -7,8 +7,8 @@ pipeline.config and metadata.json (classes, TF version, input signature, trainin
 import os
 import shutil
 
-from odcore.fileio import write_json
-from odcore.paths import check_output, check_writable_dir
+from odcore.fileio import staged_dir, write_json
+from odcore.paths import check_output_dir
 from odrun.tasks.detect import backends, export_formats
 from odrun.tasks.detect.config import pipeline as pc
 from odrun.tasks.detect.evaluate import run_api, run_dir_config
@@ -21,8 +21,8 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=N
     """checkpoint: newest (default), best or a step number (odrun.workdir.rundir.resolve_checkpoint).
     Every argument is checked before TensorFlow is imported."""
     formats = export_formats.parse(formats)
-    check_output(out_dir, [("run directory (--workdir)", run_dir)])  # never export over/into a run
-    check_writable_dir(out_dir)
+    # never over/into the run; a non-empty --out only if it is an earlier export (nothing else in it)
+    check_output_dir(out_dir, [("run directory (--workdir)", run_dir)], kind="export", replaces=True)
     config_path = run_dir_config(run_dir)
     prefix = resolve_checkpoint(run_dir, checkpoint)
     config = pc.load(config_path)
@@ -31,22 +31,24 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=N
     api_name = backends.resolve(run_api(run_dir, api))
     export_formats.check_supported(formats, config, api_name, quantize)  # refused before anything is built
     backend = backends.get(api_name)
-    # Export into a temp sibling and swap in at the end: no half-written EXPORT_DIR.
+    # Export into a hidden staged sibling that replaces EXPORT_DIR as one at the end (removed on
+    # any error or Ctrl-C): no half-written EXPORT_DIR, no EXPORT.partial left behind.
     out_dir = os.path.abspath(out_dir)
-    tmp = out_dir + ".partial"
     _recover(out_dir)
-    shutil.rmtree(tmp, ignore_errors=True)
-    with status("writing the export of {} (building the model, tracing, saving the SavedModel)".format(
-            os.path.basename(prefix))):
-        info = backend.export(config_path, run_dir, tmp, checkpoint=prefix)
-    shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
-    try:
+    with staged_dir(out_dir) as tmp:
+        with status("writing the export of {} (building the model, tracing, saving the SavedModel)".format(
+                os.path.basename(prefix))):
+            info = backend.export(config_path, run_dir, tmp, checkpoint=prefix)
+        shutil.copyfile(label_map, os.path.join(tmp, "label_map.pbtxt"))
         with checkpoint_dir(prefix) as ckpt_dir:  # tflite's exporter reads a directory's checkpoint
             forms = export_formats.write(formats, config_path, ckpt_dir, tmp, quantize=quantize, say=_say)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # parity failed / interrupted: the previous export stays
-        raise
-    metadata = {
+        metadata = _metadata(api_name, config, info, classes, forms, tmp)
+        write_json(os.path.join(tmp, "metadata.json"), metadata)
+    return metadata
+
+
+def _metadata(api_name, config, info, classes, forms, folder):
+    return {
         "api": api_name,
         "arch": pc.arch(config),
         "tf_version": info.get("tf_version"),
@@ -57,18 +59,8 @@ def export(run_dir, out_dir, api=None, formats=None, quantize=None, checkpoint=N
         "signature": info.get("signature"),
         "instance_masks": "detection_masks" in ((info.get("signature") or {}).get("outputs") or ()),
         "formats": forms,
-        "files": sorted(os.listdir(tmp)),
+        "files": sorted(os.listdir(folder)),
     }
-    write_json(os.path.join(tmp, "metadata.json"), metadata)
-    if os.path.exists(out_dir):
-        old = out_dir + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-    return metadata
 
 
 def _say(text):
@@ -76,12 +68,9 @@ def _say(text):
 
 
 def _recover(out_dir):
-    """Undo what a kill -9 left: a swap stopped between its two renames leaves the previous
-    good export in OUT.old and no OUT (put it back); temp folders of ours are removed."""
+    """Undo what a kill -9 left (odcore.fileio.recover_dir does the staged/replaced siblings;
+    OUT.old / OUT.partial are the user's names and never touched); the tf1 backend's temps go."""
     import glob
-    old = out_dir + ".old"
-    if os.path.isdir(old) and not os.path.exists(out_dir):
-        os.replace(old, out_dir)
     parent, base = os.path.dirname(out_dir), os.path.basename(out_dir)
     for stale in glob.glob(os.path.join(parent, "." + glob.escape(base) + ".partial.*")):
         shutil.rmtree(stale, ignore_errors=True)  # the tf1 backend's mkdtemp inside OUT.partial's parent

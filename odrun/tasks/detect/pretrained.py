@@ -8,12 +8,13 @@ never leaves a half-extracted model that a later run would trust.
 """
 import hashlib
 import os
-import shutil
 import tarfile
 import tempfile
 
+from odcore import cache
 from odcore.cache import cache_dir
 from odcore.errors import UserError
+from odcore.fileio import staged_dir, write_text
 from odrun import DATA_DIR
 from odrun.tasks.detect.config import checks as config_checks
 from odrun.ui.progress import ItemProgress
@@ -87,10 +88,9 @@ def fetch(url, sha256=None, progress=True):
             raise UserError("cached {} has sha256 {}, the zoo pins {}".format(folder, recorded, sha256),
                             where=folder, fix="delete it and retry: rm -r " + folder)
         return _top(folder)
-    os.makedirs(root, exist_ok=True)
+    cache.make_dir(os.path.basename(root))  # the marker: `odrun cache clear` may remove it
     fd, tmp_archive = tempfile.mkstemp(prefix="." + name + ".", dir=root)
     os.close(fd)
-    tmp_dir = None
     try:
         got = download(url, tmp_archive, progress=progress)
         expected = sha256
@@ -101,18 +101,12 @@ def fetch(url, sha256=None, progress=True):
             raise UserError("sha256 mismatch for {}: expected {}, got {}".format(name, expected, got),
                             where=url, fix="the download is corrupt or the file changed upstream; retry, "
                                            "or update sha256 in " + ZOO_FILE)
-        tmp_dir = tempfile.mkdtemp(prefix="." + stem + ".", dir=root)
-        extract(tmp_archive, tmp_dir, url)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp_dir, folder)
-        tmp_dir = None
-        from odcore.fileio import write_text
+        with staged_dir(folder) as tmp_dir:  # the extracted folder replaces the cached one as one
+            extract(tmp_archive, tmp_dir, url)
         write_text(digest_file, "{}  {}\n".format(got, name))
     finally:
         if os.path.exists(tmp_archive):
             os.unlink(tmp_archive)
-        if tmp_dir:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
     return _top(folder)
 
 

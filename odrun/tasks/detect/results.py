@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 
-from odcore.fileio import atomic_path, write_json
+from odcore.fileio import atomic_path, staged_dir, write_json
 from odrun.ui import quiet
 from odrun.workdir.rundir import BEST  # noqa: F401 (RUN_DIR/best/, named where the layout is)
 
@@ -254,23 +254,15 @@ def best_map(rows):
 def keep_best(run_dir, prefix, step, value):
     """Copy checkpoint `prefix` into RUN/best/ (with its own `checkpoint` file and best.json)."""
     best = os.path.join(run_dir, BEST)
-    tmp = best + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
     base = os.path.basename(prefix)
     folder = os.path.dirname(prefix)
-    for name in os.listdir(folder):
-        if name.startswith(base + "."):
-            shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
-    with open(os.path.join(tmp, "checkpoint"), "w", encoding="utf-8") as f:
-        f.write('model_checkpoint_path: "{0}"\nall_model_checkpoint_paths: "{0}"\n'.format(base))
-    write_json(os.path.join(tmp, "best.json"), {"step": step, MAP: value, "checkpoint": base})
-    old = best + ".old"
-    if os.path.exists(best):
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(best, old)
-    os.replace(tmp, best)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_dir(best) as tmp:  # best/ is replaced as one: never half old, half new
+        for name in os.listdir(folder):
+            if name.startswith(base + "."):
+                shutil.copy2(os.path.join(folder, name), os.path.join(tmp, name))
+        with open(os.path.join(tmp, "checkpoint"), "w", encoding="utf-8") as f:
+            f.write('model_checkpoint_path: "{0}"\nall_model_checkpoint_paths: "{0}"\n'.format(base))
+        write_json(os.path.join(tmp, "best.json"), {"step": step, MAP: value, "checkpoint": base})
     return best
 
 

@@ -13,6 +13,7 @@ import time
 from odcore.errors import UserError
 from odrun.tasks.detect import results
 from odrun.tasks.detect.backends import tf2_eval
+from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
 
 
 def add_flags(p):
@@ -112,7 +113,7 @@ class Tracker(object):
             if self.last_images is not None:
                 out.update(self.results.final_plots(self.run_dir, self.last_images, self.names, self.last_metrics))
         except ImportError as exc:  # matplotlib missing: the tables still hold everything
-            sys.stderr.write("no plots ({}): pip install matplotlib\n".format(exc))
+            terminal().write("no plots ({}): pip install matplotlib\n".format(exc))
         best = os.path.join(self.run_dir, self.results.BEST)
         summary = {"files": out, "evaluations": self.evaluations}
         if os.path.isdir(best):

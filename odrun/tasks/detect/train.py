@@ -178,6 +178,7 @@ def _before_tf(args):
     """1a. The flag checks that need no TensorFlow, first: bad arguments are refused in well under a second."""
     if args.steps is not None and args.steps < 1:
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
+    rundir.guard_workdir(args)  # the output guard, before anything reads --data or writes
     checks.train_flags(args)
     if args.resume and not os.path.exists(os.path.join(args.workdir, CONFIG_NAME)):
         raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=args.workdir,

@@ -7,8 +7,6 @@ the process, so run it in its own process (the CLI does: one command, one backen
 Heavy imports stay inside functions.
 """
 import os
-import shutil
-import tempfile
 import warnings
 
 from odcore.errors import UserError
@@ -190,21 +188,10 @@ def export(config_path, run_dir, out_dir, checkpoint=None):
     config = pipeline_pb2.TrainEvalPipelineConfig()
     with open(config_path, encoding="utf-8") as f:
         text_format.Merge(f.read(), config)
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", dir=parent)
-    try:
-        with tf.Graph().as_default(), _translate_errors(config_path):
-            exporter.export_inference_graph(EXPORT_INPUT_TYPE, config, ckpt, tmp)
-        os.makedirs(out_dir, exist_ok=True)
-        for name in os.listdir(tmp):
-            target = os.path.join(out_dir, name)
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)
-            os.replace(os.path.join(tmp, name), target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # out_dir is export's staged folder (odcore.fileio.staged_dir, empty): the exporter writes
+    # into it directly, and the whole folder is published as one by the caller.
+    with tf.Graph().as_default(), _translate_errors(config_path):
+        exporter.export_inference_graph(EXPORT_INPUT_TYPE, config, ckpt, os.path.abspath(out_dir))
     return {
         "api": API,
         "tf_version": tf.__version__,
