@@ -144,7 +144,7 @@ def _cli(*args):
 
 @pytest.mark.parametrize("args, says", [
     (["train", "--data", "{tmp}/no-such-data", "--workdir", "{tmp}/run", "--steps", "3"], "data directory not found"),
-    (["train", "--data", "{tmp}", "--workdir", "{tmp}/run"], "missing train.record"),
+    (["train", "--data", "{tmp}/empty", "--workdir", "{tmp}/run"], "missing train.record"),
     (["train", "--workdir", "{tmp}/run", "--resume"], "nothing to resume"),
     (["train", "--data", "{tmp}/data", "--workdir", "{tmp}/run", "--augment", "flop"], "flop"),
     (["export", "--workdir", "{tmp}/fake", "--out", "{tmp}/export", "--format", "onxx"], "unknown export format"),
@@ -156,6 +156,7 @@ def test_bad_arguments_are_refused_before_tensorflow(tmp_path, args, says):
     _fake_run(tmp_path / "fake", [100, 200])
     (tmp_path / "fake" / "pipeline.config").write_text("")
     (tmp_path / "data").mkdir()
+    (tmp_path / "empty").mkdir()  # a data folder without its records
     for name in ("train.record", "test.record", "label_map.pbtxt"):  # names only: refused before they are read
         (tmp_path / "data" / name).write_bytes(b"")
     result, err = _cli(*[a.format(tmp=tmp_path) for a in args])
