@@ -18,11 +18,14 @@ def pc():
 
 @pytest.fixture
 def data_dir(tmp_path):
-    """A convert-like output folder: 2-class label map and non-empty record files."""
-    (tmp_path / "label_map.pbtxt").write_text("item { id: 1 name: 'cat' }\nitem { id: 2 name: 'dog' }\n")
-    (tmp_path / "train.record").write_bytes(b"\0" * 16)
-    (tmp_path / "test.record").write_bytes(b"\0" * 16)
-    return tmp_path
+    """A convert-like output folder: 2-class label map and non-empty record files (beside, not around,
+    the tests' run folders: the output guard refuses a --workdir inside --data)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "label_map.pbtxt").write_text("item { id: 1 name: 'cat' }\nitem { id: 2 name: 'dog' }\n")
+    (data / "train.record").write_bytes(b"\0" * 16)
+    (data / "test.record").write_bytes(b"\0" * 16)
+    return data
 
 
 def filled(pc, data_dir, model="ssd_mobilenet_v2", **kw):

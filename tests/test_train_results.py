@@ -239,7 +239,9 @@ def test_convert_writes_a_report_and_check_writes_only_the_report(tmp_path):
     checked = run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "chk", "--check",
                       "--input-size", "20", "--json", check=0)
     rep = json.loads(checked.stdout)["report"]
-    assert rep["check_only"] and sorted(os.listdir(str(tmp_path / "chk"))) == ["report.png"]
+    # the report and convert's own log (OUT/logs/convert.log): no records, CSVs or label map
+    assert rep["check_only"] and sorted(os.listdir(str(tmp_path / "chk"))) == ["logs", "report.png"]
+    assert os.listdir(str(tmp_path / "chk" / "logs")) == ["convert.log"]
     assert any("under 8 px on their shorter side at input size 20" in w for w in rep["warnings"])
     assert not any("smaller than the model input" in w for w in rep["warnings"])
 

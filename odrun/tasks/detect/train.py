@@ -180,6 +180,8 @@ def _before_tf(args):
         raise UserError("--steps must be >= 1", where="--steps", fix="e.g. --steps 200")
     rundir.guard_workdir(args)  # the output guard, before anything reads --data or writes
     checks.train_flags(args)
+    if getattr(args, "augment", None) is not None:
+        augment.steps(args.augment)  # a bad name is refused before anything is read or written
     if args.resume and not os.path.exists(os.path.join(args.workdir, CONFIG_NAME)):
         raise UserError("nothing to resume: no {} in the run directory".format(CONFIG_NAME), where=args.workdir,
                         fix="start a run: odrun train --data DATA_DIR --workdir " + args.workdir)
@@ -192,8 +194,6 @@ def _before_tf(args):
         args.checkpoint_every = rundir.RunDir(args.workdir).read_json().get("checkpoint_every", 100)
     if args.checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1", where="--checkpoint-every", fix="e.g. 100")
-    if getattr(args, "augment", None) is not None:
-        augment.steps(args.augment)  # a bad name is refused before anything is read or written
 
 
 def _train(args, show):
