@@ -21,7 +21,7 @@ def add_parser(sub):
     p.add_argument("--quantize", choices=("dynamic",), default=None,
                    help="tflite: dynamic-range quantised weights (default: float)")
     add_api_flag(p)
-    tasks.record_defaults(p)
+    tasks.record_defaults(p, "export")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
     return p
 

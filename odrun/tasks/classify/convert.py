@@ -29,6 +29,7 @@ import time
 from odcore.errors import UserError
 from odcore.fileio import write_json, write_text
 from odcore.paths import check_output
+from odrun import option_defaults
 from odrun.tasks.classify import defaults, labels as L, require_tf2
 from odrun.ui.progress import ItemProgress
 
@@ -254,7 +255,7 @@ def _items(source, names, groups, given):
 
 def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True):
     """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
-    cfg = defaults()["convert"]
+    cfg = option_defaults("convert", "classify")  # odrun/data/defaults.yaml
     seed = cfg["seed"] if seed is None else seed
     shards = cfg["shards"] if shards is None else shards
     started = time.time()
@@ -318,20 +319,13 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
 
 def from_args(args):
     """`odrun convert --task classify` (flags: odrun.verbs.convert) -> the summary."""
-    return convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
-                   shards=_given(args, "shards"), strict=args.strict,
+    return convert(args.source, args.out, split=args.split, seed=args.seed,
+                   shards=args.shards, strict=args.strict,
                    progress=not args.json and sys.stderr.isatty())
 
 
 def show(summary, args):
     print_summary(summary)
-
-
-def _given(args, name):
-    """The flag's value when the user typed it, else None (classify has its own defaults)."""
-    flag = "--" + name
-    argv = getattr(args, "_argv", None) or sys.argv
-    return getattr(args, name) if any(a == flag or a.startswith(flag + "=") for a in argv) else None
 
 
 def print_summary(summary):
