@@ -119,3 +119,19 @@ def test_every_odrun_example_is_an_unbroken_command_at_80_columns(monkeypatch):
     joined = "\n".join(seen)
     assert "--set train_config.optimizer.momentum_optimizer.momentum_optimizer_value=0.8" in joined
     assert "odrun cache clear" in joined
+
+
+def test_predict_prints_one_unbroken_line_per_image(monkeypatch, capsys):
+    """#25: `odrun predict` printed a 10-line table per image with its path broken mid-word at 80
+    columns. The summary has predict()'s shape (tests/test_classify.py checks predict itself)."""
+    from odrun.tasks.classify import predict
+
+    monkeypatch.setenv("COLUMNS", "80")
+    files = ["/data/some/rather/long/folder/name/for/test/images/class_{}/image_{:05d}.jpg".format(c, i)
+             for c, i in (("cat", 1), ("dog", 2))]
+    summary = {"predictions": [{"file": f, "top_k": [{"class": "cat", "score": 0.9}, {"class": "dog", "score": 0.1}]}
+                               for f in files], "images": 2, "out_dir": "predictions", "contact_sheet": None}
+    predict.print_tables(summary)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [f + "  cat 0.9000  dog 0.1000" for f in files]
+    assert len(lines) == 3 and lines[2] == "2 images -> predictions"
