@@ -271,7 +271,7 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
     names, groups, skipped, how, given = collect(source, split, seed, image_extensions())
     items = _items(source, names, groups, given)
     # 2. check
-    errors, warnings = check(items, set(cfg["keep_formats"]), progress)
+    errors, warnings = check(items, set(defaults()["convert"]["keep_formats"]), progress)
     if given:
         warnings += ["class {!r} has no test images".format(c) for c in names if not groups["test"].get(c)]
     if errors:
