@@ -23,7 +23,8 @@ COMMANDS = [
 
 def build_parser(commands=COMMANDS):
     parser = _build(commands, prog="odrun", version=__version__,
-                    description="TF Object Detection API pipeline: convert -> train -> eval -> export -> detect.")
+                    description="TF Object Detection API pipeline: convert -> train -> eval -> export -> detect.",
+                    keep_examples=True)  # example lines stay unbroken at 80 columns (odcore.cli)
     quiet.install(parser)  # -v on every verb; library noise -> RUN/logs/VERB.log
     return parser
 

@@ -164,3 +164,12 @@ def test_ctrl_c_leaves_nothing_partial(good_output, tmp_path):
     assert sorted(os.listdir(out)) == sorted(os.listdir(good_output))
     assert digest(out) == before
     assert not list(tmp_path.glob(".out.*")), "a staged folder was left beside --out"
+
+
+def test_warnings_count_includes_the_reports(tmp_path):
+    """#25: `convert` printed `warnings: 0` and then a report warning (images smaller than the input)."""
+    synth.make_voc(str(tmp_path / "voc"), 6, classes=("cat", "dog"), size=(160, 120), seed=1)
+    res = run_cli("odrun", "convert", tmp_path / "voc", "--out", tmp_path / "data", "--workers", "1", check=0)
+    shown = [ln for ln in res.stderr.splitlines() if ln.startswith("warning")]
+    assert any("smaller than the model input 300x300" in ln for ln in shown), res.stderr
+    assert "warnings: {} ".format(len(shown)) in res.stdout, (res.stdout, shown)

@@ -44,6 +44,27 @@ def test_runner_up_is_named_in_brackets():
     assert [lab.text for lab in labels] == ["triangle 73% (circle 52%)"]
 
 
+def test_agnostic_nms_keeps_the_runner_up_label():
+    """#25: --agnostic-nms with --runner-up dropped the bracket (NMS removed the second class first);
+    the other box, overlapping more than the IoU, still goes."""
+    box, near = [0.2, 0.2, 0.6, 0.6], [0.22, 0.22, 0.62, 0.62]
+    _pixels, labels = _annotate([box, box, near], [1, 3, 2], [0.52, 0.73, 0.45], runner_up=True, agnostic_iou=0.5)
+    assert [lab.text for lab in labels] == ["triangle 73% (circle 52%)"]
+
+
+def test_agnostic_filter_then_annotate_keeps_the_runner_up():
+    """What `odrun detect --agnostic-nms 0.5 --runner-up` draws: the unfiltered detections, NMS in the plan."""
+    from odrun.tasks.detect import detect
+
+    box = [0.2, 0.2, 0.6, 0.6]
+    det = {"boxes": np.array([box, box], dtype=np.float32), "classes": np.array([1, 3]),
+           "scores": np.array([0.52, 0.73])}
+    shown = detect.drawn(det, draw.agnostic_filter(det, 0.3, 0.5), 0.5, runner_up=True)
+    image = np.full((160, 160, 3), 128, dtype=np.uint8)
+    _im, labels = draw.annotate(image, shown[0], NAMES, 0.3, agnostic_iou=shown[1], runner_up=True)
+    assert [lab.text for lab in labels] == ["triangle 73% (circle 52%)"]
+
+
 def test_colliding_labels_best_one_is_visible_and_on_top():
     # two boxes with the same top-left corner region: their labels would land on the same spot
     boxes = [[0.30, 0.10, 0.80, 0.70], [0.32, 0.12, 0.85, 0.60]]

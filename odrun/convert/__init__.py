@@ -50,9 +50,7 @@ def from_args(args):
 
 
 def show(summary, args):
-    print_summary(summary)
-    for w in summary["report"]["warnings"]:
-        terminal().write("warning: {}\n".format(w))
+    print_summary(summary, extra=summary["report"]["warnings"])  # the report's size warnings count too
     print("report: " + summary["report"]["path"])
 
 
@@ -90,14 +88,16 @@ class _Report(object):
                                             input_size=self.input_size, shown_dir=summary["out_dir"])
 
 
-def print_summary(summary, limit=20):
+def print_summary(summary, limit=20, extra=()):
+    """The table and counts; EXTRA: warnings already rendered (the report's), shown and counted with the rest."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     err = Console(file=terminal())  # the terminal, not the library log
-    warnings = summary["warnings"]
-    for p in warnings[:limit]:
-        err.print("[yellow]warning[/yellow]: " + P.render(p), markup=True, highlight=False)
+    warnings = [P.render(p) for p in summary["warnings"]] + list(extra)
+    for text in warnings[:limit]:
+        err.print(Text.assemble(("warning", "yellow"), ": " + text), highlight=False)  # names may hold [..]
     if len(warnings) > limit:
         err.print("... {} more warnings in {}".format(len(warnings) - limit, summary["outputs"]["summary"]))
     table = Table(title_justify="left")

@@ -18,6 +18,7 @@ import signal
 import tempfile
 import time
 
+from odrun import option_defaults
 from odrun.convert import coco, csvsrc, labelmap, records, safety, split as splitting, voc, yolo
 from odrun.convert import labelstudio
 from odrun.convert import problems as P
@@ -165,8 +166,9 @@ def _csv(path, rows):
 
 
 # One conversion's settings, by the `odrun convert` flags' dest names, with the CLI's defaults.
-_OPTIONS = (("source", None), ("out_dir", None), ("fmt", None), ("split", 0.8), ("seed", 42),
-            ("label_map", None), ("shards", 1), ("strict", False), ("skip_empty", False),
+_BOXES = option_defaults("convert", "detect")  # odrun/data/defaults.yaml
+_OPTIONS = (("source", None), ("out_dir", None), ("fmt", None), ("split", 0.8), ("seed", _BOXES["seed"]),
+            ("label_map", None), ("shards", _BOXES["shards"]), ("strict", False), ("skip_empty", False),
             ("train_dir", None), ("test_dir", None), ("progress", True), ("workers", None),
             ("image_dir", None), ("allow_outside_images", False), ("masks", None),
             ("max_size", None))

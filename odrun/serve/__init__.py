@@ -6,11 +6,9 @@ import socket
 
 from odcore.errors import UserError
 from odcore.paths import check_output_file
-from odrun import runtimes
+from odrun import option_defaults, runtimes
 
-DEFAULTS = {"host": "127.0.0.1", "port": 8501, "max_batch": 8, "batch_timeout_ms": 5.0, "queue": 64,
-            "max_body_mb": 16.0, "max_pixels": 4096 * 4096, "max_request_pixels": 2 * 4096 * 4096,
-            "threshold": 0.4, "shutdown_timeout": 30.0}
+DEFAULTS = option_defaults("serve")  # odrun/data/defaults.yaml's serve section
 
 
 def _number_checks(args):

@@ -4,9 +4,11 @@ work (`from_args(args)` -> summary, `show(summary, args)` for the terminal; impo
 
 convert, train and demo take `--task NAME`; eval and export read the task from RUN_DIR/run.json,
 detect from EXPORT_DIR/metadata.json. `segment` is detect with masks (a user-facing alias)."""
+import argparse
 import importlib
 
 from odcore.errors import UserError
+from odrun import option_defaults
 from odrun.workdir.metadata import task_of
 
 # flags no task refuses: the verb's own plumbing
@@ -93,9 +95,28 @@ def add_task_flag(parser, help_extra=""):
                              "the COCO tutorial's create_coco_tf_record.py --include_masks)" + help_extra)
 
 
-def record_defaults(parser):
+def file_defaults(parser, verb):
+    """PARSER's defaults from odrun/data/defaults.yaml's VERB section, and the "default X" of each
+    help from the same file: the value, or per task where the tasks differ (`tasks:`)."""
+    values = option_defaults(verb)
+    for action in parser._actions:
+        if action.dest not in values or isinstance(action, argparse._HelpAction):
+            continue
+        action.default = value = values[action.dest]
+        per_task = ["{} {}".format(t, option_defaults(verb, t)[action.dest]) for t in NAMES
+                    if action.dest in option_defaults(verb, t)]
+        if per_task and value is None:
+            action.help = (action.help or "") + " (default: " + ", ".join(per_task) + ")"
+        elif value not in (None, False, []) and "default" not in (action.help or ""):
+            action.help = (action.help or "") + " (default %(default)s)"
+
+
+def record_defaults(parser, verb=None):
     """Keep PARSER's flags and their defaults on its args (`_flag_defaults`): what `stage_for`
-    compares to tell a flag the user gave from one left alone. Call it after the last add_argument."""
+    compares to tell a flag the user gave from one left alone. Call it after the last add_argument;
+    VERB: take the defaults from odrun/data/defaults.yaml first (file_defaults)."""
+    if verb:
+        file_defaults(parser, verb)
     table = {}
     for action in parser._actions:  # --masks/--no-masks share one dest: the first one's default counts
         if action.dest != "help":
@@ -116,6 +137,9 @@ def stage_for(verb, args, task=None):
         raise UserError("the {} task does not take {} of `odrun {}` (it would be ignored)".format(
             name, "this flag" if len(given) == 1 else "these flags", verb), where=", ".join(given),
             fix="drop {}; `odrun {} --help` lists each task's flags".format(" ".join(given), verb))
+    for dest, value in option_defaults(verb, name).items():  # this task's own defaults (defaults.yaml)
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, value)
     return stage
 
 

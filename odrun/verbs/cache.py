@@ -1,7 +1,8 @@
-"""`odrun cache list|clear`: the caches odstack keeps (see odcore.cache for what each holds).
+"""`odrun cache list|clear`: the caches odstack keeps under $ODSTACK_CACHE or ~/.cache/odstack
+(see odcore.cache for what each holds).
 
-    odrun cache list [--json]          # name, size, path of each cache under $ODSTACK_CACHE or ~/.cache/odstack
-    odrun cache clear [NAME ...]       # remove those caches (all of them without a NAME)
+  odrun cache list         # name, size and path of each cache (--json: as JSON)
+  odrun cache clear zoo    # remove those caches (all of them without a NAME)
 
 Only entries odstack made (holding the marker file odcore.cache.MARKER) are listed as caches and
 removed; anything else under the root is listed as "not ours" and always kept. A cache root that
@@ -12,6 +13,7 @@ import json
 
 from odcore import cache
 from odcore.errors import UserError
+from odrun import tasks
 
 
 def add_parser(sub):
@@ -24,6 +26,8 @@ def add_parser(sub):
     clear = actions.add_parser("clear", help="remove caches (all without a NAME)")
     clear.add_argument("names", nargs="*", metavar="NAME", help="cache names as `odrun cache list` shows them "
                                                                  "(default: all)")
+    for parser in (ls, clear):
+        tasks.file_defaults(parser, "cache")  # defaults: odrun/data/defaults.yaml
     clear.add_argument("--json", action="store_true", help="print what was removed as JSON")
     clear.set_defaults(func=run_clear)
     p.set_defaults(func=run_list, json=False)

@@ -29,8 +29,8 @@ def add_parser(subparsers):
     p.add_argument("--images", dest="image_dir", metavar="DIR",
                    help="image folder (default: beside each XML / the JSON / the CSV, or a sibling "
                         "images/ or JPEGImages/ folder)")
-    p.add_argument("--shards", type=int, default=1, help="files per split, train.record-00000-of-0000N (default %(default)s)")
-    p.add_argument("--seed", type=int, default=42, help="split seed: same seed, same split (default %(default)s)")
+    p.add_argument("--shards", type=int, help="files per split, train.record-00000-of-0000N")
+    p.add_argument("--seed", type=int, help="split seed: same seed, same split")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="treat every warning as an error")
     p.add_argument("--allow-outside-images", action="store_true",
@@ -49,8 +49,8 @@ def add_parser(subparsers):
                    help="model input size for the report's size warnings: images smaller than it, boxes "
                         "too small at it (default 300, the default template's)")
     add_mask_flags(p)
-    tasks.add_task_flag(p, "; classify: SOURCE holds one sub-folder per class (defaults: --shards 5, --seed 0)")
-    tasks.record_defaults(p)
+    tasks.add_task_flag(p, "; classify: SOURCE holds one sub-folder per class")
+    tasks.record_defaults(p, "convert")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
 
 

@@ -10,22 +10,19 @@ import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
-from odrun.tasks.detect.demo import DEFAULT_IMAGES, DEFAULT_STEPS
-from odrun.tasks.detect.detect import DEFAULT_THRESHOLD
 
 
 def add_parser(sub):
     p = sub.add_parser("demo", help="synthetic data -> convert -> train -> eval -> export -> detect",
                        description=__doc__)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps (default %(default)s)")
-    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, help="synthetic images (default %(default)s)")
-    p.add_argument("--workdir", default="demo-run", metavar="DIR", help="where everything goes (default ./demo-run)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="detect score threshold, the same default as `odrun detect` (default %(default)s)")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--images", type=int, help="synthetic images")
+    p.add_argument("--workdir", metavar="DIR", help="where everything goes")
+    p.add_argument("--threshold", type=float, help="detect score threshold, as `odrun detect`'s")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
     add_api_flag(p)
     tasks.add_task_flag(p, '; classify: class folders -> MobileNetV2 x0.35 from scratch -> predict')
-    tasks.record_defaults(p)
+    tasks.record_defaults(p, "demo")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
     return p
 

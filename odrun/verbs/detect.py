@@ -9,7 +9,6 @@ import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
-from odrun.tasks.detect.detect import DEFAULT_THRESHOLD
 from odrun.tasks.detect.masks import output as seg_output
 
 
@@ -18,14 +17,13 @@ def add_parser(sub):
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
     p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
     p.add_argument("--out", metavar="OUT_DIR", required=True, help="annotated images + detections.json/csv")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="minimum score to keep a box (default %(default)s)")
+    p.add_argument("--threshold", type=float, help="minimum score to keep a box")
     p.add_argument("--agnostic-nms", type=float, metavar="IOU", default=None,
                    help="keep only the best box of any class among boxes overlapping more than IOU, in the "
                         "annotated images and in detections.json/csv (default: off, per-class NMS of the model only)")
     p.add_argument("--runner-up", action="store_true",
                    help="when several classes share one box, show the second-best class in brackets on its label")
-    p.add_argument("--batch", type=int, default=16, help="images per model call (default 16)")
+    p.add_argument("--batch", type=int, help="images per model call")
     p.add_argument("--no-images", action="store_true", help="skip writing annotated images")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     p.add_argument("--strict", action="store_true",
@@ -36,7 +34,7 @@ def add_parser(sub):
                         "frozen, saved_model; onnx/tflite never import TensorFlow)")
     seg_output.add_flags(p)
     add_api_flag(p)
-    tasks.record_defaults(p)
+    tasks.record_defaults(p, "detect")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
     return p
 

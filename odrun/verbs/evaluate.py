@@ -13,7 +13,7 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print eval.json instead of a table")
     add_checkpoint_flag(p)
     add_api_flag(p)
-    tasks.record_defaults(p)
+    tasks.record_defaults(p, "eval")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
     return p
 

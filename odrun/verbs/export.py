@@ -23,7 +23,7 @@ def add_parser(sub):
                    help="tflite: dynamic-range quantised weights (default: float)")
     add_checkpoint_flag(p)
     add_api_flag(p)
-    tasks.record_defaults(p)
+    tasks.record_defaults(p, "export")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
     return p
 

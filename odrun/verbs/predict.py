@@ -14,13 +14,12 @@ def add_parser(sub):
                        description=__doc__)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image file, folder or glob (quote globs)")
     p.add_argument("--model", metavar="MODEL_DIR", required=True, help="output of `odrun export` on a classifier")
-    p.add_argument("--out", metavar="OUT_DIR", default="predictions",
-                   help="predictions.json/.csv + contact_sheet.png (default ./predictions)")
-    p.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
+    p.add_argument("--out", metavar="OUT_DIR", help="predictions.json/.csv + contact_sheet.png")
+    p.add_argument("--top-k", type=int, help="classes per image")
+    p.add_argument("--batch", type=int, help="images per model call")
     p.add_argument("--no-images", action="store_true", help="skip the contact sheet")
     p.add_argument("--json", action="store_true", help="print predictions.json instead of tables")
-    tasks.record_defaults(p)
+    tasks.record_defaults(p, "predict")  # defaults: odrun/data/defaults.yaml
     p.set_defaults(func=run)
     return p
 

@@ -22,7 +22,6 @@ import hashlib
 import io
 import os
 import random
-import sys
 import time
 
 from odcore import imagefile, paths
@@ -30,6 +29,7 @@ from odcore.errors import UserError
 from odcore.fileio import staged_dir, write_json, write_text
 from odrun.convert import labelmap
 from odrun.convert.safety import ALLOW_FLAG
+from odrun import option_defaults
 from odrun.tasks.classify import defaults, labels as L, require_tf2
 from odrun.ui.progress import ItemProgress
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
@@ -276,7 +276,7 @@ def _items(source, names, groups, given):
 def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, progress=True,
             allow_outside=False):
     """See the module docstring; returns the summary dict (also written to DATA/summary.json)."""
-    cfg = defaults()["convert"]
+    cfg = option_defaults("convert", "classify")  # odrun/data/defaults.yaml
     seed = cfg["seed"] if seed is None else seed
     shards = cfg["shards"] if shards is None else shards
     started = time.time()
@@ -292,7 +292,7 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
     names, groups, skipped, how, given = collect(source, split, seed, image_extensions(), allow_outside)
     items = _items(source, names, groups, given)
     # 2. check
-    errors, warnings = check(items, set(cfg["keep_formats"]), progress)
+    errors, warnings = check(items, set(defaults()["convert"]["keep_formats"]), progress)
     if given:
         warnings += ["class {!r} has no test images".format(c) for c in names if not groups["test"].get(c)]
     if errors:
@@ -332,21 +332,14 @@ def convert(source, out_dir, split=None, seed=None, shards=None, strict=False, p
 
 def from_args(args):
     """`odrun convert --task classify` (flags: odrun.verbs.convert) -> the summary."""
-    return convert(args.source, args.out, split=args.split, seed=_given(args, "seed"),
-                   shards=_given(args, "shards"), strict=args.strict,
+    return convert(args.source, args.out, split=args.split, seed=args.seed,
+                   shards=args.shards, strict=args.strict,
                    progress=not args.json and terminal().isatty(),
                    allow_outside=getattr(args, "allow_outside_images", False))
 
 
 def show(summary, args):
     print_summary(summary)
-
-
-def _given(args, name):
-    """The flag's value when the user typed it, else None (classify has its own defaults)."""
-    flag = "--" + name
-    argv = getattr(args, "_argv", None) or sys.argv
-    return getattr(args, name) if any(a == flag or a.startswith(flag + "=") for a in argv) else None
 
 
 def print_summary(summary):

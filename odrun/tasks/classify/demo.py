@@ -1,10 +1,11 @@
 """`odrun demo --task classify`: generated class folders (a colour + shape or texture per class)
 -> convert -> train (MobileNetV2 x0.35 at 96 px, from scratch: no download) -> eval -> export
 -> predict, then a table with the time of each stage. Default: 80 images, 300 steps."""
-import argparse
 import os
+import types
 
 from odcore.fileio import write_json
+from odrun import option_defaults
 from odrun.tasks.classify import convert, evaluate, export, predict, synth, train
 from odrun.ui.stages import begin, print_summary
 
@@ -25,11 +26,11 @@ def from_args(args):
           lambda r: "{} images in {} class folders".format(len(r), len(synth.CLASSES)))
     stage("convert", lambda: convert.convert(paths["images"], paths["data"], progress=not quiet),
           lambda r: "{} train / {} test images".format(r["images"]["train"], r["images"]["test"]))
-    targs = argparse.Namespace(
-        task="classify", data=paths["data"], workdir=paths["run"], model=MODEL, image_size=SIZE, steps=args.steps,
-        epochs=None, batch=BATCH, overrides=["alpha={}".format(ALPHA)], pretrained=None, fine_tune_from=None,
-        fine_tune_steps=None, flip_left_right=False, random_crop=None, random_scale=None, random_brightness=None,
-        bottleneck_dir=None, checkpoint_every=max(args.steps // 2, 1), resume=False, json=True)
+    # train's options: odrun/data/defaults.yaml's, with the demo's model, size and steps
+    targs = types.SimpleNamespace(**dict(
+        option_defaults("train"), task="classify", data=paths["data"], workdir=paths["run"], model=MODEL,
+        image_size=SIZE, steps=args.steps, batch=BATCH, overrides=["alpha={}".format(ALPHA)],
+        checkpoint_every=max(args.steps // 2, 1), json=True))
     s = stage("train", lambda: _train(targs, quiet),
               lambda r: "step {} (loss {:.3f}, test accuracy {})".format(r["end_step"], r["losses"]["loss"],
                                                                         r["test_accuracy"]))

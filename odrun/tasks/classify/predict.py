@@ -137,22 +137,15 @@ def contact_sheet(results, path):
 
 
 def print_tables(summary):
-    from rich.console import Console
-    from rich.table import Table
-    c = Console()
+    """One line per image: its path as it is (never wrapped, so it pastes), then the top-k classes
+    with their scores, best first."""
     for r in summary["predictions"][:SHOWN]:
-        t = Table(title=r["file"], title_justify="left")
-        for col in ("rank", "class", "score"):
-            t.add_column(col, justify="left" if col == "class" else "right")
-        for i, p in enumerate(r["top_k"], 1):
-            t.add_row(str(i), p["class"], "{:.4f}".format(p["score"]))
-        c.print(t)
+        print("{}  {}".format(r["file"], "  ".join("{} {:.4f}".format(p["class"], p["score"]) for p in r["top_k"])))
     more = len(summary["predictions"]) - SHOWN
     if more > 0:
-        c.print("... {} more images in predictions.csv".format(more))
-    c.print("{} images -> {}{}".format(summary["images"], summary["out_dir"],
-                                       "; contact sheet " + summary["contact_sheet"] if summary["contact_sheet"] else ""),
-            highlight=False)
+        print("... {} more images in predictions.csv".format(more))
+    print("{} images -> {}{}".format(summary["images"], summary["out_dir"],
+                                     "; contact sheet " + summary["contact_sheet"] if summary["contact_sheet"] else ""))
 
 
 def from_args(args):

@@ -9,12 +9,9 @@ from odrun.convert import convert
 from odrun.tasks.detect import detect, evaluate, export, synth, train
 from odrun.ui.stages import begin, print_summary, quiet_call
 
-DEFAULT_STEPS = 300
-DEFAULT_IMAGES = 80
-
 
 def from_args(args):
-    """`odrun demo` (flags: odrun.verbs.demo) -> the demo.json summary."""
+    """`odrun demo` (flags: odrun.verbs.demo; --steps/--images: odrun/data/defaults.yaml) -> demo.json's summary."""
     work, paths, quiet, stage = begin(args, args.steps, args.images, 5, "detections")
     stages = stage.rows
 

@@ -62,6 +62,14 @@ def load_image(path):
         raise UserError("cannot read image: {}".format(exc), where=path, fix="remove or replace the file")
 
 
+def drawn(raw, filtered, agnostic_iou, runner_up):
+    """(detections, agnostic IoU) to draw: with --runner-up the unfiltered ones and the NMS in
+    draw.plan, which names the second class of a box before NMS would drop it; else the filtered ones."""
+    if runner_up and agnostic_iou is not None:
+        return raw, agnostic_iou
+    return filtered, None
+
+
 def annotate(image, det, names, threshold, path, agnostic_iou=None, runner_up=False):
     """Draw the detections (odrun.tasks.detect.draw decides which label is visible) and write a PNG atomically."""
     im, _labels = draw.annotate(image, det, names, threshold, agnostic_iou=agnostic_iou, runner_up=runner_up)
@@ -121,6 +129,7 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
             dets = detector(arrays) if arrays else []
             calls += bool(arrays)
             for path, image, det in zip(chunk, arrays, dets):
+                raw = det
                 if agnostic_iou is not None:
                     det = draw.agnostic_filter(det, threshold, agnostic_iou)
                 image_id = len(image_rows) + 1
@@ -143,8 +152,9 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                 if mask_png:
                     seg_output.write_pngs(det, out_dir, os.path.splitext(name)[0])
                 if images:
-                    annotate(seg_output.shown(image, det), det, names, threshold, os.path.join(out_dir, name),
-                             runner_up=runner_up)
+                    shown, iou = drawn(raw, det, agnostic_iou, runner_up)
+                    annotate(seg_output.shown(image, det), shown, names, threshold, os.path.join(out_dir, name),
+                             agnostic_iou=iou, runner_up=runner_up)
             bar.advance(len(loaded))
     write_json(os.path.join(out_dir, "detections.json"), results)
     write_json(os.path.join(out_dir, "images.json"), image_rows)

@@ -146,7 +146,7 @@ def in_slurm_step(env):
 def add_flags(parser):
     parser.add_argument("--gpus", type=int, default=None, metavar="N",
                         help="train on N GPUs of this machine (MirroredStrategy; --batch is the global batch, "
-                             "split evenly over the GPUs). Inside a Slurm job step with several tasks, or with "
+                             "split evenly over the GPUs; default: one device). Inside a Slurm job step with several tasks, or with "
                              "$TF_CONFIG set, odrun trains multi-worker (MultiWorkerMirroredStrategy) by itself")
     parser.add_argument("--cross-device-ops", default=None, metavar="NAME",
                         choices=CROSS_DEVICE_OPS + COLLECTIVES,

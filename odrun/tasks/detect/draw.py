@@ -106,10 +106,12 @@ def plan(boxes, classes, scores, names, threshold, width, height, measure,
     dets = sorted(((to_pixels(b, width, height), int(c), float(s))
                    for b, c, s in zip(boxes, classes, scores) if float(s) >= threshold),
                   key=lambda d: -d[2])
+    groups = merge_same_box(dets, same_box_iou)  # before NMS, which would drop the runner-up class
     if agnostic_iou is not None:
-        dets = agnostic_nms(dets, agnostic_iou)
+        kept = agnostic_nms([best for best, _ in groups], agnostic_iou)
+        groups = [g for g in groups if any(g[0] is k for k in kept)]
     labels, placed = [], []
-    for best, others in merge_same_box(dets, same_box_iou):
+    for best, others in groups:
         text = label_text(best, others, names, runner_up)
         tw, th = measure(text)
         spot = _place(best[0], tw, th, width, height, placed)

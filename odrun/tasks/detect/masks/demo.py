@@ -3,8 +3,8 @@ convert (masks) -> train (mask_rcnn_resnet50_small) -> eval (box + mask mAP) -> 
 (detection_masks) -> detect (masks drawn, COCO RLE in detections.json). Each stage calls the
 verb's library function, as `odrun demo` does for boxes.
 
-Defaults for this task (when --steps/--images are left at the box demo's defaults): SEGMENT_STEPS
-steps on SEGMENT_IMAGES 128x128 images, sized to finish in < 10 min on a 2-core CPU.
+Defaults for this task (odrun/data/defaults.yaml, tasks: segment: demo): 100 steps on 32 128x128
+images, sized to finish in < 10 min on a 2-core CPU.
 """
 import os
 
@@ -14,16 +14,13 @@ from odrun.tasks.detect import demo, detect, evaluate, export, train
 from odrun.tasks.detect.masks import synth
 from odrun.ui.stages import begin, print_summary, quiet_call
 
-SEGMENT_STEPS = 100
-SEGMENT_IMAGES = 32
 IMAGE_SIZE = 128
 MODEL = "mask_rcnn_resnet50_small"
 
 
 def from_args(args):
     """`odrun demo --task segment` (flags: odrun.verbs.demo) -> the demo.json summary."""
-    steps = SEGMENT_STEPS if args.steps == demo.DEFAULT_STEPS else args.steps
-    count = SEGMENT_IMAGES if args.images == demo.DEFAULT_IMAGES else args.images
+    steps, count = args.steps, args.images  # this task's defaults: odrun.tasks.stage_for
     work, paths, quiet, stage = begin(args, steps, count, 5, "detections")
     stages = stage.rows
 
