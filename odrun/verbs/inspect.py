@@ -1,8 +1,8 @@
 """`odrun inspect DATA`: check TFRecords from any tool against their label map.
 
-    odrun inspect data/                                   # train*.record, test*.record + label_map.pbtxt
+    odrun inspect data/                  # records + label_map.pbtxt
     odrun inspect train.record --label-map label_map.pbtxt
-    odrun inspect data/ --image-size 640 --json           # sizes against a 640 px model input
+    odrun inspect data/ --image-size 640 --json   # sizes vs a 640 px input
 
 Every image is decoded with the OD API's own decoder; every box (normalised, ordered, inside the
 image, with an area) and class (id 0, ids and texts against the label map) is checked; empty and
