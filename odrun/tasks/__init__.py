@@ -6,6 +6,8 @@ convert, train and demo take `--task NAME`; eval and export read the task from R
 detect from EXPORT_DIR/metadata.json. `segment` is detect with masks (a user-facing alias)."""
 import argparse
 import importlib
+import json
+import sys
 
 from odcore.errors import UserError
 from odrun import option_defaults
@@ -151,3 +153,15 @@ def task_of_run(run_dir):
 def task_of_export(export_dir):
     """The task of an `odrun export` directory (its metadata.json's "task"; detect when absent)."""
     return task_of(export_dir, "metadata.json")
+
+
+def run_verb(verb, args, task=None, ensure_ascii=True):
+    """Every task verb's run(): the task's stage for ARGS, its summary printed as JSON (--json) or
+    in the task's own view (stage.show); -> exit 0 (errors are UserErrors: exit 2)."""
+    stage = stage_for(verb, args, task)
+    summary = stage.run(args)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=ensure_ascii) + "\n")
+    else:
+        stage.show(summary, args)
+    return 0

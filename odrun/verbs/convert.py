@@ -1,8 +1,6 @@
 """`odrun convert`: annotations (Pascal VOC from labelImg/CVAT, COCO JSON, xml_to_csv.py's CSV) to
 the OD API's TFRecords + label_map.pbtxt + train/test CSVs + summary.json (odrun.convert), or
 class folders to the slim TFRecords (`--task classify`). Imports no TensorFlow."""
-import json
-import sys
 
 from odrun import tasks
 from odrun.tasks.detect.masks import add_mask_flags
@@ -55,10 +53,4 @@ def add_parser(subparsers):
 
 
 def run(args):
-    stage = tasks.stage_for("convert", args)
-    summary = stage.run(args)
-    if args.json:
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    else:
-        stage.show(summary, args)
-    return 0
+    return tasks.run_verb("convert", args, ensure_ascii=False)

@@ -6,7 +6,6 @@ verb's library function (convert.convert, train.train, evaluate.evaluate, export
 detect.detect), the same one its CLI calls. The defaults finish
 in well under 10 minutes on a 2-core CPU (see bench/README.md).
 """
-import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
@@ -28,10 +27,4 @@ def add_parser(sub):
 
 
 def run(args):
-    stage = tasks.stage_for("demo", args)
-    summary = stage.run(args)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        stage.show(summary, args)
-    return 0
+    return tasks.run_verb("demo", args)

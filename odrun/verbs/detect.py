@@ -5,7 +5,6 @@ and scores (DejaVu Sans if installed, else Pillow's built-in font: no arial.ttf 
 detections.json (COCO results format: image_id, category_id, bbox [x, y, w, h] in pixels,
 score; image ids are listed in images.json) and detections.csv (one row per box).
 """
-import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
@@ -41,10 +40,4 @@ def add_parser(sub):
 
 def run(args):
     # the export says what it is: a classifier export gives the top 5 classes per image
-    stage = tasks.stage_for("detect", args, task=tasks.task_of_export(args.model))
-    summary = stage.run(args)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        stage.show(summary, args)
-    return 0
+    return tasks.run_verb("detect", args, task=tasks.task_of_export(args.model))

@@ -1,6 +1,5 @@
 """`odrun eval`: COCO detection metrics (pycocotools, through the OD API's evaluator) for the
 checkpoint in RUN_DIR (--checkpoint newest|best|STEP), printed as a table and written to RUN_DIR/eval.json."""
-import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
@@ -19,10 +18,4 @@ def add_parser(sub):
 
 
 def run(args):
-    stage = tasks.stage_for("eval", args, task=tasks.task_of_run(args.workdir))
-    result = stage.run(args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        stage.show(result, args)
-    return 0
+    return tasks.run_verb("eval", args, task=tasks.task_of_run(args.workdir))

@@ -4,7 +4,6 @@ TF2: saved_model/ whose serving signature takes a batch of float images (any siz
 TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
 pipeline.config and metadata.json (classes, TF version, input signature, training step).
 """
-import json
 
 from odrun import tasks
 from odrun.tasks.detect.backends import add_api_flag
@@ -29,10 +28,4 @@ def add_parser(sub):
 
 
 def run(args):
-    stage = tasks.stage_for("export", args, task=tasks.task_of_run(args.workdir))
-    metadata = stage.run(args)
-    if args.json:
-        print(json.dumps(metadata, indent=2))
-    else:
-        stage.show(metadata, args)
-    return 0
+    return tasks.run_verb("export", args, task=tasks.task_of_run(args.workdir))

@@ -4,7 +4,6 @@ export): the top-k classes of every image, batched through the SavedModel's byte
 Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one row per image and
 rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
 test script instead runs one sess.run per image (bench/classify.py compares the two)."""
-import json
 
 from odrun import tasks
 
@@ -25,10 +24,4 @@ def add_parser(sub):
 
 
 def run(args):
-    stage = tasks.stage_for("predict", args, task="classify")  # the classify reader refuses a detector export
-    summary = stage.run(args)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        stage.show(summary, args)
-    return 0
+    return tasks.run_verb("predict", args, task="classify")  # the classify reader refuses a detector export

@@ -8,7 +8,6 @@ Any config field can be overridden, e.g.:
   odrun train --data data --workdir run \\
     --set train_config.optimizer.momentum_optimizer.momentum_optimizer_value=0.8
 """
-import json
 import os
 
 from odrun import DATA_DIR, tasks
@@ -75,10 +74,4 @@ def _names():
 
 
 def run(args):
-    stage = tasks.stage_for("train", args)
-    summary = stage.run(args)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        stage.show(summary, args)
-    return 0
+    return tasks.run_verb("train", args)
