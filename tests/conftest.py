@@ -58,6 +58,24 @@ def walk_parsers(parser, path):
                 yield from walk_parsers(sub, path + [name])
 
 
+def help_examples(text, pattern):
+    """(physical lines, command) for each example line of a rendered --help (usage excluded):
+    PATTERN matches an example's first line, group 1 the command; a trailing \\ continues it."""
+    lines = text.split("\n\n", 1)[1].splitlines() if "\n\n" in text else []
+    out, i = [], 0
+    while i < len(lines):
+        m = pattern.match(lines[i])
+        if m:
+            phys = [lines[i]]
+            while phys[-1].rstrip().endswith("\\") and i + 1 < len(lines):
+                i += 1
+                phys.append(lines[i])
+            out.append((phys, m.group(1).strip() if len(phys) == 1 else
+                        " ".join([m.group(1).rstrip(" \\")] + [p.strip().rstrip(" \\") for p in phys[1:]])))
+        i += 1
+    return out
+
+
 def run_cli(prog, *args, check=None, timeout=600, env=None, cwd=None):
     """Run `provision`/`odrun` as a user would, returning CompletedProcess (text)."""
     exe = bin_path(prog)

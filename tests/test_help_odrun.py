@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from conftest import ROOT, walk_parsers
+from conftest import ROOT, help_examples, walk_parsers
 
 from odrun import DEFAULTS_FILE, option_defaults
 from odrun.cli import build_parser
@@ -89,18 +89,7 @@ def test_cache_help_keeps_its_usage_lines(monkeypatch):
 
 
 def _commands(text):
-    lines = text.split("\n\n", 1)[1].splitlines() if "\n\n" in text else []
-    out, i = [], 0
-    while i < len(lines):
-        m = EXAMPLE.match(lines[i])
-        if m:
-            phys = [lines[i]]
-            while phys[-1].rstrip().endswith("\\") and i + 1 < len(lines):
-                i += 1
-                phys.append(lines[i])
-            out.append((phys, " ".join(p.strip().rstrip("\\").strip() for p in phys)))
-        i += 1
-    return out
+    return help_examples(text, EXAMPLE)
 
 
 def test_every_odrun_example_is_an_unbroken_command_at_80_columns(monkeypatch):

@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from conftest import walk_parsers
+from conftest import help_examples, walk_parsers
 
 from provision.cli import build_parser
 
@@ -22,20 +22,7 @@ def _helps(monkeypatch):
 
 
 def _commands(text):
-    """(physical lines, command) for each example line of a rendered help (usage excluded)."""
-    lines = text.split("\n\n", 1)[1].splitlines() if "\n\n" in text else []
-    out, i = [], 0
-    while i < len(lines):
-        m = EXAMPLE.match(lines[i])
-        if m:
-            phys = [lines[i]]
-            while phys[-1].rstrip().endswith("\\") and i + 1 < len(lines):
-                i += 1
-                phys.append(lines[i])
-            out.append((phys, m.group(1) if len(phys) == 1 else
-                        " ".join([m.group(1).rstrip(" \\")] + [p.strip().rstrip(" \\") for p in phys[1:]])))
-        i += 1
-    return out
+    return help_examples(text, EXAMPLE)
 
 
 def test_every_example_is_an_unbroken_command_at_80_columns(monkeypatch):
