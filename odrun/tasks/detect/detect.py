@@ -84,6 +84,17 @@ def _readable(paths, strict):
             load_image(p)
 
 
+def _refuse_hostile(path):
+    """The opener's refusals (a FIFO, a device, over the byte or pixel cap: exit 2) before the model
+    loads; a merely unreadable image (truncated, not an image) is left to _load_or_skip / --strict."""
+    try:
+        imagefile.open_file(path)[1].close()
+    except imagefile.ImageRefused:
+        raise
+    except (OSError, ValueError):
+        pass
+
+
 def _load_or_skip(path, strict, skipped):
     """The image as an array, or None (skipped: a warning on the terminal, the file in the summary)."""
     try:
@@ -113,7 +124,7 @@ def detect(model_dir, sources, out_dir, threshold=DEFAULT_THRESHOLD, batch=16, a
                      [("input", s) for s in sources if os.path.exists(s)] +
                      [("input image", p) for p in paths], kind="detect")
     for p in paths:  # no FIFO, device, oversized file or pixel bomb gets as far as the model load
-        imagefile.open_file(p)[1].close()
+        _refuse_hostile(p)
     _readable(paths, strict)
     runtime = runtimes.choose(model_dir, seg_output.runtime_for(meta, runtime), meta)
     with status("loading the model ({} runtime)".format(runtime), enabled=progress):
