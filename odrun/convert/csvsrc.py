@@ -1,4 +1,4 @@
-"""The seeds' CSV (`xml_to_csv.py` output): filename,width,height,class,xmin,ymin,xmax,ymax."""
+"""The tutorials' CSV (`xml_to_csv.py` output): filename,width,height,class,xmin,ymin,xmax,ymax."""
 import os
 
 from odcore import imagefile

@@ -1,6 +1,6 @@
 """Deterministic, stratified train/test split.
 
-The seeds split by hand (5:1 in seed 000, 80/20 in seed 002) and a rare class easily ends up
+The tutorials split by hand (5:1 in tutorial 000, 80/20 in tutorial 002) and a rare class easily ends up
 only in train, so evaluation never sees it. Images carry several classes, so this is
 iterative stratification (Sechidis, Tsoumakas & Vlahavas, "On the Stratification of
 Multi-Label Data", ECML PKDD 2011), made deterministic by a seeded shuffle: take the class

@@ -1,7 +1,7 @@
 """The OD API's TF1 code path: estimator training (`model_lib`), `exporter.export_inference_graph`
 (frozen_inference_graph.pb + SavedModel) and a frozen-graph detector.
 
-Runs as-is on TF 1.15 (the seeds' images, Python 3.6). On TF 2.x it installs
+Runs as-is on TF 1.15 (the tutorials' images, Python 3.6). On TF 2.x it installs
 `odrun.tasks.detect.backends.compat.tf1_on_tf2` first (graph mode, contrib stand-ins, ...): the TF1 path then owns
 the process, so run it in its own process (the CLI does: one command, one backend).
 Heavy imports stay inside functions.
@@ -263,7 +263,7 @@ def load_detector(export_dir):
 
 # ------------------------------------------------------------------ errors
 class _translate_errors(object):
-    """Turn the seeds' known runtime traps into UserErrors naming the config field."""
+    """Turn the tutorials' known runtime traps into UserErrors naming the config field."""
 
     def __init__(self, config_path):
         self.config_path = config_path

@@ -209,6 +209,16 @@ def _loop(dist_step, iterator, parts, start, num_steps, manager, checkpoint_ever
     return saved
 
 
+def _checkpoint(run_dir, checkpoint):
+    """The checkpoint asked for, else the newest in RUN_DIR (a UserError when there is none)."""
+    import tensorflow as tf
+    checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
+    if not checkpoint:
+        raise UserError("no checkpoint in run directory", where=run_dir,
+                        fix="train first: odrun train --workdir " + run_dir)
+    return checkpoint
+
+
 def evaluate(config_path, run_dir, checkpoint=None):
     """COCO metrics (pycocotools via the OD API's evaluators) for the newest checkpoint.
 
@@ -219,10 +229,7 @@ def evaluate(config_path, run_dir, checkpoint=None):
     from object_detection import inputs, model_lib_v2
     from object_detection.builders import model_builder, optimizer_builder
 
-    checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
-    if not checkpoint:
-        raise UserError("no checkpoint in run directory", where=run_dir,
-                        fix="train first: odrun train --workdir " + run_dir)
+    checkpoint = _checkpoint(run_dir, checkpoint)
     configs = _configs(config_path)
     model_config, eval_config = configs["model"], configs["eval_config"]
     eval_input_config = configs["eval_input_configs"][0]
@@ -257,10 +264,7 @@ def export(config_path, run_dir, out_dir, checkpoint=None):
     from object_detection import exporter_lib_v2
     from object_detection.utils import config_util
 
-    checkpoint = checkpoint or tf.train.latest_checkpoint(run_dir)
-    if not checkpoint:
-        raise UserError("no checkpoint in run directory", where=run_dir,
-                        fix="train first: odrun train --workdir " + run_dir)
+    checkpoint = _checkpoint(run_dir, checkpoint)
     configs = _configs(config_path)
     pipeline = config_util.create_pipeline_proto_from_configs(configs)
     with checkpoint_dir(checkpoint) as ckpt_dir:
