@@ -176,7 +176,7 @@ def start(p):
         raise engine.engine_error(exc) from None
     except KeyboardInterrupt:  # Ctrl-C between create and the log stream: leave nothing behind
         if container is not None:
-            _remove(container)
+            _stop(container)
         raise
 
 
@@ -208,6 +208,19 @@ def _remove(container):
         pass
 
 
+def _stop(container):
+    """Ctrl-C: say so, give the job 10 s to stop, then remove it and its anonymous volumes."""
+    import docker
+
+    sys.stderr.write("\nstopping {} ...\n".format(container.short_id))
+    try:
+        container.stop(timeout=10)
+    except docker.errors.DockerException:
+        pass  # already gone: the removal below is all that is left
+    finally:
+        _remove(container)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt()
 
@@ -225,11 +238,7 @@ def follow(container):
                 out = open(os.devnull, "wb")
         return int(container.wait().get("StatusCode", 1))
     except KeyboardInterrupt:
-        sys.stderr.write("\nstopping {} ...\n".format(container.short_id))
-        try:
-            container.stop(timeout=10)
-        finally:
-            _remove(container)
+        _stop(container)
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
