@@ -160,3 +160,44 @@ def test_pinned_digest_refuses_a_differing_cached_copy(pretrained, server, monke
         pretrained.resolve("tiny", progress=False)
     assert e.value.code == 2 and "the zoo pins " + "f" * 64 in e.value.message
     assert "rm -r" in e.value.fix and len(hits) == n  # refused from the cache, nothing fetched
+
+
+def test_first_download_without_a_digest_says_it_is_trusted(pretrained, server, monkeypatch, capsys):
+    """Issue #25: with no published digest the first download is trusted: the terminal says so,
+    with the digest recorded and where; a pinned archive says nothing of the kind."""
+    base, _ = server
+    url = base + "/tiny_zoo_model.tar.gz"
+    monkeypatch.setattr(pretrained, "zoo", lambda api: {"tiny": {"url": url, "sha256": None}})
+    pretrained.resolve("tiny", progress=False)
+    err = capsys.readouterr().err
+    assert "trust on first use" in err and hashlib.sha256(ZOO_TAR).hexdigest() in err
+    assert "tiny_zoo_model.sha256" in err
+    pretrained.resolve("tiny", progress=False)  # cached: nothing more to say
+    assert "trust" not in capsys.readouterr().err
+
+
+def test_pinned_download_says_nothing_of_trust(pretrained, server, monkeypatch, capsys):
+    base, _ = server
+    pin = {"tiny": {"url": base + "/tiny_zoo_model.tar.gz", "sha256": hashlib.sha256(ZOO_TAR).hexdigest()}}
+    monkeypatch.setattr(pretrained, "zoo", lambda api: pin)
+    pretrained.resolve("tiny", progress=False)
+    assert "trust" not in capsys.readouterr().err
+
+
+def test_tf1_zoo_archives_pin_a_cited_sha256():
+    """Issue #25: every archive with a public digest pins it, citing where it was read; a pin is
+    64 hex digits; an entry without one is null (trust on first use), never a guess."""
+    import re
+
+    import yaml
+
+    from conftest import ROOT
+
+    zoo = yaml.safe_load((ROOT / "odrun" / "data" / "zoo.yaml").read_text())
+    for name, entry in zoo["tf1"].items():
+        assert re.fullmatch(r"[0-9a-f]{64}", entry.get("sha256") or ""), name
+        assert entry["sha256_source"].startswith("https://github.com/"), name
+    for api in zoo.values():
+        for name, entry in api.items():
+            assert entry["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), name
+            assert (entry["sha256"] is None) == ("sha256_source" not in entry), name

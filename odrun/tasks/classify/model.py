@@ -173,4 +173,6 @@ def _fetch_file(url, name, sha, progress):
             raise UserError("sha256 mismatch for {}: expected {}, got {}".format(name, expected, got), where=url,
                             fix="the download is corrupt or the file changed; retry, or fix the #sha256= pin")
     write_text(digest_file, "{}  {}\n".format(got, name))
+    if not expected:
+        pretrained.say_trusted(name, got, digest_file)
     return path

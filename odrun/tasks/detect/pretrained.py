@@ -18,6 +18,7 @@ from odcore.fileio import staged_dir, write_text
 from odrun import DATA_DIR
 from odrun.tasks.detect.config import checks as config_checks
 from odrun.ui.progress import ItemProgress
+from odrun.ui.quiet import terminal  # the terminal, also while library output goes to the log
 
 ZOO_FILE = os.path.join(DATA_DIR, "zoo.yaml")
 CHUNK = 1 << 16
@@ -104,10 +105,22 @@ def fetch(url, sha256=None, progress=True):
         with staged_dir(folder) as tmp_dir:  # the extracted folder replaces the cached one as one
             extract(tmp_archive, tmp_dir, url)
         write_text(digest_file, "{}  {}\n".format(got, name))
+        if not expected:
+            say_trusted(name, got, digest_file)
     finally:
         if os.path.exists(tmp_archive):
             os.unlink(tmp_archive)
     return _top(folder)
+
+
+def say_trusted(name, digest, digest_file):
+    """No published digest for this archive: say that this first download is trusted as it is."""
+    terminal().write(
+        "warning: no published sha256 for {}: trusting this first download as it is (trust on first "
+        "use): sha256 {}, recorded in {}; a later download or cached copy that differs is refused. "
+        "Compare it with one measured elsewhere (sha256sum) before relying on it.\n".format(
+            name, digest, digest_file))
+    terminal().flush()
 
 
 def _top(folder):
