@@ -7,6 +7,7 @@ driven with a real HTTP client (requests): TF Serving predict, /v1/detect == `od
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,6 +42,11 @@ def test_every_format_passed_parity(model):
     assert formats["onnx"]["opset"] == 13 and formats["onnx"]["input"]["dtype"] == "float32"
     assert formats["tflite"]["input"]["shape"] == [1, 96, 96, 3]
     assert "parity" in model["export_stderr"]
+    # issue #25: every long step of the export names itself and its time (here piped: start/done lines)
+    for stage in ("export: loading the SavedModel", "export: writing onnx (tf2onnx", "export: writing tflite (",
+                  "export: running the SavedModel on", "export: checking tflite against the SavedModel"):
+        assert stage in model["export_stderr"], stage
+    assert re.search(r"export: writing onnx \(.*\): done in \d+\.\ds", model["export_stderr"])
     assert json.load(open(str(model["export"] / "metadata.json"))) == model["meta"]
 
 

@@ -96,12 +96,14 @@ class status(object):
             self.ticker = Ticker(lambda t: "{} ... {}".format(self.text, clock(t)), self.stream).start()
         else:
             from rich.console import Console
-            from rich.live import Live
-            from rich.spinner import Spinner
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            # a live line: spinner, what runs, and for how long (a static line looks hung).
             # redirect_stderr=False: during a quiet session sys.stderr is the library log; rich's
             # default would send what TF/pycocotools write there to the terminal (only on a tty)
-            self.spinner = Live(Spinner("dots", self.text + " ..."), console=Console(file=self.stream),
-                                transient=True, refresh_per_second=8, redirect_stderr=False)
+            self.spinner = Progress(SpinnerColumn("dots"), TextColumn("{task.description}", markup=False),
+                                    TimeElapsedColumn(), console=Console(file=self.stream), transient=True,
+                                    refresh_per_second=8, redirect_stderr=False)
+            self.spinner.add_task(self.text + " ...", total=None)
             self.spinner.__enter__()
         return self
 

@@ -27,6 +27,7 @@ from odcore.fileio import atomic_path, write_json
 from odrun import runtimes
 from odrun.runtimes import FILES
 from odrun.tasks.detect.config import pipeline as pc
+from odrun.ui.progress import status
 
 FORMATS = ("saved_model", "frozen", "onnx", "tflite")
 # Opset 13: the lowest where tf2onnx maps the OD API's NonMaxSuppressionV5 inside its map_fn/while
@@ -37,6 +38,9 @@ PARITY_IMAGES = 8
 PARITY_MIN_SCORE = 0.05
 PARITY_TOP_K = 20
 # box coordinates are normalised (0..1); scores 0..1
+# what each writer's live line says it is doing
+WRITING = {"frozen": "folding the variables into constants", "onnx": "tf2onnx, usually a few minutes on a CPU",
+           "tflite": "the TFLite graph, then TFLiteConverter"}
 TOLERANCE = {"frozen": (1e-4, 1e-4), "onnx": (1e-3, 1e-3), "tflite": (0.02, 0.02),
              "tflite-dynamic": (0.1, 0.1)}
 
@@ -267,25 +271,28 @@ def write(formats, config_path, run_dir, out_dir, quantize=None, log=None, say=N
     extra = [f for f in formats if f != "saved_model"]
     if not extra:
         return result
-    reference_rt = runtimes.load(out_dir, "saved_model", {"api": "tf2"})  # loaded once: frozen + parity
+    with status("export: loading the SavedModel (the reference for frozen and the parity checks)"):
+        reference_rt = runtimes.load(out_dir, "saved_model", {"api": "tf2"})  # loaded once: frozen + parity
     writers = {"frozen": lambda: write_frozen(out_dir, getattr(reference_rt.detect, "model", None)),
                "onnx": lambda: write_onnx(out_dir, log),
                "tflite": lambda: write_tflite(config_path, run_dir, out_dir, quantize)}
     for fmt in extra:
         t0 = time.time()
-        say("export: writing {} ...".format(fmt))
-        result[fmt] = writers[fmt]()
+        with status("export: writing {} ({})".format(fmt, WRITING[fmt])):  # a live line with its time
+            result[fmt] = writers[fmt]()
         result[fmt]["seconds"] = round(time.time() - t0, 1)
         result[fmt]["bytes"] = _size(os.path.join(out_dir, FILES[fmt]))
     # parity: the SavedModel is the reference
     images, source = parity_images(pc.load(config_path))
     meta = {"api": "tf2", "formats": result}
-    reference = reference_rt.detect(images)
+    with status("export: running the SavedModel on {} images (parity reference)".format(len(images))):
+        reference = reference_rt.detect(images)
     failed = []
     for fmt in extra:
         key = fmt + "-dynamic" if fmt == "tflite" and quantize == "dynamic" else fmt
         box_tol, score_tol = TOLERANCE[key]
-        candidate = runtimes.load(out_dir, fmt, meta).detect(images)
+        with status("export: checking {} against the SavedModel".format(fmt)):
+            candidate = runtimes.load(out_dir, fmt, meta).detect(images)
         figures = compare(reference, candidate, box_tol, score_tol)
         figures["source"] = source
         result[fmt]["parity"] = figures

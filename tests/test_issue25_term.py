@@ -1,0 +1,29 @@
+"""Issue 25, the terminal items left after the first pass, without TensorFlow (seconds): a long
+stage shows a live line with its elapsed time in a real terminal (pty), not a static one.
+The TF runs of the same items: tests/test_export_serve.py (export's stages, serve's quiet terminal)."""
+import re
+import sys
+
+from conftest import ROOT
+from ptyrun import PtyRun
+
+STAGE = r"""
+import sys, time
+from odrun.ui.progress import status
+with status("export: writing onnx [tf2onnx]"):
+    time.sleep(float(sys.argv[1]))
+print("after", flush=True)
+"""
+
+
+def test_a_long_stage_shows_its_elapsed_time_in_a_terminal():
+    """ONNX/TFLite export sat on a static `export: writing onnx ...` for 100+ s: in a terminal the
+    stage line is live, its clock counting, and a done line with the time stays."""
+    term = PtyRun([sys.executable, "-c", STAGE, "2.7"], cwd=str(ROOT)).start()
+    assert term.wait(60) == 0, term.text()
+    text = term.text()
+    live = [line for line in text.splitlines() if re.search(r"\b0:00:0[12]\b", line)]
+    assert live, text[-1500:]  # the clock, beside the stage (rich redraws the whole line)
+    assert "export: writing onnx [tf2onnx] ..." in text  # the text as given (no markup eaten)
+    assert re.search(r"export: writing onnx \[tf2onnx\]: done in 2\.\ds", text), text[-500:]
+    assert text.index("done in") < text.index("after")
