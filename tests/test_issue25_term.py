@@ -27,3 +27,36 @@ def test_a_long_stage_shows_its_elapsed_time_in_a_terminal():
     assert "export: writing onnx [tf2onnx] ..." in text  # the text as given (no markup eaten)
     assert re.search(r"export: writing onnx \[tf2onnx\]: done in 2\.\ds", text), text[-500:]
     assert text.index("done in") < text.index("after")
+
+
+BUSY = r"""
+import time
+from odrun.ui.progress import StepProgress
+with StepProgress(4) as bar:
+    for step in (1, 2):
+        bar.update(step, {"loss": 1.0})
+        time.sleep(0.2)
+    with bar.busy("evaluating step 2"):  # what --eval-every does between two steps
+        time.sleep(1.5)
+    for step in (3, 4):
+        bar.update(step, {"loss": 0.5})
+        time.sleep(0.2)
+print("end", flush=True)
+"""
+
+
+def test_evaluation_during_training_says_evaluating_not_a_frozen_bar():
+    """--eval-every froze the bar at `2/4 ETA ...` for the evaluation's 22 s: the bar says what runs."""
+    term = PtyRun([sys.executable, "-c", BUSY], cwd=str(ROOT)).start()
+    assert term.wait(60) == 0, term.text()
+    text = term.text()
+    assert re.search(r"train \(evaluating step 2 \.\.\.\)\W+2/4", text), text[-1500:]
+    assert text.rindex("4/4") > text.rindex("evaluating step 2")  # the bar carries on after it
+
+
+def test_evaluation_during_piped_training_prints_its_lines():
+    import subprocess
+    proc = subprocess.run([sys.executable, "-c", BUSY], capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+                          env=dict(__import__("os").environ, ODRUN_PROGRESS="plain"))
+    assert "train: evaluating step 2 ..." in proc.stdout
+    assert re.search(r"train: evaluating step 2: done in 1\.\ds", proc.stdout), proc.stdout

@@ -52,6 +52,9 @@ def test_piped_train_prints_periodic_progress_lines(piped):
     assert steps[-1].startswith("train {0}/{0} steps".format(STEPS)) and "ETA" in steps[-1]
     # the model build before the first step is not a silence either (ticks every 2 s)
     assert any("building the model" in l for l in lines), piped["out"]
+    # issue #25: the evaluation between two steps says so (it froze the bar for 22 s)
+    assert "train: evaluating step {} ...".format(EVERY) in lines, piped["out"]
+    assert any(re.match(r"^train: evaluating step {}: done in [\d.]+s$".format(EVERY), l) for l in lines)
     assert [l for l in lines if l.startswith("eval at step ")][:2] == [
         l for l in lines if re.match(r"^eval at step ({}|{}): mAP@\.5 [\d.]+  mAP@\.5:\.95 [\d.]+".format(
             EVERY, STEPS), l)][:2]

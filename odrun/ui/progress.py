@@ -7,6 +7,7 @@ ODRUN_PROGRESS_EVERY seconds, default 10), so a piped run is never silent for mi
 - status(text): a spinner (terminal) or start/tick/done lines (pipe) around one long call
   (loading the SavedModel, writing the export, evaluating).
 """
+import contextlib
 import os
 import sys
 import threading
@@ -238,6 +239,24 @@ class StepProgress(_BarOrLines):
         loss = losses.get("Loss/total_loss", losses.get("loss"))
         self.progress.update(self.task, completed=step, rate=rate, description=self.description,
                              loss="{:.3f}".format(loss) if loss is not None else "-")
+
+
+    @contextlib.contextmanager
+    def busy(self, text):
+        """A long pause between two steps (an evaluation): the bar says what it does meanwhile
+        (its clock keeps counting); piped, a start line, ticks with the time, and a done line."""
+        if not self.enabled:
+            yield
+            return
+        if self.lines is not None:
+            with status("{}: {}".format(self.description, text), stream=sys.stdout):
+                yield
+            return
+        self.progress.update(self.task, description="{} ({} ...)".format(self.description, text))
+        try:
+            yield
+        finally:
+            self.progress.update(self.task, description=self.description)
 
 
 class ItemProgress(_BarOrLines):

@@ -278,7 +278,14 @@ def _run_backend(args, api, config, config_path, dist, previous, show):
     tracker = train_eval.Tracker(run_dir, config_path, dict(pc.read_label_map(config.train_input_reader.label_map_path)),
                                  eval_every=getattr(args, "eval_every", None), patience=getattr(args, "patience", None),
                                  show=show, start_step=start_guess if dist.is_chief else None)
-    hooks = {"on_checkpoint": tracker.on_checkpoint} if api == "tf2" and dist.is_chief else {}
+
+    def on_checkpoint(step, prefix, model):
+        if not tracker.eval_every:
+            return tracker.on_checkpoint(step, prefix, model)
+        with bar.busy("evaluating step {}".format(step)):  # tens of seconds: say so, not a frozen bar
+            return tracker.on_checkpoint(step, prefix, model)
+
+    hooks = {"on_checkpoint": on_checkpoint} if api == "tf2" and dist.is_chief else {}
     try:
         with StepProgress(steps, start=start_guess, enabled=show) as bar:
             result = backends.get(api).train(config_path, run_dir, steps, checkpoint_every=args.checkpoint_every,
