@@ -118,9 +118,10 @@ def run(tmp_path_factory):
                                            *common, check=0, env=env).stdout)
     finally:
         httpd.shutdown()
-    out["eval"] = json.loads(run_cli("odrun", "eval", "--workdir", p["run"], "--json", check=0, env=env).stdout)
-    out["export"] = json.loads(run_cli("odrun", "export", "--workdir", p["run"], "--out", p["model"], "--json",
-                                       check=0, env=env).stdout)
+    proc = run_cli("odrun", "eval", "--workdir", p["run"], "--json", check=0, env=env)
+    out["eval"], out["eval_stderr"] = json.loads(proc.stdout), proc.stderr
+    proc = run_cli("odrun", "export", "--workdir", p["run"], "--out", p["model"], "--json", check=0, env=env)
+    out["export"], out["export_stderr"] = json.loads(proc.stdout), proc.stderr
     test_dir = root / "test_images"  # the test split's images, in one folder (what the tutorial's script walks)
     os.makedirs(str(test_dir))
     for d in sorted(os.listdir(str(p["images"]))):
@@ -418,3 +419,13 @@ def test_tf_log_lines_stay_off_the_terminal_in_convert_and_predict(run, tmp_path
     assert noisy(log), "the library lines should be in the log"
     code, shown = _through_pty(["convert", p["images"], "--task", "classify", "--out", tmp_path / "data-v", "-v"], env)
     assert code == 0 and noisy(shown), shown  # the control: without the quiet session they do reach it
+
+
+def test_eval_and_export_say_what_they_do(run):
+    """Issue #25: the classify demo showed nothing for 28 s across eval and export: each is a stage
+    line with its time (here piped: the start line and the done line, on stderr; --json stays JSON)."""
+    import re
+    assert "evaluating run on the test records ..." in run["eval_stderr"], run["eval_stderr"]
+    assert re.search(r"evaluating run on the test records: done in \d+\.\ds", run["eval_stderr"])
+    assert re.search(r"writing the export \(SavedModel, .*\): done in \d+\.\ds", run["export_stderr"]), \
+        run["export_stderr"]

@@ -6,6 +6,7 @@ import os
 from odcore.errors import UserError
 from odcore.fileio import atomic_path, write_json
 from odrun.tasks.classify import data, require_tf2, train as T
+from odrun.ui.progress import status
 
 EVAL_NAME = "eval.json"
 PICTURE_NAME = "confusion_matrix.png"
@@ -89,6 +90,11 @@ def picture(result, path):
 
 
 def evaluate(run_dir):
+    with status("evaluating {} on the test records".format(os.path.basename(os.path.abspath(run_dir)))):
+        return _evaluate(run_dir)  # loading the model + the test set: tens of seconds, shown live
+
+
+def _evaluate(run_dir):
     s, clf = load_run(run_dir)
     _names, _train, test_files = data.find(s["data"])
     if not test_files:

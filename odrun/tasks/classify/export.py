@@ -12,6 +12,7 @@ import os
 from odcore.fileio import staged_dir, write_json, write_text
 from odcore.paths import check_output_dir
 from odrun.tasks.classify import data, evaluate, labels as L
+from odrun.ui.progress import status
 
 FROZEN_NAME = "output_graph.pb"
 INPUT_TENSOR = "DecodeJpeg/contents:0"
@@ -85,8 +86,13 @@ def frozen_graph(clf):
 
 
 def export(run_dir, out_dir):
-    import tensorflow as tf
     _guard(run_dir, out_dir)
+    with status("writing the export (SavedModel, the tutorial's frozen graph)"):  # tens of seconds: live
+        return _export(run_dir, out_dir)
+
+
+def _export(run_dir, out_dir):
+    import tensorflow as tf
     s, clf = evaluate.load_run(run_dir)
     with staged_dir(out_dir) as tmp:
         # 1. SavedModel with the bytes and uint8 signatures
