@@ -31,6 +31,13 @@ def test_demo_runs_every_stage(tmp_path):
     log = (work / "logs" / "demo.log").read_text(errors="replace")
     assert "tensorflow/core/" in log or "oneDNN" in log or "UserWarning" in log  # TF's C++ lines or its warnings
     assert "Accumulating evaluation results" in log  # pycocotools, from the eval stage
+    # issue #25: a rerun into the same folder with fewer steps is a new demo (was refused: "past the 2 steps")
+    again = run_cli("odrun", "demo", "--steps", "1", "--images", "10", "--workdir", work, "--threshold", "0",
+                    "--json", timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "an earlier demo is in {}: training a new 1-step one from scratch".format(work) in again.stderr
+    assert json.load(open(str(work / "run" / "train.json")))["start_step"] == 0
+    assert json.load(open(str(work / "export" / "metadata.json")))["step"] == 1
 
 
 def test_demo_rejects_bad_flags(tmp_path):

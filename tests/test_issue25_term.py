@@ -60,3 +60,49 @@ def test_evaluation_during_piped_training_prints_its_lines():
                           env=dict(__import__("os").environ, ODRUN_PROGRESS="plain"))
     assert "train: evaluating step 2 ..." in proc.stdout
     assert re.search(r"train: evaluating step 2: done in 1\.\ds", proc.stdout), proc.stdout
+
+
+# ------------------------------------------------------------------ odrun demo, run again
+def _demo_args(work):
+    import types
+    return types.SimpleNamespace(workdir=str(work), json=True)
+
+
+def test_a_demo_rerun_trains_anew_and_says_so(tmp_path, capsys):
+    """`odrun demo --steps 50` after a 300-step demo in the same folder was refused ("the run is
+    already at step 300, past the 50 steps asked"): a demo is a new demo each time."""
+    from odrun.ui import stages
+    from test_issue25_fast import _fake_run
+    work = tmp_path / "demo"
+    stages.begin(_demo_args(work), 300, 10, 5, "detections")  # the first demo: nothing to replace
+    _fake_run(work / "run", [150, 300])
+    (work / "demo.json").write_text("{}")
+    assert "earlier demo" not in capsys.readouterr().err
+    stages.begin(_demo_args(work), 50, 10, 5, "detections")
+    err = capsys.readouterr().err
+    assert "an earlier demo is in {}: training a new 50-step one from scratch (its run at step 300 is " \
+           "replaced; to extend a run instead: odrun train --workdir {} --steps N --resume)".format(
+               work, work / "run") in err, err
+    assert not (work / "run").exists()
+
+
+def test_an_interrupted_demo_is_also_replaced(tmp_path, capsys):
+    from odrun.ui import stages
+    from test_issue25_fast import _fake_run
+    work = tmp_path / "demo"
+    stages.begin(_demo_args(work), 300, 10, 5, "detections")
+    _fake_run(work / "run", [100])  # Ctrl-C at step 100: no demo.json yet
+    stages.begin(_demo_args(work), 300, 10, 5, "detections")
+    assert "its run at step 100 is replaced" in capsys.readouterr().err and not (work / "run").exists()
+
+
+def test_a_run_no_demo_made_is_refused_not_removed(tmp_path):
+    import pytest
+    from odcore.errors import UserError
+    from odrun.ui import stages
+    from test_issue25_fast import _fake_run
+    _fake_run(tmp_path / "run", [100])  # the user's own training, in the folder given as --workdir
+    with pytest.raises(UserError) as e:
+        stages.begin(_demo_args(tmp_path), 50, 10, 5, "detections")
+    assert e.value.where == "--workdir" and "no odrun demo made" in e.value.message
+    assert (tmp_path / "run" / "ckpt-100.index").exists()

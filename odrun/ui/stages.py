@@ -2,10 +2,16 @@
 summary table (detect, segment and classify demos alike)."""
 import contextlib
 import os
+import shutil
 import sys
 import time
 
 from odcore.errors import UserError
+from odrun.ui.quiet import terminal  # the terminal, also while library output goes to the log
+from odrun.workdir import rundir
+
+DEMO_JSON = "demo.json"  # the summary a finished demo leaves
+MARKER = ".odrun-demo"  # written when a demo starts: an interrupted demo's run is also the demo's
 
 
 def begin(args, steps, images, min_images, last):
@@ -16,7 +22,27 @@ def begin(args, steps, images, min_images, last):
                         fix="use the defaults")
     work = os.path.abspath(args.workdir)
     paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", last)}
+    fresh_run(work, paths["run"], steps)
     return work, paths, args.json, Stages()
+
+
+def fresh_run(work, run, steps):
+    """A demo trains from scratch every time: a rerun into the same --workdir (fewer steps, more
+    steps) is a new demo, not a resume that would refuse fewer steps. The earlier demo's run goes,
+    said with how to extend it instead; a run there that no demo made is refused, never removed."""
+    ours = os.path.exists(os.path.join(work, DEMO_JSON)) or os.path.exists(os.path.join(work, MARKER))
+    if os.path.lexists(run):
+        if not ours or os.path.islink(run) or not os.path.isdir(run):
+            raise UserError("{} holds a training run that no odrun demo made".format(run), where="--workdir",
+                            fix="pass another --workdir (the demo trains from scratch in DIR/run)")
+        step = rundir.step_of(rundir.RunDir(run).newest_checkpoint())
+        terminal().write("an earlier demo is in {}: training a new {}-step one from scratch (its run{} is "
+                         "replaced; to extend a run instead: odrun train --workdir {} --steps N --resume)\n".format(
+                             work, steps, " at step {}".format(step) if step is not None else "", run))
+        shutil.rmtree(run)
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, MARKER), "w") as f:
+        f.write("odrun demo workdir: a rerun here trains its run/ anew\n")
 
 
 class Stages(object):

@@ -18,9 +18,6 @@ def from_args(args):
     work, paths, quiet, stage = begin(args, args.steps, args.images, 8, "predictions")
     stages = stage.rows
 
-    if os.path.exists(os.path.join(work, "demo.json")):  # an earlier demo here: train anew, not resume
-        import shutil
-        shutil.rmtree(paths["run"], ignore_errors=True)
     per_class = max(2, args.images // len(synth.CLASSES))
     stage("synth", lambda: synth.generate(paths["images"], per_class=per_class, size=SIZE, seed=0),
           lambda r: "{} images in {} class folders".format(len(r), len(synth.CLASSES)))
