@@ -251,5 +251,37 @@ print(json.dumps(out))
     assert "TF2 mode" in out["mode"] and "fix:" in out["mode"]
 
 
+def test_first_ctrl_c_saves_the_current_step(tf1_run, tmp_path):
+    """Issue #25, TF1 path: the first Ctrl-C (through a pty, as a user presses it) stops after the
+    step under way, saves model.ckpt-STEP and says so; exit 130 (it used to save nothing)."""
+    import csv
+    import re
+    from conftest import bin_path
+    from ptyrun import PtyRun
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("ODRUN_API", None)
+    term = PtyRun([bin_path("odrun"), "train", "--api", "tf1", "--data", os.path.join(tf1_run["work"], "data"),
+                   "--workdir", run_dir, "--model", "ssd_mobilenet_v2", "--steps", 200, "--batch", BATCH,
+                   "--image-size", SIZE, "--checkpoint-every", 100,
+                   "--set", "model.ssd.feature_extractor.depth_multiplier=0.25"], env=env).start()
+
+    def logged(_):
+        path = run_dir / "losses.csv"
+        return path.exists() and len(path.read_text().splitlines()) >= 4  # header + 3 steps
+
+    assert term.wait_for(logged, timeout=600), term.text()[-3000:]
+    term.interrupt()
+    rc = term.wait(600)
+    text = term.text()
+    assert rc == 130, text[-3000:]
+    with open(str(run_dir / "losses.csv"), newline="") as f:
+        step = [int(r["step"]) for r in csv.DictReader(f)][-1]
+    assert 3 <= step < 100 and (run_dir / "model.ckpt-{}.index".format(step)).exists(), os.listdir(str(run_dir))
+    assert "saving a checkpoint at the current step" in text
+    assert re.search(r"interrupted at step {}: saved checkpoint \S*model\.ckpt-{}; continue with".format(step, step),
+                     text), text[-2000:]
+
+
 if __name__ == "__main__":
     driver(sys.argv[1])

@@ -12,6 +12,7 @@ import warnings
 from odcore.errors import UserError
 from odrun.tasks.detect.backends.compat import tf1_on_tf2
 from odrun.tasks.detect.masks.config import predicts_masks
+from odrun.ui import interrupt, quiet
 from odrun.workdir.rundir import step_of  # the one checkpoint-name parser (None: no step in the name)
 
 API = "tf1"
@@ -31,6 +32,11 @@ def prepare():
         _tf().logging.set_verbosity(_tf().logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow)\.")
     return fixes
+
+
+def _say(text):
+    quiet.terminal().write(text + "\n")  # the terminal, not the library log
+    quiet.terminal().flush()
 
 
 def _tf():
@@ -102,9 +108,11 @@ def _loss_tensors(total_loss):
     return losses
 
 
-def _step_reporter(on_step):
+def _step_reporter(on_step, ctrl_c=None):
     """model_fn_creator wrapping model_lib.create_model_fn: adds a hook that calls
-    on_step(step, {loss name: float}) after every training step."""
+    on_step(step, {loss name: float}) after every training step, and asks the session to stop
+    after the step a first Ctrl-C (`ctrl_c`, an odrun.ui.interrupt.Guard) came during: the
+    Estimator's CheckpointSaverHook then saves that step as it ends (a stop is a clean end)."""
     prepare()
     tf = _tf()
     from object_detection import model_lib
@@ -120,14 +128,17 @@ def _step_reporter(on_step):
         def after_run(self, run_context, run_values):
             # Re-read the step: a fetch alongside train_op may see the pre-increment value.
             step = int(run_context.session.run(self._step))
-            on_step(step, {k: float(v) for k, v in run_values.results.items()})
+            if on_step is not None:
+                on_step(step, {k: float(v) for k, v in run_values.results.items()})
+            if ctrl_c is not None and ctrl_c.requested:
+                run_context.request_stop()
 
     def creator(*args, **kwargs):
         model_fn = model_lib.create_model_fn(*args, **kwargs)
 
         def wrapped(features, labels, mode, params=None):  # the Estimator inspects these names
             spec = model_fn(features, labels, mode, params=params)
-            if mode == tf.estimator.ModeKeys.TRAIN and on_step is not None:
+            if mode == tf.estimator.ModeKeys.TRAIN and (on_step is not None or ctrl_c is not None):
                 hooks = tuple(spec.training_hooks or ()) + (StepHook(_loss_tensors(spec.loss)),)
                 spec = spec._replace(training_hooks=hooks)
             return spec
@@ -143,11 +154,16 @@ def train(config_path, run_dir, num_steps, checkpoint_every=None, on_step=None):
     prepare()  # before anything imports object_detection
     previous = latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
     start = checkpoint_step(previous) if previous else 0
-    parts = _estimator(config_path, run_dir, num_steps, checkpoint_every,
-                       model_fn_creator=_step_reporter(on_step))
-    with _translate_errors(config_path):
-        # max_steps is a global-step target: a resumed run stops at the same N.
-        parts["estimator"].train(input_fn=parts["train_input_fn"], max_steps=num_steps)
+    with interrupt.Guard(say=_say) as ctrl_c:  # first Ctrl-C: stop after this step, saved; second: at once
+        parts = _estimator(config_path, run_dir, num_steps, checkpoint_every,
+                           model_fn_creator=_step_reporter(on_step, ctrl_c))
+        with _translate_errors(config_path):
+            # max_steps is a global-step target: a resumed run stops at the same N.
+            parts["estimator"].train(input_fn=parts["train_input_fn"], max_steps=num_steps)
+    if ctrl_c.requested:
+        newest = latest_checkpoint(run_dir)
+        step = checkpoint_step(newest) if newest else start
+        raise interrupt.Interrupted(step, newest if newest and step > start else None)
     newest = _need_checkpoint(run_dir)
     state = _tf().train.get_checkpoint_state(run_dir)
     saved = [p for p in state.all_model_checkpoint_paths if (step_of(p) or -1) > start] or [newest]
