@@ -432,3 +432,30 @@ def test_serve_refuses_a_missing_runtime_form(model, tmp_path):
     assert "metadata.json" in proc.stderr
     proc = run_cli("odrun", "serve", "--model", model["export"], "--max-batch", 0, check=2)
     assert "--max-batch" in proc.stderr
+
+
+@pytest.mark.parametrize("runtime", ["tflite", "saved_model"])
+def test_serve_keeps_library_lines_off_the_terminal(model, runtime):
+    """Issue #25, through a real pty: TFLite's `Created TensorFlow Lite XNNPACK delegate` and TF's
+    `Error in PredictCost()` / C++ start-up lines went to the terminal of `odrun serve`; they go
+    to the log it names, while its own lines (ready, serving, the access log) stay."""
+    import requests
+    from ptyrun import PtyRun
+    port = _free_port()
+    term = PtyRun([bin_path("odrun"), "serve", "--model", model["export"], "--port", port, "--name", "shapes",
+                   "--runtime", runtime]).start()
+    assert term.wait_for(lambda text: "serving shapes on" in text, timeout=180), term.text()[-3000:]
+    image = (model["images"] / "synth_0000.jpg").read_bytes()
+    r = requests.post("http://127.0.0.1:{}/v1/detect".format(port), files={"image": image}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert term.wait_for(lambda text: '"POST /v1/detect' in text, timeout=30)  # the access log: ours
+    term.interrupt()
+    assert term.wait(60) == 130
+    text = term.text()
+    for noise in ("XNNPACK", "PredictCost", "tensorflow/core", "oneDNN", "UserWarning"):
+        assert noise not in text, (noise, text[-3000:])
+    log = re.search(r"library output \(TensorFlow, TFLite, absl\): (\S+)", text).group(1)
+    logged = open(log, errors="replace").read()
+    if runtime == "tflite":
+        assert "XNNPACK" in logged, logged[-2000:]
+    os.unlink(log)

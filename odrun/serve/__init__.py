@@ -7,6 +7,7 @@ import socket
 from odcore.errors import UserError
 from odcore.paths import check_output_file
 from odrun import option_defaults, runtimes
+from odrun.ui import quiet
 
 DEFAULTS = option_defaults("serve")  # odrun/data/defaults.yaml's serve section
 
@@ -90,6 +91,9 @@ def from_args(args):
                           delay_ms=args.delay_ms)  # metadata.json read (exit 2 when damaged)
     runtimes.choose(args.model, options.runtime_name, options.meta)  # a missing form/runtime: exit 2
     sock = bind(args.host, args.port)
+    if quiet.log_path():  # TFLite's and TensorFlow's own lines (XNNPACK, grappler) stay off the terminal
+        quiet.terminal().write("library output (TensorFlow, TFLite, absl): {}\n".format(quiet.log_path()))
+        quiet.terminal().flush()
     try:
         return app.serve(options, sock, access_log=args.access_log, shutdown_timeout=args.shutdown_timeout,
                          grpc_port=args.grpc_port)

@@ -25,10 +25,11 @@ import time
 
 ENV_VERBOSE = "ODRUN_VERBOSE"
 LOGS = "logs"
-# verb -> the argparse dest naming the directory whose logs/ folder gets VERB.log
-# (serve is left alone: a long-running server's own log lines belong on its terminal)
+# verb -> the argparse dest naming the directory whose logs/ folder gets VERB.log; None: no output
+# folder, a temp file the verb names (serve: its own lines, access log included, stay on the terminal
+# through terminal(); TFLite's XNNPACK line and TF's grappler warnings go to the log)
 LOG_DIR_ARG = {"train": "workdir", "eval": "workdir", "export": "workdir", "demo": "workdir",
-               "detect": "out", "predict": "out", "convert": "out"}
+               "detect": "out", "predict": "out", "convert": "out", "serve": None}
 # verbs that replace their whole output folder at the end (odcore.fileio.staged_dir): their log is
 # written to a temp file and moved into OUT/logs/ after the swap (a log opened inside OUT would be
 # swapped out with the old content)
@@ -81,6 +82,8 @@ def _log_file(base, verb):
     fd, tmp = tempfile.mkstemp(prefix="odrun-{}-".format(verb), suffix=".log")
     os.close(fd)
     final = os.path.join(base, LOGS, verb + ".log") if base else None
+    if final is None:
+        _STATE["made"] = [tmp]  # no folder to move it to: removed again if the verb stops on bad input
     return tmp, final
 
 
@@ -211,7 +214,8 @@ def _print_tail(path, lines=8):
 def wrap(verb, func):
     """A verb's `func` run inside a session (what odrun.cli does for every verb)."""
     def run(args):
-        base = getattr(args, LOG_DIR_ARG.get(verb, ""), None) if verb in LOG_DIR_ARG else None
+        dest = LOG_DIR_ARG.get(verb)
+        base = getattr(args, dest, None) if dest else None
         with session(verb, base, enabled=not verbose(args) and verb in LOG_DIR_ARG):
             return func(args)
     run.__wrapped__ = func
