@@ -459,3 +459,21 @@ def test_serve_keeps_library_lines_off_the_terminal(model, runtime):
     if runtime == "tflite":
         assert "XNNPACK" in logged, logged[-2000:]
     os.unlink(log)
+
+
+def test_a_tensorflow_verb_exits_right_after_its_last_line(model, tmp_path):
+    """Issue #25: the segment demo took 9 s to exit after its summary (TensorFlow's teardown at
+    interpreter exit; `odrun detect` on a SavedModel: 3.3 s here). odrun.cli.leave exits at once."""
+    proc = subprocess.Popen([bin_path("odrun"), "detect", "--model", str(model["export"]), str(model["images"]),
+                             "--out", str(tmp_path / "det"), "--runtime", "saved_model", "--no-images"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    last, lines = None, []
+    for line in iter(proc.stdout.readline, b""):
+        last = time.time()
+        lines.append(line.decode(errors="replace"))
+    rc = proc.wait()
+    gap = time.time() - last
+    assert rc == 0, "".join(lines)[-3000:]
+    assert "24 images" in "".join(lines)
+    assert gap < 1.5, gap  # was 3-9 s
+    assert json.load(open(str(tmp_path / "det" / "detections.json")))  # everything written before leaving

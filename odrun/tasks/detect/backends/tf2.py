@@ -251,6 +251,7 @@ def evaluate(config_path, run_dir, checkpoint=None):
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
     with writer.as_default():
         metrics = model_lib_v2.eager_eval_loop(model, configs, eval_input, global_step=global_step)
+    writer.flush()  # odrun.cli leaves without TensorFlow's teardown: events are on disk now
     out = {str(k): float(v) for k, v in metrics.items()}
     out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint}
     return out
