@@ -240,7 +240,6 @@ class StepProgress(_BarOrLines):
         self.progress.update(self.task, completed=step, rate=rate, description=self.description,
                              loss="{:.3f}".format(loss) if loss is not None else "-")
 
-
     @contextlib.contextmanager
     def busy(self, text):
         """A long pause between two steps (an evaluation): the bar says what it does meanwhile
