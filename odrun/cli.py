@@ -48,7 +48,7 @@ def leave(rc):
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(rc)
+    os._exit(rc if isinstance(rc, int) else (0 if rc is None else 1))  # sys.exit's rules
 
 
 if __name__ == "__main__":
