@@ -309,7 +309,7 @@ class Scanner(object):
         resolved, carrier = None, None
         if any(t in low for t in symbols.TRIGGERS):
             resolved, carrier = symbols.resolve(normalise(window), low), SYMBOL_ID
-        if resolved is None and protofields.TRIGGER in low:
+        if resolved is None and any(t in low for t in protofields.TRIGGERS):
             resolved, carrier = protofields.resolve(normalise(window), low), PROTO_ID
         if resolved is None:
             return found

@@ -10,9 +10,11 @@ import re
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "protofields.yaml")
-TRIGGER = "has no field named"  # lower-case: a window without it is not parsed
+TRIGGERS = ("has no field named", "protocol message")  # lower-case: a window without one is not parsed
 RX = re.compile(r'(?:(\d+):(\d+) ?: ?)?(?:Message type )?"object_detection\.protos\.([\w.]+)" has no field named '
                 r'"([^"\s]+)"')
+# the same error from Python code setting a field (export_tflite_ssd_graph.py ...): no line, no package prefix
+SETATTR = re.compile(r'()()Protocol message (\w+) has no (?:field "?(\w+)"?|"(\w+)" field)')
 SHOWN = 12  # field names listed per message
 _CACHE = {}
 
@@ -69,15 +71,15 @@ def _kind(messages, message, field, top):
 def resolve(text, low=None, path=None):
     """The answer dict for the first OD API unknown-field message in `text`, or None."""
     low = text.lower() if low is None else low
-    if TRIGGER not in low:
+    if not any(t in low for t in TRIGGERS):
         return None
-    m = RX.search(text)
+    m = RX.search(text) or SETATTR.search(text)
     if not m:
         return None
     data = load(path)
     table = data["table"]
     messages, top = table["messages"], table["top_level"]
-    message, field = m.group(3), m.group(4)
+    message, field = m.group(3), m.group(4) or (m.group(5) if m.re is SETATTR else None)
     if message not in messages:
         return None
     kind, owners, close = _kind(messages, message, field, top)
