@@ -4,7 +4,6 @@ scripts/record_od_protos.py): the fields X has, the closest names (difflib), and
 message, or the top level), so the answer names the misplaced brace or the misspelling instead of a generic
 "unknown field". Texts come from odcore/data/protofields.yaml. Python 3.6-safe; needs only PyYAML (on first use).
 """
-import difflib
 import os
 import re
 
@@ -64,6 +63,8 @@ def _kind(messages, message, field, top):
         return "top_level", [top], []
     if owners:
         return ("elsewhere" if _nearness(messages, message, owners[0]) < 2 else "far"), owners, []
+    import difflib  # here, not at import: explain's import stays cheap (doctor --no-tf < 0.3 s)
+
     close = difflib.get_close_matches(field, list(fields), n=3, cutoff=0.75)
     return ("close" if close else "unknown"), [], close
 
