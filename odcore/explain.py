@@ -27,7 +27,7 @@ Usage:
 import os
 import re
 
-from odcore import symbols
+from odcore import protofields, symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -52,6 +52,7 @@ except ImportError:  # pragma: no cover (Python < 3.11)
 
 _KB_CACHE = {}
 SYMBOL_ID = "symbol-removed"
+PROTO_ID = "pipeline-field-resolved"
 
 
 class KnowledgeBaseError(Exception):
@@ -162,6 +163,10 @@ class KnowledgeBase(object):
         self.by_id[SYMBOL_ID] = Entry({"id": SYMBOL_ID, "title": "a removed or moved name", "patterns": [],
                                        "cause": "-", "fix": "-", "family": "python-deps",
                                        "sources": [symbols.PATH]}, "signature")
+        # the carrier of proto-field answers (texts from protofields.yaml, fields from od_protos.yaml)
+        self.by_id[PROTO_ID] = Entry({"id": PROTO_ID, "title": "a pipeline field in the wrong place", "patterns": [],
+                                      "cause": "-", "fix": "-", "family": "od-api",
+                                      "sources": [protofields.PATH]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
@@ -298,16 +303,24 @@ class Scanner(object):
         return self._resolve(window, low, found)
 
     def _resolve(self, window, low, found):
-        if not any(t in low for t in symbols.TRIGGERS):
-            return found
-        resolved = symbols.resolve(normalise(window), low)
+        """A resolver's answer (a removed name from symbols.yaml, an OD API field from od_protos.yaml) rides
+        on the first signature that matched (a generic one it `replaces` takes its texts), or is the answer
+        itself (its carrier) when none did."""
+        resolved, carrier = None, None
+        if any(t in low for t in symbols.TRIGGERS):
+            resolved, carrier = symbols.resolve(normalise(window), low), SYMBOL_ID
+        if resolved is None and any(t in low for t in protofields.TRIGGERS):
+            resolved, carrier = protofields.resolve(normalise(window), low), PROTO_ID
         if resolved is None:
             return found
+        replaced = set(resolved.get("replaces") or ())
         sigs = [f for f in found if self.kb.by_id[f[0]].kind == "signature"]
+        if sigs and sigs[0][0] not in replaced and not resolved.get("attach", True):
+            return found  # a specific signature knows this case better than a far guess
         if sigs:
             first = sigs[0]
             return [(first[0], first[1], first[2], resolved)] + [f for f in found if f is not first]
-        return [(SYMBOL_ID, resolved["matched"], resolved["start"], resolved)]
+        return [(carrier, resolved["matched"], resolved["start"], resolved)]
 
     def feed_short(self, text):
         """A pasted message: match the whole text as one window (it may wrap anywhere)."""
@@ -390,17 +403,17 @@ class Scanner(object):
 
 
 def with_symbol(match, resolved):
-    """A match carrying the symbol table's answer: the carrier takes its texts, a signature keeps
-    its own and gets the replacement first in its fix."""
+    """A match carrying a resolver's answer: the carrier (and a generic signature the resolver `replaces`)
+    takes its texts, a signature keeps its own and gets the replacement first in its fix."""
     if not resolved:
         return match
-    if match["id"] == SYMBOL_ID:
+    if match["id"] in (SYMBOL_ID, PROTO_ID) or match["id"] in (resolved.get("replaces") or ()):
         match.update((k, resolved[k]) for k in ("title", "cause", "fix", "family"))
         match["sources"] = list(resolved["sources"])
     else:
         match["fix"] = resolved["fix"] + " " + match["fix"]
         match["sources"] = match["sources"] + [s for s in resolved["sources"] if s not in match["sources"]]
-    match["resolved_from"] = "symbols.yaml " + resolved["group"]
+    match["resolved_from"] = resolved.get("resolved_from") or "symbols.yaml " + resolved["group"]
     match["replacement"] = resolved["replacement"]
     return match
 

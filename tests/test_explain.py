@@ -127,7 +127,7 @@ def test_knowledge_base_matches_its_schema_and_families():
                                           "compute-capability", "tf-install", "python-deps", "od-api", "data",
                                           "docker", "apt-ansible"}
     # every pattern is reachable through the prefilter, and the prefilter stays small (speed)
-    assert kb.uncovered == [] and len(kb.anchors) <= 98  # 98 with issue #24 round 2 ("reboot", "socket"; bench/explain_log.py: still < 2 s)
+    assert kb.uncovered == [] and len(kb.anchors) <= 100  # 100 with issue #24 round 3 ("unrecogni", "galaxy"; 50 MB log CPU +0.03 s, bench/README)
     assert all(sig_id == "apt-ansible" for sig_id, _ in kb.unkeyed), kb.unkeyed
 
 
