@@ -191,17 +191,19 @@ def floor(paths):
 
 
 def first_record_watch(out_dir, started, result):
-    """Poll OUT for the first non-empty record bytes (a worker's part file or a temp record)."""
+    """Poll for the first non-empty record bytes: a worker's part file in the staged sibling of
+    OUT (`.odrun-out.staged-*/.parts-*/`, where convert writes before the set replaces OUT)."""
+    parent, base = os.path.split(out_dir)
+    pattern = os.path.join(parent, "." + base + "*", "**", "*.record*")
     while "done" not in result:
-        for path in glob.glob(os.path.join(out_dir, "**", "*"), recursive=True) + \
-                glob.glob(os.path.join(out_dir, ".*", "*")):
+        for path in glob.glob(pattern, recursive=True) + glob.glob(os.path.join(parent, "." + base + "*", ".*", "*")):
             try:
-                if os.path.isfile(path) and ".record" in path and os.path.getsize(path) > 0:
+                if ".record" in path and os.path.isfile(path) and os.path.getsize(path) > 0:
                     result["first_record"] = time.time() - started
                     return
             except OSError:
                 pass
-        time.sleep(0.01)
+        time.sleep(0.02)
 
 
 CPU = {}  # command name -> [CPU seconds (user + sys, its children included)] of each run

@@ -2,6 +2,7 @@
 drawn with Pillow: importing and drawing with matplotlib was ~0.8 s of CPU, most of a 300-image
 `odrun convert` and a large part of `odrun inspect` (bench/README.md). Same look: tab10 colours,
 DejaVu Sans (matplotlib's font, read from its package or the system without importing it)."""
+import bisect
 import importlib.util
 import math
 import os
@@ -203,9 +204,12 @@ def _dashed(draw, a, b, color, dash=6, gap=4):
 
 
 def histogram(values, edges):
-    """Counts per [edge_i, edge_i+1) (the last bin closed), as numpy.histogram."""
-    import numpy as np
-    return np.histogram(np.asarray(values, dtype=float), bins=np.asarray(edges, dtype=float))[0].tolist()
+    """Counts per [edge_i, edge_i+1) (the last bin closed), as numpy.histogram; NaN and values outside: none."""
+    counts = [0] * (len(edges) - 1)
+    for v in values:
+        if edges[0] <= v <= edges[-1]:  # (NaN compares False)
+            counts[min(bisect.bisect_right(edges, v) - 1, len(counts) - 1)] += 1
+    return counts
 
 
 def spread(lo, hi, bins):

@@ -6,13 +6,18 @@ image, image sizes, and a grid of sample images with their boxes. Also the size 
 needs before training: images smaller than the model input, boxes too small to be learned once
 the image is resized to the input size (MIN_BOX_PX on their shorter side).
 """
+import collections
+import csv
+import math
 import os
+import random
 
 from odcore import imagefile
 from odcore.fileio import atomic_path
 from odrun.convert import plot
 
 REPORT = "report.png"
+NAN = float("nan")
 DEFAULT_INPUT_SIZE = 300  # the default template's (ssd_mobilenet_v2) fixed_shape_resizer
 MIN_BOX_PX = 8  # shorter side after resizing to the input size; the SSD's smallest anchors are ~30 px
 SAMPLES = 8
@@ -24,8 +29,8 @@ NUMBERS = ("width", "height", "xmin", "ymin", "xmax", "ymax")
 
 
 class Boxes(object):
-    """The train/test CSVs' rows as numpy columns (`rows.width`, `rows["class"]`, ...), one row a box:
-    no pandas (its import alone was a third of a 300-image `odrun convert`)."""
+    """The train/test CSVs' rows as columns (`rows.width`, `rows["class"]`, ...: lists), one row a box;
+    plain Python (pandas and numpy imports were most of a 300-image `odrun convert`)."""
 
     def __init__(self, cols):
         self.cols = cols
@@ -42,36 +47,33 @@ class Boxes(object):
     def __len__(self):
         return len(self.cols["filename"])
 
-    def where(self, mask):
-        return Boxes({k: v[mask] for k, v in self.cols.items()})
+    def where(self, keep):
+        """The rows whose `keep` (a bool per row) is true."""
+        return Boxes({k: [v for v, ok in zip(col, keep) if ok] for k, col in self.cols.items()})
 
     def images(self):
         """One row per image (its first box), in file order."""
-        import numpy as np
-        _names, first = np.unique(self.filename, return_index=True)
-        return self.where(np.sort(first))
+        seen = set()
+        first = [not (n in seen or seen.add(n)) for n in self.filename]
+        return self.where(first)
 
     def per_image(self):
-        import numpy as np
-        return np.unique(self.filename, return_counts=True)[1] if len(self) else np.zeros(0, int)
+        return list(collections.Counter(self.filename).values())
 
     def shorter_side_at(self, input_size):
-        """Each box's shorter side (px) once its image is resized to input_size x input_size."""
-        import numpy as np
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.minimum(self.bw, self.bh) * np.minimum(input_size / self.width, input_size / self.height)
+        """Each box's shorter side (px) once its image is resized to input_size x input_size (NaN: unknown)."""
+        return [min(bw, bh) * min(input_size / w, input_size / h) if w > 0 and h > 0 else NAN
+                for bw, bh, w, h in zip(self.bw, self.bh, self.width, self.height)]
 
 
 def _number(text):
     try:
         return float(text)
     except ValueError:
-        return float("nan")
+        return NAN
 
 
 def _frames(data_dir):
-    import csv
-    import numpy as np
     rows = []
     for split in ("train", "test"):
         path = os.path.join(data_dir, split + "_labels.csv")
@@ -83,9 +85,9 @@ def _frames(data_dir):
                 rows += [[r[i] for i in at] + [split] for r in reader if len(r) >= len(head)]
     cols = {}
     for i, c in enumerate(COLUMNS + ("split",)):
-        values = [r[i] for r in rows]
-        cols[c] = np.array([_number(v) for v in values], dtype=float) if c in NUMBERS else np.array(values, dtype=object)
-    cols["bw"], cols["bh"] = cols["xmax"] - cols["xmin"], cols["ymax"] - cols["ymin"]
+        cols[c] = [_number(r[i]) for r in rows] if c in NUMBERS else [r[i] for r in rows]
+    cols["bw"] = [b - a for a, b in zip(cols["xmin"], cols["xmax"])]
+    cols["bh"] = [b - a for a, b in zip(cols["ymin"], cols["ymax"])]
     return Boxes(cols)
 
 
@@ -93,13 +95,13 @@ def size_warnings(df, input_size=DEFAULT_INPUT_SIZE, limit=5):
     """[str]: images smaller than the input, boxes below MIN_BOX_PX after the resize."""
     out = []
     images = df.images()
-    small = images.where((images.width < input_size) | (images.height < input_size))
+    small = images.where([w < input_size or h < input_size for w, h in zip(images.width, images.height)])
     if len(small):
         out.append("{} of {} images are smaller than the model input {}x{} (they are upscaled), e.g. {}".format(
             len(small), len(images), input_size, input_size,
             ", ".join("{} {}x{}".format(n, int(w), int(h)) for n, w, h in
                       list(zip(small.filename, small.width, small.height))[:limit])))
-    tiny = df.where(df.shorter_side_at(input_size) < MIN_BOX_PX)
+    tiny = df.where([v < MIN_BOX_PX for v in df.shorter_side_at(input_size)])  # (NaN compares False)
     if len(tiny):
         out.append("{} of {} boxes are under {} px on their shorter side at input size {} (too small to be "
                    "learned well; use a larger --image-size or crop the images), e.g. {}".format(
@@ -160,16 +162,18 @@ def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=
 
 
 def _top(values):
-    import numpy as np
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    return (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    finite = [v for v in values if math.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (0.0, 1.0)
+
+
+def _around(lo, hi, margin):
+    return lo - margin * (hi - lo), hi + margin * (hi - lo)
 
 
 def _draw_boxes(fig, df, classes):
     """Row 1: boxes per class and split, box sizes, aspect ratios."""
-    import numpy as np
-    counts = {s: [int(((df["class"] == c) & (df.split == s)).sum()) for c in classes] for s in ("train", "test")}
+    per = collections.Counter(zip(df["class"], df.split))
+    counts = {s: [per[(c, s)] for c in classes] for s in ("train", "test")}
     tops = [a + b for a, b in zip(counts["train"], counts["test"])]
     ax = plot.Panel(fig, AREAS["per_class"], (-0.6, len(classes) - 0.4), (0, max(tops + [1]) * 1.05),
                     title="boxes per class")
@@ -179,20 +183,16 @@ def _draw_boxes(fig, df, classes):
     ax.frame(xticks=x, xticklabels=[c[:20] for c in classes], rotate=len(classes) > 6)
     ax.legend([(plot.TAB10[0], "train", "box"), (plot.TAB10[1], "test", "box")])
 
-    lo_w, hi_w = _top(df.bw)
-    lo_h, hi_h = _top(df.bh)
-    ax = plot.Panel(fig, AREAS["box_sizes"], (lo_w - 0.05 * (hi_w - lo_w), hi_w + 0.05 * (hi_w - lo_w)),
-                    (lo_h - 0.05 * (hi_h - lo_h), hi_h + 0.05 * (hi_h - lo_h)),
+    ax = plot.Panel(fig, AREAS["box_sizes"], _around(*(_top(df.bw) + (0.05,))), _around(*(_top(df.bh) + (0.05,))),
                     title="box sizes", xlabel="box width (px)", ylabel="box height (px)")
     for i, c in enumerate(classes):
-        sel = df["class"] == c
-        ax.scatter(df.bw[sel], df.bh[sel], plot.TAB10[i % 10])
+        sel = [k == c for k in df["class"]]
+        ax.scatter(df.where(sel).bw, df.where(sel).bh, plot.TAB10[i % 10])
     ax.frame()
     if 0 < len(classes) <= 10:
         ax.legend([(plot.TAB10[i % 10], c[:16], "dot") for i, c in enumerate(classes)], corner="br", size=9)
 
-    ok = (df.bh > 0) & (df.bw > 0)  # (NaN compares False)
-    logs = np.log2(df.bw[ok] / df.bh[ok]) if ok.any() else np.zeros(0)
+    logs = [math.log2(w / h) for w, h in zip(df.bw, df.bh) if w > 0 and h > 0]  # (NaN compares False)
     edges = plot.spread(*(_top(logs) + (30,)))
     counts = plot.histogram(logs, edges)
     ax = plot.Panel(fig, AREAS["ratios"], (edges[0], edges[-1]), (0, max(counts + [1]) * 1.05),
@@ -203,8 +203,7 @@ def _draw_boxes(fig, df, classes):
 
 def _draw_images(fig, df, negatives, input_size):
     """Row 2: boxes per image (negatives count as 0), image sizes, box sizes at the model's input size."""
-    import numpy as np
-    values = [int(v) for v in df.per_image()] + [0] * int(negatives)
+    values = df.per_image() + [0] * int(negatives)
     top = max(values + [1])
     edges = [i - 0.5 for i in range(0, top + 2)]
     counts = plot.histogram(values, edges)
@@ -214,10 +213,9 @@ def _draw_images(fig, df, negatives, input_size):
     ax.frame(xticks=[t for t in plot.nice_ticks(0, top + 0.5) if t == int(t) and t <= top])
 
     images = df.images()
-    lo_w, hi_w = _top(np.concatenate([images.width, [input_size]]))
-    lo_h, hi_h = _top(np.concatenate([images.height, [input_size]]))
-    ax = plot.Panel(fig, AREAS["image_sizes"], (lo_w - 0.08 * (hi_w - lo_w) - 1, hi_w + 0.08 * (hi_w - lo_w) + 1),
-                    (lo_h - 0.08 * (hi_h - lo_h) - 1, hi_h + 0.08 * (hi_h - lo_h) + 1),
+    lo_w, hi_w = _around(*(_top(images.width + [input_size]) + (0.08,)))
+    lo_h, hi_h = _around(*(_top(images.height + [input_size]) + (0.08,)))
+    ax = plot.Panel(fig, AREAS["image_sizes"], (lo_w - 1, hi_w + 1), (lo_h - 1, hi_h + 1),
                     title="image sizes", xlabel="image width", ylabel="image height")
     ax.scatter(images.width, images.height, plot.TAB10[0], r=3)
     ax.vline(input_size)
@@ -225,14 +223,12 @@ def _draw_images(fig, df, negatives, input_size):
     ax.frame()
     ax.legend([("#ff0000", "model input {}".format(input_size), "dash")], corner="mr", size=9)
 
-    rel = df.shorter_side_at(input_size)
-    rel = rel[np.isfinite(rel)]
-    lo, hi = _top(np.concatenate([rel, [MIN_BOX_PX]]))
+    rel = [v for v in df.shorter_side_at(input_size) if math.isfinite(v)]
+    lo, hi = _top(rel + [MIN_BOX_PX])
     edges = plot.spread(lo, hi, 40)
     counts = plot.histogram(rel, edges)
-    ax = plot.Panel(fig, AREAS["seen"], (edges[0] - 0.03 * (hi - lo), edges[-1] + 0.03 * (hi - lo)),
-                    (0, max(counts + [1]) * 1.05), title="box sizes the model sees",
-                    xlabel="shorter box side after resizing to {} px".format(input_size))
+    ax = plot.Panel(fig, AREAS["seen"], _around(edges[0], edges[-1], 0.03), (0, max(counts + [1]) * 1.05),
+                    title="box sizes the model sees", xlabel="shorter box side after resizing to {} px".format(input_size))
     ax.bars(edges[:-1], edges[1:], counts, plot.TAB10[0])
     ax.vline(MIN_BOX_PX)
     ax.frame()
@@ -241,11 +237,9 @@ def _draw_images(fig, df, negatives, input_size):
 
 def _draw_samples(fig, df, classes, summary, seed, find_images=None):
     """Row 3: SAMPLES images picked with `seed`, as thumbnails with their boxes."""
-    import numpy as np
     from PIL import ImageDraw
     names = sorted(set(df.filename))
-    rng = np.random.RandomState(seed)
-    picked = [names[i] for i in sorted(rng.choice(len(names), min(SAMPLES, len(names)), replace=False))] if names else []
+    picked = [names[i] for i in sorted(random.Random(seed).sample(range(len(names)), min(SAMPLES, len(names))))]
     roots = [summary.get("source"), summary.get("train_dir"), summary.get("test_dir")]
     paths = (find_images or (lambda names: _find_images(roots, names)))(picked)
     x0, y0, x1, y1 = SAMPLE_ROW
@@ -268,7 +262,7 @@ def _draw_samples(fig, df, classes, summary, seed, find_images=None):
         left = int(x0 + i * cell + (cell - im.size[0]) / 2)
         top = int(y0 + 20 + (side - im.size[1]) / 2)
         fig.paste(im, (left, top))
-        rows = df.where(df.filename == name)
+        rows = df.where([n == name for n in df.filename])
         for cname, bx, by, bw, bh in zip(rows["class"], rows.xmin, rows.ymin, rows.bw, rows.bh):
             k = classes.index(cname) if cname in classes else 0
             draw.rectangle([left + bx * sx, top + by * sy, left + (bx + bw) * sx, top + (by + bh) * sy],
