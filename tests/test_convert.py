@@ -5,6 +5,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -372,3 +374,18 @@ def test_cli_uses_the_seeds_train_test_folders(voc, tmp_path):
     proc = run_cli("odrun", "convert", tmp_path / "my_test", "--out", tmp_path / "data2", "--split", "0.5",
                    "--json", check=0)
     assert json.loads(proc.stdout)["images"] == {"train": 3, "test": 3, "total": 6, "negatives": 0}
+
+
+def test_convert_imports_no_tensorflow_pandas_numpy_matplotlib(tmp_path):
+    """The whole `odrun convert` of a VOC folder, report.png included, loads none of them (they were
+    most of a short convert's time: bench/README.md, convert_cli)."""
+    synth.generate(str(tmp_path / "img"), count=6, seed=3)
+    code = ("import sys; from odrun import cli\n"
+            "try:\n    cli.main(['convert', sys.argv[1], '--out', sys.argv[2], '--json', '--workers', '1'])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('tensorflow', 'pandas', 'numpy', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "img"), str(tmp_path / "out")], check=True,
+                   timeout=300, stdout=subprocess.DEVNULL)
+    with Image.open(str(tmp_path / "out" / "report.png")) as im:
+        assert im.size == (1280, 960) and len(set(im.convert("L").getdata())) > 50
