@@ -198,6 +198,11 @@ def test_yolo_data_yaml_image_lists_and_folder_lists(tmp_path):
     assert re.search(r"val\.txt: line 2: image './images/b/gone\.jpg' not found", err), err
     assert not (tmp_path / "out3").exists()
 
+    (src / "data.yaml").write_text(yaml_head + "train: images/a/img_1.jpg\nval: images/nope\n")
+    err = run_cli("odrun", "convert", src, "--out", tmp_path / "out3", check=2).stderr
+    assert "data.yaml: train: 'images/a/img_1.jpg' is neither a folder nor a .txt list" in err, err
+    assert "data.yaml: val: 'images/nope' not found" in err, err
+
 
 def test_bad_labelstudio_json_exit_2_names_file_and_line(tmp_path):
     """A syntax error and a bad result in the real export: exit 2, the file and its line named."""

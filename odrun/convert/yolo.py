@@ -63,7 +63,7 @@ def _split_sources(yaml_path):
     with open(yaml_path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     base = os.path.dirname(os.path.abspath(yaml_path))
-    root = os.path.join(base, str(data["path"])) if data.get("path") else base
+    root = os.path.normpath(os.path.join(base, str(data["path"]))) if data.get("path") else base
     if data.get("path") and not os.path.isdir(root):
         root = base
     out, found = {}, []
@@ -90,10 +90,12 @@ def _entry_images(yaml_path, key, entry, root, base):
     cands = [os.path.normpath(os.path.join(d, e)) for e in tries for d in (root, base)]
     path = next((c for c in cands if os.path.exists(c)), None)
     if path is None:
-        return [], [P.error(yaml_path, "{}: {!r} not found (looked in {})".format(key, entry, ", ".join(
-            sorted(set(os.path.dirname(c) or "." for c in cands)))), key)]
+        return [], [P.error(yaml_path, "{!r} not found (relative to {})".format(entry, " and ".join(
+            sorted({root, base}))), key)]
     if os.path.isdir(path):
         return _images(path), []
+    if not path.lower().endswith(".txt"):
+        return [], [P.error(yaml_path, "{!r} is neither a folder nor a .txt list of image paths".format(entry), key)]
     return _listed_images(path, root)
 
 
