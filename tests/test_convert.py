@@ -389,3 +389,17 @@ def test_convert_imports_no_tensorflow_pandas_numpy_matplotlib(tmp_path):
                    timeout=300, stdout=subprocess.DEVNULL)
     with Image.open(str(tmp_path / "out" / "report.png")) as im:
         assert im.size == (1280, 960) and len(set(im.convert("L").getdata())) > 50
+
+
+def test_report_without_a_truetype_font(tmp_path, monkeypatch):
+    """No DejaVu Sans (no matplotlib, no system fonts): the report is drawn with Pillow's bitmap font."""
+    from odrun.convert import plot, report
+    synth.generate(str(tmp_path / "img"), count=6, seed=5)
+    summary = json.loads(run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "out", "--json",
+                                 check=0).stdout)
+    monkeypatch.setattr(plot, "_font_path", lambda: None)
+    monkeypatch.setattr(plot, "_FONTS", {})
+    path, warnings = report.write(str(tmp_path / "out"), summary, out_path=str(tmp_path / "r.png"))
+    with Image.open(path) as im:
+        assert im.size == (1280, 960) and len(set(im.convert("L").getdata())) > 50
+    assert warnings == summary["report"]["warnings"]

@@ -45,9 +45,9 @@ def text_size(draw, text, f):
 
 def put(draw, xy, text, f, anchor="la"):
     """Text at xy by its anchor (Pillow's two letters: l/m/r, t/m/b/a)."""
-    try:
+    if isinstance(f, ImageFont.FreeTypeFont):
         draw.text(xy, text, fill=TEXT, font=f, anchor=anchor)
-    except (ValueError, TypeError):  # bitmap font: anchors unsupported, place by its size
+    else:  # the bitmap fallback font: Pillow ignores (or refuses) anchors, place it by its size
         w, h = text_size(draw, text, f)
         dx = {"l": 0, "m": w / 2, "r": w}[anchor[0]]
         dy = {"t": 0, "a": 0, "m": h / 2, "b": h, "d": h}[anchor[1]]
