@@ -1,4 +1,5 @@
-"""Benchmark the whole `odrun convert` command (start-up included) on a labelImg layout, one run each:
+"""Benchmark the whole `odrun convert` command (start-up included) on a labelImg layout; odrun and the
+OD API script alternate --repeat times (medians; the ratio is taken per pair, so both saw the same load):
 
   * `odrun convert DATA --out OUT` (a subprocess: Python start, no TensorFlow, 2 workers); also the
     time until its first record bytes are on disk;
@@ -12,7 +13,10 @@ Data: a few hundred generated photos in train/ and test/ (labelImg's layout as i
 three sizes (640x480, 1024x768, 1280x960, noisy JPEGs), cached in the system temp dir for the run
 and removed afterwards.
 
-    .venv/bin/python bench/convert_cli.py [--images 300] [--workers 2] [--json]
+CPU seconds (user + sys, children included) are reported too: on the shared machine they vary less
+than wall time.
+
+    .venv/bin/python bench/convert_cli.py [--images 300] [--workers 2] [--repeat 3] [--json]
 """
 import argparse
 import glob
@@ -20,15 +24,19 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+# bench/inspect.py would shadow the standard library's `inspect` (numpy imports it): not on the path
+sys.path[:] = [ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 PY = sys.executable
 ODRUN = os.path.join(os.path.dirname(PY), "odrun")
 SIZES = ((640, 480), (1024, 768), (1280, 960))
@@ -183,25 +191,34 @@ def floor(paths):
 
 
 def first_record_watch(out_dir, started, result):
-    """Poll OUT for the first non-empty record bytes (a worker's part file or a temp record)."""
+    """Poll for the first non-empty record bytes: a worker's part file in the staged sibling of
+    OUT (`.odrun-out.staged-*/.parts-*/`, where convert writes before the set replaces OUT)."""
+    parent, base = os.path.split(out_dir)
+    pattern = os.path.join(parent, "." + base + "*", "**", "*.record*")
     while "done" not in result:
-        for path in glob.glob(os.path.join(out_dir, "**", "*"), recursive=True) + \
-                glob.glob(os.path.join(out_dir, ".*", "*")):
+        for path in glob.glob(pattern, recursive=True) + glob.glob(os.path.join(parent, "." + base + "*", ".*", "*")):
             try:
-                if os.path.isfile(path) and ".record" in path and os.path.getsize(path) > 0:
+                if ".record" in path and os.path.isfile(path) and os.path.getsize(path) > 0:
                     result["first_record"] = time.time() - started
                     return
             except OSError:
                 pass
-        time.sleep(0.01)
+        time.sleep(0.02)
+
+
+CPU = {}  # command name -> [CPU seconds (user + sys, its children included)] of each run
 
 
 def run(cmd, cwd=None):
     t = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if proc.returncode != 0:
         raise SystemExit("{} failed:\n{}".format(" ".join(cmd), proc.stderr.decode(errors="replace")[-3000:]))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    name = os.path.basename(cmd[0]) if cmd[0] != PY else cmd[2] if cmd[1] == "-m" else cmd[1]
+    CPU.setdefault(name, []).append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return time.time() - t
 
 
@@ -257,6 +274,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=300, help="photos in train/ + test/ (default %(default)s)")
     ap.add_argument("--workers", type=int, default=2, help="odrun convert --workers (default %(default)s)")
+    ap.add_argument("--repeat", type=int, default=3, help="odrun / OD API script pairs, alternating (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="odstack-bench-convert-cli-")
@@ -266,30 +284,50 @@ def main(argv=None):
         size = sum(os.path.getsize(p) for p in paths)
         floor(paths)  # warm the page cache: everyone reads from memory
         t_floor = floor(paths)
-        ours = odrun_convert(root, os.path.join(tmp, "odrun-out"), args.workers)
-        os.makedirs(os.path.join(tmp, "odapi"))
-        t_odapi = odapi_script(root, os.path.join(tmp, "odapi"), os.path.join(tmp, "odrun-out", "label_map.pbtxt"))
+        runs = []
+        for k in range(args.repeat):  # alternating, so both see the same load
+            out = os.path.join(tmp, "odrun-out")
+            shutil.rmtree(out, ignore_errors=True)
+            ours = odrun_convert(root, out, args.workers)
+            shutil.rmtree(os.path.join(tmp, "odapi"), ignore_errors=True)
+            os.makedirs(os.path.join(tmp, "odapi"))
+            t_odapi = odapi_script(root, os.path.join(tmp, "odapi"), os.path.join(out, "label_map.pbtxt"))
+            runs.append({"odrun_s": ours["seconds"], "odapi_s": t_odapi, "ratio": t_odapi / ours["seconds"],
+                         "records_s": ours["records_seconds"], "first_record_s": ours.get("first_record", float("nan")),
+                         "load_1min": os.getloadavg()[0]})
         os.makedirs(os.path.join(tmp, "tutorial"))
         t_tut = tutorial_scripts(root, os.path.join(tmp, "tutorial"))
         n = len(paths)
-        res = {"images": n, "megabytes": round(size / 1e6, 1), "workers": args.workers,
-               "floor_s": round(t_floor, 3), "odrun_s": round(ours["seconds"], 2),
-               "odrun_records_s (summary.json: reading to records, no start-up/report)": round(ours["records_seconds"], 2),
-               "odrun_first_record_s": round(ours.get("first_record", float("nan")), 2),
-               "odapi_create_pascal_tf_record_s": round(t_odapi, 2),
+
+        def med(key):
+            return statistics.median(r[key] for r in runs)
+        cpu_ours = statistics.median(CPU["odrun"])
+        cpu_odapi = statistics.median(CPU["object_detection.dataset_tools.create_pascal_tf_record"])
+        res = {"images": n, "megabytes": round(size / 1e6, 1), "workers": args.workers, "runs": len(runs),
+               "floor_s": round(t_floor, 3), "odrun_s": round(med("odrun_s"), 2),
+               "odrun_records_s (summary.json: reading to records, no start-up/report)": round(med("records_s"), 2),
+               "odrun_first_record_s": round(med("first_record_s"), 2),
+               "odapi_create_pascal_tf_record_s": round(med("odapi_s"), 2),
                "tutorial_xml_to_csv_generate_tfrecord_s": round(t_tut, 2),
-               "odrun_vs_odapi": round(t_odapi / ours["seconds"], 2),
-               "odrun_vs_tutorial": round(t_tut / ours["seconds"], 2),
-               "odrun_vs_floor": round(t_floor / ours["seconds"], 3),
-               "odrun_records_vs_floor": round(t_floor / max(ours["records_seconds"], 1e-9), 3)}
+               "odrun_vs_odapi (median of the per-run ratios)": round(med("ratio"), 2),
+               "odrun_vs_odapi per run": [round(r["ratio"], 2) for r in runs],
+               "odrun_cpu_s / odapi_cpu_s (medians)": [round(cpu_ours, 2), round(cpu_odapi, 2)],
+               "odrun_vs_odapi_cpu": round(cpu_odapi / cpu_ours, 2),
+               "odrun_vs_tutorial": round(t_tut / med("odrun_s"), 2),
+               "odrun_vs_floor": round(t_floor / med("odrun_s"), 3),
+               "odrun_records_vs_floor": round(t_floor / max(med("records_s"), 1e-9), 3),
+               "load_1min per run": [round(r["load_1min"], 1) for r in runs]}
+        res["odrun_vs_odapi"] = res["odrun_vs_odapi (median of the per-run ratios)"]
         if args.json:
             print(json.dumps(res, indent=2))
         else:
             for k, v in res.items():
-                print("{:72s} {}".format(k, v))
+                print("{:56s} {}".format(k, v))
         if os.environ.get("ODSTACK_BENCH_RESULT"):  # bench/run_all.py's table
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-            import common
+            import importlib.util
+            spec = importlib.util.spec_from_file_location("common", os.path.join(HERE, "common.py"))
+            common = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(common)
             common.report("convert_cli", res, [
                 common.ratio("odrun convert vs create_pascal_tf_record.py (whole commands)", res["odrun_vs_odapi"], 5),
                 common.ratio("odrun convert vs xml_to_csv.py + generate_tfrecord.py", res["odrun_vs_tutorial"]),

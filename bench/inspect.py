@@ -3,7 +3,8 @@
 Data: bench/convert.py's 2,000 generated 640x480 photo-like JPEGs (cached in ~/.cache/odstack/
 bench-convert/), converted once by `odrun convert` into train.record + test.record (80/20) in the
 scratch folder. Each of these is a fresh process, timed whole (Python and TensorFlow start-up included),
-best of --repeat:
+once per round (--repeat rounds; the ratio is taken within each round, so both sides saw the same load;
+medians reported):
 
   * tf.data alone: TFRecordDataset -> parse_single_example (the OD API's keys) -> decode_image, parallel
     map: the least any full check must do (goal: `odrun inspect` >= 0.5x its speed);
@@ -13,7 +14,7 @@ best of --repeat:
   * `odrun train`'s pre-check (odrun.convert.inspect.before_training: class ids and boxes, no image bytes read),
     timed inside its process.
 
-    .venv/bin/python bench/inspect.py [--repeat 2] [--json]
+    .venv/bin/python bench/inspect.py [--repeat 3] [--json]
 """
 import importlib.util
 import os
@@ -25,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
 import argparse  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
@@ -83,22 +85,19 @@ print(sum(1 for _ in tf.data.TFRecordDataset(sys.argv[1:])))
 '''
 
 
-def timed(cmd, repeat):
-    best = None
+def timed(cmd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        dt = time.perf_counter() - t
-        if proc.returncode not in (0, 1):  # inspect's 1 = findings (the 96 px warnings are not errors)
-            raise SystemExit("{} failed:\n{}".format(" ".join(cmd[:3]), proc.stderr.decode(errors="replace")[-3000:]))
-        best = dt if best is None else min(best, dt)
-    return best
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    dt = time.perf_counter() - t
+    if proc.returncode not in (0, 1):  # inspect's 1 = findings (the 96 px warnings are not errors)
+        raise SystemExit("{} failed:\n{}".format(" ".join(cmd[:3]), proc.stderr.decode(errors="replace")[-3000:]))
+    return dt
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds (every command once each)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     src = convert_bench.dataset(N)
@@ -111,20 +110,28 @@ def main(argv=None):
             with open(p, "rb") as f:
                 while f.read(1 << 24):
                     pass
-        t = {"tf_data_decode": timed([PY, "-c", TF_DATA] + records, args.repeat),
-             "tf_data_odapi_decoder": timed([PY, "-c", OD_API] + records, args.repeat),
-             "tf_data_raw": timed([PY, "-c", RAW] + records, args.repeat),
-             "odrun_inspect": timed([ODRUN, "inspect", data, "--json"], args.repeat),
-             "odrun_inspect_no_decode": timed([ODRUN, "inspect", data, "--json", "--no-decode"], args.repeat)}
+        cmds = {"tf_data_decode": [PY, "-c", TF_DATA] + records,
+                "odrun_inspect": [ODRUN, "inspect", data, "--json"],
+                "tf_data_odapi_decoder": [PY, "-c", OD_API] + records,
+                "tf_data_raw": [PY, "-c", RAW] + records,
+                "odrun_inspect_no_decode": [ODRUN, "inspect", data, "--json", "--no-decode"]}
+        rounds = []
+        for _ in range(args.repeat):  # each round runs every command once: a ratio compares one round's
+            rounds.append({k: timed(c) for k, c in cmds.items()})  # (the same load), medians over rounds
+            rounds[-1]["load_1min"] = os.getloadavg()[0]
+        t = {k: statistics.median(r[k] for r in rounds) for k in cmds}
+        per_round = [r["tf_data_decode"] / r["odrun_inspect"] for r in rounds]
         size = sum(os.path.getsize(p) for p in records)
         pre = subprocess.run([PY, "-c", PRECHECK, os.path.join(data, "label_map.pbtxt")] + records, check=True,
                              stdout=subprocess.PIPE, cwd=os.path.dirname(HERE))
         t["train_precheck_in_process"] = float(pre.stdout.decode().split()[-1])
-    result = {"records": N, "mb": round(size / 1e6, 1), "seconds": {k: round(v, 2) for k, v in t.items()},
-              "load_1min": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
+    result = {"records": N, "mb": round(size / 1e6, 1), "seconds (medians)": {k: round(v, 2) for k, v in t.items()},
+              "rounds": [{k: round(v, 2) for k, v in r.items()} for r in rounds],
+              "inspect_vs_tf_data_per_round": [round(x, 2) for x in per_round], "cores": os.cpu_count()}
     common.report("inspect", result, [
-        common.ratio("odrun inspect vs tf.data parse + decode_image (whole processes)",
-                     t["tf_data_decode"] / t["odrun_inspect"], 0.5),
+        common.ratio("odrun inspect vs tf.data parse + decode_image (whole processes; median of the rounds' ratios)",
+                     statistics.median(per_round), 0.5),
+        common.ratio("the same, worst round", min(per_round), 0.5),
         common.ratio("odrun inspect vs tf.data + the OD API's TfExampleDecoder", t["tf_data_odapi_decoder"] / t["odrun_inspect"]),
         common.ratio("odrun inspect vs tf.data raw read (no decode)", t["tf_data_raw"] / t["odrun_inspect"]),
         common.ratio("odrun inspect --no-decode vs tf.data raw read", t["tf_data_raw"] / t["odrun_inspect_no_decode"])])

@@ -16,8 +16,8 @@ def option_defaults(verb, task=None):
     only the values that task sets for itself (its `tasks:` entry; {} where it has none)."""
     if "d" not in _DEFAULTS:
         import yaml
-        with open(DEFAULTS_FILE, encoding="utf-8") as f:
-            _DEFAULTS["d"] = yaml.safe_load(f)
+        with open(DEFAULTS_FILE, encoding="utf-8") as f:  # libyaml's loader where built: every start reads this
+            _DEFAULTS["d"] = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     data = _DEFAULTS["d"]
     if task is not None:
         return dict((data.get("tasks", {}).get(task) or {}).get(verb) or {})

@@ -5,6 +5,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -372,3 +374,32 @@ def test_cli_uses_the_seeds_train_test_folders(voc, tmp_path):
     proc = run_cli("odrun", "convert", tmp_path / "my_test", "--out", tmp_path / "data2", "--split", "0.5",
                    "--json", check=0)
     assert json.loads(proc.stdout)["images"] == {"train": 3, "test": 3, "total": 6, "negatives": 0}
+
+
+def test_convert_imports_no_tensorflow_pandas_numpy_matplotlib(tmp_path):
+    """The whole `odrun convert` of a VOC folder, report.png included, loads none of them (they were
+    most of a short convert's time: bench/README.md, convert_cli)."""
+    synth.generate(str(tmp_path / "img"), count=6, seed=3)
+    code = ("import sys; from odrun import cli\n"
+            "try:\n    cli.main(['convert', sys.argv[1], '--out', sys.argv[2], '--json', '--workers', '1'])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('tensorflow', 'pandas', 'numpy', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "img"), str(tmp_path / "out")], check=True,
+                   timeout=300, stdout=subprocess.DEVNULL)
+    with Image.open(str(tmp_path / "out" / "report.png")) as im:
+        assert im.size == (1280, 960) and len(set(im.convert("L").getdata())) > 50
+
+
+def test_report_without_a_truetype_font(tmp_path, monkeypatch):
+    """No DejaVu Sans (no matplotlib, no system fonts): the report is drawn with Pillow's bitmap font."""
+    from odrun.convert import plot, report
+    synth.generate(str(tmp_path / "img"), count=6, seed=5)
+    summary = json.loads(run_cli("odrun", "convert", tmp_path / "img", "--out", tmp_path / "out", "--json",
+                                 check=0).stdout)
+    monkeypatch.setattr(plot, "_font_path", lambda: None)
+    monkeypatch.setattr(plot, "_FONTS", {})
+    path, warnings = report.write(str(tmp_path / "out"), summary, out_path=str(tmp_path / "r.png"))
+    with Image.open(path) as im:
+        assert im.size == (1280, 960) and len(set(im.convert("L").getdata())) > 50
+    assert warnings == summary["report"]["warnings"]

@@ -2,6 +2,7 @@
 hold the boxes and classes that globox (YOLO) and label-studio-converter (Label Studio JSON) convert
 the same real exports to, within 1 px."""
 import json
+import re
 import shutil
 
 import numpy as np
@@ -156,3 +157,71 @@ def test_yolo_data_yaml_dict_names_and_splits_kept(tmp_path):
     got = _decode_all(out)
     assert sorted(got) == ["img_1.jpg", "img_5.jpg"]
     assert [c["name"] for c in s["classes"]] == names
+
+
+def test_yolo_data_yaml_image_lists_and_folder_lists(tmp_path):
+    """Ultralytics' other forms of train/val: a .txt list of image paths (`./x` relative to the list,
+    as its coco.yaml's train2017.txt) and a list of folders; a listed image that is missing is exit 2
+    naming the list file and its line."""
+    src = tmp_path / "ds"
+    for sub in ("a", "b"):
+        (src / "images" / sub).mkdir(parents=True)
+        (src / "labels" / sub).mkdir(parents=True)
+    for stem, sub in (("img_1", "a"), ("img_5", "b")):
+        shutil.copy(FIXTURE / "images" / (stem + ".jpg"), src / "images" / sub)
+        shutil.copy(FIXTURE / "labels" / (stem + ".txt"), src / "labels" / sub)
+    (src / "train.txt").write_text("./images/a/img_1.jpg\n")
+    (src / "val.txt").write_text("images/b/img_5.jpg\n\n")
+    names = (FIXTURE / "classes.txt").read_text().split()
+    yaml_head = "path: .\nnames: [{}]\n".format(", ".join(names))
+    (src / "data.yaml").write_text(yaml_head + "train: train.txt\nval: [val.txt]\n")
+    out = tmp_path / "out"
+    s = json.loads(run_cli("odrun", "convert", src, "--out", out, "--json", check=0).stdout)
+    assert (s["format"], s["images"]["train"], s["images"]["test"]) == ("yolo", 1, 1)
+    got = _decode_all(out)
+    assert sorted(got) == ["img_1.jpg", "img_5.jpg"]
+    assert [len(got["img_1.jpg"][0]), len(got["img_5.jpg"][0])] == [
+        sum(1 for line in (FIXTURE / "labels" / (stem + ".txt")).read_text().splitlines() if line.strip())
+        for stem in ("img_1", "img_5")]
+
+    (src / "images" / "c").mkdir()
+    (src / "labels" / "c").mkdir()
+    shutil.copy(FIXTURE / "images" / "img_1.jpg", src / "images" / "c" / "img_9.jpg")
+    shutil.copy(FIXTURE / "labels" / "img_1.txt", src / "labels" / "c" / "img_9.txt")
+    (src / "data.yaml").write_text(yaml_head + "train: [images/a, images/c]\nval: images/b\n")
+    s = json.loads(run_cli("odrun", "convert", src, "--out", tmp_path / "out2", "--json", check=0).stdout)
+    assert (s["images"]["train"], s["images"]["test"]) == (2, 1)
+
+    (src / "val.txt").write_text("images/b/img_5.jpg\n./images/b/gone.jpg\n")
+    (src / "data.yaml").write_text(yaml_head + "train: train.txt\nval: val.txt\n")
+    err = run_cli("odrun", "convert", src, "--out", tmp_path / "out3", check=2).stderr
+    assert re.search(r"val\.txt: line 2: image './images/b/gone\.jpg' not found", err), err
+    assert not (tmp_path / "out3").exists()
+
+    (src / "data.yaml").write_text(yaml_head + "train: images/a/img_1.jpg\nval: images/nope\n")
+    err = run_cli("odrun", "convert", src, "--out", tmp_path / "out3", check=2).stderr
+    assert "data.yaml: train: 'images/a/img_1.jpg' is neither a folder nor a .txt list" in err, err
+    assert "data.yaml: val: 'images/nope' not found" in err, err
+
+
+def test_bad_labelstudio_json_exit_2_names_file_and_line(tmp_path):
+    """A syntax error and a bad result in the real export: exit 2, the file and its line named."""
+    src = _ls_dataset(tmp_path, "data.json")
+    export = src / "export.json"
+    lines = export.read_text().splitlines(keepends=True)
+    bad_line = next(n for n, line in enumerate(lines, start=1) if '"width"' in line)
+    broken = list(lines)
+    broken[bad_line - 1] = broken[bad_line - 1].replace('"width"', '"width" "x"')
+    export.write_text("".join(broken))
+    out = tmp_path / "out"
+    err = run_cli("odrun", "convert", export, "--out", out, check=2).stderr
+    assert re.search(r"export\.json: line {} column \d+: cannot parse Label Studio JSON".format(bad_line), err), err
+
+    tasks = json.loads("".join(lines))
+    tasks[1]["annotations"][0]["result"][0]["value"]["x"] = "left"
+    export.write_text(json.dumps(tasks, indent=4))
+    at = next(n for n, line in enumerate(export.read_text().splitlines(), start=1) if '"left"' in line)
+    err = run_cli("odrun", "convert", export, "--out", out, check=2).stderr
+    m = re.search(r"export\.json: line (\d+): task #2 \(id 2\) result #1: rectanglelabels needs numeric", err)
+    assert m and int(m.group(1)) < at < int(m.group(1)) + 20, err  # the line of that result's `{`
+    assert not out.exists()

@@ -27,9 +27,15 @@ def is_source(source):
     try:
         with open(source, encoding="utf-8") as f:
             head = f.read(64)
-            return head.lstrip().startswith("[") and is_export(json.loads(head + f.read()))
-    except (OSError, UnicodeDecodeError, ValueError):
+            if not head.lstrip().startswith("["):
+                return False
+            text = head + f.read()
+    except (OSError, UnicodeDecodeError):
         return False
+    try:
+        return is_export(json.loads(text))
+    except ValueError:  # a list that does not parse: of the formats read, only Label Studio's is a list
+        return True
 
 
 def _image_name(ref):
@@ -75,8 +81,9 @@ def _object(path, r, where):
 
 
 def _annotation(task):
-    anns = [a for a in task.get("annotations") or task.get("completions") or []
-            if not (a.get("was_cancelled") or a.get("skipped"))]
+    anns = task.get("annotations") or task.get("completions") or []
+    anns = [a for a in (anns if isinstance(anns, list) else []) if isinstance(a, dict)
+            and not (a.get("was_cancelled") or a.get("skipped"))]
     return max(enumerate(anns), key=lambda ia: (str(ia[1].get("created_at", "")), ia[0]))[1] if anns else None
 
 
@@ -88,8 +95,29 @@ def load(json_path, image_dir=None):
     if not is_export(data):
         return [], [P.error(json_path, "not a Label Studio JSON export: a list of tasks with data and annotations")]
     dirs = [image_dir] if image_dir else [base, os.path.join(base, "images")]
+    items, found = _tasks(data, json_path, dirs)
+    if any(p["level"] == P.ERROR for p in found):  # read again to name the line of each bad task/result
+        items, found = _tasks(P.read_json_lines(json_path), json_path, dirs)
+    polygons = any("segmentation" in o for it in items for o in it["objects"])
+    for o in (o for it in items for o in it["objects"] if polygons and "segmentation" not in o):
+        o["segmentation"] = [[o["xmin"], o["ymin"], o["xmax"], o["ymin"], o["xmax"], o["ymax"], o["xmin"], o["ymax"]]]
+    return items, found
+
+
+def _where(obj, text):
+    """'line 146: task #2 (id 2) result #1' where the line is known (P.read_json_lines)."""
+    line = getattr(obj, "line", None)
+    return "line {}: {}".format(line, text) if line else text
+
+
+def _tasks(data, json_path, dirs):
+    """The export's tasks -> (items, problems)."""
     items, found = [], []
     for t, task in enumerate(data):
+        if not isinstance(task, dict):
+            found.append(P.error(json_path, "a task must be a JSON object, got {}".format(type(task).__name__),
+                                 "task #{}".format(t + 1)))
+            continue
         ref = str((task.get("data") or {}).get("image") or "")
         name = _image_name(ref)
         image = next((c for d in dirs for c in [os.path.join(d, name)] + [os.path.join(d, name + e) for e in
@@ -97,21 +125,21 @@ def load(json_path, image_dir=None):
                       if name and os.path.isfile(c)), None)
         if image is None:
             found.append(P.error(json_path, "image {!r} not found (looked for {!r} in: {})".format(
-                ref, name, ", ".join(dirs)), "task #{} (id {})".format(t + 1, task.get("id"))))
+                ref, name, ", ".join(dirs)), _where(task, "task #{} (id {})".format(t + 1, task.get("id")))))
             continue
         item = {"filename": os.path.basename(image), "image": image, "ann": json_path, "size": None,
                 "objects": [], "ref": name, "roots": list(dirs)}
         ann = _annotation(task) or {}
         for n, r in enumerate(ann.get("result") or []):
-            obj, problem = _object(json_path, r, "task #{} (id {}) result #{}".format(t + 1, task.get("id"), n + 1))
+            where = _where(r, "task #{} (id {}) result #{}".format(t + 1, task.get("id"), n + 1))
+            obj, problem = _object(json_path, r, where) if isinstance(r, dict) else (
+                None, P.error(json_path, "a result must be a JSON object", where))
             if problem:
                 found.append(problem)
             if obj:
-                if r.get("original_width") and r.get("original_height"):
-                    item["size"] = (int(r["original_width"]), int(r["original_height"]))
+                size = (r.get("original_width"), r.get("original_height"))
+                if all(isinstance(v, int) and v > 0 for v in size):  # else the image's own size
+                    item["size"] = size
                 item["objects"].append(obj)
         items.append(item)
-    polygons = any("segmentation" in o for it in items for o in it["objects"])
-    for o in (o for it in items for o in it["objects"] if polygons and "segmentation" not in o):
-        o["segmentation"] = [[o["xmin"], o["ymin"], o["xmax"], o["ymin"], o["xmax"], o["ymax"], o["xmin"], o["ymax"]]]
     return items, found

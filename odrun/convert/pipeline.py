@@ -10,6 +10,7 @@ set (records, CSVs, label map, summary, report.png) replaces `out_dir` as one at
 """
 import collections
 import contextlib
+import csv
 import json
 import multiprocessing
 import os
@@ -160,9 +161,11 @@ def _num(v):
 
 
 def _csv(path, rows):
-    import pandas as pd
-
-    pd.DataFrame(safety.csv_rows(rows), columns=CSV_COLUMNS).to_csv(path, index=False, encoding="utf-8")
+    """xml_to_csv.py's CSV (pandas reads it back the same), written without importing pandas."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f, lineterminator="\n")
+        out.writerow(CSV_COLUMNS)
+        out.writerows(safety.csv_rows(rows))
 
 
 # One conversion's settings, by the `odrun convert` flags' dest names, with the CLI's defaults.

@@ -2,7 +2,10 @@
 
 Errors stop the run (nothing is written); warnings are reported and, with --strict, become errors.
 """
+import bisect
 import json
+import json.decoder
+import json.scanner
 
 ERROR = "error"
 WARNING = "warning"
@@ -13,8 +16,35 @@ def read_json(path, what):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f), []
+    except json.JSONDecodeError as exc:  # file: line N column M: what the parser expected
+        return None, [error(path, "cannot parse {}: {}".format(what, exc.msg), "line {} column {}".format(
+            exc.lineno, exc.colno))]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return None, [error(path, "cannot parse {}: {}".format(what, exc))]
+
+
+class LineDict(dict):
+    """A JSON object that knows the line it starts on (1-based): `.line`."""
+    line = None
+
+
+def read_json_lines(path):
+    """The same data as read_json, each object a LineDict: for naming the line of a bad entry (the
+    pure-Python parser, slower: only read again once something was found wrong)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    breaks = [i for i, c in enumerate(text) if c == "\n"]
+
+    def parse_object(s_and_end, *args, **kwargs):
+        obj, end = json.decoder.JSONObject(s_and_end, *args, **kwargs)
+        out = LineDict(obj)
+        out.line = bisect.bisect_left(breaks, s_and_end[1] - 1) + 1  # the line of its `{`
+        return out, end
+
+    decoder = json.JSONDecoder()
+    decoder.parse_object = parse_object
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    return decoder.decode(text)
 
 
 def problem(level, file, message, obj=None):

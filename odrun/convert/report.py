@@ -1,57 +1,113 @@
 """DATA/report.png: what is in a converted dataset (as Ultralytics' labels.jpg and MMDetection's
-browse_dataset show it), drawn with matplotlib from the train/test CSVs that convert wrote.
+browse_dataset show it), drawn with Pillow (plot.py) from the train/test CSVs that convert wrote.
 
 Panels: boxes per class (train/test), box width x height in pixels, box aspect ratios, boxes per
 image, image sizes, and a grid of sample images with their boxes. Also the size warnings a user
 needs before training: images smaller than the model input, boxes too small to be learned once
 the image is resized to the input size (MIN_BOX_PX on their shorter side).
 """
+import collections
+import csv
+import math
 import os
+import random
 
 from odcore import imagefile
 from odcore.fileio import atomic_path
+from odrun.convert import plot
 
 REPORT = "report.png"
+NAN = float("nan")
 DEFAULT_INPUT_SIZE = 300  # the default template's (ssd_mobilenet_v2) fixed_shape_resizer
 MIN_BOX_PX = 8  # shorter side after resizing to the input size; the SSD's smallest anchors are ~30 px
 SAMPLES = 8
 THUMB = 256  # px, the sample grid's images
 
 
+COLUMNS = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
+NUMBERS = ("width", "height", "xmin", "ymin", "xmax", "ymax")
+
+
+class Boxes(object):
+    """The train/test CSVs' rows as columns (`rows.width`, `rows["class"]`, ...: lists), one row a box;
+    plain Python (pandas and numpy imports were most of a 300-image `odrun convert`)."""
+
+    def __init__(self, cols):
+        self.cols = cols
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["cols"][name]
+        except KeyError:
+            raise AttributeError(name)
+
+    def __getitem__(self, name):
+        return self.cols[name]
+
+    def __len__(self):
+        return len(self.cols["filename"])
+
+    def where(self, keep):
+        """The rows whose `keep` (a bool per row) is true."""
+        return Boxes({k: [v for v, ok in zip(col, keep) if ok] for k, col in self.cols.items()})
+
+    def images(self):
+        """One row per image (its first box), in file order."""
+        seen = set()
+        first = [not (n in seen or seen.add(n)) for n in self.filename]
+        return self.where(first)
+
+    def per_image(self):
+        return list(collections.Counter(self.filename).values())
+
+    def shorter_side_at(self, input_size):
+        """Each box's shorter side (px) once its image is resized to input_size x input_size (NaN: unknown)."""
+        return [min(bw, bh) * min(input_size / w, input_size / h) if w > 0 and h > 0 else NAN
+                for bw, bh, w, h in zip(self.bw, self.bh, self.width, self.height)]
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return NAN
+
+
 def _frames(data_dir):
-    import pandas as pd
-    frames = []
+    rows = []
     for split in ("train", "test"):
         path = os.path.join(data_dir, split + "_labels.csv")
         if os.path.exists(path):
-            df = pd.read_csv(path, keep_default_na=False, dtype={"class": str, "filename": str})
-            df["split"] = split
-            frames.append(df)
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax", "split"])
-    for c in ("width", "height", "xmin", "ymin", "xmax", "ymax"):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    df["bw"], df["bh"] = df["xmax"] - df["xmin"], df["ymax"] - df["ymin"]
-    return df
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                head = next(reader, None) or []
+                at = [head.index(c) for c in COLUMNS]
+                rows += [[r[i] for i in at] + [split] for r in reader if len(r) >= len(head)]
+    cols = {}
+    for i, c in enumerate(COLUMNS + ("split",)):
+        cols[c] = [_number(r[i]) for r in rows] if c in NUMBERS else [r[i] for r in rows]
+    cols["bw"] = [b - a for a, b in zip(cols["xmin"], cols["xmax"])]
+    cols["bh"] = [b - a for a, b in zip(cols["ymin"], cols["ymax"])]
+    return Boxes(cols)
 
 
 def size_warnings(df, input_size=DEFAULT_INPUT_SIZE, limit=5):
     """[str]: images smaller than the input, boxes below MIN_BOX_PX after the resize."""
     out = []
-    images = df.drop_duplicates("filename")
-    small = images[(images["width"] < input_size) | (images["height"] < input_size)]
+    images = df.images()
+    small = images.where([w < input_size or h < input_size for w, h in zip(images.width, images.height)])
     if len(small):
         out.append("{} of {} images are smaller than the model input {}x{} (they are upscaled), e.g. {}".format(
             len(small), len(images), input_size, input_size,
-            ", ".join("{} {}x{}".format(r.filename, int(r.width), int(r.height)) for r in small.head(limit).itertuples())))
-    scale = (input_size / df["width"]).combine(input_size / df["height"], min)
-    tiny = df[(df[["bw", "bh"]].min(axis=1) * scale) < MIN_BOX_PX]
+            ", ".join("{} {}x{}".format(n, int(w), int(h)) for n, w, h in
+                      list(zip(small.filename, small.width, small.height))[:limit])))
+    tiny = df.where([v < MIN_BOX_PX for v in df.shorter_side_at(input_size)])  # (NaN compares False)
     if len(tiny):
         out.append("{} of {} boxes are under {} px on their shorter side at input size {} (too small to be "
                    "learned well; use a larger --image-size or crop the images), e.g. {}".format(
                        len(tiny), len(df), MIN_BOX_PX, input_size,
-                       ", ".join("{} {} {:g}x{:g}".format(r.filename, r._4, r.bw, r.bh)
-                                 for r in tiny.head(limit).itertuples())))
+                       ", ".join("{} {} {:g}x{:g}".format(n, c, w, h) for n, c, w, h in
+                                 list(zip(tiny.filename, tiny["class"], tiny.bw, tiny.bh))[:limit])))
     return out
 
 
@@ -73,125 +129,142 @@ def _find_images(roots, names):
     return found
 
 
+SIZE = (1280, 960)  # px: what matplotlib's 16x12 in at 80 dpi gave
+# plotting areas (x0, y0, x1, y1): row 1 boxes, row 2 images, row 3 the sample thumbnails
+AREAS = {"per_class": (64, 70, 620, 282), "box_sizes": (690, 70, 932, 282), "ratios": (1000, 70, 1248, 282),
+         "per_image": (64, 370, 306, 582), "image_sizes": (380, 370, 620, 582), "seen": (690, 370, 1248, 582)}
+SAMPLE_ROW = (64, 680, 1248, 930)
+
+
 def write(data_dir, summary, out_path=None, input_size=DEFAULT_INPUT_SIZE, seed=0, find_images=None, shown_dir=None):
     """Draw the report; -> (path, warnings). Rows: boxes (_draw_boxes), images (_draw_images),
     sample thumbnails with their boxes (_draw_samples). find_images(names) -> {name: image path} for
     the samples (default: look under the summary's source folders; `odrun inspect` takes them from
     the records). shown_dir: the folder named in the title (default data_dir; convert draws into its
     staged folder and names --out)."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw
 
     df = _frames(data_dir)
     out_path = out_path or os.path.join(data_dir, REPORT)
-    classes = [c["name"] for c in summary.get("classes", [])] or sorted(df["class"].unique())
-    colors = matplotlib.colormaps["tab10"]
-    # no pyplot (its import and figure manager cost ~0.4 s) and fixed margins instead of
-    # tight_layout (which measures every tick label: ~0.5 s of a ~1.3 s drawing)
-    fig = Figure(figsize=(16, 12))
-    FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1.2], left=0.05, right=0.98, bottom=0.03, top=0.93,
-                            wspace=0.28, hspace=0.38)
-    _draw_boxes(fig, grid, df, classes, colors)
+    classes = [c["name"] for c in summary.get("classes", [])] or sorted(set(df["class"]))
+    fig = Image.new("RGB", SIZE, "#ffffff")
+    _draw_boxes(fig, df, classes)
     negatives = summary.get("images", {}).get("negatives", 0)
-    _draw_images(fig, grid, df, negatives, input_size)
-    _draw_samples(fig, grid, df, classes, colors, summary, seed, find_images)
+    _draw_images(fig, df, negatives, input_size)
+    _draw_samples(fig, df, classes, summary, seed, find_images)
 
     warnings = size_warnings(df, input_size)
-    fig.suptitle("{}: {} images, {} boxes, {} classes".format(
-        os.path.abspath(shown_dir or data_dir), df["filename"].nunique() + int(negatives), len(df), len(classes)))
+    plot.centered(ImageDraw.Draw(fig), (SIZE[0] / 2, 18), "{}: {} images, {} boxes, {} classes".format(
+        os.path.abspath(shown_dir or data_dir), len(set(df.filename)) + int(negatives), len(df), len(classes)), 16)
     with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
+        fig.save(tmp, format="PNG", compress_level=3)
     return out_path, warnings
 
 
-def _draw_boxes(fig, grid, df, classes, colors):
+def _top(values):
+    finite = [v for v in values if math.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (0.0, 1.0)
+
+
+def _around(lo, hi, margin):
+    return lo - margin * (hi - lo), hi + margin * (hi - lo)
+
+
+def _draw_boxes(fig, df, classes):
     """Row 1: boxes per class and split, box sizes, aspect ratios."""
-    import numpy as np
-    ax = fig.add_subplot(grid[0, 0:2])
-    x = np.arange(len(classes))
-    counts = {s: [int(((df["class"] == c) & (df["split"] == s)).sum()) for c in classes] for s in ("train", "test")}
-    ax.bar(x, counts["train"], label="train")
-    ax.bar(x, counts["test"], bottom=counts["train"], label="test")
-    ax.set_xticks(x)
-    ax.set_xticklabels(classes, rotation=30 if len(classes) > 6 else 0, ha="right" if len(classes) > 6 else "center")
-    ax.set_title("boxes per class")
-    ax.legend()
+    per = collections.Counter(zip(df["class"], df.split))
+    counts = {s: [per[(c, s)] for c in classes] for s in ("train", "test")}
+    tops = [a + b for a, b in zip(counts["train"], counts["test"])]
+    ax = plot.Panel(fig, AREAS["per_class"], (-0.6, len(classes) - 0.4), (0, max(tops + [1]) * 1.05),
+                    title="boxes per class")
+    x = list(range(len(classes)))
+    ax.bars([i - 0.4 for i in x], [i + 0.4 for i in x], counts["train"], plot.TAB10[0])
+    ax.bars([i - 0.4 for i in x], [i + 0.4 for i in x], counts["test"], plot.TAB10[1], bottoms=counts["train"])
+    ax.frame(xticks=x, xticklabels=[c[:20] for c in classes], rotate=len(classes) > 6)
+    ax.legend([(plot.TAB10[0], "train", "box"), (plot.TAB10[1], "test", "box")])
 
-    ax = fig.add_subplot(grid[0, 2])
+    ax = plot.Panel(fig, AREAS["box_sizes"], _around(*(_top(df.bw) + (0.05,))), _around(*(_top(df.bh) + (0.05,))),
+                    title="box sizes", xlabel="box width (px)", ylabel="box height (px)")
     for i, c in enumerate(classes):
-        sel = df[df["class"] == c]
-        ax.scatter(sel["bw"], sel["bh"], s=6, alpha=0.5, color=colors(i % 10), label=c)
-    ax.set_xlabel("box width (px)")
-    ax.set_ylabel("box height (px)")
-    ax.set_title("box sizes")
+        sel = [k == c for k in df["class"]]
+        ax.scatter(df.where(sel).bw, df.where(sel).bh, plot.TAB10[i % 10])
+    ax.frame()
     if 0 < len(classes) <= 10:
-        ax.legend(fontsize=7, markerscale=2)
+        ax.legend([(plot.TAB10[i % 10], c[:16], "dot") for i, c in enumerate(classes)], corner="br", size=9)
 
-    ax = fig.add_subplot(grid[0, 3])
-    ratio = (df["bw"] / df["bh"].where(df["bh"] > 0)).dropna()
-    ax.hist(np.log2(ratio[ratio > 0]) if len(ratio) else [], bins=30)
-    ax.set_xlabel("log2(width / height)")
-    ax.set_title("box aspect ratios")
+    logs = [math.log2(w / h) for w, h in zip(df.bw, df.bh) if w > 0 and h > 0]  # (NaN compares False)
+    edges = plot.spread(*(_top(logs) + (30,)))
+    counts = plot.histogram(logs, edges)
+    ax = plot.Panel(fig, AREAS["ratios"], (edges[0], edges[-1]), (0, max(counts + [1]) * 1.05),
+                    title="box aspect ratios", xlabel="log2(width / height)")
+    ax.bars(edges[:-1], edges[1:], counts, plot.TAB10[0])
+    ax.frame()
 
 
-def _draw_images(fig, grid, df, negatives, input_size):
+def _draw_images(fig, df, negatives, input_size):
     """Row 2: boxes per image (negatives count as 0), image sizes, box sizes at the model's input size."""
-    ax = fig.add_subplot(grid[1, 0])
-    per_image = df.groupby("filename").size()
-    values = list(per_image.values) + [0] * int(negatives)
-    ax.hist(values, bins=range(0, max(values + [1]) + 2), align="left")
-    ax.set_xlabel("boxes per image")
-    ax.set_title("boxes per image ({} images)".format(len(values)))
+    values = df.per_image() + [0] * int(negatives)
+    top = max(values + [1])
+    edges = [i - 0.5 for i in range(0, top + 2)]
+    counts = plot.histogram(values, edges)
+    ax = plot.Panel(fig, AREAS["per_image"], (edges[0], edges[-1]), (0, max(counts + [1]) * 1.05),
+                    title="boxes per image ({} images)".format(len(values)), xlabel="boxes per image")
+    ax.bars(edges[:-1], edges[1:], counts, plot.TAB10[0])
+    ax.frame(xticks=[t for t in plot.nice_ticks(0, top + 0.5) if t == int(t) and t <= top])
 
-    ax = fig.add_subplot(grid[1, 1])
-    images = df.drop_duplicates("filename")
-    ax.scatter(images["width"], images["height"], s=8, alpha=0.6)
-    ax.axvline(input_size, color="red", lw=1, ls="--")
-    ax.axhline(input_size, color="red", lw=1, ls="--", label="model input {}".format(input_size))
-    ax.set_xlabel("image width")
-    ax.set_ylabel("image height")
-    ax.set_title("image sizes")
-    ax.legend(fontsize=7)
+    images = df.images()
+    lo_w, hi_w = _around(*(_top(images.width + [input_size]) + (0.08,)))
+    lo_h, hi_h = _around(*(_top(images.height + [input_size]) + (0.08,)))
+    ax = plot.Panel(fig, AREAS["image_sizes"], (lo_w - 1, hi_w + 1), (lo_h - 1, hi_h + 1),
+                    title="image sizes", xlabel="image width", ylabel="image height")
+    ax.scatter(images.width, images.height, plot.TAB10[0], r=3)
+    ax.vline(input_size)
+    ax.hline(input_size)
+    ax.frame()
+    ax.legend([("#ff0000", "model input {}".format(input_size), "dash")], corner="mr", size=9)
 
-    ax = fig.add_subplot(grid[1, 2:4])
-    rel = (df[["bw", "bh"]].min(axis=1) * (input_size / df["width"]).combine(input_size / df["height"], min))
-    ax.hist(rel.dropna(), bins=40)
-    ax.axvline(MIN_BOX_PX, color="red", lw=1, ls="--", label="{} px".format(MIN_BOX_PX))
-    ax.set_xlabel("shorter box side after resizing to {} px".format(input_size))
-    ax.set_title("box sizes the model sees")
-    ax.legend(fontsize=7)
+    rel = [v for v in df.shorter_side_at(input_size) if math.isfinite(v)]
+    lo, hi = _top(rel + [MIN_BOX_PX])
+    edges = plot.spread(lo, hi, 40)
+    counts = plot.histogram(rel, edges)
+    ax = plot.Panel(fig, AREAS["seen"], _around(edges[0], edges[-1], 0.03), (0, max(counts + [1]) * 1.05),
+                    title="box sizes the model sees", xlabel="shorter box side after resizing to {} px".format(input_size))
+    ax.bars(edges[:-1], edges[1:], counts, plot.TAB10[0])
+    ax.vline(MIN_BOX_PX)
+    ax.frame()
+    ax.legend([("#ff0000", "{} px".format(MIN_BOX_PX), "dash")], size=9)
 
 
-def _draw_samples(fig, grid, df, classes, colors, summary, seed, find_images=None):
+def _draw_samples(fig, df, classes, summary, seed, find_images=None):
     """Row 3: SAMPLES images picked with `seed`, as thumbnails with their boxes."""
-    from matplotlib.patches import Rectangle
-    import numpy as np
-    names = sorted(df.groupby("filename").size().index)
-    rng = np.random.RandomState(seed)
-    picked = [names[i] for i in sorted(rng.choice(len(names), min(SAMPLES, len(names)), replace=False))] if names else []
+    from PIL import ImageDraw
+    names = sorted(set(df.filename))
+    picked = [names[i] for i in sorted(random.Random(seed).sample(range(len(names)), min(SAMPLES, len(names))))]
     roots = [summary.get("source"), summary.get("train_dir"), summary.get("test_dir")]
     paths = (find_images or (lambda names: _find_images(roots, names)))(picked)
-    sub = grid[2, :].subgridspec(1, SAMPLES)
-    for i in range(SAMPLES):
-        ax = fig.add_subplot(sub[0, i])
-        ax.axis("off")
-        if i >= len(picked) or picked[i] not in paths:
+    x0, y0, x1, y1 = SAMPLE_ROW
+    cell = (x1 - x0) / SAMPLES
+    side = int(min(cell - 16, y1 - y0 - 24))
+    draw = ImageDraw.Draw(fig)
+    for i, name in enumerate(picked):
+        if name not in paths:
             continue
         try:
-            opened = imagefile.open_file(paths[picked[i]])[1]  # the one opener (regular files, caps)
+            opened = imagefile.open_file(paths[name])[1]  # the one opener (regular files, caps)
         except imagefile.ImageRefused:
             continue  # found by name beside the dataset, not the converted file: no thumbnail
         with opened as im:
             full = im.size
             im.draft("RGB", (THUMB, THUMB))  # JPEG: decode at 1/2..1/8 scale (fast on big photos)
             im = im.convert("RGB")
-            im.thumbnail((THUMB, THUMB))
-            sx, sy = im.size[0] / float(full[0]), im.size[1] / float(full[1])
-            ax.imshow(im)
-        for r in df[df["filename"] == picked[i]].itertuples():
-            k = classes.index(r._4) if r._4 in classes else 0
-            ax.add_patch(Rectangle((r.xmin * sx, r.ymin * sy), r.bw * sx, r.bh * sy, fill=False,
-                                   lw=1.2, edgecolor=colors(k % 10)))
-        ax.set_title(picked[i][:18], fontsize=7)
+            im.thumbnail((side, side))
+        sx, sy = im.size[0] / float(full[0]), im.size[1] / float(full[1])
+        left = int(x0 + i * cell + (cell - im.size[0]) / 2)
+        top = int(y0 + 20 + (side - im.size[1]) / 2)
+        fig.paste(im, (left, top))
+        rows = df.where([n == name for n in df.filename])
+        for cname, bx, by, bw, bh in zip(rows["class"], rows.xmin, rows.ymin, rows.bw, rows.bh):
+            k = classes.index(cname) if cname in classes else 0
+            draw.rectangle([left + bx * sx, top + by * sy, left + (bx + bw) * sx, top + (by + bh) * sy],
+                           outline=plot.TAB10[k % 10], width=2)
+        plot.centered(draw, (x0 + i * cell + cell / 2, top - 4), name[:18], 10, anchor="mb")

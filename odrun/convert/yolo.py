@@ -3,7 +3,8 @@
 Layouts: images/ + labels/ (a label file is the image path with the last /images/ replaced by
 /labels/ and the extension by .txt, Ultralytics' rule), or labels beside the images (labelImg).
 Class names: classes.txt (one per line), or a data.yaml with `names` (a list or a {id: name} dict);
-data.yaml's `train` and `val` folders become the train and test splits. A line is
+data.yaml's `train` and `val` (folders, .txt lists of image paths, or lists of those) become the
+train and test splits. A line is
 `class cx cy w h` (normalised 0..1), or `class x1 y1 x2 y2 ...` (a polygon: instance mask).
 Coordinates stay normalised here; the worker scales them by the real image size (relative.py).
 """
@@ -53,24 +54,68 @@ def data_err(path, message):
     return [P.error(path, message)]
 
 
-def _split_dirs(yaml_path):
-    """data.yaml's {split: image folder}; val -> test (what the OD API evaluates)."""
+def _split_sources(yaml_path):
+    """data.yaml's {split: [image paths]}, val -> test (what the OD API evaluates); -> (splits, problems).
+
+    `train`/`val` as Ultralytics reads them: a folder, a .txt file listing image paths (one a line;
+    `./x` relative to the .txt file), or a list of those."""
     import yaml
     with open(yaml_path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     base = os.path.dirname(os.path.abspath(yaml_path))
-    root = os.path.join(base, str(data["path"])) if data.get("path") else base
+    root = os.path.normpath(os.path.join(base, str(data["path"]))) if data.get("path") else base
     if data.get("path") and not os.path.isdir(root):
         root = base
-    out = {}
+    out, found = {}, []
     for key, split in (("train", "train"), ("val", "test")):
         value = data.get(key)
-        if isinstance(value, str):
-            d = os.path.normpath(os.path.join(root, value))
-            out[split] = d if os.path.isdir(d) else os.path.normpath(os.path.join(base, value))
-    if out.get("train") == out.get("test"):
-        out.pop("test", None)  # coco128-style: the same images for both; split anew
-    return out
+        if value is None:
+            continue
+        images = []
+        for entry in (value if isinstance(value, list) else [value]):
+            got, problems = _entry_images(yaml_path, key, entry, root, base)
+            images += got
+            found += problems
+        out[split] = list(dict.fromkeys(images))
+    if "train" in out and set(out["train"]) == set(out.get("test", ())):
+        out.pop("test")  # coco128-style: the same images for both; split anew
+    return out, found
+
+
+def _entry_images(yaml_path, key, entry, root, base):
+    """One `train:`/`val:` entry (a folder or an image-list .txt) -> (image paths, problems)."""
+    if not isinstance(entry, str) or not entry.strip():
+        return [], data_err(yaml_path, "{}: expected a folder or a .txt list of images, got {!r}".format(key, entry))
+    tries = [entry] + ([entry[3:]] if entry.startswith("../") else [])  # Roboflow's `../train/images`, as Ultralytics
+    cands = [os.path.normpath(os.path.join(d, e)) for e in tries for d in (root, base)]
+    path = next((c for c in cands if os.path.exists(c)), None)
+    if path is None:
+        return [], [P.error(yaml_path, "{!r} not found (relative to {})".format(entry, " and ".join(
+            sorted({root, base}))), key)]
+    if os.path.isdir(path):
+        return _images(path), []
+    if not path.lower().endswith(".txt"):
+        return [], [P.error(yaml_path, "{!r} is neither a folder nor a .txt list of image paths".format(entry), key)]
+    return _listed_images(path, root)
+
+
+def _listed_images(txt, root):
+    """An Ultralytics image list: one path a line, `./x` relative to the list's folder; -> (paths, problems)."""
+    here, images, found = os.path.dirname(os.path.abspath(txt)), [], []
+    with open(txt, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            name = line.strip()
+            if not name or name.startswith("#"):
+                continue
+            cands = [name] if os.path.isabs(name) else [os.path.normpath(os.path.join(d, name)) for d in (here, root)]
+            image = next((c for c in cands if os.path.isfile(c)), None)
+            if image is None:
+                found.append(P.error(txt, "image {!r} not found".format(name), "line {}".format(n)))
+            elif not image.lower().endswith(IMAGE_EXTS):
+                found.append(P.error(txt, "{!r} is not a .jpg/.png image".format(name), "line {}".format(n)))
+            else:
+                images.append(image)
+    return images, found
 
 
 def _label_path(image):
@@ -148,20 +193,22 @@ def load(source, image_dir=None):
     names, found = _names(root, yaml_path)
     if names is None:
         return [], found
-    dirs = _split_dirs(yaml_path) if yaml_path else {}
-    if not dirs:
-        dirs = {None: image_dir or (os.path.join(root, "images") if os.path.isdir(os.path.join(root, "images"))
-                                    else root)}
+    splits, problems = _split_sources(yaml_path) if yaml_path else ({}, [])
+    found += problems
+    if not splits and not problems:
+        folder = image_dir or (os.path.join(root, "images") if os.path.isdir(os.path.join(root, "images")) else root)
+        splits = {None: _images(folder)}
     items = []
-    for split, folder in sorted(dirs.items(), key=lambda kv: str(kv[0])):
-        if len(dirs) == 1 and split == "train":
-            split = None  # no val folder: split anew
-        for image in _images(folder):
+    for split, images in sorted(splits.items(), key=lambda kv: str(kv[0])):
+        if len(splits) == 1 and split == "train":
+            split = None  # no val images: split anew
+        for image in images:
             item, problems = _item(image, names, split)
             found += problems
             items.append(item)
-    if not items:
-        found.append(P.error(source, "no images (.jpg/.png) found under {}".format(", ".join(map(str, dirs.values())))))
+    if not items and not found:
+        found.append(P.error(source, "no images (.jpg/.png) found under {}".format(
+            folder if None in splits else "data.yaml's train/val")))
     polygons = any("segmentation" in o for it in items for o in it["objects"])
     for o in (o for it in items for o in it["objects"] if polygons and "segmentation" not in o):
         o["segmentation"] = [[o["xmin"], o["ymin"], o["xmax"], o["ymin"], o["xmax"], o["ymax"], o["xmin"], o["ymax"]]]

@@ -258,10 +258,26 @@ class StepProgress(_BarOrLines):
             self.progress.update(self.task, description=self.description)
 
 
+class _Off(object):
+    """A disabled bar."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def advance(self, task, n=1):
+        pass
+
+
 class ItemProgress(_BarOrLines):
     """n/N items, rate, elapsed, ETA; `advance(n)` after each batch."""
 
     def __init__(self, total, description, enabled=True, stderr=False):
+        if not enabled:  # --json, piped: no bar, and no rich import (~0.1 s of a short convert)
+            self.progress, self.task, self.lines = _Off(), None, None
+            return
         from rich.console import Console
         Progress, Bar, MofN, Text, Elapsed, Remaining = _rich()
         self.progress = Progress(Text("[bold]{task.description}"), Bar(), MofN(), Elapsed(), Text("ETA"),

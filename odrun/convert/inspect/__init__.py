@@ -52,11 +52,18 @@ def inspect(data, label_map=None, image_size=None, report_path=None, decode_imag
     """Library entry point: the whole inspection -> result dict (what --json prints)."""
     started = time.time()
     files, label_map = find_inputs(data, label_map)
-    lm = checks.read_label_map(label_map)
-    found = checks.label_map_findings(lm)
-    counts, damaged = checks.intact(files)
-    # TensorFlow starts and decodes (in a second process) while this one reads, checks and draws
-    decoding = decode.Background(files, counts) if decode_images else None
+    # TensorFlow starts (in a second process) at once, and decodes while this one reads, checks and draws
+    decoding = decode.Background() if decode_images else None
+    try:
+        lm = checks.read_label_map(label_map)
+        found = checks.label_map_findings(lm)
+        counts, damaged = checks.intact(files)
+        if decoding:
+            decoding.send(files, counts)
+    except BaseException:
+        if decoding:
+            decoding.cancel()
+        raise
     try:
         examples, per_example = checks.scan(files, lm, counts=counts, full=True)
         found += damaged + per_example

@@ -55,30 +55,45 @@ def decode_all(files, counts):
 
 
 class Background(object):
-    """decode_all beside the caller's work; result() waits for it (and raises what it raised).
+    """decode_all beside the caller's work: start() at once, send(files, counts) when the intact
+    record counts are known, result() waits for it (and raises what it raised); cancel() on errors.
 
-    Without TensorFlow loaded here (the CLI), a second Python process imports it and decodes, on
-    another core, while this one checks the records and draws the report; with TF already loaded
-    (a library caller, the tests) a thread (decoding runs in TF's C++ threads either way)."""
+    Without TensorFlow loaded here (the CLI), a second Python process starts importing it right
+    away (seconds), reads the job from its stdin and decodes, on another core, while this one
+    checks the records and draws the report; with TF already loaded (a library caller, the
+    tests) a thread (decoding runs in TF's C++ threads either way)."""
 
-    def __init__(self, files, counts):
-        self._out, self._proc = {}, None
-        job = {"files": files, "counts": counts}
+    def __init__(self):
+        self._out, self._proc, self._thread = {}, None, None
         if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("object_detection") is None:
             raise UserError("decoding every image needs TensorFlow and the OD API, not installed in this Python",
                             where=sys.executable, fix="pass --no-decode (every other check), or run where TF is")
         if "tensorflow" in sys.modules:
+            return
+        self._tmp = tempfile.mkdtemp(prefix="odrun-inspect-")
+        self._err = open(os.path.join(self._tmp, "stderr.txt"), "wb")  # TF's and libjpeg's messages
+        self._proc = subprocess.Popen([sys.executable, "-c", "from odrun.convert.inspect import decode; decode.main()", self._tmp],
+                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err,
+                                      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+    def send(self, files, counts):
+        if self._proc is None:
             self._thread = threading.Thread(target=self._run, args=(files, counts), daemon=True)
             self._thread.start()
             return
-        self._tmp = tempfile.mkdtemp(prefix="odrun-inspect-")
-        job["out"] = os.path.join(self._tmp, "result.json")
-        with open(os.path.join(self._tmp, "job.json"), "w", encoding="utf-8") as f:
-            json.dump(job, f)
-        self._err = open(os.path.join(self._tmp, "stderr.txt"), "wb")  # TF's and libjpeg's messages
-        self._proc = subprocess.Popen([sys.executable, "-m", "odrun.convert.inspect.decode", os.path.join(self._tmp, "job.json")],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._err,
-                                      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        try:
+            self._proc.stdin.write(json.dumps({"files": files, "counts": counts}).encode("utf-8"))
+            self._proc.stdin.close()
+        except OSError:  # it died already: result() reports its stderr
+            pass
+
+    def cancel(self):
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc is not None:
+            self._err.close()
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _run(self, *args):
         try:
@@ -109,13 +124,19 @@ class Background(object):
 
 
 def main():
-    """`python -m odrun.convert.inspect.decode JOB.json`: the result (JSON) goes to job["out"]."""
-    with open(sys.argv[1], encoding="utf-8") as f:
-        job = json.load(f)
+    """`python -c "...decode.main()" TMP`: imports TensorFlow and the decoder first (the
+    slow part), then reads the job (JSON: files, counts) from stdin; the result goes to TMP/result.json."""
+    tf2.prepare()
+    import tensorflow  # noqa: F401
+    from object_detection.data_decoders import tf_example_decoder  # noqa: F401
+    raw = sys.stdin.buffer.read()
+    if not raw:
+        return  # the caller stopped (bad input found first)
+    job = json.loads(raw.decode("utf-8"))
     sizes, failed = decode_all(job["files"], job["counts"])
     doc = {"sizes": [[p, i, w, h] for (p, i), (w, h) in sizes.items()],
            "failed": [[p, i, m] for (p, i), m in failed.items()]}
-    with open(job["out"], "w", encoding="utf-8") as f:
+    with open(os.path.join(sys.argv[1], "result.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f)
 
 

@@ -31,7 +31,7 @@ def cache_root():
 def zoo(api):
     import yaml
     with open(ZOO_FILE, encoding="utf-8") as f:
-        return (yaml.safe_load(f) or {}).get(api, {})
+        return (yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}).get(api, {})
 
 
 def resolve(spec, api="tf2", progress=True):
