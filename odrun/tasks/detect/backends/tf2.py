@@ -9,6 +9,8 @@ import os
 
 from odcore.errors import UserError
 from odrun.tasks.detect import distribute
+from odrun.tasks.detect.backends import tf2_eval
+from odrun.tasks.detect.config import pipeline as pc
 from odrun.ui import interrupt, quiet
 from odrun.workdir.rundir import checkpoint_dir
 
@@ -252,7 +254,11 @@ def evaluate(config_path, run_dir, checkpoint=None):
     with writer.as_default():
         metrics = model_lib_v2.eager_eval_loop(model, configs, eval_input, global_step=global_step)
     out = {str(k): float(v) for k, v in metrics.items()}
-    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint}
+    # a second pass for the per-image detections of the PR curve and the confusion matrix
+    # (eager_eval_loop keeps them inside its evaluators): the same model, tracker's evaluator
+    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint,
+                    "images": tf2_eval.Evaluator(configs, model).evaluate(),
+                    "names": dict(pc.read_label_map(eval_input_config.label_map_path))}
     return out
 
 

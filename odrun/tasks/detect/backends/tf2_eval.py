@@ -73,3 +73,30 @@ class Evaluator(object):
         except (AttributeError, ValueError):
             pass
         return images
+
+
+# The OD API's names (eager_eval_loop writes them for `odrun eval` into RUN/eval too): one curve
+# per name in TensorBoard, whichever of the two evaluated the step.
+SCALARS = (("DetectionBoxes_Precision/mAP", "mAP@.5:.95"), ("DetectionBoxes_Precision/mAP@.50IOU", "mAP@.5"))
+PER_CLASS = "DetectionBoxes_PerformanceByCategory/mAP/{}"
+
+
+class Summaries(object):
+    """TensorBoard events of --eval-every's evaluations under RUN/eval (tf.summary scalars)."""
+
+    def __init__(self, run_dir):
+        import os
+        import tensorflow as tf
+        self.tf = tf
+        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
+
+    def add(self, step, metrics):
+        """metrics: odrun.tasks.detect.results.coco_eval's."""
+        tf = self.tf
+        # record_if(True): the training loop records images only every N steps (its record_if)
+        with self.writer.as_default(), tf.summary.record_if(True):
+            for name, key in SCALARS:
+                tf.summary.scalar(name, metrics[key], step=step)
+            for cls, ap in sorted(metrics["per_class"].items()):
+                tf.summary.scalar(PER_CLASS.format(cls), ap["ap"], step=step)
+        self.writer.flush()
