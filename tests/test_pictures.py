@@ -110,3 +110,70 @@ def test_tf1_eval_without_detections_still_puts_the_map_in_results(tmp_path):
     assert "pr_curve" not in files and os.path.exists(files["results_png"])
     row = _rows(run / "results.csv")[-1]
     assert (row["mAP@.5"], row["mAP@.5:.95"]) == ("0.5", "0.25")
+
+
+def test_box_demo_data_folder_gets_a_report(tmp_path):
+    """The demo's convert stage draws DATA/report.png as `odrun convert` does (no TensorFlow)."""
+    from PIL import Image
+    from odrun.tasks.detect import demo, synth
+    paths = {"images": str(tmp_path / "images"), "data": str(tmp_path / "data")}
+    synth.generate(paths["images"], count=6, seed=0)
+    summary = demo.convert_stage(paths, quiet=True)
+    assert summary["report"]["path"] == str(tmp_path / "data" / "report.png")
+    with Image.open(summary["report"]["path"]) as im:
+        assert im.format == "PNG" and im.size[0] >= 800 and im.size[1] >= 600
+    assert demo.pictures(paths, {"files": {"pr_curve": "p.png"}}) == {
+        "report": summary["report"]["path"], "pr_curve": "p.png"}
+
+
+def test_contact_sheet_marks_wrong_predictions(tmp_path):
+    """Images in class folders (as the classify demo predicts them): right ones framed green,
+    wrong ones red with the true class; an image outside a class folder is not framed."""
+    import numpy as np
+    from PIL import Image
+    from odrun.tasks.classify import predict
+    names = ["circle", "square"]
+    files = []
+    for folder in ("circle", "square", "other"):
+        (tmp_path / folder).mkdir()
+        f = tmp_path / folder / "a.png"
+        Image.new("RGB", (96, 96), (128, 128, 128)).save(str(f))
+        files.append(str(f))
+    top = [{"class": "circle", "id": 0, "score": 0.9}, {"class": "square", "id": 1, "score": 0.1}]
+    entries = [predict._entry(f, top, names) for f in files]
+    assert [e.get("correct") for e in entries] == [True, False, None] and entries[1]["true"] == "square"
+    sheet = np.asarray(Image.open(predict.contact_sheet(entries, str(tmp_path / "sheet.png"))).convert("RGB"))
+    t = predict.THUMB
+    assert sheet.shape[:2] == (t + 32, 3 * t)
+    rgb = lambda c: tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))  # noqa: E731
+    corner = lambda i: tuple(int(v) for v in sheet[1, i * t + 1])  # noqa: E731
+    assert corner(0) == rgb(predict.RIGHT) and corner(1) == rgb(predict.WRONG) and corner(2) == (255, 255, 255)
+    # the wrong one's caption has a red line (the true class)
+    assert (np.abs(sheet[t + 14:, t:2 * t].astype(int) - rgb(predict.WRONG)).sum(axis=2) < 60).any()
+
+
+def test_classification_run_writes_results_csv_and_png(tmp_path):
+    """What classify train writes (odrun.tasks.classify.history, driven as its loop does): rows
+    every log step, kept on a resume up to the restored step, the test accuracy at the end and
+    `odrun eval`'s top-1 in its step's row; results.png has loss, accuracy and learning rate."""
+    from PIL import Image
+    from odrun.tasks.classify import history
+    run = str(tmp_path)
+    h = history.History(run, 0)
+    for step in (10, 20, 30):
+        h.add(step, 1.0 / step, step / 40.0, 0.001, "head")
+    h.flush()
+    h = history.History(run, 20)  # resumed from ckpt-20: the row of step 30 goes
+    h.add(30, 0.05, 0.8, 0.0001, "fine-tune")
+    h.finish(test_accuracy=0.7)
+    png = history.add_evaluation(run, 30, 0.75, {"top5": 1.0})
+    rows = _rows(tmp_path / "results.csv")
+    assert [(r["step"], r["phase"]) for r in rows] == [("10", "head"), ("20", "head"), ("30", "fine-tune")]
+    assert (rows[-1]["test_accuracy"], rows[-1]["top1"], rows[-1]["top5"], rows[-1]["lr"]) == (
+        "0.7", "0.75", "1.0", "0.0001")
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (1500, 400)
+    loss, acc, lr = history.figure(run).axes
+    assert [a.get_title() for a in (loss, acc, lr)] == ["training loss", "accuracy", "learning rate"]
+    assert [l.get_label() for l in acc.lines] == ["training batches", "test (end of training)", "top-1 (odrun eval)"]
+    assert list(lr.lines[0].get_ydata()) == [0.001, 0.001, 0.0001]

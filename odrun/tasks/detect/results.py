@@ -281,21 +281,21 @@ def keep_best(run_dir, prefix, step, value):
 
 
 # ------------------------------------------------------------------ pictures
-def _plt():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path):
+def save_figure(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
-def _column(rows, key):
+def column(rows, key):
     """(steps, values) of the rows where `key` has a value."""
     pts = [(int(float(r["step"])), float(r[key])) for r in rows if r.get(key) not in (None, "")]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -304,14 +304,14 @@ def _column(rows, key):
 def results_figure(run_dir):
     """The figure of RUN/results.png: training loss (every step, losses.csv), learning rate,
     mAP per evaluation (--eval-every rows and `odrun eval`'s) and the per-class AP of the last one."""
-    plt = _plt()
+    plt = pyplot()
     losses = read_rows(os.path.join(run_dir, LOSSES_CSV))
     rows = read_rows(os.path.join(run_dir, RESULTS_CSV))
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    _loss_panel(axes[0][0], *_column(losses, "total_loss"))
-    lr_steps, lr = _column(losses, "lr")
+    _loss_panel(axes[0][0], *column(losses, "total_loss"))
+    lr_steps, lr = column(losses, "lr")
     if not lr:
-        lr_steps, lr = _column(rows, "lr")
+        lr_steps, lr = column(rows, "lr")
     axes[0][1].plot(lr_steps, lr, lw=1.5, color="tab:green")
     axes[0][1].set_xlabel("step")
     axes[0][1].set_ylabel("learning rate")
@@ -319,7 +319,7 @@ def results_figure(run_dir):
     ev = [r for r in rows if r.get(MAP) not in (None, "")]
     ax = axes[1][0]
     for key in (MAP50, MAP):
-        ax.plot(*_column(ev, key), marker="o", label=key)
+        ax.plot(*column(ev, key), marker="o", label=key)
     ax.set_xlabel("step")
     ax.set_ylabel("mAP")
     ax.set_ylim(0, 1)
@@ -360,7 +360,7 @@ def _class_ap_panel(ax, last):
 
 def plot_results(run_dir):
     """RUN/results.png (results_figure)."""
-    return _save(results_figure(run_dir), os.path.join(run_dir, RESULTS_PNG))
+    return save_figure(results_figure(run_dir), os.path.join(run_dir, RESULTS_PNG))
 
 
 def add_evaluation(run_dir, step, losses, metrics, seconds=None):
@@ -375,7 +375,7 @@ def add_evaluation(run_dir, step, losses, metrics, seconds=None):
 
 
 def pr_figure(metrics):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, prec in sorted(metrics["pr"].items()):
         ax.plot(metrics["recall"], prec, label="{} AP50 {:.3f}".format(name, metrics["per_class"][name]["ap50"]))
@@ -394,7 +394,7 @@ def plot_pr(metrics, out_dir):
     write_json(os.path.join(out_dir, PR_JSON), {"iou": 0.5, "recall": metrics["recall"], "precision": metrics["pr"],
                                                 "per_class": metrics["per_class"], MAP50: metrics[MAP50],
                                                 MAP: metrics[MAP]})
-    return _save(pr_figure(metrics), os.path.join(out_dir, PR_PNG))
+    return save_figure(pr_figure(metrics), os.path.join(out_dir, PR_PNG))
 
 
 def confusion_figure(cm, normalized=False):
@@ -402,7 +402,7 @@ def confusion_figure(cm, normalized=False):
     positive row) have their own colour scales, so many false positives do not wash out the
     class cells; `normalized`: each row as fractions of its sum."""
     import numpy as np
-    plt = _plt()
+    plt = pyplot()
     m = np.asarray(cm["normalized"] if normalized else cm["matrix"], dtype=float)
     n = len(cm["labels"])
     size = min(3.5 + 0.6 * n, 14)
@@ -436,8 +436,8 @@ def confusion_figure(cm, normalized=False):
 def plot_confusion(cm, out_dir):
     """confusion_matrix.png (counts), confusion_matrix_normalized.png (per row) and the JSON."""
     write_json(os.path.join(out_dir, CM_JSON), cm)
-    _save(confusion_figure(cm, normalized=True), os.path.join(out_dir, CM_NORM_PNG))
-    return _save(confusion_figure(cm), os.path.join(out_dir, CM_PNG))
+    save_figure(confusion_figure(cm, normalized=True), os.path.join(out_dir, CM_NORM_PNG))
+    return save_figure(confusion_figure(cm), os.path.join(out_dir, CM_PNG))
 
 
 def final_plots(run_dir, images, names, metrics=None):
