@@ -2,7 +2,8 @@
 export): the top-k classes of every image, batched through the SavedModel's bytes signature.
 
 Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one row per image and
-rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
+rank) and OUT/contact_sheet.png (every image with its top class and score, framed right/wrong
+when its folder names its class). The tutorial's
 test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 
 from odrun import tasks

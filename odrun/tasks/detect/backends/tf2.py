@@ -16,6 +16,9 @@ from odrun.workdir.rundir import checkpoint_dir
 
 _PREPARED = False
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
+# `odrun eval` of a two-stage model: Loss/* as training computes them, the OD API's eval-mode
+# losses (second stage scored on the detections) under ON_DETECTIONS/*
+LOSS, ON_DETECTIONS = "Loss/", "LossOnDetections/"
 
 
 def prepare():
@@ -256,9 +259,13 @@ def evaluate(config_path, run_dir, checkpoint=None):
     out = {str(k): float(v) for k, v in metrics.items()}
     # a second pass for the per-image detections of the PR curve and the confusion matrix
     # (eager_eval_loop keeps them inside its evaluators): the same model, tracker's evaluator
-    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint,
-                    "images": tf2_eval.Evaluator(configs, model).evaluate(),
+    evaluator = tf2_eval.Evaluator(configs, model)
+    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint, "images": evaluator.evaluate(),
                     "names": dict(pc.read_label_map(eval_input_config.label_map_path))}
+    if model_config.WhichOneof("model") == "faster_rcnn":  # Faster/Mask R-CNN: see Evaluator.losses
+        for key in [k for k in out if k.startswith(LOSS)]:
+            out[ON_DETECTIONS + key[len(LOSS):]] = out.pop(key)  # the OD API's inference-mode numbers
+        out.update(evaluator.losses(configs["train_config"].add_regularization_loss))
     return out
 
 
