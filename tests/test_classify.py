@@ -230,6 +230,15 @@ def test_eval_metrics_and_picture(run):
     assert abs(e["top1"] - sum(cm[i][i] for i in range(4)) / 8.0) < 1e-6
     png = run["p"]["run"] / "confusion_matrix.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a classifier run has results.csv/results.png too (issue 25); eval's top-1 lands in its step's row
+    import csv
+    with open(str(run["p"]["run"] / "results.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(set(steps)) and steps[0] == 10 and steps[-1] == e["step"]
+    assert float(rows[-1]["top1"]) == e["top1"] and rows[-1]["loss"] and rows[-1]["lr"]
+    assert e["results_png"] == str(run["p"]["run"] / "results.png")
+    assert (run["p"]["run"] / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_export_layout(run):

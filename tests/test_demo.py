@@ -21,6 +21,16 @@ def test_demo_runs_every_stage(tmp_path):
     assert [s["stage"] for s in summary["stages"]] == ["synth", "convert", "train", "eval", "export", "detect"]
     assert summary["steps"] == 2 and "DetectionBoxes_Precision/mAP" in summary["metrics"]
     assert os.path.exists(summary["annotated_image"]) and summary["annotated_image"].endswith(".png")
+    # every picture where people look for it (issue 25): convert's report, eval's PR curve,
+    # confusion matrix and results.png (showing that evaluation)
+    for key, path in (("report", work / "data" / "report.png"), ("results_png", work / "run" / "results.png"),
+                      ("pr_curve", work / "run" / "eval" / "pr_curve.png"),
+                      ("confusion_matrix", work / "run" / "eval" / "confusion_matrix.png")):
+        assert summary[key] == str(path) and path.stat().st_size > 0, key
+    assert (work / "run" / "eval" / "confusion_matrix_normalized.png").exists()
+    import csv
+    rows = list(csv.DictReader(open(str(work / "run" / "results.csv"))))
+    assert rows[-1]["step"] == "2" and rows[-1]["mAP@.5"] != ""
     assert json.load(open(str(work / "run" / "train.json")))["end_step"] == 2
     assert json.load(open(str(work / "export" / "metadata.json")))["step"] == 2
     assert json.load(open(str(work / "detections" / "detections.json")))  # threshold 0: boxes everywhere

@@ -89,11 +89,12 @@ def test_painted_last_wins_where_labels_must_overlap():
 
 def test_labels_stay_inside_the_frame():
     boxes = [[0.0, 0.0, 0.3, 0.3], [0.5, 0.85, 0.99, 1.0], [0.9, 0.1, 1.0, 0.4]]
-    _pixels, labels = _annotate(boxes, [1, 2, 3], [0.9, 0.8, 0.7])
+    pixels, labels = _annotate(boxes, [1, 2, 3], [0.9, 0.8, 0.7])
+    side = pixels.shape[0]
     for lab in labels:
         assert lab.text, lab
         x0, y0, x1, y1 = lab.text_box
-        assert x0 >= 0 and y0 >= 0 and x1 <= 160 + 1e-6 and y1 <= 160 + 1e-6, lab
+        assert x0 >= 0 and y0 >= 0 and x1 <= side + 1e-6 and y1 <= side + 1e-6, lab
 
 
 def test_font_and_line_scale_with_the_image():
@@ -102,9 +103,24 @@ def test_font_and_line_scale_with_the_image():
     assert small_font == draw.FONT_MIN and small_line == 1
     assert big_font == draw.FONT_MAX and big_line == 6
     # a label on a 160 px image covers a small part of it
-    _pixels, labels = _annotate([[0.4, 0.4, 0.6, 0.6]], [1], [0.9])
+    pixels, labels = _annotate([[0.4, 0.4, 0.6, 0.6]], [1], [0.9])
+    side = pixels.shape[0]
     x0, y0, x1, y1 = labels[0].text_box
-    assert (y1 - y0) <= 0.1 * 160 and (x1 - x0) * (y1 - y0) <= 0.05 * 160 * 160
+    assert (y1 - y0) <= 0.1 * side and (x1 - x0) * (y1 - y0) <= 0.05 * side * side
+
+
+@pytest.mark.parametrize("size, drawn", [((128, 128), (512, 512)), ((160, 120), (640, 480)),
+                                         ((640, 480), (640, 480))])
+def test_small_images_are_drawn_on_an_upscaled_copy(size, drawn):
+    """128-160 px images (the demos') are enlarged by a whole factor to >= MIN_SIDE px, so the
+    label covers a small part of the object; a large image keeps its size."""
+    pixels, labels = _annotate([[0.25, 0.25, 0.75, 0.75]], [1], [0.9], size=size)
+    assert (pixels.shape[1], pixels.shape[0]) == drawn
+    x0, y0, x1, y1 = labels[0].text_box
+    box = labels[0].box
+    assert (y1 - y0) / float(box[3] - box[1]) < 0.25  # the label covers < a quarter of the box height
+    # the box outline is at the scaled place: the box's top-left corner has its class colour
+    assert tuple(int(v) for v in pixels[int(box[1]) + 1, int(box[0]) + 1]) == _rgb(draw.color_of(1))
 
 
 def test_below_threshold_is_not_drawn():

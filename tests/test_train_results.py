@@ -109,10 +109,28 @@ def test_confusion_matrix_counts_every_test_box(piped):
     assert cm["labels"] == names + ["background"]
     m = cm["matrix"]
     assert len(m) == len(names) + 1 and all(len(r) == len(names) + 1 for r in m)
-    for j, c in enumerate(summary["classes"]):  # each true box is matched once or missed once
-        assert sum(m[i][j] for i in range(len(m))) == c["test_boxes"], (c, m)
+    for i, c in enumerate(summary["classes"]):  # rows = true: each true box is matched once or missed once
+        assert sum(m[i]) == c["test_boxes"], (c, m)
+    assert (piped["run"] / "eval" / "confusion_matrix_normalized.png").exists()
     pr = json.loads((piped["run"] / "eval" / "pr_curve.json").read_text())
     assert len(pr["recall"]) == 101 and set(pr["precision"]) <= set(names)
+
+
+@pytest.mark.tf  # the module's one training (piped)
+def test_eval_every_writes_map_events_for_tensorboard(piped):
+    """TensorBoard's mAP curve: one scalar per evaluation under RUN/eval, the OD API's names."""
+    import tensorflow as tf
+    found = {}
+    for path in (piped["run"] / "eval").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                found.setdefault(v.tag, []).append((event.step, float(tf.make_ndarray(v.tensor))))
+    with open(str(piped["run"] / "results.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(found["DetectionBoxes_Precision/mAP"]) == [
+        (int(r["step"]), pytest.approx(float(r["mAP@.5:.95"]), abs=1e-4)) for r in rows]
+    assert [s for s, _ in sorted(found["DetectionBoxes_Precision/mAP@.50IOU"])] == [EVERY, STEPS]
+    assert len(found["DetectionBoxes_PerformanceByCategory/mAP/circle"]) == 2
 
 
 @pytest.mark.slow

@@ -75,6 +75,14 @@ def test_eval_json(run):
         if key.startswith("Detection"):
             assert value == -1.0 or 0.0 <= value <= 1.0, (key, value)
     assert m["Loss/total_loss"] > 0
+    # odrun eval's pictures (issue 25): PR curve, confusion matrices, results.png showing it
+    for key in ("pr_curve", "confusion_matrix", "confusion_matrix_normalized", "results_png"):
+        assert os.path.getsize(saved["files"][key]) > 0, key
+    import csv
+    with open(str(run["run"] / "results.csv"), newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert int(last["step"]) == STEPS and last["mAP@.5:.95"] != "" and last["total_loss"] != ""
+    assert abs(float(last["mAP@.5:.95"]) - max(m["DetectionBoxes_Precision/mAP"], 0.0)) < 0.02  # the same COCOeval
 
 
 def test_export_metadata_and_signature(run):
@@ -124,8 +132,9 @@ def test_annotated_images_differ_from_input(run):
     images = json.load(open(str(run["det"] / "images.json")))
     for im in images[:3]:
         annotated = np.asarray(Image.open(im["annotated"]).convert("RGB")).astype(int)
-        original = np.asarray(Image.open(im["file_name"]).convert("RGB")).astype(int)
-        assert annotated.shape == original.shape
+        from odrun.tasks.detect import draw
+        original = draw.upscaled(np.asarray(Image.open(im["file_name"]).convert("RGB"))).astype(int)
+        assert annotated.shape == original.shape and min(annotated.shape[:2]) >= draw.MIN_SIDE  # drawn enlarged
         assert (np.abs(annotated - original).sum(axis=2) > 60).mean() > 0.01  # boxes + labels drawn
 
 

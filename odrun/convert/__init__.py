@@ -18,6 +18,16 @@ def convert(source, out_dir, **options):
     return pipeline.convert(source, out_dir, **options)
 
 
+def convert_with_report(source, out_dir, input_size=report.DEFAULT_INPUT_SIZE, **options):
+    """convert() plus OUT/report.png drawn into the staged set (as `odrun convert` does; what the
+    demos call): -> the summary with "report": {path, warnings}."""
+    drawn = _Report(input_size)
+    summary = convert(source, out_dir, finish=drawn.append, **options)
+    summary["report"] = {"path": os.path.abspath(os.path.join(out_dir, report.REPORT)), "warnings": drawn.warnings,
+                         "check_only": False}
+    return summary
+
+
 def seed_folders(source):
     """The tutorial 000 layout: SOURCE/train and SOURCE/test, each with its images + XML."""
     if not source or not os.path.isdir(source):

@@ -2,8 +2,9 @@
 export): the top-k classes of every image, batched through the SavedModel's bytes signature.
 
 Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one row per image and
-rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
-test script instead runs one sess.run per image (bench/classify.py compares the two)."""
+rank) and OUT/contact_sheet.png (every image with its top class and score; an image in a folder
+named after a class is framed green when right, red with its true class when wrong). The
+tutorial's test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 
 from odrun import tasks
 

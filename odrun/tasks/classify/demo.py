@@ -37,11 +37,12 @@ def from_args(args):
     pr = stage("predict", lambda: predict.predict(paths["export"], [os.path.join(paths["images"], c[0])
                                                                   for c in synth.CLASSES],
                                                   paths["predictions"], progress=not quiet),
-               lambda r: "{} images, contact sheet".format(r["images"]))
+               lambda r: "{} images, contact sheet ({} wrong, framed red)".format(
+                   r["images"], sum(1 for x in r["predictions"] if x.get("correct") is False)))
     summary = {"task": "classify", "workdir": work, "steps": args.steps, "stages": stages,
                "total_seconds": round(sum(x["seconds"] for x in stages), 1), "top1": ev["top1"],
                "train_seconds": s["seconds"], "contact_sheet": pr["contact_sheet"],
-               "confusion_matrix": ev["picture"], "paths": paths}
+               "confusion_matrix": ev["picture"], "results_png": ev["results_png"], "paths": paths}
     write_json(os.path.join(work, "demo.json"), summary)
     return summary
 
@@ -55,4 +56,5 @@ def _train(targs, quiet):
 
 def show(summary, args):
     print_summary(summary, title="odrun demo --task classify",
-                  pictures=(("contact sheet", "contact_sheet"), ("confusion matrix", "confusion_matrix")))
+                  pictures=(("contact sheet", "contact_sheet"), ("confusion matrix", "confusion_matrix"),
+                            ("results", "results_png")))

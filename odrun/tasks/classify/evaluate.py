@@ -1,11 +1,11 @@
 """`odrun eval --workdir RUN` for a classifier: top-1 / top-5 accuracy, per-class precision and
 recall, a confusion matrix (rich table, RUN/eval.json, RUN/confusion_matrix.png) for the newest
-checkpoint on the test records."""
+checkpoint on the test records; top-1/top-5 also go into RUN/results.csv and results.png."""
 import os
 
 from odcore.errors import UserError
 from odcore.fileio import atomic_path, write_json
-from odrun.tasks.classify import data, require_tf2, train as T
+from odrun.tasks.classify import data, history, require_tf2, train as T
 from odrun.ui.progress import status
 
 EVAL_NAME = "eval.json"
@@ -106,6 +106,8 @@ def _evaluate(run_dir):
     write_json(os.path.join(run_dir, EVAL_NAME), result)
     picture(result, os.path.join(run_dir, PICTURE_NAME))
     result["picture"] = os.path.abspath(os.path.join(run_dir, PICTURE_NAME))
+    top = {k: result[k] for k in result if k.startswith("top") and k != "top1"}
+    result["results_png"] = os.path.abspath(history.add_evaluation(run_dir, s["step"], result["top1"], top))
     return result
 
 
@@ -138,4 +140,4 @@ def show(result, args):
     c = Console()
     for t in tables(result):
         c.print(t)
-    print("wrote {} and {}".format(os.path.join(args.workdir, EVAL_NAME), result["picture"]))
+    print("wrote {}, {} and {}".format(os.path.join(args.workdir, EVAL_NAME), result["picture"], result["results_png"]))

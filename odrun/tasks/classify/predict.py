@@ -2,7 +2,8 @@
 export): the top-k classes of every image, batched through the SavedModel's bytes signature.
 
 Prints a table per image; writes OUT/predictions.json, OUT/predictions.csv (one row per image and
-rank) and OUT/contact_sheet.png (every image with its top class and score). The tutorial's
+rank) and OUT/contact_sheet.png (every image with its top class and score; an image in a folder
+named after a class is framed green when right, red with its true class when wrong). The tutorial's
 test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 import io
 import os
@@ -24,6 +25,8 @@ TF_DECODES = ("jpeg", "png", "gif", "bmp")
 THUMB = 128
 SHEET_COLUMNS = 8
 SHOWN = 20
+RIGHT, WRONG = "#2e9e44", "#d62728"  # the contact sheet's frame when the image's folder names its class
+FRAME = 4  # px
 
 
 def collect(sources):
@@ -93,7 +96,7 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
             for path, p in zip(paths[start:start + batch], probs):
                 order = np.argsort(-p)[:k]
                 top = [{"class": names[i], "id": int(i), "score": round(float(p[i]), 5)} for i in order]
-                results.append({"file": os.path.abspath(path), "top_k": top})
+                results.append(_entry(path, top, names))
                 rows += [{"file": os.path.abspath(path), "rank": r + 1, "class": t["class"], "class_id": t["id"],
                           "score": t["score"]} for r, t in enumerate(top)]
             bar.advance(len(probs))
@@ -106,17 +109,33 @@ def predict(model_dir, sources, out_dir, top_k=5, batch=32, images=True, progres
             "predictions": results}
 
 
+def true_class(path, names):
+    """The class an image's folder names (class folders, as convert reads them), else None."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return folder if folder in names else None
+
+
+def _entry(path, top, names):
+    """predictions.json's entry; "true"/"correct" when the image's folder names a class."""
+    entry = {"file": os.path.abspath(path), "top_k": top}
+    truth = true_class(path, names)
+    if truth is not None:
+        entry.update({"true": truth, "correct": top[0]["class"] == truth})
+    return entry
+
+
 def _guard(out_dir, sources, model_dir):
     inputs = [("image folder", s) for s in sources if os.path.isdir(s)] + [("model", model_dir)]
     check_output_dir(out_dir, inputs, flag="--out", verb="odrun predict", kind="predict")
 
 
 def contact_sheet(results, path):
-    """Thumbnails in a grid, each captioned with its top class and score."""
+    """Thumbnails in a grid, each captioned with its top class and score; where the image's
+    folder names its class, a green (right) or red (wrong, captioned with the true class) frame."""
     from PIL import Image, ImageDraw
     cols = min(SHEET_COLUMNS, len(results))
     rows = (len(results) + cols - 1) // cols
-    caption = 18
+    caption = 32 if any("true" in r for r in results) else 18
     sheet = Image.new("RGB", (cols * THUMB, rows * (THUMB + caption)), "white")
     draw = ImageDraw.Draw(sheet)
     fnt = font(11)
@@ -130,7 +149,13 @@ def contact_sheet(results, path):
         except Exception:  # already decoded once; a file changed meanwhile only loses its thumbnail
             pass
         best = r["top_k"][0]
-        draw.text((x + 3, y + THUMB + 2), "{} {:.0%}".format(best["class"], best["score"])[:22], fill="black", font=fnt)
+        if "true" in r:
+            color = RIGHT if r["correct"] else WRONG
+            draw.rectangle((x, y, x + THUMB - 1, y + THUMB - 1), outline=color, width=FRAME)
+            if not r["correct"]:
+                draw.text((x + 3, y + THUMB + 16), "true: {}".format(r["true"])[:22], fill=WRONG, font=fnt)
+        draw.text((x + 3, y + THUMB + 2), "{} {:.0%}".format(best["class"], best["score"])[:22],
+                  fill=WRONG if r.get("correct") is False else "black", font=fnt)
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return os.path.abspath(path)

@@ -10,7 +10,8 @@
 4. fine-tune phase (--fine-tune-from LAYER, --fine-tune-steps M): the base's layers from LAYER on
    train with the head at a lower learning rate;
 5. checkpoints (RUN_DIR/ckpt-STEP, every --checkpoint-every steps, at the end and on Ctrl-C),
-   TensorBoard scalars in RUN_DIR/train, train.json with the test accuracy.
+   TensorBoard scalars in RUN_DIR/train, train.json with the test accuracy, RUN_DIR/results.csv +
+   results.png (loss, accuracy, learning rate: odrun.tasks.classify.history).
 """
 import json
 import math
@@ -20,7 +21,7 @@ import time
 from odcore import paths
 from odcore.errors import UserError
 from odcore.fileio import sha256_file, write_json
-from odrun.tasks.classify import bottleneck, data, defaults, model as M, require_tf2
+from odrun.tasks.classify import bottleneck, data, defaults, history as H, model as M, require_tf2
 from odrun.ui import interrupt, quiet
 from odrun.ui.progress import enabled
 from odrun.ui.quiet import terminal  # the terminal, also while library noise goes to the log
@@ -337,6 +338,7 @@ def train(s, show=True):
     if show and resumed:
         terminal().write("resuming from {}\n".format(resumed))
     phases = _Phases(clf, s, opts, feats, train_files, steps)
+    history = H.History(run_dir, start)
     try:
         with Progress(total, start, show) as bar, interrupt.Guard(say=_say) as ctrl_c:
             while step < total:
@@ -348,12 +350,15 @@ def train(s, show=True):
                     with writer.as_default():
                         tf.summary.scalar("loss", last["loss"], step=step)
                         tf.summary.scalar("accuracy", last["accuracy"], step=step)
+                    history.add(step, last["loss"], last["accuracy"], _lr(s, phase), phase)
                 if step % every == 0 or step == total:
                     saved.append(manager.save(checkpoint_number=step))
+                    history.flush()
                 bar.update(step, phase, last["loss"], last["accuracy"])
                 if ctrl_c.requested:  # first Ctrl-C: keep this step, then stop (exit 130)
                     if not saved or not saved[-1].endswith("-{}".format(step)):
                         saved.append(manager.save(checkpoint_number=step))
+                    history.flush()
                     raise interrupt.Interrupted(step, saved[-1])
     except interrupt.Interrupted:
         raise
@@ -366,6 +371,7 @@ def train(s, show=True):
         with writer.as_default():
             tf.summary.scalar("test_accuracy", test_acc, step=step)
     writer.flush()
+    _finish_history(history, run_dir, test_acc)
     summary = {"task": "classify", "model": s["model"], "run_dir": os.path.abspath(run_dir),
                "start_step": start, "end_step": step, "num_steps": total, "head_steps": head_steps,
                "fine_tune_steps": fine_steps, "seconds": round(time.time() - started, 2),
@@ -374,6 +380,19 @@ def train(s, show=True):
     write_json(os.path.join(run_dir, SUMMARY), summary)
     del np
     return summary
+
+
+def _lr(s, phase):
+    return float(s["hyper"]["fine_tune_learning_rate" if phase == "fine-tune" else "learning_rate"])
+
+
+def _finish_history(history, run_dir, test_acc):
+    """The last row gets the test accuracy; results.png is drawn (not without matplotlib)."""
+    history.finish(test_accuracy=test_acc)
+    try:
+        H.plot(run_dir)
+    except ImportError as exc:
+        terminal().write("no results.png ({}): pip install matplotlib\n".format(exc))
 
 
 def test_accuracy(clf, feats, test_files, tuned):

@@ -5,7 +5,7 @@ import json
 import os
 
 from odcore.fileio import write_json
-from odrun.convert import convert
+from odrun.convert import convert_with_report
 from odrun.tasks.detect import detect, evaluate, export, synth, train
 from odrun.ui.stages import begin, print_summary, quiet_call
 
@@ -17,8 +17,8 @@ def from_args(args):
 
     stage("synth", lambda: synth.generate(paths["images"], count=args.images, seed=0),
           lambda r: "{} images + VOC XML".format(len(r)))
-    stage("convert", lambda: convert(paths["images"], paths["data"], progress=not quiet),
-          lambda r: "{} train / {} test images".format(r["images"]["train"], r["images"]["test"]))
+    stage("convert", lambda: convert_stage(paths, quiet),
+          lambda r: "{} train / {} test images, report.png".format(r["images"]["train"], r["images"]["test"]))
     stage("train", lambda: quiet_call(quiet, lambda: train.train(
               paths["run"], data=paths["data"], steps=args.steps, checkpoint_every=max(args.steps // 2, 1),
               api=args.api, progress=not quiet)),
@@ -34,12 +34,31 @@ def from_args(args):
                "total_seconds": round(sum(s["seconds"] for s in stages), 1),
                "metrics": ev["metrics"], "annotated_image": best_image(paths["detections"]),
                "paths": paths}
+    summary.update(pictures(paths, ev))
     write_json(os.path.join(work, "demo.json"), summary)
     return summary
 
 
+def convert_stage(paths, quiet):
+    """The demo's convert: records, label map and DATA/report.png, as `odrun convert` writes them."""
+    return convert_with_report(paths["images"], paths["data"], progress=not quiet)
+
+
+# (label, demo.json key) of the pictures a box or mask demo names at its end
+PICTURES = (("data report", "report"), ("results", "results_png"), ("PR curve", "pr_curve"),
+            ("confusion matrix", "confusion_matrix"), ("annotated image", "annotated_image"))
+
+
+def pictures(paths, ev):
+    """The demo's pictures besides the annotated image: convert's report, eval's files."""
+    files = ev.get("files", {})
+    out = {"report": os.path.join(paths["data"], "report.png")}
+    out.update({k: files[k] for k in ("results_png", "pr_curve", "confusion_matrix") if k in files})
+    return out
+
+
 def show(summary, args):
-    print_summary(summary)
+    print_summary(summary, pictures=[p for p in PICTURES if p[1] in summary])
 
 
 def train_note(t):

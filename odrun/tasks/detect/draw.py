@@ -10,6 +10,7 @@
      below the box, inside its bottom edge — clamped into the frame; a label that would cover a
      better label's text is dropped (its box is still drawn).
 `render()` draws the plan worst-first, so the best label is painted last and never covered.
+`annotate()` draws an image under MIN_SIDE px on an upscaled copy (the boxes are normalised).
 Colours are per class id (the same class has the same colour in every image of a run).
 """
 import collections
@@ -22,6 +23,7 @@ SAME_BOX_IOU = 0.9  # detections this close are one object the model was unsure 
 FONT_FRACTION = 0.05  # font height as a fraction of the shorter image side
 FONT_MIN, FONT_MAX = 8, 28
 LINE_FRACTION = 1.0 / 200
+MIN_SIDE = 400  # px: a smaller image is drawn on an upscaled copy, so its labels do not cover it
 
 Label = collections.namedtuple("Label", "box color text text_box score class_id")
 
@@ -166,9 +168,24 @@ def render(image, labels, font_size, line_width):
     return im
 
 
+def upscaled(image, min_side=MIN_SIDE):
+    """The RGB array enlarged by the smallest whole factor that makes its shorter side >= min_side
+    (bicubic), or the array itself when it is large enough."""
+    import numpy as np
+    from PIL import Image
+    height, width = image.shape[:2]
+    short = min(height, width)
+    if short <= 0 or short >= min_side:
+        return image
+    factor = -(-min_side // short)  # ceil
+    return np.asarray(Image.fromarray(image).resize((width * factor, height * factor), Image.BICUBIC))
+
+
 def annotate(image, det, names, threshold, agnostic_iou=None, runner_up=False):
-    """Plan + render one image's detections (det: boxes/classes/scores as the detector returns)."""
+    """Plan + render one image's detections (det: boxes/classes/scores as the detector returns,
+    boxes normalised) on upscaled(image): labels of a 128 px image no longer cover it."""
     from PIL import Image, ImageDraw
+    image = upscaled(image)
     height, width = image.shape[:2]
     font_size, line_width = sizes(width, height)
     fnt = font(font_size)

@@ -1,12 +1,14 @@
-"""What a run leaves to look at: RUN/results.csv + results.png, RUN/best/, and at the end of an
-evaluation a PR curve and a confusion matrix (PNG + JSON), as Ultralytics writes per run.
+"""What a run leaves to look at: RUN/results.csv + results.png (loss, learning rate, mAP, per-class
+AP), RUN/best/, and after an evaluation (`odrun eval`, the last --eval-every one) a PR curve and a
+confusion matrix (counts and normalized per row; PNG + JSON) in RUN/eval/, as Ultralytics writes per run.
 
 Backend-free: detections and ground truth come in as plain arrays (one dict per image, boxes
 normalised [ymin, xmin, ymax, xmax] as the OD API gives them, class ids from the label map).
 COCO numbers are pycocotools' own (COCOeval), per-class AP and the PR curve read from its
 `eval["precision"]` array [IoU, recall, class, area, maxDets]; the confusion matrix matches
 each ground-truth box to the best unclaimed detection with IoU >= 0.5 (score >= 0.25), the
-rest go to a "background" row/column (Ultralytics' ConfusionMatrix does the same).
+rest go to a "background" row/column (Ultralytics' ConfusionMatrix does the same); rows = true,
+as in the classification matrix (odrun.tasks.classify.evaluate).
 """
 import csv
 import json
@@ -23,6 +25,8 @@ LOSSES_CSV = "losses.csv"
 EVAL_DIR = "eval"
 PR_PNG, PR_JSON = "pr_curve.png", "pr_curve.json"
 CM_PNG, CM_JSON = "confusion_matrix.png", "confusion_matrix.json"
+CM_NORM_PNG = "confusion_matrix_normalized.png"
+CM_CLASS_CMAP, CM_BACKGROUND_CMAP = "Blues", "Oranges"  # two scales: class cells, background cells
 CM_IOU, CM_SCORE = 0.5, 0.25
 MAP50, MAP = "mAP@.5", "mAP@.5:.95"
 
@@ -94,8 +98,10 @@ def _iou(a, b):
 
 
 def confusion(images, names, iou=CM_IOU, score=CM_SCORE):
-    """(K+1)x(K+1) counts: rows = predicted class (last: background = missed), columns = true
-    class (last: background = false positive)."""
+    """(K+1)x(K+1) counts, rows = true class, columns = predicted class (as the classification
+    matrix): the last column (background) = missed boxes, the last row (background) = false
+    positives (a detection >= score that matches no true box, duplicates included); the
+    background/background cell stays 0 (true negatives are not counted)."""
     import numpy as np
     ids = sorted(names)
     index = {c: i for i, c in enumerate(ids)}
@@ -107,29 +113,37 @@ def confusion(images, names, iou=CM_IOU, score=CM_SCORE):
         classes = [int(im["classes"][i]) for i in keep]
         gt = list(im["gt_boxes"])
         gt_classes = [int(c) for c in im["gt_classes"]]
-        claimed = set()
+        claimed, matched_gt = set(), set()
         if gt and boxes:
             ious = _iou(gt, boxes)
             pairs = sorted(((ious[g, d], g, d) for g in range(len(gt)) for d in range(len(boxes))
                             if ious[g, d] >= iou), reverse=True)
-            matched_gt = set()
             for _, g, d in pairs:
                 if g in matched_gt or d in claimed:
                     continue
                 matched_gt.add(g)
                 claimed.add(d)
-                m[index[classes[d]], index[gt_classes[g]]] += 1
-            missed = [g for g in range(len(gt)) if g not in matched_gt]
-        else:
-            missed = list(range(len(gt)))
-        for g in missed:
-            m[k, index[gt_classes[g]]] += 1
+                m[index[gt_classes[g]], index[classes[d]]] += 1
+        for g in range(len(gt)):
+            if g not in matched_gt:
+                m[index[gt_classes[g]], k] += 1
         for d in range(len(boxes)):
             if d not in claimed:
-                m[index[classes[d]], k] += 1
+                m[k, index[classes[d]]] += 1
     return {"labels": [names[c] for c in ids] + ["background"], "matrix": m.tolist(),
-            "iou": iou, "score": score,
-            "axes": "rows = predicted, columns = true; background row = missed, column = false positive"}
+            "normalized": normalize_rows(m).tolist(), "iou": iou, "score": score, "axes": CM_AXES}
+
+
+CM_AXES = ("rows = true, columns = predicted; background column = missed, background row = false positive; "
+           "normalized: each row divided by its sum")
+
+
+def normalize_rows(m):
+    """Each row as fractions of its sum (an empty row stays 0): for a true class, where its boxes went."""
+    import numpy as np
+    m = np.asarray(m, dtype=float)
+    sums = m.sum(axis=1, keepdims=True)
+    return np.round(np.divide(m, sums, out=np.zeros_like(m), where=sums > 0), 4)
 
 
 # ------------------------------------------------------------------ tables
@@ -267,54 +281,101 @@ def keep_best(run_dir, prefix, step, value):
 
 
 # ------------------------------------------------------------------ pictures
-def _plt():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path):
+def save_figure(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
-def plot_results(run_dir):
-    """RUN/results.png: training loss (every step, from losses.csv) and mAP per evaluation."""
-    plt = _plt()
-    steps, loss = [], []
-    losses_path = os.path.join(run_dir, LOSSES_CSV)
-    for r in read_rows(losses_path):
-        if r.get("total_loss"):
-            steps.append(int(r["step"]))
-            loss.append(float(r["total_loss"]))
+def column(rows, key):
+    """(steps, values) of the rows where `key` has a value."""
+    pts = [(int(float(r["step"])), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def results_figure(run_dir):
+    """The figure of RUN/results.png: training loss (every step, losses.csv), learning rate,
+    mAP per evaluation (--eval-every rows and `odrun eval`'s) and the per-class AP of the last one."""
+    plt = pyplot()
+    losses = read_rows(os.path.join(run_dir, LOSSES_CSV))
     rows = read_rows(os.path.join(run_dir, RESULTS_CSV))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(steps, loss, lw=1, label="total loss (per step)")
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    _loss_panel(axes[0][0], *column(losses, "total_loss"))
+    lr_steps, lr = column(losses, "lr")
+    if not lr:
+        lr_steps, lr = column(rows, "lr")
+    axes[0][1].plot(lr_steps, lr, lw=1.5, color="tab:green")
+    axes[0][1].set_xlabel("step")
+    axes[0][1].set_ylabel("learning rate")
+    axes[0][1].set_title("learning rate" if lr else "learning rate (none logged)")
+    ev = [r for r in rows if r.get(MAP) not in (None, "")]
+    ax = axes[1][0]
+    for key in (MAP50, MAP):
+        ax.plot(*column(ev, key), marker="o", label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mAP")
+    ax.set_ylim(0, 1)
+    ax.set_title("evaluation" if ev else "evaluation (none: run `odrun eval` or pass --eval-every N)")
+    ax.legend()
+    _class_ap_panel(axes[1][1], ev[-1] if ev else None)
+    fig.tight_layout()
+    return fig
+
+
+def _loss_panel(ax, steps, loss):
+    ax.plot(steps, loss, lw=1, label="total loss (per step)")
     if len(loss) > 10:
         import numpy as np
         w = max(len(loss) // 20, 2)
-        ax1.plot(steps[w - 1:], np.convolve(loss, np.ones(w) / w, mode="valid"), lw=2, label="mean of {}".format(w))
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("loss")
-    ax1.set_title("training loss")
-    ax1.legend()
-    ev = [r for r in rows if r.get(MAP) not in (None, "")]
-    for key in (MAP50, MAP):
-        ax2.plot([int(float(r["step"])) for r in ev], [float(r[key]) for r in ev], marker="o", label=key)
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("mAP")
-    ax2.set_ylim(0, 1)
-    ax2.set_title("evaluation" if ev else "evaluation (none: pass --eval-every N)")
-    ax2.legend()
-    fig.tight_layout()
-    return _save(fig, os.path.join(run_dir, RESULTS_PNG))
+        ax.plot(steps[w - 1:], np.convolve(loss, np.ones(w) / w, mode="valid"), lw=2, label="mean of {}".format(w))
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("training loss")
+    ax.legend()
 
 
-def plot_pr(metrics, out_dir):
-    plt = _plt()
+def _class_ap_panel(ax, last):
+    """Horizontal bars: AP@.5:.95 of each class at the last evaluation."""
+    names = sorted(k[3:] for k in (last or {}) if k.startswith("AP/") and last[k] not in (None, ""))
+    values = [float(last["AP/" + n]) for n in names]
+    ax.barh(range(len(names)), values, color="tab:blue")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("AP@.5:.95")
+    ax.set_title("per-class AP at step {}".format(int(float(last["step"]))) if names
+                 else "per-class AP (no evaluation yet)")
+    for i, v in enumerate(values):
+        ax.text(min(v + 0.01, 0.9), i, "{:.3f}".format(v), va="center", fontsize=8)
+
+
+def plot_results(run_dir):
+    """RUN/results.png (results_figure)."""
+    return save_figure(results_figure(run_dir), os.path.join(run_dir, RESULTS_PNG))
+
+
+def add_evaluation(run_dir, step, losses, metrics, seconds=None):
+    """The evaluation of checkpoint `step` (coco_eval's metrics) into its results.csv row, keeping
+    the row's losses (written at the checkpoint) when `losses` is empty; -> the rows."""
+    path = os.path.join(run_dir, RESULTS_CSV)
+    rows = read_rows(path)
+    old = [r for r in rows if int(float(r["step"])) == int(step)]
+    merged = dict(old[-1]) if old else {"step": step}
+    merged.update(row(step, losses, metrics, seconds))
+    return write_rows(path, rows + [merged])
+
+
+def pr_figure(metrics):
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, prec in sorted(metrics["pr"].items()):
         ax.plot(metrics["recall"], prec, label="{} AP50 {:.3f}".format(name, metrics["per_class"][name]["ap50"]))
@@ -323,46 +384,69 @@ def plot_pr(metrics, out_dir):
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_title("PR curve at IoU 0.5 (mAP@.5 {:.3f})".format(metrics[MAP50]))
-    ax.legend(loc="lower left", fontsize=8)
+    if metrics["pr"]:
+        ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_pr(metrics, out_dir):
     write_json(os.path.join(out_dir, PR_JSON), {"iou": 0.5, "recall": metrics["recall"], "precision": metrics["pr"],
                                                 "per_class": metrics["per_class"], MAP50: metrics[MAP50],
                                                 MAP: metrics[MAP]})
-    return _save(fig, os.path.join(out_dir, PR_PNG))
+    return save_figure(pr_figure(metrics), os.path.join(out_dir, PR_PNG))
+
+
+def confusion_figure(cm, normalized=False):
+    """Rows = true, columns = predicted. Class cells and background cells (missed column, false
+    positive row) have their own colour scales, so many false positives do not wash out the
+    class cells; `normalized`: each row as fractions of its sum."""
+    import numpy as np
+    plt = pyplot()
+    m = np.asarray(cm["normalized"] if normalized else cm["matrix"], dtype=float)
+    n = len(cm["labels"])
+    size = min(3.5 + 0.6 * n, 14)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    background = np.zeros(m.shape, dtype=bool)
+    background[-1, :] = background[:, -1] = True
+    cells = background.copy()
+    cells[-1, -1] = False  # background/background: true negatives, not counted
+    class_max, back_max = (1.0, 1.0) if normalized else (max(m[~background].max(), 1), max(m[cells].max(), 1))
+    im = ax.imshow(np.ma.masked_where(background, m), cmap=CM_CLASS_CMAP, vmin=0, vmax=class_max)
+    ax.imshow(np.ma.masked_where(~cells, m), cmap=CM_BACKGROUND_CMAP, vmin=0, vmax=back_max)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(cm["labels"][:-1] + ["background\n(missed)"], rotation=45, ha="right")
+    ax.set_yticklabels(cm["labels"][:-1] + ["background\n(false pos.)"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            if m[i, j] and not (i == j == n - 1):
+                scale = back_max if background[i, j] else class_max
+                ax.text(j, i, "{:.2f}".format(m[i, j]) if normalized else str(int(m[i, j])), ha="center",
+                        va="center", color="white" if m[i, j] > scale / 2.0 else "black", fontsize=8)
+    ax.set_title("confusion matrix{} (IoU >= {}, score >= {})".format(
+        ", normalized per row" if normalized else "", cm["iou"], cm["score"]), fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
 
 
 def plot_confusion(cm, out_dir):
-    import numpy as np
-    plt = _plt()
-    m = np.asarray(cm["matrix"])
-    n = len(cm["labels"])
-    size = min(3 + 0.6 * n, 14)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    im = ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels(cm["labels"], rotation=45, ha="right")
-    ax.set_yticklabels(cm["labels"])
-    ax.set_xlabel("true")
-    ax.set_ylabel("predicted")
-    for i in range(n):
-        for j in range(n):
-            if m[i, j]:
-                ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                        color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
-    ax.set_title("confusion matrix (IoU >= {}, score >= {})".format(cm["iou"], cm["score"]))
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    """confusion_matrix.png (counts), confusion_matrix_normalized.png (per row) and the JSON."""
     write_json(os.path.join(out_dir, CM_JSON), cm)
-    return _save(fig, os.path.join(out_dir, CM_PNG))
+    save_figure(confusion_figure(cm, normalized=True), os.path.join(out_dir, CM_NORM_PNG))
+    return save_figure(confusion_figure(cm), os.path.join(out_dir, CM_PNG))
 
 
 def final_plots(run_dir, images, names, metrics=None):
-    """PR curve + confusion matrix of the last evaluation into RUN/eval/."""
+    """PR curve + confusion matrix (counts and normalized) of the last evaluation into RUN/eval/."""
     out = os.path.join(run_dir, EVAL_DIR)
     os.makedirs(out, exist_ok=True)
     metrics = metrics or coco_eval(images, names)
-    return {"pr_curve": plot_pr(metrics, out), "confusion_matrix": plot_confusion(confusion(images, names), out)}
+    return {"pr_curve": plot_pr(metrics, out), "confusion_matrix": plot_confusion(confusion(images, names), out),
+            "confusion_matrix_normalized": os.path.join(out, CM_NORM_PNG)}
 
 
 def read_json(path):

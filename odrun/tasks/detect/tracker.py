@@ -4,7 +4,8 @@ while training, keep RUN/best/ (highest mAP@.5:.95), stop after P evaluations wi
 Every run (with or without --eval-every) leaves RUN/losses.csv (each step), RUN/results.csv (a row
 per checkpoint: step, losses, learning rate and, when evaluated, mAP@.5, mAP@.5:.95 and per-class
 AP) and RUN/results.png; the last evaluation also writes RUN/eval/pr_curve.* and
-RUN/eval/confusion_matrix.* (odrun.tasks.detect.results).
+RUN/eval/confusion_matrix*.* (odrun.tasks.detect.results); each evaluation's mAP goes to
+TensorBoard events under RUN/eval (the names `odrun eval` writes there).
 """
 import os
 import sys
@@ -50,7 +51,7 @@ class Tracker(object):
         self.eval_every, self.patience, self.show = eval_every, patience, show
         self.losses = results.LossLog(run_dir)
         self.last_losses = {}
-        self.evaluator = None
+        self.evaluator = self.summaries = None
         self.last_images = self.last_metrics = None
         rows = results.read_rows(os.path.join(run_dir, results.RESULTS_CSV))
         best = results.best_map(rows)
@@ -73,6 +74,9 @@ class Tracker(object):
         metrics = results.coco_eval(images, self.names)
         seconds = time.time() - t
         self.last_images, self.last_metrics = images, metrics
+        if self.summaries is None:
+            self.summaries = tf2_eval.Summaries(self.run_dir)
+        self.summaries.add(step, metrics)  # TensorBoard's mAP curve (RUN/eval)
         results.append_row(self.run_dir, results.row(step, self.last_losses, metrics, seconds))
         value = metrics[results.MAP]
         improved = self.best is None or value > self.best

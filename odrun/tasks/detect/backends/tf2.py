@@ -9,11 +9,16 @@ import os
 
 from odcore.errors import UserError
 from odrun.tasks.detect import distribute
+from odrun.tasks.detect.backends import tf2_eval
+from odrun.tasks.detect.config import pipeline as pc
 from odrun.ui import interrupt, quiet
 from odrun.workdir.rundir import checkpoint_dir
 
 _PREPARED = False
 INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None, 3] float32)
+# `odrun eval` of a two-stage model: Loss/* as training computes them, the OD API's eval-mode
+# losses (second stage scored on the detections) under ON_DETECTIONS/*
+LOSS, ON_DETECTIONS = "Loss/", "LossOnDetections/"
 
 
 def prepare():
@@ -253,7 +258,15 @@ def evaluate(config_path, run_dir, checkpoint=None):
         metrics = model_lib_v2.eager_eval_loop(model, configs, eval_input, global_step=global_step)
     writer.flush()  # odrun.cli leaves without TensorFlow's teardown: events are on disk now
     out = {str(k): float(v) for k, v in metrics.items()}
-    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint}
+    # a second pass for the per-image detections of the PR curve and the confusion matrix
+    # (eager_eval_loop keeps them inside its evaluators): the same model, tracker's evaluator
+    evaluator = tf2_eval.Evaluator(configs, model)
+    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint, "images": evaluator.evaluate(),
+                    "names": dict(pc.read_label_map(eval_input_config.label_map_path))}
+    if model_config.WhichOneof("model") == "faster_rcnn":  # Faster/Mask R-CNN: see Evaluator.losses
+        for key in [k for k in out if k.startswith(LOSS)]:
+            out[ON_DETECTIONS + key[len(LOSS):]] = out.pop(key)  # the OD API's inference-mode numbers
+        out.update(evaluator.losses(configs["train_config"].add_regularization_loss))
     return out
 
 

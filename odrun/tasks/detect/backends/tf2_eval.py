@@ -25,8 +25,9 @@ class Evaluator(object):
         self.dataset = inputs.eval_input(eval_config=configs["eval_config"], eval_input_config=eval_input_config,
                                          model_config=configs["model"], model=model)
         self.model = model
+        self.batch_size = configs["eval_config"].batch_size
         self.max_images = max_images
-        self._fn = None
+        self._fn = self._loss_fn = None
 
     def _predict(self):
         tf, F = self.tf, self.fields
@@ -73,3 +74,65 @@ class Evaluator(object):
         except (AttributeError, ValueError):
             pass
         return images
+
+    def losses(self, add_regularization_loss=True):
+        """The eval set's losses as training computes them, {Loss/...: mean}. Why: the OD API's
+        eval loop sets `_is_training = False`, and a Faster/Mask R-CNN then scores its second
+        stage on its own detections: with none (an early model) the mask loss is 0/1 = 0.0 while
+        training reports 2.18. Here the loss is traced with `_is_training = True` (proposals
+        sampled against the ground truth, as in training), batch norm still in inference mode."""
+        import numpy as np
+        from object_detection import model_lib, model_lib_v2
+        tf, F, model = self.tf, self.fields, self.model
+        was = model._is_training  # read while tracing: the traced function keeps the training loss
+        if self._loss_fn is None:
+            @tf.function
+            def loss(features, labels):
+                unpad = labels[F.InputDataFields.groundtruth_boxes].shape[1] is not None and self.batch_size == 1
+                labels = model_lib.unstack_batch(labels, unpad_groundtruth_tensors=unpad)
+                return model_lib_v2._compute_losses_and_predictions_dicts(
+                    model, features, labels, training_step=None, add_regularization_loss=add_regularization_loss)[0]
+            self._loss_fn = loss
+        totals = {}
+        try:
+            model._is_training = True
+            _learning_phase(tf, False)
+            for features, labels in self.dataset:
+                for key, value in self._loss_fn(features, labels).items():
+                    totals.setdefault(str(key), []).append(float(value))
+        finally:
+            model._is_training = was
+        return {k: float(np.mean(v)) for k, v in totals.items()}
+
+
+def _learning_phase(tf, value):
+    try:
+        tf.keras.backend.set_learning_phase(value)
+    except (AttributeError, ValueError):
+        pass
+
+# The OD API's names (eager_eval_loop writes them for `odrun eval` into RUN/eval too): one curve
+# per name in TensorBoard, whichever of the two evaluated the step.
+SCALARS = (("DetectionBoxes_Precision/mAP", "mAP@.5:.95"), ("DetectionBoxes_Precision/mAP@.50IOU", "mAP@.5"))
+PER_CLASS = "DetectionBoxes_PerformanceByCategory/mAP/{}"
+
+
+class Summaries(object):
+    """TensorBoard events of --eval-every's evaluations under RUN/eval (tf.summary scalars)."""
+
+    def __init__(self, run_dir):
+        import os
+        import tensorflow as tf
+        self.tf = tf
+        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
+
+    def add(self, step, metrics):
+        """metrics: odrun.tasks.detect.results.coco_eval's."""
+        tf = self.tf
+        # record_if(True): the training loop records images only every N steps (its record_if)
+        with self.writer.as_default(), tf.summary.record_if(True):
+            for name, key in SCALARS:
+                tf.summary.scalar(name, metrics[key], step=step)
+            for cls, ap in sorted(metrics["per_class"].items()):
+                tf.summary.scalar(PER_CLASS.format(cls), ap["ap"], step=step)
+        self.writer.flush()

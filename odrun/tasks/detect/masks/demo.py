@@ -9,7 +9,7 @@ images, sized to finish in < 10 min on a 2-core CPU.
 import os
 
 from odcore.fileio import write_json
-from odrun.convert import convert
+from odrun.convert import convert_with_report
 from odrun.tasks.detect import demo, detect, evaluate, export, train
 from odrun.tasks.detect.masks import synth
 from odrun.ui.stages import begin, print_summary, quiet_call
@@ -26,9 +26,10 @@ def from_args(args):
 
     stage("synth", lambda: synth.generate(paths["images"], count=count, width=IMAGE_SIZE, height=IMAGE_SIZE, seed=0),
           lambda r: "{} images + COCO JSON with exact masks".format(len(r[1])))
-    stage("convert", lambda: convert(os.path.join(paths["images"], "instances.json"), paths["data"],
-                                             masks=True, progress=not quiet),
-          lambda r: "{} train / {} test images with masks".format(r["images"]["train"], r["images"]["test"]))
+    stage("convert", lambda: convert_with_report(os.path.join(paths["images"], "instances.json"), paths["data"],
+                                                 input_size=IMAGE_SIZE, masks=True, progress=not quiet),
+          lambda r: "{} train / {} test images with masks, report.png".format(r["images"]["train"],
+                                                                              r["images"]["test"]))
     stage("train", lambda: quiet_call(quiet, lambda: train.train(
               paths["run"], data=paths["data"], model=MODEL, steps=steps, checkpoint_every=steps,
               api="tf2", progress=not quiet)),
@@ -46,9 +47,10 @@ def from_args(args):
                "total_seconds": round(sum(s["seconds"] for s in stages), 1),
                "metrics": ev["metrics"], "annotated_image": demo.best_image(paths["detections"]),
                "paths": paths}
+    summary.update(demo.pictures(paths, ev))
     write_json(os.path.join(work, "demo.json"), summary)
     return summary
 
 
 def show(summary, args):
-    print_summary(summary, title="odrun demo --task segment")
+    print_summary(summary, title="odrun demo --task segment", pictures=[p for p in demo.PICTURES if p[1] in summary])
