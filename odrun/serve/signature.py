@@ -39,3 +39,36 @@ def metadata_json(name, version, sigs):
     return {"model_spec": {"name": name, "signature_name": "", "version": str(int(version))},
             "metadata": {"signature_def": {"signature_def": {
                 key: json_format.MessageToDict(sig, **opts) for key, sig in sorted(sigs.items())}}}}
+
+
+def find(sigs, name, error):
+    """The SignatureDef `name`, or `error` (codecs.BadRequest) with TF Serving's text."""
+    if name not in sigs:
+        raise error("No signature was found with the name: {}".format(name))
+    return sigs[name]
+
+
+def check_classify(sig, error):
+    """PreProcessClassification (classifier.cc) with TF Serving's default flags (no
+    --enable_signature_method_name_check): one input `inputs`, outputs `classes` and/or `scores`."""
+    if len(sig.inputs) != 1:
+        raise error("Expected one input Tensor.")
+    if len(sig.outputs) not in (1, 2):
+        raise error("Expected one or two output Tensors, found {}".format(len(sig.outputs)))
+    if "inputs" not in sig.inputs:
+        raise error("No classification inputs found in SignatureDef: {}".format(sig))
+    if "classes" not in sig.outputs and "scores" not in sig.outputs:
+        raise error('Expected classification signature outputs to contain at least one of "classes" or '
+                    '"scores". Signature was: {}'.format(sig))
+
+
+def check_regress(sig, error):
+    """PreProcessRegression (regressor.cc), default flags: one input `inputs`, one output `outputs`."""
+    if len(sig.inputs) != 1:
+        raise error("Expected one input Tensor.")
+    if len(sig.outputs) != 1:
+        raise error("Expected one output Tensor.")
+    if "inputs" not in sig.inputs:
+        raise error("No regression inputs found in SignatureDef: {}".format(sig))
+    if "outputs" not in sig.outputs:
+        raise error("No regression outputs found in SignatureDef: {}".format(sig))
