@@ -160,8 +160,8 @@ async def classify_or_regress(request, verb):
     name = tfjson.signature_name(body, REST["default_signature"]["value"])
     context, rows = tfjson.examples(body, verb)
     servable(request)
-    sig = signature.find(await signatures(request.app), name, codecs.BadRequest)
-    (signature.check_classify if verb == "classify" else signature.check_regress)(sig, codecs.BadRequest)
+    sig = signature.find(await signatures(request.app), name, codecs.BadRequest, REST)
+    (signature.check_classify if verb == "classify" else signature.check_regress)(sig, codecs.BadRequest, REST)
     rt = request.app[keys.STATE].classifier
     if rt is None:  # a detector's signatures never pass the checks above; the OD API has no others
         raise codecs.BadRequest("this export has no {} model".format(verb))
