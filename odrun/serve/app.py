@@ -110,6 +110,7 @@ def make_app(options):
         add.add_post(model_path + spec + ":{verb:[A-Za-z]+}", handlers.predict)
         add.add_get(model_path + spec, handlers.model_status)
         add.add_get(model_path + spec + "/metadata", handlers.model_metadata)
+    add.add_get("/v1/models", handlers.no_model_name)
     add.add_post("/v1/detect", handlers.detect)
     add.add_get("/healthz", handlers.healthz)
     add.add_get("/readyz", handlers.readyz)

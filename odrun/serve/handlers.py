@@ -62,6 +62,11 @@ def malformed(request):
                       REST["malformed"]["value"].format(method=request.method, path=request.path))
 
 
+async def no_model_name(request):
+    """GET /v1/models: TF Serving parses it, then wants a name."""
+    raise RestError("no_model_name")
+
+
 async def unrouted(request):
     """Any other method/path under /v1/: TF Serving's handler answers every /v1/.* request."""
     return malformed(request)
