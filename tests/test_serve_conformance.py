@@ -82,39 +82,40 @@ class Server(object):
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def exports(request):
-    """kind -> (export folder, two image files of the kind's data)."""
-    out = {}
-    ssd = request.getfixturevalue("ssd_tf2")
-    out["detector"] = (ssd["export"], [ssd["images"] / "synth_0001.jpg", ssd["images"] / "synth_0002.jpg"])
-    mask = request.getfixturevalue("mask_rcnn_export")
-    out["mask_rcnn"] = (mask["export"], sorted(mask["src"].glob("*.jpg"))[:2])
-    clf = request.getfixturevalue("classifier_export")
-    out["classifier"] = (clf["export"], sorted(clf["images"].glob("*/*.jpg"))[:2])
-    return out
+FIXTURE = {"detector": "ssd_tf2", "mask_rcnn": "mask_rcnn_export", "classifier": "classifier_export"}
 
 
-class Servers(dict):
-    """kind -> its Server, started on first use (one per kind for the whole module)."""
-
-    def __init__(self, exports):
-        dict.__init__(self)
-        self.exports = exports
-
-    def __missing__(self, kind):
-        self[kind] = Server(self.exports[kind][0], NAME[kind])
-        return self[kind]
+def export_of(request, kind):
+    """(export folder, two image files of its data): the shared artefact is built (or waited for)
+    only when a test of that kind first needs it."""
+    info = request.getfixturevalue(FIXTURE[kind])
+    if kind == "detector":
+        return info["export"], [info["images"] / "synth_0001.jpg", info["images"] / "synth_0002.jpg"]
+    if kind == "mask_rcnn":
+        return info["export"], sorted(info["src"].glob("*.jpg"))[:2]
+    return info["export"], sorted(info["images"].glob("*/*.jpg"))[:2]
 
 
 @pytest.fixture(scope="module")
-def servers(exports):
-    started = Servers(exports)
+def started():
+    """kind -> its Server, one per kind for the whole module, stopped at its end."""
+    servers = {}
     try:
-        yield started
+        yield servers
     finally:
-        for s in started.values():
+        for s in servers.values():
             s.stop()
+
+
+@pytest.fixture
+def use(request, started):
+    """use(kind) -> (server, export folder, two images), the server started on first use."""
+    def get(kind):
+        export, images = export_of(request, kind)
+        if kind not in started:
+            started[kind] = Server(export, NAME[kind])
+        return started[kind], export, images
+    return get
 
 
 def b64(path):
@@ -137,8 +138,8 @@ def error_of(r, status):
 
 # ------------------------------------------------------------------ Model status API
 @pytest.mark.parametrize("kind", KINDS)
-def test_model_status_versions_and_labels(servers, kind):
-    s = servers[kind]
+def test_model_status_versions_and_labels(use, kind):
+    s, export, images = use(kind)
     available = {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                            "status": {"error_code": "OK", "error_message": ""}}]}
     assert s.get("/v1/models/{name}").json() == available
@@ -151,15 +152,15 @@ def test_model_status_versions_and_labels(servers, kind):
 
 # ------------------------------------------------------------------ Model Metadata API
 @pytest.mark.parametrize("kind", KINDS)
-def test_model_metadata(servers, exports, kind):
-    s = servers[kind]
+def test_model_metadata(use, kind):
+    s, export, images = use(kind)
     r = s.get("/v1/models/{name}/metadata")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model_spec"] == {"name": s.name, "signature_name": "", "version": "1"}
     assert s.get("/v1/models/{name}/versions/1/metadata").json() == body
     sigs = body["metadata"]["signature_def"]["signature_def"]
-    meta = json.loads((exports[kind][0] / "metadata.json").read_text())
+    meta = json.loads((export / "metadata.json").read_text())
     default = sigs["serving_default"]
     assert default["method_name"] == "tensorflow/serving/predict"
     if kind == "classifier":
@@ -179,10 +180,9 @@ def _shape(sig_output):
 
 
 @pytest.mark.parametrize("kind", ["detector", "mask_rcnn"])
-def test_predict_row_format_gives_every_output(servers, exports, kind):
-    s = servers[kind]
+def test_predict_row_format_gives_every_output(use, kind):
+    s, export, images = use(kind)
     outputs = signature_defs(s)["serving_default"]["outputs"]
-    images = exports[kind][1]
     r = s.post("/v1/models/{name}:predict", {"instances": [b64(p) for p in images]})
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
@@ -215,10 +215,9 @@ def test_predict_row_format_gives_every_output(servers, exports, kind):
 
 
 @pytest.mark.parametrize("kind", ["detector", "mask_rcnn"])
-def test_predict_columnar_format_and_pixel_lists(servers, exports, kind):
+def test_predict_columnar_format_and_pixel_lists(use, kind):
     from PIL import Image
-    s = servers[kind]
-    images = exports[kind][1]
+    s, export, images = use(kind)
     rows = s.post("/v1/models/{name}:predict", {"instances": [b64(p) for p in images]}).json()["predictions"]
     for body in ({"inputs": {"input_tensor": [b64(p) for p in images]}}, {"inputs": [b64(p) for p in images]}):
         r = s.post("/v1/models/{name}:predict", body)
@@ -233,9 +232,9 @@ def test_predict_columnar_format_and_pixel_lists(servers, exports, kind):
     np.testing.assert_allclose(r.json()["predictions"][0]["detection_boxes"], rows[0]["detection_boxes"], atol=1e-5)
 
 
-def test_mask_rcnn_masks_on_v1_detect(servers, exports):
-    s = servers["mask_rcnn"]
-    path = exports["mask_rcnn"][1][0]
+def test_mask_rcnn_masks_on_v1_detect(use):
+    s, export, images = use("mask_rcnn")
+    path = images[0]
     r = s.post("/v1/detect?threshold=0", data=path.read_bytes(), headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 200, r.text
     dets = r.json()["detections"]
@@ -244,10 +243,9 @@ def test_mask_rcnn_masks_on_v1_detect(servers, exports):
 
 
 # ------------------------------------------------------------------ Predict API: classifier signatures
-def test_classifier_predict_on_its_signatures(servers, exports):
-    s = servers["classifier"]
-    images = exports["classifier"][1]
-    meta = json.loads((exports["classifier"][0] / "metadata.json").read_text())
+def test_classifier_predict_on_its_signatures(use):
+    s, export, images = use("classifier")
+    meta = json.loads((export / "metadata.json").read_text())
     classes = len(meta["classes"])
     r = s.post("/v1/models/{name}:predict", {"instances": [b64(p) for p in images]})
     assert r.status_code == 200, r.text
@@ -269,10 +267,9 @@ def test_classifier_predict_on_its_signatures(servers, exports):
 
 
 # ------------------------------------------------------------------ Classify and Regress API
-def test_classify_and_regress_on_the_classifier(servers, exports):
-    s = servers["classifier"]
-    images = exports["classifier"][1]
-    names = [c["name"] for c in json.loads((exports["classifier"][0] / "metadata.json").read_text())["classes"]]
+def test_classify_and_regress_on_the_classifier(use):
+    s, export, images = use("classifier")
+    names = [c["name"] for c in json.loads((export / "metadata.json").read_text())["classes"]]
     probs = [p["probabilities"] for p in s.post("/v1/models/{name}:predict",
                                                 {"instances": [b64(p) for p in images]}).json()["predictions"]]
     body = {"signature_name": "classification", "examples": [{"image/encoded": b64(p)} for p in images]}
@@ -304,8 +301,8 @@ def test_classify_and_regress_on_the_classifier(servers, exports):
 
 
 @pytest.mark.parametrize("kind", ["detector", "mask_rcnn"])
-def test_classify_and_regress_on_a_detector(servers, kind):
-    s = servers[kind]
+def test_classify_and_regress_on_a_detector(use, kind):
+    s, export, images = use(kind)
     count = len(signature_defs(s)["serving_default"]["outputs"])
     examples = {"examples": [{"x": 1}]}
     assert error_of(s.post("/v1/models/{name}:classify", examples), 400) == \
@@ -315,9 +312,9 @@ def test_classify_and_regress_on_a_detector(servers, kind):
 
 # ------------------------------------------------------------------ errors: bodies and codes
 @pytest.mark.parametrize("kind", KINDS)
-def test_error_bodies_and_codes(servers, exports, kind):
-    s = servers[kind]
-    image = b64(exports[kind][1][0])
+def test_error_bodies_and_codes(use, kind):
+    s, export, images = use(kind)
+    image = b64(images[0])
     n = s.name
     assert error_of(s.get("/v1/models/{name}:predict"), 400) == "Malformed request: GET /v1/models/{}:predict".format(n)
     assert error_of(s.post("/v1/models/{name}:explain", {}), 400) == \
