@@ -22,7 +22,7 @@ from conftest import bin_path
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
-KINDS = ("detector", "mask_rcnn", "classifier")
+KINDS = ("classifier", "mask_rcnn", "detector")  # the SSD last: test_export_serve builds it meanwhile
 NAME = {"detector": "shapes", "mask_rcnn": "masks", "classifier": "flowers"}
 NOT_PER_IMAGE = {"anchors", "image_shape", "box_classifier_features", "class_predictions_with_background",
                  "mask_predictions", "refined_box_encodings"}  # odrun/runtimes NOT_PER_IMAGE
