@@ -163,7 +163,7 @@ async def classify_or_regress(request, verb):
     the signature's shape (classifier.cc / regressor.cc with the default flags)."""
     body = codecs.parse_json(await request.read())
     name = tfjson.signature_name(body, REST["default_signature"]["value"])
-    context, rows = tfjson.examples(body, verb)
+    context, rows = tfjson.examples(body)
     servable(request)
     sig = signature.find(await signatures(request.app), name, codecs.BadRequest, REST)
     (signature.check_classify if verb == "classify" else signature.check_regress)(sig, codecs.BadRequest, REST)

@@ -186,7 +186,7 @@ def response_json(outputs, columnar):
     return {"predictions": [{n: rows[n][i] for n in names} for i in range(sizes[names[0]])]}
 
 
-def examples(body, verb):
+def examples(body):
     """FillClassifyRegressRequestFromJson: -> (context features or None, [example features])."""
     context = body.get("context")
     if context is not None:
