@@ -104,3 +104,59 @@ def ssd_tf2(tmp_path_factory):
     for k in ("root", "images", "data", "run", "export", "det"):
         info[k] = Path(info[k])
     return info
+
+
+# ------------------------------------------------------------------ tiny classifier and Mask R-CNN exports
+def build_classifier(root):
+    """The shortest classifier run that exports (issue 26's conformance test): 4 synthetic classes x
+    4 images, MobileNetV2 x0.35 at 32 px FROM SCRATCH (no --pretrained: nothing downloaded), 2 steps,
+    then `odrun export` (serving_default, classify_pixels and the `classification` signature)."""
+    from odrun.tasks.classify import synth
+    p = {k: str(root / k) for k in ("images", "data", "run", "export")}
+    synth.generate(p["images"], per_class=4, size=40, seed=5)
+    run_cli("odrun", "convert", p["images"], "--task", "classify", "--out", p["data"], "--json", check=0)
+    run_cli("odrun", "train", "--task", "classify", "--data", p["data"], "--workdir", p["run"], "--model",
+            "mobilenet_v2", "--image-size", 32, "--set", "alpha=0.35", "--batch", 4, "--steps", 2,
+            "--fine-tune-steps", 0, "--json", check=0)
+    p["export_meta"] = json.loads(run_cli("odrun", "export", "--workdir", p["run"], "--out", p["export"], "--json",
+                                          check=0).stdout)
+    return p
+
+
+@pytest.fixture(scope="session")
+def classifier_export(tmp_path_factory):
+    """The shared tiny classifier export (paths as Path)."""
+    require(have_module("tensorflow"), "TensorFlow not installed (run scripts/setup.sh)")
+    info = shared(tmp_path_factory, "classifier", build_classifier)
+    for k in ("images", "data", "run", "export"):
+        info[k] = Path(info[k])
+    return info
+
+
+MASK_SIZE = 128
+
+
+def build_mask_rcnn(root):
+    """test_segment_model's recipe, shortest: 6 HAND-MADE synthetic shape images with exact masks
+    (odrun/tasks/detect/masks/synth.py), the small TF2 Mask R-CNN template, 1 step, export."""
+    from odrun.convert import convert
+    from odrun.tasks.detect.masks import synth
+    p = {k: str(root / k) for k in ("src", "data", "run", "export")}
+    path, _ = synth.generate(p["src"], count=6, width=MASK_SIZE, height=MASK_SIZE, seed=2)
+    convert(path, p["data"], split=0.67, progress=False, workers=1)
+    run_cli("odrun", "train", "--task", "segment", "--data", p["data"], "--workdir", p["run"], "--steps", 1,
+            "--json", check=0)
+    p["export_meta"] = json.loads(run_cli("odrun", "export", "--workdir", p["run"], "--out", p["export"], "--json",
+                                          check=0, timeout=1800).stdout)
+    return p
+
+
+@pytest.fixture(scope="session")
+def mask_rcnn_export(tmp_path_factory):
+    """The shared tiny Mask R-CNN export (paths as Path)."""
+    require(have_module("tensorflow") and have_module("object_detection") and have_module("pycocotools"),
+            "TensorFlow + OD API + pycocotools not installed (run scripts/setup.sh)")
+    info = shared(tmp_path_factory, "mask_rcnn", build_mask_rcnn)
+    for k in ("src", "data", "run", "export"):
+        info[k] = Path(info[k])
+    return info

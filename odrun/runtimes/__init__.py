@@ -10,6 +10,9 @@ Runtimes (files inside EXPORT_DIR; `odrun export --format` writes them):
                                                              never imports TensorFlow
   frozen       frozen/frozen_graph.pb TensorFlow, GraphDef import (seconds, no SavedModel restore)
   saved_model  saved_model/           TensorFlow SavedModel (the OD API's export; slowest to load)
+
+onnx, frozen and saved_model also give each image's dict an "outputs" entry: the signature's own
+outputs for that image, unpadded by nothing (what TF Serving answers; `odrun serve` returns them).
 """
 import importlib
 import os
@@ -101,6 +104,28 @@ def unpack(num, boxes, classes, scores, class_offset=0):
                     "classes": np.asarray(classes[j][:n]).astype(int) + class_offset,
                     "scores": np.asarray(scores[j][:n], dtype=np.float32)})
     return out
+
+
+# Outputs of the OD API's Faster/Mask R-CNN signature that are not one row per image (anchors,
+# [batch * proposals, ...] box-classifier tensors, the [4] image shape): never split per image.
+NOT_PER_IMAGE = frozenset(("anchors", "image_shape", "box_classifier_features", "class_predictions_with_background",
+                           "mask_predictions", "refined_box_encodings"))
+
+
+def per_image_outputs(out, count):
+    """{name: batched array} of one model call over `count` images -> [{name: that image's row}]
+    for the outputs whose first dimension is the batch (TF Serving's row format: one row each)."""
+    import numpy as np
+    arrays = {k: np.asarray(v) for k, v in out.items() if k not in NOT_PER_IMAGE}
+    batched = {k: v for k, v in arrays.items() if v.ndim >= 1 and v.shape[0] == count}
+    return [{k: v[j] for k, v in sorted(batched.items())} for j in range(count)]
+
+
+def with_outputs(dets, out, count):
+    """dets (unpack's, one model call) with each image's signature outputs attached."""
+    for det, row in zip(dets, per_image_outputs(out, count)):
+        det["outputs"] = row
+    return dets
 
 
 def resize_bilinear(image, height, width, half_pixel=False):

@@ -6,7 +6,7 @@ graph, variables, tf.function tracing) takes tens of seconds. Imports TensorFlow
 import json
 import os
 
-from odrun.runtimes import FILES, group_by_shape, unpack
+from odrun.runtimes import FILES, group_by_shape, unpack, with_outputs
 
 
 def load_graph_function(pb_path, inputs, outputs):
@@ -38,9 +38,9 @@ class Runtime(object):
         results = [None] * len(images)
         for indexes in group_by_shape(images).values():
             batch = tf.constant(np.stack([images[i] for i in indexes]).astype(np.float32))
-            out = self.fn(batch)
-            dets = unpack(out["num_detections"].numpy(), out["detection_boxes"].numpy(),
-                          out["detection_classes"].numpy(), out["detection_scores"].numpy())
-            for i, det in zip(indexes, dets):
+            out = {k: v.numpy() for k, v in self.fn(batch).items()}
+            dets = unpack(out["num_detections"], out["detection_boxes"], out["detection_classes"],
+                          out["detection_scores"])
+            for i, det in zip(indexes, with_outputs(dets, out, len(indexes))):
                 results[i] = det
         return results

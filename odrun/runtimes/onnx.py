@@ -4,7 +4,7 @@ The graph keeps the OD API's preprocessing (resize, normalise) and postprocessin
 runtime only feeds float32 NHWC images. Never imports TensorFlow."""
 import os
 
-from odrun.runtimes import FILES, group_by_shape, unpack
+from odrun.runtimes import FILES, group_by_shape, unpack, with_outputs
 
 
 class Runtime(object):
@@ -19,7 +19,7 @@ class Runtime(object):
         self.path = path or os.path.join(export_dir, FILES["onnx"])
         self.session = ort.InferenceSession(self.path, sess_options=options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.output_names = ["num_detections", "detection_boxes", "detection_classes", "detection_scores"]
+        self.output_names = [o.name for o in self.session.get_outputs()]  # all of the signature's
         self.max_batch = None
 
     def detect(self, images):
@@ -27,7 +27,9 @@ class Runtime(object):
         results = [None] * len(images)
         for indexes in group_by_shape(images).values():
             batch = np.stack([images[i] for i in indexes]).astype(np.float32)
-            num, boxes, classes, scores = self.session.run(self.output_names, {self.input_name: batch})
-            for i, det in zip(indexes, unpack(num, boxes, classes, scores)):
+            out = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: batch})))
+            dets = unpack(out["num_detections"], out["detection_boxes"], out["detection_classes"],
+                          out["detection_scores"])
+            for i, det in zip(indexes, with_outputs(dets, out, len(indexes))):
                 results[i] = det
         return results

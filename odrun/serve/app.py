@@ -10,15 +10,17 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from odcore.errors import UserError
 from odrun.workdir.metadata import export_metadata
 from odrun import runtimes
-from odrun.serve import handlers, keys
+from odrun.serve import classifier, handlers, keys
 from odrun.serve.batcher import Batcher
 from odrun.serve.metrics import Metrics
+from odrun.tasks.classify.export import PIXELS_SIGNATURE
 from odrun.tasks.detect.masks import output as seg_output
 
 LOG = logging.getLogger("odrun.serve")
@@ -33,21 +35,35 @@ class Options(object):
                  threshold=0.4, delay_ms=0):
         self.export_dir = export_dir
         self.name = name or os.path.basename(os.path.abspath(export_dir).rstrip("/")) or "model"
-        self.meta, self.names = export_metadata(export_dir, classifier=False)
-        self.runtime_name = seg_output.runtime_for(self.meta, runtime_name)
+        self.meta, self.names = export_metadata(export_dir)
+        self.classifier = self.meta.get("task") == "classify"  # served through its own signatures
+        self.runtime_name = classifier_runtime(runtime_name) if self.classifier else \
+            seg_output.runtime_for(self.meta, runtime_name)
         self.max_batch, self.batch_timeout_ms, self.queue_size = max_batch, batch_timeout_ms, queue_size
         self.max_body, self.max_pixels, self.max_request_pixels = max_body, max_pixels, max_request_pixels
         self.threshold, self.delay_ms = threshold, delay_ms
+
+
+def classifier_runtime(runtime_name):
+    if runtime_name not in (None, "auto", "saved_model"):
+        raise UserError("a classifier export is served from its SavedModel, not --runtime {}".format(runtime_name),
+                        where="--runtime", fix="omit --runtime (or --runtime saved_model)")
+    return "saved_model"
 
 
 class State(object):
     def __init__(self):
         self.ready, self.error, self.batcher, self.runtime = False, None, None, None
         self.signatures = None  # {key: SignatureDef}, read on the first metadata request
+        self.classifier, self.executor = None, None  # a classifier export: its signatures, one model thread
 
 
 def load_and_warm(options):
     import numpy as np
+    if options.classifier:
+        rt = classifier.Runtime(options.export_dir)
+        rt.run(PIXELS_SIGNATURE, {"pixels": np.zeros((1, 32, 32, 3), dtype=np.uint8)})  # warm-up: first call traces
+        return rt
     rt = runtimes.load(options.export_dir, options.runtime_name, options.meta)
     size = options.meta.get("image_size") or 320
     size = size if isinstance(size, (list, tuple)) else [size, size]
@@ -66,16 +82,22 @@ async def model(app):
                         where=options.export_dir, fix="check it with `odrun detect --model {} IMAGE` or "
                         "re-export it: odrun export --workdir RUN_DIR --out {}".format(options.export_dir,
                                                                                        options.export_dir))
-    state.batcher = Batcher(rt, options.max_batch, options.batch_timeout_ms, options.queue_size,
-                            app[keys.METRICS], options.delay_ms, options.max_request_pixels)
-    state.batcher.start()
+    if options.classifier:
+        state.classifier, state.executor = rt, ThreadPoolExecutor(1)
+    else:
+        state.batcher = Batcher(rt, options.max_batch, options.batch_timeout_ms, options.queue_size,
+                                app[keys.METRICS], options.delay_ms, options.max_request_pixels)
+        state.batcher.start()
     state.runtime, state.ready = rt.name, True
     app[keys.METRICS].ready.set(1)
-    LOG.info("ready: %s via %s (max batch %d, %s ms)", options.name, rt.name, state.batcher.max_batch,
-             options.batch_timeout_ms)
+    LOG.info("ready: %s via %s (%s)", options.name, rt.name, "classifier: its signatures" if options.classifier else
+             "max batch {}, {} ms".format(state.batcher.max_batch, options.batch_timeout_ms))
     yield
     state.ready = False
-    await state.batcher.close()
+    if state.batcher is not None:
+        await state.batcher.close()
+    if state.executor is not None:
+        state.executor.shutdown(wait=True)
 
 
 def make_app(options):
@@ -88,10 +110,12 @@ def make_app(options):
         add.add_post(model_path + spec + ":{verb:[A-Za-z]+}", handlers.predict)
         add.add_get(model_path + spec, handlers.model_status)
         add.add_get(model_path + spec + "/metadata", handlers.model_metadata)
+    add.add_get("/v1/models", handlers.no_model_name)
     add.add_post("/v1/detect", handlers.detect)
     add.add_get("/healthz", handlers.healthz)
     add.add_get("/readyz", handlers.readyz)
     add.add_get("/metrics", handlers.metrics_view)
+    add.add_route("*", "/v1/{tail:.*}", handlers.unrouted)  # last: TF Serving answers all of /v1/
     app.cleanup_ctx.append(model)
     return app
 

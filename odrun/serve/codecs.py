@@ -165,7 +165,11 @@ def decode_instances(instances, limits):
 
 
 def outputs(det):
-    """One detection dict -> the signature's outputs TF Serving answers, by name."""
+    """One detection dict -> the signature's outputs TF Serving answers, by name: all of them as the
+    model gave them (padded to max detections) when the runtime returns them (onnx, frozen,
+    saved_model); the four TFLite_Detection_PostProcess gives, cut at num_detections, otherwise."""
+    if det.get("outputs"):
+        return {k: v.tolist() for k, v in det["outputs"].items()}
     out = {"num_detections": float(len(det["scores"])),
            "detection_boxes": [[float(v) for v in b] for b in det["boxes"]],
            "detection_classes": [float(c) for c in det["classes"]],

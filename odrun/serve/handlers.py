@@ -13,7 +13,7 @@ import time
 
 from aiohttp import BodyPartReader, web
 
-from odrun.serve import codecs, keys, signature
+from odrun.serve import codecs, keys, signature, tfjson
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
     REST = {k: v for k, v in json.load(_f).items() if not k.startswith("_")}
@@ -47,15 +47,29 @@ async def errors_and_metrics(request, handler):
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.OPTIONS].max_body
         response = json_error(413, "request body over the limit of {} bytes (--max-body-mb)".format(limit))
-    except web.HTTPMethodNotAllowed as exc:
-        response = json_error(405, REST["malformed"]["value"].format(method=request.method, path=request.path),
-                              {"Allow": ", ".join(sorted(exc.allowed_methods))})
+    except web.HTTPMethodNotAllowed:  # TF Serving routes by method and path together: 400 (rest.json)
+        response = malformed(request)
     except web.HTTPException as exc:
         response = json_error(exc.status, exc.reason)
     metrics = request.app[keys.METRICS]
     metrics.requests.labels(_route(request), str(response.status)).inc()
     metrics.latency.labels(_route(request)).observe(time.time() - t0)
     return response
+
+
+def malformed(request):
+    return json_error(REST["status_of_code"]["value"][REST["malformed"]["code"]],
+                      REST["malformed"]["value"].format(method=request.method, path=request.path))
+
+
+async def no_model_name(request):
+    """GET /v1/models: TF Serving parses it, then wants a name."""
+    raise RestError("no_model_name")
+
+
+async def unrouted(request):
+    """Any other method/path under /v1/: TF Serving's handler answers every /v1/.* request."""
+    return malformed(request)
 
 
 def servable(request):
@@ -80,6 +94,9 @@ def arrival(request):
 
 async def infer(request, images):
     state, options = request.app[keys.STATE], request.app[keys.OPTIONS]
+    if state.classifier is not None:
+        raise codecs.BadRequest("this export is a classifier, not a detector: use /v1/models/{0}:predict or "
+                                "/v1/models/{0}:classify".format(options.name))
     if not state.ready:
         return None, json_error(503, "model is loading", {"Retry-After": "1"})
     try:
@@ -92,26 +109,27 @@ async def infer(request, images):
 
 
 def predict_body(body):
-    """A predict request body -> (instances, columnar), `signature_name` checked."""
-    if not isinstance(body, dict) or len({"instances", "inputs"} & set(body)) != 1:
-        raise codecs.BadRequest('expected a JSON object with exactly one of "instances" (row format) '
-                                'or "inputs" (columnar format)')
-    signature = body.get("signature_name", REST["default_signature"]["value"])
-    if signature != REST["default_signature"]["value"]:
-        raise RestError("no_signature", signature=signature)
-    columnar = "inputs" in body
-    instances = body["inputs"] if columnar else body["instances"]
+    """A predict request body -> (instances, columnar), `signature_name` checked (TF Serving's texts)."""
+    default = REST["default_signature"]["value"]
+    signature_name = tfjson.signature_name(body, default)
+    if signature_name != default:
+        raise RestError("no_signature", signature=signature_name)
+    instances, columnar = tfjson.instances_or_inputs(body)
     if isinstance(instances, dict) and len(instances) == 1:
         instances = list(instances.values())[0]  # {"input_tensor": [...]}: the one named input
     return instances, columnar
 
 
 async def predict(request):
-    servable(request)
-    verb = request.match_info["verb"]
+    """POST ...:predict, :classify, :regress (TF Serving's kPredictionApiGegex, case-insensitive)."""
+    verb = request.match_info["verb"].lower()
+    if verb not in ("predict", "classify", "regress"):
+        return malformed(request)
     if verb != "predict":
-        raise codecs.BadRequest(":{} needs a classify/regress signature; this export is an object detector "
-                                "(its serving_default signature is a predict one): use :predict".format(verb))
+        return await classify_or_regress(request, verb)
+    servable(request)
+    if request.app[keys.STATE].classifier is not None:
+        return await predict_signature(request)
     with arrival(request):
         instances, columnar = predict_body(codecs.parse_json(await request.read()))
         images = codecs.decode_instances(instances, request.app[keys.OPTIONS])
@@ -119,6 +137,52 @@ async def predict(request):
     if error is not None:
         return error
     return web.json_response(codecs.predict_answer(dets, columnar))
+
+
+async def run_classifier(request, method, *args):
+    """The classifier export's signature call on its own model thread (503 while loading)."""
+    state = request.app[keys.STATE]
+    if not state.ready:
+        raise codecs.NoMemory("model is loading")
+    return await asyncio.get_event_loop().run_in_executor(state.executor, method, *args)
+
+
+async def predict_signature(request):
+    """:predict on a classifier export: any of its signatures, TF Serving's JSON <-> tensors."""
+    rt = request.app[keys.STATE].classifier
+    body = codecs.parse_json(await request.read())
+    name = tfjson.signature_name(body, REST["default_signature"]["value"])
+    if name not in rt.fns:
+        raise RestError("no_signature", signature=name)
+    arrays, columnar = tfjson.request_tensors(body, rt.specs(name))
+    return web.json_response(tfjson.response_json(await run_classifier(request, rt.run, name, arrays), columnar))
+
+
+async def classify_or_regress(request, verb):
+    """:classify / :regress as TF Serving answers them: the JSON examples first, then the model, then
+    the signature's shape (classifier.cc / regressor.cc with the default flags)."""
+    body = codecs.parse_json(await request.read())
+    name = tfjson.signature_name(body, REST["default_signature"]["value"])
+    context, rows = tfjson.examples(body)
+    servable(request)
+    sig = signature.find(await signatures(request.app), name, codecs.BadRequest, REST)
+    (signature.check_classify if verb == "classify" else signature.check_regress)(sig, codecs.BadRequest, REST)
+    rt = request.app[keys.STATE].classifier
+    if rt is None:  # a detector's signatures never pass the checks above; the OD API has no others
+        raise codecs.BadRequest("this export has no {} model".format(verb))
+    method = rt.classify if verb == "classify" else rt.regress
+    return web.json_response(await run_classifier(request, method, name, context, rows))
+
+
+async def signatures(app):
+    """The export's SignatureDefs, read once (imports TensorFlow's protos) off the event loop."""
+    options, state = app[keys.OPTIONS], app[keys.STATE]
+    if state.signatures is None:
+        state.signatures = await asyncio.get_event_loop().run_in_executor(
+            None, signature.signature_defs, options.export_dir)
+    if not state.signatures:
+        raise RestError("no_metadata", name=options.name)
+    return state.signatures
 
 
 async def model_status(request):
@@ -142,13 +206,8 @@ async def model_status(request):
 async def model_metadata(request):
     """GetModelMetadata as TF Serving's REST API prints it: the export's SignatureDefs."""
     servable(request)
-    options, state = request.app[keys.OPTIONS], request.app[keys.STATE]
-    if state.signatures is None:  # read once (imports TensorFlow's protos), off the event loop
-        state.signatures = await asyncio.get_event_loop().run_in_executor(
-            None, signature.signature_defs, options.export_dir)
-    if not state.signatures:
-        raise RestError("no_metadata", name=options.name)
-    return web.json_response(signature.metadata_json(options.name, VERSION, state.signatures))
+    sigs = await signatures(request.app)
+    return web.json_response(signature.metadata_json(request.app[keys.OPTIONS].name, VERSION, sigs))
 
 
 async def detect(request):

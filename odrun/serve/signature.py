@@ -39,3 +39,39 @@ def metadata_json(name, version, sigs):
     return {"model_spec": {"name": name, "signature_name": "", "version": str(int(version))},
             "metadata": {"signature_def": {"signature_def": {
                 key: json_format.MessageToDict(sig, **opts) for key, sig in sorted(sigs.items())}}}}
+
+
+
+def find(sigs, name, error, texts):
+    """The SignatureDef `name`, or `error` (codecs.BadRequest) with TF Serving's text (rest.json)."""
+    if name not in sigs:
+        raise error(texts["no_signature_classify"]["value"].format(signature=name))
+    return sigs[name]
+
+
+def check_classify(sig, error, texts):
+    """PreProcessClassification (classifier.cc) with TF Serving's default flags (no
+    --enable_signature_method_name_check): one input `inputs`, outputs `classes` and/or `scores`."""
+    said = texts["classify_shape"]["value"]
+    if len(sig.inputs) != 1:
+        raise error(said["inputs"])
+    if len(sig.outputs) not in (1, 2):
+        raise error(said["outputs"].format(count=len(sig.outputs)))
+    if "inputs" not in sig.inputs:
+        raise error("No classification inputs found in SignatureDef: {}".format(sig))
+    if "classes" not in sig.outputs and "scores" not in sig.outputs:
+        raise error('Expected classification signature outputs to contain at least one of "classes" or '
+                    '"scores". Signature was: {}'.format(sig))
+
+
+def check_regress(sig, error, texts):
+    """PreProcessRegression (regressor.cc), default flags: one input `inputs`, one output `outputs`."""
+    said = texts["regress_shape"]["value"]
+    if len(sig.inputs) != 1:
+        raise error(said["inputs"])
+    if len(sig.outputs) != 1:
+        raise error(said["outputs"])
+    if "inputs" not in sig.inputs:
+        raise error("No regression inputs found in SignatureDef: {}".format(sig))
+    if "outputs" not in sig.outputs:
+        raise error("No regression outputs found in SignatureDef: {}".format(sig))

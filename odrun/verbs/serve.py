@@ -1,7 +1,8 @@
 """`odrun serve --model EXPORT_DIR [--host 127.0.0.1] [--port 8501]`: an HTTP inference service.
 
 TensorFlow Serving's REST API (POST /v1/models/NAME:predict with "instances" (row format) or
-"inputs" (columnar), base64 images as {"b64": ...}; GET /v1/models/NAME[/versions/1][/metadata]) and,
+"inputs" (columnar), base64 images as {"b64": ...}, every output of the signature; :classify and
+:regress; GET /v1/models/NAME[/versions/1][/metadata]) and,
 with --grpc-port, its gRPC API (PredictionService, ModelService), so
 existing TF Serving clients work unchanged, plus POST /v1/detect (an image upload -> COCO-style
 detections, with masks for Mask R-CNN exports), /healthz, /readyz and Prometheus /metrics.
@@ -9,7 +10,9 @@ Requests are batched dynamically (up to --max-batch images or --batch-timeout-ms
 bounded (503 + Retry-After when full). The port is bound first and opens only once the model is
 loaded and warmed up (a model that fails to load: exit 2). SIGINT/SIGTERM stop accepting, let
 in-flight requests finish, exit 130/143. The model runs through the export's fastest verified
-runtime (onnx, tflite: no TensorFlow import; then frozen, saved_model), or --runtime.
+runtime (onnx, tflite: no TensorFlow import; then frozen, saved_model), or --runtime. A classifier
+export (odrun train --task classify) is served from its SavedModel's signatures: :predict, and
+:classify with "signature_name": "classification".
 
 example: odrun serve --model export/ --port 8501
          curl -F image=@photo.jpg http://127.0.0.1:8501/v1/detect

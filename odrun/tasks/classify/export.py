@@ -2,7 +2,9 @@
 
 MODEL/saved_model/ (signatures: serving_default takes encoded image bytes [N] (JPEG/PNG/GIF/BMP),
 classify_pixels takes a uint8 batch [N, H, W, 3] of any size; both return probabilities,
-classes and scores), labels.txt (slim "ID:NAME"), metadata.json (task classify, model, size,
+classes and scores; `classification` is TF Serving's Classify signature: serialized tf.Examples
+[N] with the image in feature `image/encoded` -> `classes` (names, string [N, C]) and `scores`
+[N, C], method_name tensorflow/serving/classify), labels.txt (slim "ID:NAME"), metadata.json (task classify, model, size,
 classes, step), and retrain.py's artifacts: output_graph.pb, a frozen GraphDef whose input is
 `DecodeJpeg/contents:0` (one JPEG's bytes) and output `final_result:0` (probabilities [1, N]),
 plus output_labels.txt (one name per line), so the tutorial's label_image-style test script
@@ -20,6 +22,9 @@ OUTPUT_TENSOR = "final_result:0"
 SAVED_MODEL = "saved_model"
 BYTES_SIGNATURE = "serving_default"
 PIXELS_SIGNATURE = "classify_pixels"
+CLASSIFY_SIGNATURE = "classification"  # TF Serving's :classify (signature_name "classification")
+CLASSIFY_METHOD = "tensorflow/serving/classify"  # signature_constants.CLASSIFY_METHOD_NAME
+IMAGE_FEATURE = "image/encoded"  # the tf.Example key of the OD API / slim TFRecords
 
 
 def _outputs(probs):
@@ -38,8 +43,8 @@ class _Untracked(object):
         return self._fn(*a, **kw)
 
 
-def serving_module(clf):
-    """A tf.Module holding the model and the two serving functions."""
+def serving_module(clf, names):
+    """A tf.Module holding the model and the three serving functions."""
     import tensorflow as tf
     size = clf.size
     module = tf.Module()
@@ -58,8 +63,30 @@ def serving_module(clf):
     def classify_pixels(pixels):
         return _outputs(module.model(data.resize(pixels, size), training=False))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify_examples(inputs):
+        feats = tf.io.parse_example(inputs, {IMAGE_FEATURE: tf.io.FixedLenFeature([], tf.string)})
+        probs = classify_bytes(feats[IMAGE_FEATURE])["probabilities"]
+        labels = tf.tile(tf.constant([list(names)]), [tf.shape(probs)[0], 1])
+        return {"classes": labels, "scores": probs}
+
     module.classify_bytes, module.classify_pixels = classify_bytes, classify_pixels
+    module.classify_examples = classify_examples
     return module
+
+
+def mark_classify_method(saved_model_dir):
+    """tf.saved_model.save writes every signature as a predict one; TF Serving's Classify (with
+    --enable_signature_method_name_check) and GetModelMetadata read method_name: set it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    for graph in saved.meta_graphs:
+        graph.signature_def[CLASSIFY_SIGNATURE].method_name = CLASSIFY_METHOD
+    with open(path, "wb") as f:  # inside the staged export folder: swapped in whole or not at all
+        f.write(saved.SerializeToString())
 
 
 def frozen_graph(clf):
@@ -96,9 +123,11 @@ def _export(run_dir, out_dir):
     s, clf = evaluate.load_run(run_dir)
     with staged_dir(out_dir) as tmp:
         # 1. SavedModel with the bytes and uint8 signatures
-        module = serving_module(clf)
+        module = serving_module(clf, s["classes"])
         tf.saved_model.save(module, os.path.join(tmp, SAVED_MODEL), signatures={
-            BYTES_SIGNATURE: module.classify_bytes, PIXELS_SIGNATURE: module.classify_pixels})
+            BYTES_SIGNATURE: module.classify_bytes, PIXELS_SIGNATURE: module.classify_pixels,
+            CLASSIFY_SIGNATURE: module.classify_examples})
+        mark_classify_method(os.path.join(tmp, SAVED_MODEL))
         # 2. the tutorial's frozen graph + labels
         with open(os.path.join(tmp, FROZEN_NAME), "wb") as f:
             f.write(frozen_graph(clf).SerializeToString())
@@ -112,7 +141,10 @@ def _export(run_dir, out_dir):
                 BYTES_SIGNATURE: {"inputs": {"images": "string [N]: encoded JPEG/PNG/GIF/BMP"},
                                   "outputs": ["probabilities", "classes", "scores"]},
                 PIXELS_SIGNATURE: {"inputs": {"pixels": "uint8 [N, H, W, 3] RGB, any H, W"},
-                                   "outputs": ["probabilities", "classes", "scores"]}},
+                                   "outputs": ["probabilities", "classes", "scores"]},
+                CLASSIFY_SIGNATURE: {"inputs": {"inputs": "string [N]: serialized tf.Example, the image in "
+                                                          "feature " + IMAGE_FEATURE},
+                                     "outputs": ["classes", "scores"], "method_name": CLASSIFY_METHOD}},
             "frozen_graph": {"file": FROZEN_NAME, "input": INPUT_TENSOR, "output": OUTPUT_TENSOR,
                              "labels": L.RETRAIN_NAME},
             "preprocessing": "decode (TensorFlow), bilinear resize to {0}x{0}, 0..255 floats; the base's own "

@@ -8,6 +8,7 @@ a checkpoint is written every N steps and at the end, and `on_step` can drive a 
 import os
 
 from odcore.errors import UserError
+from odrun.runtimes import per_image_outputs
 from odrun.tasks.detect import distribute
 from odrun.tasks.detect.backends import tf2_eval
 from odrun.tasks.detect.config import pipeline as pc
@@ -305,7 +306,7 @@ def saved_signature(saved_model, name="serving_default"):
 
 
 def load_detector(export_dir):
-    """callable(list of HxWx3 uint8 arrays) -> list of {boxes, classes, scores} (numpy)."""
+    """callable(list of HxWx3 uint8 arrays) -> list of {boxes, classes, scores, outputs} (numpy)."""
     prepare()
     import numpy as np
     import tensorflow as tf
@@ -329,9 +330,11 @@ def load_detector(export_dir):
             boxes, classes = out["detection_boxes"].numpy(), out["detection_classes"].numpy()
             scores = out["detection_scores"].numpy()
             masks = out["detection_masks"].numpy() if "detection_masks" in out else None  # Mask R-CNN
+            rows = per_image_outputs({k: v.numpy() for k, v in out.items()}, len(indexes))  # odrun serve's
             for j, i in enumerate(indexes):
                 n = num[j]
-                results[i] = {"boxes": boxes[j, :n], "classes": classes[j, :n].astype(int), "scores": scores[j, :n]}
+                results[i] = {"boxes": boxes[j, :n], "classes": classes[j, :n].astype(int), "scores": scores[j, :n],
+                              "outputs": rows[j]}
                 if masks is not None:
                     results[i]["masks"] = masks[j, :n]
         return results
