@@ -16,6 +16,11 @@ class Runtime(object):
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        # no busy-waiting: by default the pool's threads spin after each op for the next one, which on a
+        # small or shared machine takes the cores the decoder and `odrun serve`'s HTTP loop need
+        # (measured on 2 loaded cores: 2x the CPU per image, half the images/s; bench/README.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.path = path or os.path.join(export_dir, FILES["onnx"])
         self.session = ort.InferenceSession(self.path, sess_options=options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name

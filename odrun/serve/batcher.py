@@ -6,8 +6,20 @@ decoded (`arrival()`), so a lone client never pays the window and under load the
 while the model runs.
 """
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+
+def model_threads():
+    """The model's intra-op threads under `odrun serve`: the CPUs this process may use less one, which
+    the event loop (HTTP, JSON, base64, JPEG decode) keeps; at least 1. On 2 cores the model on both
+    (the runtime's default) made each call fight the loop for a core: bench/README.md, issue 26."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1)
 
 
 class Job(object):
