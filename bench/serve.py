@@ -101,12 +101,17 @@ def load(make_call, clients, total, server_pid=None):
     per = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
     calls = [make_call() for _ in per]
 
+    errors = []
+
     def worker(call, n):
         mine = []
-        for _ in range(n):
-            t = time.perf_counter()
-            call()
-            mine.append(time.perf_counter() - t)
+        try:
+            for _ in range(n):
+                t = time.perf_counter()
+                call()
+                mine.append(time.perf_counter() - t)
+        except Exception as exc:  # noqa: BLE001 - a failed call voids the measurement: raised below
+            errors.append(exc)
         with lock:
             lat.extend(mine)
 
@@ -118,6 +123,8 @@ def load(make_call, clients, total, server_pid=None):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if errors or len(lat) != total:
+        raise SystemExit("{} of {} calls failed: {!r}".format(total - len(lat), total, errors[:1]))
     cpu = {k: (v, cpu_seconds(os.getpid() if k == "client" else server_pid)) for k, v in cpu0.items() if v is not None}
     return summary(lat, clients, total, wall, cpu)
 
