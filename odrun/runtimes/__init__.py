@@ -76,13 +76,17 @@ def choose(export_dir, runtime=None, meta=None):
     return "saved_model"
 
 
-def load(export_dir, runtime=None, meta=None, api=None):
-    """A loaded runtime object (see the module docstring). `api` (tf1/tf2) picks the SavedModel loader."""
+def load(export_dir, runtime=None, meta=None, api=None, threads=None):
+    """A loaded runtime object (see the module docstring). `api` (tf1/tf2) picks the SavedModel loader;
+    `threads`: the onnx/tflite runtime's intra-op threads (None: the runtime's own default; TensorFlow's
+    runtimes keep theirs)."""
     meta = read_metadata(export_dir) if meta is None else meta
     name = choose(export_dir, runtime, meta)
     module = importlib.import_module("odrun.runtimes." + name)
     if name == "saved_model":
         return module.Runtime(export_dir, meta, api=api)
+    if name in ("onnx", "tflite"):
+        return module.Runtime(export_dir, meta, threads=threads)
     return module.Runtime(export_dir, meta)
 
 

@@ -18,7 +18,7 @@ from odcore.errors import UserError
 from odrun.workdir.metadata import export_metadata
 from odrun import runtimes
 from odrun.serve import classifier, handlers, keys
-from odrun.serve.batcher import Batcher
+from odrun.serve.batcher import Batcher, model_threads
 from odrun.serve.metrics import Metrics
 from odrun.tasks.classify.export import PIXELS_SIGNATURE
 from odrun.tasks.detect.masks import output as seg_output
@@ -64,7 +64,7 @@ def load_and_warm(options):
         rt = classifier.Runtime(options.export_dir)
         rt.run(PIXELS_SIGNATURE, {"pixels": np.zeros((1, 32, 32, 3), dtype=np.uint8)})  # warm-up: first call traces
         return rt
-    rt = runtimes.load(options.export_dir, options.runtime_name, options.meta)
+    rt = runtimes.load(options.export_dir, options.runtime_name, options.meta, threads=model_threads())
     size = options.meta.get("image_size") or 320
     size = size if isinstance(size, (list, tuple)) else [size, size]
     rt.detect([np.zeros((int(size[0]), int(size[1]), 3), dtype=np.uint8)])  # warm-up: first call traces

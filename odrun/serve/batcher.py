@@ -3,11 +3,27 @@
 The worker takes what is queued (up to max_batch images and max_pixels decoded pixels per model
 call); it waits up to the window for more only while other requests are being received or
 decoded (`arrival()`), so a lone client never pays the window and under load the batches fill
-while the model runs.
+while the model runs. A short call (the last one took < INLINE_S) with nobody else waiting runs on
+the event loop itself: two thread hand-offs fewer, each a wake-up that a busy machine delays by
+milliseconds (bench/serve.py: p99 at one client against a direct call).
 """
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+INLINE_S = 0.02  # a model call this short may block the loop (health checks wait at most this long)
+
+
+def model_threads():
+    """The model's intra-op threads under `odrun serve`: the CPUs this process may use less one, which
+    the event loop (HTTP, JSON, base64, JPEG decode) keeps; at least 1. On 2 cores the model on both
+    (the runtime's default) made each call fight the loop for a core: bench/README.md, issue 26."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1)
 
 
 class Job(object):
@@ -31,6 +47,7 @@ class Batcher(object):
         self.task = None
         self.held = None  # a job that did not fit the last batch's pixel budget: first of the next
         self.arriving = 0  # requests received but not yet queued (body read / decode in progress)
+        self.last_call = None  # seconds the last model call took (None: none yet)
 
     def start(self):
         self.task = asyncio.ensure_future(self.loop())
@@ -53,7 +70,18 @@ class Batcher(object):
         out = self.runtime.detect(images)
         self.metrics.inference.observe(time.time() - t0)
         self.metrics.batch.observe(len(images))
+        self.last_call = time.time() - t0 + self.delay
         return out
+
+    def _inline(self):
+        """Run the next call on the loop: it is short and no other request is queued or arriving."""
+        return self.last_call is not None and self.last_call < INLINE_S and self.arriving <= 0 and \
+            self.queue.empty() and self.held is None
+
+    async def _call(self, images):
+        if self._inline():
+            return self._run(images)
+        return await asyncio.get_event_loop().run_in_executor(self.executor, self._run, images)
 
     async def _next(self, deadline):
         """The next queued job, waiting (until `deadline`) only while requests are arriving."""
@@ -89,7 +117,6 @@ class Batcher(object):
         return jobs, False
 
     async def loop(self):
-        loop = asyncio.get_event_loop()
         while True:
             job, self.held = (self.held, None) if self.held is not None else (await self.queue.get(), None)
             if job is None:
@@ -98,7 +125,7 @@ class Batcher(object):
             self.metrics.queue.set(self.queue.qsize())
             images = [im for j in jobs for im in j.images]
             try:
-                dets = await loop.run_in_executor(self.executor, self._run, images)
+                dets = await self._call(images)
             except Exception as exc:  # noqa: BLE001 - reported to each waiting request as a 500
                 for j in jobs:
                     if not j.future.done():

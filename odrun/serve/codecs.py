@@ -94,7 +94,9 @@ def decode_opened(im, what):
     import numpy as np
     try:
         with im:
-            return np.asarray(im.convert("RGB"))
+            if im.mode != "RGB":  # convert() of an RGB image is one more copy of its pixels
+                im = im.convert("RGB")
+            return np.asarray(im)
     except Exception as exc:  # noqa: BLE001 - truncated/damaged data shows only when decoding
         raise BadRequest("{} is not a readable image ({})".format(what, type(exc).__name__))
 
@@ -170,12 +172,14 @@ def outputs(det):
     saved_model); the four TFLite_Detection_PostProcess gives, cut at num_detections, otherwise."""
     if det.get("outputs"):
         return {k: v.tolist() for k, v in det["outputs"].items()}
+    import numpy as np
+    floats = lambda v: np.asarray(v, dtype=np.float64).tolist()  # noqa: E731 - one C loop, not one float() each
     out = {"num_detections": float(len(det["scores"])),
-           "detection_boxes": [[float(v) for v in b] for b in det["boxes"]],
-           "detection_classes": [float(c) for c in det["classes"]],
-           "detection_scores": [float(s) for s in det["scores"]]}
+           "detection_boxes": floats(det["boxes"]),
+           "detection_classes": floats(det["classes"]),
+           "detection_scores": floats(det["scores"])}
     if det.get("masks") is not None:
-        out["detection_masks"] = [[[float(v) for v in row] for row in m] for m in det["masks"]]
+        out["detection_masks"] = floats(det["masks"])
     return out
 
 
