@@ -6,6 +6,9 @@ import sys
 import time
 
 from odcore.errors import UserError
+from odrun import DATA_DIR
+
+SETTINGS_FILE = os.path.join(DATA_DIR, "demo.yaml")
 
 
 def begin(args, steps, images, min_images, last):
@@ -17,6 +20,14 @@ def begin(args, steps, images, min_images, last):
     work = os.path.abspath(args.workdir)
     paths = {k: os.path.join(work, k) for k in ("images", "data", "run", "export", last)}
     return work, paths, args.json, Stages()
+
+
+def settings(task):
+    """odrun/data/demo.yaml's entry for TASK: the synthetic set (synth.generate's keywords) and the
+    model (template, --set overrides) that the demo trains; its steps and images are defaults.yaml's."""
+    import yaml
+    with open(SETTINGS_FILE, encoding="utf-8") as f:
+        return yaml.safe_load(f)[task]
 
 
 class Stages(object):
