@@ -26,7 +26,7 @@ def from_args(args):
     stage("synth", lambda: synth.generate(paths["images"], count=count, seed=0, **cfg["synth"]),
           lambda r: "{} images + COCO JSON with exact masks".format(len(r[1])))
     stage("convert", lambda: convert_with_report(os.path.join(paths["images"], "instances.json"), paths["data"],
-                                                 input_size=IMAGE_SIZE, masks=True, progress=not quiet),
+                                                 input_size=cfg["synth"]["width"], masks=True, progress=not quiet),
           lambda r: "{} train / {} test images with masks, report.png".format(r["images"]["train"],
                                                                               r["images"]["test"]))
     stage("train", lambda: quiet_call(quiet, lambda: train.train(
