@@ -6,7 +6,6 @@ gRPC code TF Serving gives them.
 
 Loaded only with --grpc-port (grpcio, tensorflow-serving-api and TensorFlow's tensor protos).
 """
-import asyncio
 
 import grpc
 import numpy as np
@@ -14,7 +13,7 @@ from grpc import aio
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from odrun.serve import codecs, handlers, keys, signature
+from odrun.serve import codecs, handlers, keys
 
 CODE = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
         429: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.UNAVAILABLE}
@@ -108,7 +107,7 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def GetModelMetadata(self, request, context):
         try:
             check_spec(self.app, request.model_spec)
-            sigs = await signatures(self.app)
+            sigs = await handlers.signatures(self.app)  # REST's reader: read once, shared
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -138,14 +137,6 @@ class Models(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-async def signatures(app):
-    state, options = app[keys.STATE], app[keys.OPTIONS]
-    if state.signatures is None:
-        state.signatures = await asyncio.get_event_loop().run_in_executor(
-            None, signature.signature_defs, options.export_dir)
-    if not state.signatures:
-        raise handlers.RestError("no_metadata", name=options.name)
-    return state.signatures
 
 
 async def run_model(app, images):
