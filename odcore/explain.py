@@ -27,7 +27,7 @@ Usage:
 import os
 import re
 
-from odcore import protofields, symbols
+from odcore import gpustack, protofields, symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover (Python < 3.11)
 _KB_CACHE = {}
 SYMBOL_ID = "symbol-removed"
 PROTO_ID = "pipeline-field-resolved"
+GPU_ID = "gpu-stack-resolved"
 
 
 class KnowledgeBaseError(Exception):
@@ -167,6 +168,9 @@ class KnowledgeBase(object):
         self.by_id[PROTO_ID] = Entry({"id": PROTO_ID, "title": "a pipeline field in the wrong place", "patterns": [],
                                       "cause": "-", "fix": "-", "family": "od-api",
                                       "sources": [protofields.PATH]}, "signature")
+        # the carrier of GPU-stack answers (texts from gpustack.yaml, versions from compat_matrix.yaml)
+        self.by_id[GPU_ID] = Entry({"id": GPU_ID, "title": "a GPU-stack version", "patterns": [], "cause": "-",
+                                    "fix": "-", "family": "cuda-runtime", "sources": [gpustack.PATH]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
@@ -303,7 +307,8 @@ class Scanner(object):
         return self._resolve(window, low, found)
 
     def _resolve(self, window, low, found):
-        """A resolver's answer (a removed name from symbols.yaml, an OD API field from od_protos.yaml) rides
+        """A resolver's answer (a removed name from symbols.yaml, an OD API field from od_protos.yaml, a GPU-stack
+        version from compat_matrix.yaml) rides
         on the first signature that matched (a generic one it `replaces` takes its texts), or is the answer
         itself (its carrier) when none did."""
         resolved, carrier = None, None
@@ -311,6 +316,8 @@ class Scanner(object):
             resolved, carrier = symbols.resolve(normalise(window), low), SYMBOL_ID
         if resolved is None and any(t in low for t in protofields.TRIGGERS):
             resolved, carrier = protofields.resolve(normalise(window), low), PROTO_ID
+        if resolved is None and any(t in low for t in gpustack.TRIGGERS):
+            resolved, carrier = gpustack.resolve(normalise(window), low), GPU_ID
         if resolved is None:
             return found
         replaced = set(resolved.get("replaces") or ())
@@ -375,7 +382,8 @@ class Scanner(object):
             found = self.cache.get(key)
             if found is None:
                 found = self._match(chunk[prev:nxt], key)
-                if len(self.cache) < 100000:
+                # the cache key folds digits: an answer read from a version in the text is not reused
+                if len(self.cache) < 100000 and not any(f[3] and f[3].get("uncacheable") for f in found):
                     self.cache[key] = found
             line = chunk[start:end].strip()
             for entry_id, snippet, _, resolved in found:
@@ -407,7 +415,7 @@ def with_symbol(match, resolved):
     takes its texts, a signature keeps its own and gets the replacement first in its fix."""
     if not resolved:
         return match
-    if match["id"] in (SYMBOL_ID, PROTO_ID) or match["id"] in (resolved.get("replaces") or ()):
+    if match["id"] in (SYMBOL_ID, PROTO_ID, GPU_ID) or match["id"] in (resolved.get("replaces") or ()):
         match.update((k, resolved[k]) for k in ("title", "cause", "fix", "family"))
         match["sources"] = list(resolved["sources"])
     else:

@@ -118,9 +118,11 @@ def resolve_cuda_library(match):
         return match
     image = fits[0]
     match = dict(match)
-    match["fix"] = ("This library is CUDA {}: the {} image (TensorFlow {}, CUDA {}) ships it: provision image "
-                    "build {} (or install CUDA {} for that TensorFlow: provision matrix show tf {}).").format(
+    shipped = ("This library is CUDA {}: the {} image (TensorFlow {}, CUDA {}) ships it: provision image "
+               "build {} (or install CUDA {} for that TensorFlow: provision matrix show tf {}).").format(
         version, image["flavor"], image["tf"], image["cuda"], image["flavor"], image["cuda"], image["tf"])
+    # odcore's GPU-stack resolver already read the version from the matrix (no image named): keep its fix
+    match["fix"] = match["fix"] + " " + shipped if match.get("resolved_from") == "compat_matrix.yaml" else shipped
     match["resolved_from"] = "compat_matrix.yaml images"
     return match
 
