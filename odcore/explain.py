@@ -12,7 +12,9 @@ The knowledge base is data (odcore/data/errors.yaml, schema odcore/data/errors.s
   prefilter   a few cheap substrings; only lines containing one reach the regexes
 A removed or moved name (`module 'X' has no attribute 'Y'`, ...) is resolved from
 odcore/data/symbols.yaml (odcore.symbols): the answer names the replacement, either on the
-signature that matched the same text or, when none did, as the `symbol-removed` answer.
+signature that matched the same text or, when none did, as the `symbol-removed` answer. A GPU-stack
+version (libcudart.so.X, cuDNN loaded vs compiled, a container's CUDA, sm_XX) is resolved the same way
+from compat_matrix.yaml (odcore.gpustack, texts in odcore/data/gpustack.yaml).
 
 Matching a big log streams it in chunks (bounded memory):
   1. find the lines holding a prefilter substring (str.find over the chunk, C speed),
@@ -308,9 +310,8 @@ class Scanner(object):
 
     def _resolve(self, window, low, found):
         """A resolver's answer (a removed name from symbols.yaml, an OD API field from od_protos.yaml, a GPU-stack
-        version from compat_matrix.yaml) rides
-        on the first signature that matched (a generic one it `replaces` takes its texts), or is the answer
-        itself (its carrier) when none did."""
+        version from compat_matrix.yaml) rides on the first signature that matched (a generic one it `replaces`
+        takes its texts), or is the answer itself (its carrier) when none did."""
         resolved, carrier = None, None
         if any(t in low for t in symbols.TRIGGERS):
             resolved, carrier = symbols.resolve(normalise(window), low), SYMBOL_ID
