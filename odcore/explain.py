@@ -36,6 +36,7 @@ CHUNK_BYTES = 4 << 20
 SHORT_TEXT = 20000  # texts up to this size are matched as one window (pasted tracebacks wrap)
 MIN_KEYWORD = 3
 SNIPPET = 300
+FILL_MAX = 120  # characters of a message's variable part shown in an answer
 BINARY_PROBE = 8192
 # Straighten curly quotes (one character for one, so offsets stay valid) so a pasted forum
 # post matches like a terminal log does.
@@ -139,9 +140,11 @@ class Entry(object):
     def __init__(self, entry, kind, anchors=()):
         self.kind = kind
         self.id = entry["id"]
-        self.title = entry["title"]
-        self.cause = " ".join(entry["cause"].split())
-        self.fix = " ".join(entry["fix"].split())
+        # `fill`: {NAME: default} - {NAME} in title/cause/fix takes the pattern's (?P<NAME>...) group when it
+        # matched (the variable part of the message: a partition, a URL, a size), else the default text
+        self.fill = dict(entry.get("fill") or {})
+        self.templates = (entry["title"], " ".join(entry["cause"].split()), " ".join(entry["fix"].split()))
+        self.title, self.cause, self.fix = self._render({})
         self.sources = list(entry.get("sources") or [])
         self.family = entry.get("family", self.id)
         self.harmless = bool(entry.get("harmless", False))
@@ -150,6 +153,24 @@ class Entry(object):
         self.patterns = []
         for p in entry["patterns"]:
             self.patterns.append((re.compile(p, re.IGNORECASE), keywords(p, anchors)))
+
+    def _render(self, values):
+        out = []
+        for text in self.templates:
+            for name, default in self.fill.items():
+                text = text.replace("{" + name + "}", values.get(name) or default)
+            out.append(text)
+        return out
+
+    def filled(self, match):
+        """{"fill": {NAME: value}} from a regex match's named groups, or None (defaults apply)."""
+        if not self.fill:
+            return None
+        values = dict((k, v[:FILL_MAX]) for k, v in match.groupdict().items() if v and k in self.fill)
+        return {"fill": values} if values else None
+
+    def rendered(self, values):
+        return dict(zip(("title", "cause", "fix"), self._render(values)))
 
     def as_dict(self, snippet=None, line=None):
         return {"id": self.id, "kind": self.kind, "family": self.family, "title": self.title,
@@ -304,7 +325,7 @@ class Scanner(object):
                     text = normalise(window)
                 m = rx.search(text)
                 if m:
-                    found.append((entry.id, m.group(0), m.start(), None))
+                    found.append((entry.id, m.group(0), m.start(), entry.filled(m)))
                     break
         return self._resolve(window, low, found)
 
@@ -405,7 +426,11 @@ class Scanner(object):
         ranked.sort(key=lambda t: t[0])
         out = []
         for _, entry, snippet, line, count, resolved in ranked:
-            d = with_symbol(entry.as_dict(snippet, line), resolved)
+            d = entry.as_dict(snippet, line)
+            if resolved and "fill" in resolved:  # the message's variable part, in the signature's own texts
+                d.update(entry.rendered(resolved["fill"]))
+            else:
+                d = with_symbol(d, resolved)
             d["count"] = count
             out.append(d)
         return out
