@@ -291,8 +291,9 @@ class RunDir(object):
 CHOICES = ("newest", "best")  # `--checkpoint` of eval/export, besides a step number
 
 
-def add_checkpoint_flag(p):
-    """`--checkpoint` of `odrun eval` / `odrun export`."""
+def add_checkpoint_flags(p):
+    """`--workdir RUN_DIR --checkpoint newest|best|STEP`: what `odrun eval` and `odrun export` read."""
+    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--checkpoint", default="newest", metavar="newest|best|STEP",
                    help="which checkpoint: newest (default), best (RUN_DIR/best/, kept by `odrun train "
                         "--eval-every`) or a step number (one of RUN_DIR/ckpt-STEP)")
