@@ -80,6 +80,11 @@ def index_problem(index_path):
     return None
 
 
+def _inside(name):
+    """A read-only RunDir attribute: the path of NAME inside the run directory."""
+    return property(lambda self: os.path.join(self.path, name))
+
+
 class RunDir(object):
     """One run directory; cheap to create (reads nothing until asked)."""
 
@@ -87,25 +92,11 @@ class RunDir(object):
         self.path = str(path)
 
     # ----------------------------------------------------------- layout
-    @property
-    def config_path(self):
-        return os.path.join(self.path, CONFIG)
-
-    @property
-    def run_json_path(self):
-        return os.path.join(self.path, RUN_JSON)
-
-    @property
-    def state_path(self):
-        return os.path.join(self.path, STATE)
-
-    @property
-    def logs_dir(self):
-        return os.path.join(self.path, LOGS)
-
-    @property
-    def results_csv(self):
-        return os.path.join(self.path, RESULTS)
+    config_path = _inside(CONFIG)
+    run_json_path = _inside(RUN_JSON)
+    state_path = _inside(STATE)
+    logs_dir = _inside(LOGS)
+    results_csv = _inside(RESULTS)
 
     def exists(self):
         return os.path.isdir(self.path)
