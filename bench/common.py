@@ -1,4 +1,5 @@
-"""What every benchmark shares: its scratch space (removed at the end) and its report.
+"""What every benchmark shares: its scratch space (removed at the end), its timing loop (`samples`)
+and its report.
 
 `report(name, result, ratios)` prints the script's JSON and, under `make bench` (bench/run_all.py sets
 $ODSTACK_BENCH_RESULT), also writes it where run_all collects it into one table and bench/results.json.
@@ -14,11 +15,24 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 KEEP = os.environ.get("ODSTACK_BENCH_KEEP", "") in ("1", "true", "yes")
+
+
+def samples(fn, runs, inner=1):
+    """Seconds per call of fn(), once per run (each the mean of INNER back-to-back calls): the
+    benchmarks report their median, min and max in their own units."""
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        out.append((time.perf_counter() - t0) / inner)
+    return out
 
 
 def ratio(what, value, goal=None, higher_is_better=True):

@@ -15,8 +15,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from common import samples
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -24,13 +25,9 @@ PROVISION = str(Path(sys.executable).parent / "provision")
 
 
 def timed(fn, runs):
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return {"median_s": round(statistics.median(samples), 3), "min_s": round(min(samples), 3),
-            "max_s": round(max(samples), 3), "runs": runs}
+    s = samples(fn, runs)
+    return {"median_s": round(statistics.median(s), 3), "min_s": round(min(s), 3),
+            "max_s": round(max(s), 3), "runs": runs}
 
 
 # A user's install has .pyc files; a sandbox with PYTHONDONTWRITEBYTECODE=1 recompiles every

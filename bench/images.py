@@ -13,18 +13,16 @@ import sys
 import time
 from pathlib import Path
 
+from common import samples
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
 def timed(fn, runs):
-    times = []
-    for _ in range(runs):
-        t = time.time()
-        fn()
-        times.append(time.time() - t)
-    return round(statistics.median(times), 2), round(min(times), 2), round(max(times), 2)
+    s = samples(fn, runs)
+    return round(statistics.median(s), 2), round(min(s), 2), round(max(s), 2)
 
 
 def provision(*args):

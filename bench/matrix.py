@@ -13,8 +13,9 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from common import samples
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -24,14 +25,9 @@ GPUS = ["NVIDIA GeForce RTX 3090", "Tesla V100-SXM2-32GB", "NVIDIA A100-SXM4-80G
 
 
 def timed(fn, runs, inner=1):
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return {"median_ms": round(statistics.median(samples) * 1e3, 3), "min_ms": round(min(samples) * 1e3, 3),
-            "max_ms": round(max(samples) * 1e3, 3), "runs": runs}
+    s = samples(fn, runs, inner)
+    return {"median_ms": round(statistics.median(s) * 1e3, 3), "min_ms": round(min(s) * 1e3, 3),
+            "max_ms": round(max(s) * 1e3, 3), "runs": runs}
 
 
 def main():

@@ -93,6 +93,16 @@ def read_bytes(path, max_bytes=None):
     return data
 
 
+def read_nonempty(path, data=None):
+    """The image's bytes (DATA, else read_bytes(PATH)), an empty file refused too: what the converters
+    check before they decode (each wraps the ImageRefused message in its own error type)."""
+    if data is None:
+        data = read_bytes(path)
+    if not data:
+        raise ImageRefused("the image file is empty (0 bytes)", where=path)
+    return data
+
+
 def check_pixels(width, height, where, max_pixels=None):
     max_pixels = limits()["max_pixels"] if max_pixels is None else max_pixels
     if width * height > max_pixels:

@@ -1,6 +1,6 @@
 """`provision image build|ls`: the images/<flavour>/ Dockerfiles, built through the docker SDK.
 
-The build context is assembled here (not `docker build .`): images/<flavour>/, images/odrun.sh,
+The build context is assembled here (not `docker build .`): images/<flavour>/, images/common/,
 odrun/, odcore/ and, when the flavour's Python matches this host's, a wheelhouse of its locks built on the
 host (~/.cache/odstack/wheelhouse/<flavour>). With the wheelhouse the container needs no network
 and no registry certificates (containers here cannot reach PyPI; hosts behind proxies often can't).
@@ -181,7 +181,7 @@ def build_context(flavor, wheels=None):
     fh = tempfile.TemporaryFile(prefix="odstack-context-")
     with tarfile.open(fileobj=fh, mode="w") as tar:
         tar.add(str(IMAGES / flavor), arcname="images/" + flavor, filter=_skip)
-        tar.add(str(IMAGES / "odrun.sh"), arcname="images/odrun.sh", filter=_skip)
+        tar.add(str(IMAGES / "common"), arcname="images/common", filter=_skip)  # what every flavour shares
         tar.add(str(ROOT / "odrun"), arcname="odrun", filter=_skip)
         tar.add(str(ROOT / "odcore"), arcname="odcore", filter=_skip)
         if wheels:

@@ -49,6 +49,19 @@ def bin_path(name):
     return str(candidate) if candidate.exists() else shutil.which(name)
 
 
+def tree(folder):
+    """{relative path: sha256} of every file under folder (symlinks not followed): a before/after
+    snapshot for "nothing was touched" assertions."""
+    import hashlib
+    out = {}
+    for root, _dirs, files in os.walk(str(folder)):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, str(folder))] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
 def walk_parsers(parser, path):
     """(path of verb names, parser) for a parser and every sub-command below it."""
     yield path, parser

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import run_cli
+from conftest import run_cli, tree
 
 
 from odcore.cache import MARKER
@@ -48,17 +48,6 @@ def test_every_cache_user_reads_the_same_root(tmp_path, monkeypatch):
     assert pretrained.cache_root() == cache_dir("zoo") == str(tmp_path / "zoo")
 
 
-def _tree(root):
-    """{relative path: bytes} of every file under root (symlinks not followed)."""
-    out = {}
-    for dirpath, _dirs, files in os.walk(str(root)):
-        for f in files:
-            path = os.path.join(dirpath, f)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, str(root))] = fh.read()
-    return out
-
-
 def _project(tmp_path):
     """A project folder a user pointed ODSTACK_CACHE at: their files, and one entry of ours."""
     project = tmp_path / "project"
@@ -76,18 +65,18 @@ def test_clear_on_a_project_folder_removes_only_what_odstack_made(tmp_path):
     subprocess.run([sys.executable, "-c", "from odcore.cache import make_dir; make_dir('bench')"],
                    env=env, check=True)
     (project / "bench" / "x.bin").write_bytes(b"z" * 300)
-    before = _tree(project)
+    before = tree(project)
     listed = json.loads(run_cli("odrun", "cache", "list", "--json", env=env, check=0).stdout)
     assert [c["name"] for c in listed["caches"]] == ["bench"]
     assert sorted(c["name"] for c in listed["not_ours"]) == ["notes.txt", "src", "zoo"]
     text = run_cli("odrun", "cache", "list", env=env, check=0).stdout
     assert "not ours" in text and "notes.txt" in text
     proc = run_cli("odrun", "cache", "clear", "zoo", env=env, check=2)
-    assert "not made by odstack" in proc.stderr and _tree(project) == before
+    assert "not made by odstack" in proc.stderr and tree(project) == before
     out = json.loads(run_cli("odrun", "cache", "clear", "--json", env=env, check=0).stdout)
     assert [r["name"] for r in out["removed"]] == ["bench"]
     assert sorted(out["kept_not_ours"]) == ["notes.txt", "src", "zoo"]
-    assert _tree(project) == {k: v for k, v in before.items() if not k.startswith("bench" + os.sep)}
+    assert tree(project) == {k: v for k, v in before.items() if not k.startswith("bench" + os.sep)}
 
 
 def test_a_symlinked_cache_root_is_refused_and_named(tmp_path):
@@ -96,16 +85,16 @@ def test_a_symlinked_cache_root_is_refused_and_named(tmp_path):
     home_cache = tmp_path / "home-cache"
     home_cache.symlink_to(shared, target_is_directory=True)
     env = dict(os.environ, ODSTACK_CACHE=str(home_cache))
-    before = _tree(shared)
+    before = tree(shared)
     proc = run_cli("odrun", "cache", "clear", env=env, check=2)
     assert "is a symlink to {}".format(shared) in proc.stderr and "nothing was removed" in proc.stderr
     assert "ODSTACK_CACHE={}".format(shared) in proc.stderr
-    assert _tree(shared) == before
+    assert tree(shared) == before
     listed = run_cli("odrun", "cache", "list", env=env, check=0).stdout
     assert "a symlink to {}".format(shared) in listed
     # named explicitly, the real folder: only the marked entry goes
     run_cli("odrun", "cache", "clear", env=dict(os.environ, ODSTACK_CACHE=str(shared)), check=0)
-    assert _tree(shared) == {k: v for k, v in before.items() if not k.startswith("zoo" + os.sep)}
+    assert tree(shared) == {k: v for k, v in before.items() if not k.startswith("zoo" + os.sep)}
 
 
 def test_an_entry_that_is_a_symlink_is_never_ours(tmp_path):

@@ -24,6 +24,14 @@ def _needs_odapi():
             "TensorFlow + OD API not installed (run scripts/setup.sh)")
 
 
+def _convert_refused(capsys, tmp_path, source, *fragments):
+    """`odrun convert SOURCE` is exit 2 naming FRAGMENTS, and no output folder is left behind."""
+    out = tmp_path / "out"
+    code, err = cli(capsys, "odrun", "convert", source, "--out", out)
+    refused(code, err, *fragments)
+    assert not out.exists()
+
+
 def _image(path, size=(W, H)):
     from PIL import Image
     Image.new("RGB", size, (90, 90, 90)).save(str(path))
@@ -78,11 +86,7 @@ COCO_CASES = {
 @pytest.mark.parametrize("case", sorted(COCO_CASES))
 def test_malformed_coco_is_exit_2_naming_file_and_annotation(case, capsys, tmp_path):
     change, expect = COCO_CASES[case]
-    path = _coco(tmp_path, change)
-    out = tmp_path / "out"
-    code, err = cli(capsys, "odrun", "convert", path, "--out", out)
-    refused(code, err, "instances.json", *expect)
-    assert not out.exists()
+    _convert_refused(capsys, tmp_path, _coco(tmp_path, change), "instances.json", *expect)
 
 
 def _mask_png(width, height):
@@ -129,11 +133,7 @@ LABELME_CASES = {
 @pytest.mark.parametrize("case", sorted(LABELME_CASES))
 def test_malformed_labelme_is_exit_2_naming_the_file(case, capsys, tmp_path):
     change, expect = LABELME_CASES[case]
-    src = _labelme(tmp_path, change)
-    out = tmp_path / "out"
-    code, err = cli(capsys, "odrun", "convert", src, "--out", out)
-    refused(code, err, "a.json", expect)
-    assert not out.exists()
+    _convert_refused(capsys, tmp_path, _labelme(tmp_path, change), "a.json", expect)
 
 
 def test_the_good_files_convert(capsys, tmp_path):

@@ -81,6 +81,9 @@ def test_dockerfile_contract(flavor):
     froms = [a for k, a in ins if k == "FROM"]
     assert froms and all(a.split()[0] == "${BASE_IMAGE}" for a in froms)
     assert ("ENTRYPOINT", '["odrun"]') in ins
+    # the shared install steps (images/common/install-odstack.sh), not a copy of them
+    runs = [a for k, a in ins if k == "RUN" and "/tmp/odstack-build/install-odstack.sh" in a]
+    assert runs and not [a for k, a in ins if k == "RUN" and "useradd" in a], runs
     users = [a for k, a in ins if k == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root")
     assert [a for k, a in ins if k == "WORKDIR"][-1] == "/work"
@@ -107,7 +110,7 @@ def test_build_context_has_every_copy_source(flavor, tmp_path):
     assert "odrun/cli.py" in names and not any("__pycache__" in n for n in names)
     tops = {n.split("/")[0] for n in names}
     assert tops == {"images", "odrun", "odcore", "wheels"}, tops
-    assert not any(n.startswith("images/") and n.split("/")[1] not in (flavor, "odrun.sh") for n in names)
+    assert not any(n.startswith("images/") and n.split("/")[1] not in (flavor, "common") for n in names)
     for kw, a in instructions(dockerfile(flavor)):
         if kw == "COPY" and "--from" not in a:
             for src in a.split()[:-1]:

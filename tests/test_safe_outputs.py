@@ -6,21 +6,10 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, tree
 from odcore import fileio, paths
 from odcore.errors import UserError
 from odrun.tasks.detect import synth
-
-
-def tree(folder):
-    """{relative path: sha256} of every file under folder (and its siblings when asked)."""
-    out = {}
-    for root, _dirs, files in os.walk(str(folder)):
-        for f in files:
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, str(folder))] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def user_folder(path):

@@ -143,7 +143,7 @@ def test_provision_commands_from_tmp(venv, tmp_path):
                           "--json").stdout)
     assert plan["dockerfile"].startswith(str(venv)) and plan["tag"] == "odstack:cpu"
     files = set(plan["context_files"])
-    assert {"images/cpu/Dockerfile", "images/cpu/requirements.lock", "images/odrun.sh",
+    assert {"images/cpu/Dockerfile", "images/cpu/requirements.lock", "images/common/odrun.sh", "images/common/install-odstack.sh",
             "odrun/cli.py", "odcore/errors.py"} <= files
     assert not [f for f in files if f.startswith("odcore/share")]
 

@@ -35,13 +35,10 @@ def _truncated(fmt, data):
 
 def inspect(path, data=None):
     """-> dict(data, format, width, height, orientation, ext_format); raises BadImage."""
-    if data is None:
-        try:
-            data = imagefile.read_bytes(path)  # the one opener: regular files only, size cap
-        except imagefile.ImageRefused as exc:
-            raise BadImage(exc.message)
-    if not data:
-        raise BadImage("the image file is empty (0 bytes)")
+    try:
+        data = imagefile.read_nonempty(path, data)  # the one opener: regular files only, size cap
+    except imagefile.ImageRefused as exc:
+        raise BadImage(exc.message)
     fmt = sniff(data)
     if fmt is None:
         # (never echo the bytes: an annotation may point at any file, e.g. /etc/passwd)

@@ -2,7 +2,7 @@
 the OD API's TFRecords + label_map.pbtxt + train/test CSVs + summary.json (odrun.convert), or
 class folders to the slim TFRecords (`--task classify`). Imports no TensorFlow."""
 
-from odrun import tasks
+from odrun import tasks, verbs
 from odrun.tasks.detect.masks import add_mask_flags
 
 
@@ -48,8 +48,7 @@ def add_parser(subparsers):
                         "too small at it (default 300, the default template's)")
     add_mask_flags(p)
     tasks.add_task_flag(p, "; classify: SOURCE holds one sub-folder per class")
-    tasks.record_defaults(p, "convert")  # defaults: odrun/data/defaults.yaml
-    p.set_defaults(func=run)
+    verbs.finish(p, "convert", run)
 
 
 def run(args):

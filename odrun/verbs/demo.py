@@ -7,7 +7,7 @@ detect.detect), the same one its CLI calls. The defaults finish
 in well under 10 minutes on a 2-core CPU (see bench/README.md).
 """
 
-from odrun import tasks
+from odrun import tasks, verbs
 from odrun.tasks.detect.backends import add_api_flag
 
 
@@ -21,9 +21,7 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bars)")
     add_api_flag(p)
     tasks.add_task_flag(p, '; classify: class folders -> MobileNetV2 x0.35 from scratch -> predict')
-    tasks.record_defaults(p, "demo")  # defaults: odrun/data/defaults.yaml
-    p.set_defaults(func=run)
-    return p
+    return verbs.finish(p, "demo", run)
 
 
 def run(args):

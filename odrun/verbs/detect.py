@@ -6,7 +6,7 @@ detections.json (COCO results format: image_id, category_id, bbox [x, y, w, h] i
 score; image ids are listed in images.json) and detections.csv (one row per box).
 """
 
-from odrun import tasks
+from odrun import tasks, verbs
 from odrun.tasks.detect.backends import add_api_flag
 from odrun.tasks.detect.masks import output as seg_output
 
@@ -33,9 +33,7 @@ def add_parser(sub):
                         "frozen, saved_model; onnx/tflite never import TensorFlow)")
     seg_output.add_flags(p)
     add_api_flag(p)
-    tasks.record_defaults(p, "detect")  # defaults: odrun/data/defaults.yaml
-    p.set_defaults(func=run)
-    return p
+    return verbs.finish(p, "detect", run)
 
 
 def run(args):

@@ -5,14 +5,14 @@ TF1: frozen_inference_graph.pb plus saved_model/. Alongside: label_map.pbtxt,
 pipeline.config and metadata.json (classes, TF version, input signature, training step).
 """
 
-from odrun import tasks
+from odrun import verbs
 from odrun.tasks.detect.backends import add_api_flag
-from odrun.workdir.rundir import add_checkpoint_flag
+from odrun.workdir.rundir import add_checkpoint_flags
 
 
 def add_parser(sub):
     p = sub.add_parser("export", help="export a checkpoint (default: the newest) for inference", description=__doc__)
-    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
+    add_checkpoint_flags(p)  # --workdir, --checkpoint
     p.add_argument("--out", metavar="EXPORT_DIR", required=True, help="where to write the exported model")
     p.add_argument("--json", action="store_true", help="print metadata.json")
     p.add_argument("--format", action="append", metavar="FORMATS",
@@ -20,12 +20,9 @@ def add_parser(sub):
                         "against the SavedModel before it is kept (default saved_model)")
     p.add_argument("--quantize", choices=("dynamic",), default=None,
                    help="tflite: dynamic-range quantised weights (default: float)")
-    add_checkpoint_flag(p)
     add_api_flag(p)
-    tasks.record_defaults(p, "export")  # defaults: odrun/data/defaults.yaml
-    p.set_defaults(func=run)
-    return p
+    return verbs.finish(p, "export", run)
 
 
 def run(args):
-    return tasks.run_verb("export", args, task=tasks.task_of_run(args.workdir))
+    return verbs.run_on_run_dir("export", args)

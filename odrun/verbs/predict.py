@@ -6,7 +6,7 @@ rank) and OUT/contact_sheet.png (every image with its top class and score; an im
 named after a class is framed green when right, red with its true class when wrong). The
 tutorial's test script instead runs one sess.run per image (bench/classify.py compares the two)."""
 
-from odrun import tasks
+from odrun import tasks, verbs
 
 
 def add_parser(sub):
@@ -19,9 +19,7 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, help="images per model call")
     p.add_argument("--no-images", action="store_true", help="skip the contact sheet")
     p.add_argument("--json", action="store_true", help="print predictions.json instead of tables")
-    tasks.record_defaults(p, "predict")  # defaults: odrun/data/defaults.yaml
-    p.set_defaults(func=run)
-    return p
+    return verbs.finish(p, "predict", run)
 
 
 def run(args):

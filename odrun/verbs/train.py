@@ -10,7 +10,7 @@ Any config field can be overridden, e.g.:
 """
 import os
 
-from odrun import DATA_DIR, tasks
+from odrun import DATA_DIR, tasks, verbs
 from odrun.tasks.classify import train as classify_train
 from odrun.tasks.detect import distribute, pretrained, tracker
 from odrun.tasks.detect.backends import add_api_flag
@@ -56,9 +56,7 @@ def add_parser(sub):
     tasks.add_task_flag(p, "; classify: --model mobilenet_v2|inception_v3|efficientnet_b0|resnet50, "
                            "--pretrained a Keras .h5 file or URL, --set alpha=0.35 etc. (odrun/data/classify.yaml)")
     classify_train.add_flags(p)
-    tasks.record_defaults(p, "train")  # defaults: odrun/data/defaults.yaml
-    p.set_defaults(func=run)
-    return p
+    return verbs.finish(p, "train", run)
 
 
 def _names():

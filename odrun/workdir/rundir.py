@@ -80,6 +80,11 @@ def index_problem(index_path):
     return None
 
 
+def _inside(name):
+    """A read-only RunDir attribute: the path of NAME inside the run directory."""
+    return property(lambda self: os.path.join(self.path, name))
+
+
 class RunDir(object):
     """One run directory; cheap to create (reads nothing until asked)."""
 
@@ -87,25 +92,11 @@ class RunDir(object):
         self.path = str(path)
 
     # ----------------------------------------------------------- layout
-    @property
-    def config_path(self):
-        return os.path.join(self.path, CONFIG)
-
-    @property
-    def run_json_path(self):
-        return os.path.join(self.path, RUN_JSON)
-
-    @property
-    def state_path(self):
-        return os.path.join(self.path, STATE)
-
-    @property
-    def logs_dir(self):
-        return os.path.join(self.path, LOGS)
-
-    @property
-    def results_csv(self):
-        return os.path.join(self.path, RESULTS)
+    config_path = _inside(CONFIG)
+    run_json_path = _inside(RUN_JSON)
+    state_path = _inside(STATE)
+    logs_dir = _inside(LOGS)
+    results_csv = _inside(RESULTS)
 
     def exists(self):
         return os.path.isdir(self.path)
@@ -291,8 +282,9 @@ class RunDir(object):
 CHOICES = ("newest", "best")  # `--checkpoint` of eval/export, besides a step number
 
 
-def add_checkpoint_flag(p):
-    """`--checkpoint` of `odrun eval` / `odrun export`."""
+def add_checkpoint_flags(p):
+    """`--workdir RUN_DIR --checkpoint newest|best|STEP`: what `odrun eval` and `odrun export` read."""
+    p.add_argument("--workdir", metavar="RUN_DIR", required=True, help="the run directory of `odrun train`")
     p.add_argument("--checkpoint", default="newest", metavar="newest|best|STEP",
                    help="which checkpoint: newest (default), best (RUN_DIR/best/, kept by `odrun train "
                         "--eval-every`) or a step number (one of RUN_DIR/ckpt-STEP)")

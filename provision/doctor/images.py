@@ -1,5 +1,7 @@
 """Image flavours (from the compat matrix): which ones this host's driver and GPUs can run,
 and the recommended one."""
+import functools
+
 from odcore.errors import UserError
 from provision.doctor.core import check, has_gpu, matrix, matrix_problem, nvml, ok, skip, warn
 from provision.doctor.nvml import gpu_cc
@@ -29,12 +31,21 @@ def all_images(m):
     return list(images.values()) if isinstance(images, dict) else list(images)
 
 
+def with_matrix(fn):
+    """A check of the matrix against this host: FN(ctx, m, host) where host is host_gpu(ctx) on a GPU
+    host, else None; skipped (naming the problem) when the compat matrix cannot be read."""
+    @functools.wraps(fn)
+    def run(ctx):
+        m = matrix()
+        if m is None:
+            return skip(matrix_problem())
+        return fn(ctx, m, host_gpu(ctx) if has_gpu(ctx) else None)
+    return run
+
+
 @check("images.flavours", "image flavours this host can run")
-def flavours(ctx):
-    m = matrix()
-    if m is None:
-        return skip(matrix_problem())
-    host = host_gpu(ctx) if has_gpu(ctx) else None
+@with_matrix
+def flavours(ctx, m, host):
     driver, ccs, name = host if host else (None, [], None)
     runnable, not_runnable = [], []
     for image in all_images(m):
@@ -49,11 +60,8 @@ def flavours(ctx):
 
 
 @check("images.recommended", "recommended image flavour")
-def recommended(ctx):
-    m = matrix()
-    if m is None:
-        return skip(matrix_problem())
-    host = host_gpu(ctx) if has_gpu(ctx) else None
+@with_matrix
+def recommended(ctx, m, host):
     if host:
         rec = m.recommend_host(cc=host[1][0] if host[1] else None, gpu=host[2], driver=host[0])
     else:

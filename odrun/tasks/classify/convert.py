@@ -115,11 +115,9 @@ def existing_splits(source):
 def read_image(path, keep_formats):
     """-> dict(data, format, width, height, sha256) or raises ValueError with the reason."""
     try:
-        data = imagefile.read_bytes(path)  # the one opener: regular files only, size cap
+        data = imagefile.read_nonempty(path)  # the one opener: regular files only, size cap
     except imagefile.ImageRefused as exc:
         raise ValueError(exc.message)
-    if not data:
-        raise ValueError("the file is empty (0 bytes)")
     raw_sha256 = hashlib.sha256(data).hexdigest()
     try:
         with imagefile.open_bytes(data, path) as im:  # decode pixel cap before im.load()

@@ -33,7 +33,8 @@ def color_of(class_id):
 
 
 def iou(a, b):
-    """IoU of two (xmin, ymin, xmax, ymax) boxes."""
+    """IoU of two (xmin, ymin, xmax, ymax) boxes; the OD API's (ymin, xmin, ymax, xmax) gives the same
+    value (the two axes are treated alike), so the export checks use this one too."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

@@ -27,6 +27,7 @@ from odcore.fileio import atomic_path, write_json
 from odrun import runtimes
 from odrun.runtimes import FILES
 from odrun.tasks.detect.config import pipeline as pc
+from odrun.tasks.detect.draw import iou as box_iou
 from odrun.ui.progress import status
 
 FORMATS = ("saved_model", "frozen", "onnx", "tflite")
@@ -213,14 +214,6 @@ def parity_images(config, count=PARITY_IMAGES):
     return images, ("TFRecord" if paths and images else "synthetic")
 
 
-def _iou(a, b):
-    ih = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iw = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ih * iw
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def compare(reference, candidate, box_tol, score_tol, min_score=PARITY_MIN_SCORE, top_k=PARITY_TOP_K):
     """Parity figures of `candidate` detections against `reference` (lists of per-image dicts).
 
@@ -242,7 +235,7 @@ def compare(reference, candidate, box_tol, score_tol, min_score=PARITY_MIN_SCORE
             for j in range(len(cand["scores"])):
                 if j in used or int(cand["classes"][j]) != int(ref["classes"][i]):
                     continue
-                iou = _iou(ref["boxes"][i], cand["boxes"][j]) - abs(float(cand["scores"][j] - ref["scores"][i]))
+                iou = box_iou(ref["boxes"][i], cand["boxes"][j]) - abs(float(cand["scores"][j] - ref["scores"][i]))
                 if iou > best:
                     best, best_j = iou, j
             if best_j is None:
