@@ -35,7 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# bench/inspect.py would shadow the standard library's `inspect` (numpy imports it): not on the path
+# keep bench/ itself off the path: a bench script named like a standard module would shadow it
 sys.path[:] = [ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 PY = sys.executable
 ODRUN = os.path.join(os.path.dirname(PY), "odrun")

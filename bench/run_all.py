@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["matrix", "doctor", "explain", "explain_log", "convert", "inspect", "train", "detect", "serve", "classify", "masks", "scale",
+ORDER = ["matrix", "doctor", "explain", "explain_log", "convert", "inspect_records", "train", "detect", "serve", "classify", "masks", "scale",
          "tf1", "host", "images"]
 NOT_BENCHMARKS = {"run_all", "common"}
 

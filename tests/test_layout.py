@@ -176,3 +176,12 @@ def test_only_the_entry_point_and_shared_layers_at_the_root_of_odrun():
     files = {n for n in here if (ROOT / "odrun" / n).is_file()}
     assert files <= ROOT_FILES, "modules at odrun/'s root: " + ", ".join(sorted(files - ROOT_FILES))
     assert here - files <= ROOT_DIRS, "packages at odrun/'s root: " + ", ".join(sorted(here - files - ROOT_DIRS))
+
+
+def test_no_bench_script_shadows_a_standard_module():
+    """`python bench/X.py` puts bench/ first on sys.path: a bench/inspect.py hid the standard
+    `inspect` from numpy and attrs (every benchmark importing them crashed)."""
+    import sys
+    bench = os.path.join(ROOT, "bench")
+    shadowing = sorted(n for n in os.listdir(bench) if n.endswith(".py") and n[:-3] in sys.stdlib_module_names)
+    assert not shadowing, shadowing

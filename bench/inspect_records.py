@@ -14,7 +14,7 @@ medians reported):
   * `odrun train`'s pre-check (odrun.convert.inspect.before_training: class ids and boxes, no image bytes read),
     timed inside its process.
 
-    .venv/bin/python bench/inspect.py [--repeat 3] [--json]
+    .venv/bin/python bench/inspect_records.py [--repeat 3] [--json]
 """
 import importlib.util
 import os
