@@ -12,7 +12,8 @@ The knowledge base is data (odcore/data/errors.yaml, schema odcore/data/errors.s
   prefilter   a few cheap substrings; only lines containing one reach the regexes
 A removed or moved name (`module 'X' has no attribute 'Y'`, ...) is resolved from
 odcore/data/symbols.yaml (odcore.symbols): the answer names the replacement, either on the
-signature that matched the same text or, when none did, as the `symbol-removed` answer.
+signature that matched the same text or, when none did, as the `symbol-removed` answer; pip
+conflicts, wheel tags and venvs without ensurepip likewise from odcore/data/pyenv.yaml (odcore.pyenv).
 
 Matching a big log streams it in chunks (bounded memory):
   1. find the lines holding a prefilter substring (str.find over the chunk, C speed),
@@ -27,7 +28,7 @@ Usage:
 import os
 import re
 
-from odcore import protofields, symbols
+from odcore import protofields, pyenv, symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -53,6 +54,8 @@ except ImportError:  # pragma: no cover (Python < 3.11)
 _KB_CACHE = {}
 SYMBOL_ID = "symbol-removed"
 PROTO_ID = "pipeline-field-resolved"
+PYENV_ID = "python-env-resolved"
+CARRIERS = (SYMBOL_ID, PROTO_ID, PYENV_ID)
 
 
 class KnowledgeBaseError(Exception):
@@ -167,6 +170,10 @@ class KnowledgeBase(object):
         self.by_id[PROTO_ID] = Entry({"id": PROTO_ID, "title": "a pipeline field in the wrong place", "patterns": [],
                                       "cause": "-", "fix": "-", "family": "od-api",
                                       "sources": [protofields.PATH]}, "signature")
+        # the carrier of python-env answers (pip conflicts, wheel tags, venv; texts from pyenv.yaml)
+        self.by_id[PYENV_ID] = Entry({"id": PYENV_ID, "title": "a Python environment problem", "patterns": [],
+                                      "cause": "-", "fix": "-", "family": "tf-install",
+                                      "sources": [pyenv.PATH]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
@@ -311,6 +318,8 @@ class Scanner(object):
             resolved, carrier = symbols.resolve(normalise(window), low), SYMBOL_ID
         if resolved is None and any(t in low for t in protofields.TRIGGERS):
             resolved, carrier = protofields.resolve(normalise(window), low), PROTO_ID
+        if resolved is None and any(t in low for t in pyenv.TRIGGERS):
+            resolved, carrier = pyenv.resolve(normalise(window), low), PYENV_ID
         if resolved is None:
             return found
         replaced = set(resolved.get("replaces") or ())
@@ -407,7 +416,7 @@ def with_symbol(match, resolved):
     takes its texts, a signature keeps its own and gets the replacement first in its fix."""
     if not resolved:
         return match
-    if match["id"] in (SYMBOL_ID, PROTO_ID) or match["id"] in (resolved.get("replaces") or ()):
+    if match["id"] in CARRIERS or match["id"] in (resolved.get("replaces") or ()):
         match.update((k, resolved[k]) for k in ("title", "cause", "fix", "family"))
         match["sources"] = list(resolved["sources"])
     else:

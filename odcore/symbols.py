@@ -1,7 +1,8 @@
 """The symbol resolver of explain: errors whose variable part is a name that a library removed or
 moved (`module 'X' has no attribute 'Y'`, `cannot import name 'Y' from 'X'`, `Unrecognized keyword
 arguments passed to L: {'K': ...}`, `Could not interpret optimizer identifier: <M.O object>`).
-The name is read from the message and looked up in odcore/data/symbols.yaml (schema
+The name is read from the message and looked up in odcore/data/symbols.yaml (a name, or a whole
+module that `moved`; schema
 symbols.schema.json; TensorFlow's own tf_upgrade_v2 table is tf_renames_v2.yaml), so the answer
 names the replacement and its source. Python 3.6-safe; needs only PyYAML (loaded on first use).
 """
@@ -43,6 +44,7 @@ def load(path=None):
                 group["symbols"] = dict((_tf_long(k), v) for k, v in table["renames"].items())
                 group["modules"] = dict((_tf_long(k), v) for k, v in table["removed_modules"].items())
                 group["source"] = list(group["source"]) + [s for s in table["source"] if s not in group["source"]]
+            group.setdefault("symbols", {})
             group["prefixes"] = set(k.rsplit(".", n)[0] for k in group["symbols"] for n in range(1, k.count(".")))
         for section in ("keywords", "optimizers"):
             for entry in data.get(section) or []:
@@ -83,6 +85,10 @@ def _lookup(group, name):
     modules = group.get("modules") or {}
     if name in modules:
         return modules[name].replace("<function name> cannot be converted automatically. ", ""), True
+    moved = group.get("moved") or {}
+    for module in sorted(moved, key=len, reverse=True):  # a whole module moved: any name under it
+        if name.startswith(module + ".") and "." not in name[len(module) + 1:]:
+            return moved[module].format(name=name[len(module) + 1:]), False
     if name in group["prefixes"]:
         moved = sorted(k for k in group["symbols"] if k.startswith(name + "."))[:3]
         return "its members, each under its new name (" + ", ".join(
@@ -98,7 +104,8 @@ def answer(texts, entry, subject, replacement, matched, start, removed=False):
     return {"group": entry["id"], "family": entry["family"], "symbol": subject, "replacement": replacement,
             "title": title.format(**fields), "cause": texts["cause"].format(**fields),
             "fix": (entry.get("fix") or texts["removed_module_fix" if removed else "fix"]).format(**fields),
-            "sources": list(entry["source"]), "matched": matched, "start": start}
+            "sources": list(entry["source"]), "matched": matched, "start": start,
+            "attach": entry.get("attach", True)}
 
 
 def _by_pattern(data, text):
