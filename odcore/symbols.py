@@ -13,7 +13,7 @@ DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "symbols.yaml")
 # Lower-case substrings of the messages resolved here: a window without one is not parsed.
 TRIGGERS = ("has no attribute", "cannot import name", "unrecognized keyword argument",
-            "could not interpret optimizer")
+            "could not interpret optimizer", "not recognized")
 ATTR = re.compile(r"module '([\w.]+)' has no attribute '(\w+)'")
 IMPORT = re.compile(r"cannot import name '?(\w+)'?,? from '?([\w.]+)'?")
 # Module spellings that name the same public module (TF's generated API packages, tf.keras).
@@ -46,7 +46,7 @@ def load(path=None):
                 group["source"] = list(group["source"]) + [s for s in table["source"] if s not in group["source"]]
             group.setdefault("symbols", {})
             group["prefixes"] = set(k.rsplit(".", n)[0] for k in group["symbols"] for n in range(1, k.count(".")))
-        for section in ("keywords", "optimizers"):
+        for section in ("keywords", "methods", "optimizers"):
             for entry in data.get(section) or []:
                 entry["rx"] = re.compile(entry["pattern"], re.IGNORECASE)
         _CACHE[path] = data
@@ -108,16 +108,20 @@ def answer(texts, entry, subject, replacement, matched, start, removed=False):
             "attach": entry.get("attach", True)}
 
 
+SUBJECTS = {"keywords": "{owner}'s keyword {key}=", "methods": "{owner}.{key}()"}
+
+
 def _by_pattern(data, text):
-    for section, table in (("keywords", "keywords"), ("optimizers", "modules")):
+    for section, table in (("keywords", "keywords"), ("methods", "methods"), ("optimizers", "modules")):
         for entry in data.get(section) or []:
             m = entry["rx"].search(text)
             if not m:
                 continue
             groups = m.groupdict()
-            if section == "keywords":
+            if section in SUBJECTS:
                 key = groups["keyword"]
-                subject = "{}'s keyword {}=".format(groups["owner"], key)
+                owner = groups.get("owner") or entry.get("owner", "")
+                subject = SUBJECTS[section].format(owner=owner, key=key)
                 replacement = entry[table].get(key)
             else:
                 key = next((k for k in sorted(entry[table], key=len, reverse=True)
