@@ -13,7 +13,8 @@ The knowledge base is data (odcore/data/errors.yaml, schema odcore/data/errors.s
 A removed or moved name (`module 'X' has no attribute 'Y'`, ...) is resolved from
 odcore/data/symbols.yaml (odcore.symbols): the answer names the replacement, either on the
 signature that matched the same text or, when none did, as the `symbol-removed` answer; pip
-conflicts, wheel tags and venvs without ensurepip likewise from odcore/data/pyenv.yaml (odcore.pyenv).
+conflicts, wheel tags, venvs without ensurepip and conda's solver likewise from odcore/data/pyenv.yaml
+(odcore.pyenv), and two shapes that do not fit (fed vs expected, reshape sizes) from odcore/data/shapes.yaml.
 
 Matching a big log streams it in chunks (bounded memory):
   1. find the lines holding a prefilter substring (str.find over the chunk, C speed),
@@ -28,7 +29,7 @@ Usage:
 import os
 import re
 
-from odcore import protofields, pyenv, symbols
+from odcore import protofields, pyenv, shapes, symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -55,7 +56,8 @@ _KB_CACHE = {}
 SYMBOL_ID = "symbol-removed"
 PROTO_ID = "pipeline-field-resolved"
 PYENV_ID = "python-env-resolved"
-CARRIERS = (SYMBOL_ID, PROTO_ID, PYENV_ID)
+SHAPE_ID = "shape-resolved"
+CARRIERS = (SYMBOL_ID, PROTO_ID, PYENV_ID, SHAPE_ID)
 
 
 class KnowledgeBaseError(Exception):
@@ -174,6 +176,10 @@ class KnowledgeBase(object):
         self.by_id[PYENV_ID] = Entry({"id": PYENV_ID, "title": "a Python environment problem", "patterns": [],
                                       "cause": "-", "fix": "-", "family": "tf-install",
                                       "sources": [pyenv.PATH]}, "signature")
+        # the carrier of shape answers (fed vs expected shapes, reshape sizes; texts from shapes.yaml)
+        self.by_id[SHAPE_ID] = Entry({"id": SHAPE_ID, "title": "two shapes that do not fit", "patterns": [],
+                                      "cause": "-", "fix": "-", "family": "data",
+                                      "sources": [shapes.PATH]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
@@ -320,6 +326,8 @@ class Scanner(object):
             resolved, carrier = protofields.resolve(normalise(window), low), PROTO_ID
         if resolved is None and any(t in low for t in pyenv.TRIGGERS):
             resolved, carrier = pyenv.resolve(normalise(window), low), PYENV_ID
+        if resolved is None and any(t in low for t in shapes.TRIGGERS):
+            resolved, carrier = shapes.resolve(normalise(window), low), SHAPE_ID
         if resolved is None:
             return found
         replaced = set(resolved.get("replaces") or ())

@@ -1,7 +1,8 @@
 """The python-env resolver of explain: installation errors whose variable part names the packages, versions
 or interpreter involved: pip's resolver conflicts (the requirements under "The conflict is caused by:"),
 wheels built for another Python or platform (the PEP 425 tags of the file name) and venvs without ensurepip
-(the Python version that needs its own pythonX.Y-venv package). The answer names them; its texts come from
+(the Python version that needs its own pythonX.Y-venv package) and conda's UnsatisfiableError (the Pythons a
+package is built for vs the environment's). The answer names them; its texts come from
 odcore/data/pyenv.yaml. Python 3.6-safe; needs only PyYAML (loaded on first use).
 """
 import os
@@ -10,7 +11,7 @@ import re
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "pyenv.yaml")
 # lower-case substrings of the messages resolved here: a window without one is not parsed
-TRIGGERS = ("the conflict is caused by", "supported wheel", "ensurepip", "-venv")
+TRIGGERS = ("the conflict is caused by", "supported wheel", "ensurepip", "-venv", "unsatisfiableerror")
 CONFLICT = re.compile(r"The conflict is caused by:(.*?)(?:To fix this|ERROR:|$)", re.IGNORECASE)
 DEPENDS = re.compile(r"([A-Za-z0-9][\w.\-\[\]]*) (\S+) depends on ([A-Za-z0-9][\w.\-]*)"
                      r"([<>=!~][^\s;]*(?: and [<>=!~][^\s;]*)*)?"
@@ -19,6 +20,9 @@ REQUESTED = re.compile(r"The user requested (\(constraint\) )?([A-Za-z0-9][\w.\-
 WHEEL = re.compile(r"([A-Za-z0-9][\w.]*)-([^-\s]+)-((?:cp|py|pp)\d+)-([^-\s]+)-(\S+?)\.whl is not a supported wheel")
 VENV_PY = re.compile(r"bin/(python\d\.\d+)'?,? '?-Im'?,? '?ensurepip")
 VENV_PKG = re.compile(r"apt(?:-get)? install (python\d\.\d+-venv)")
+CONDA_SPEC = re.compile(r"- ([A-Za-z0-9][\w.\-]*) -> python\[version='([^']+)'\]")
+CONDA_YOURS = re.compile(r"Your python: python=(\d+\.\d+)")
+CONDA_PIN = re.compile(r"in conflict ?:\s*-\s*python (\d+\.\d+)\*?\s*-\s*([A-Za-z0-9][\w.\-]*)[ =]*([\w.]+)?")
 _CACHE = {}
 
 
@@ -119,6 +123,33 @@ def _venv(data, text):
     return _answer(part, "venv", fields, text[i:i + 120], i)
 
 
+def _python_versions(spec):
+    """'3.5.*|>=3.6,<3.7.0a0|3.7.*' -> ['3.5', '3.6', '3.7'] (each alternative's lowest Python)."""
+    found = set()
+    for alt in spec.split("|"):
+        m = re.search(r"(\d+\.\d+)", alt)
+        if m:
+            found.add(m.group(1))
+    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def _conda(data, text):
+    part = data["conda"]
+    spec, yours, pin = CONDA_SPEC.search(text), CONDA_YOURS.search(text), CONDA_PIN.search(text)
+    if spec and yours:
+        allowed = _python_versions(spec.group(2))
+        if not allowed:
+            return None
+        fields = {"package": spec.group(1), "allowed": ", ".join(allowed), "yours": yours.group(1),
+                  "best": allowed[-1], "_texts": {"title": part["title"], "cause": part["cause"], "fix": part["fix"]}}
+        return _answer(part, "conda", fields, spec.group(0), spec.start())
+    if pin:
+        fields = {"package": pin.group(2), "version": pin.group(3) or "", "yours": pin.group(1),
+                  "_texts": {"title": part["title_pin"], "cause": part["cause"], "fix": part["fix_pin"]}}
+        return _answer(part, "conda", fields, pin.group(0), pin.start())
+    return None
+
+
 def resolve(text, low=None, path=None):
     """The python-env answer for `text` (normalised), or None. `low` lets a caller skip texts cheaply."""
     low = text.lower() if low is None else low
@@ -129,4 +160,6 @@ def resolve(text, low=None, path=None):
         return _conflict(data, text)
     if "supported wheel" in low:
         return _wheel(data, text)
+    if "unsatisfiableerror" in low:
+        return _conda(data, text)
     return _venv(data, text)
