@@ -14,7 +14,9 @@ A removed or moved name (`module 'X' has no attribute 'Y'`, ...) is resolved fro
 odcore/data/symbols.yaml (odcore.symbols): the answer names the replacement, either on the
 signature that matched the same text or, when none did, as the `symbol-removed` answer. A GPU-stack
 version (libcudart.so.X, cuDNN loaded vs compiled, a container's CUDA, sm_XX) is resolved the same way
-from compat_matrix.yaml (odcore.gpustack, texts in odcore/data/gpustack.yaml).
+from compat_matrix.yaml (odcore.gpustack, texts in odcore/data/gpustack.yaml); pip conflicts, wheel
+tags, venvs without ensurepip and conda's solver from odcore/data/pyenv.yaml (odcore.pyenv), and two
+shapes that do not fit (fed vs expected, reshape sizes) from odcore/data/shapes.yaml.
 
 Matching a big log streams it in chunks (bounded memory):
   1. find the lines holding a prefilter substring (str.find over the chunk, C speed),
@@ -29,7 +31,7 @@ Usage:
 import os
 import re
 
-from odcore import gpustack, protofields, symbols
+from odcore import gpustack, protofields, pyenv, shapes, symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -57,6 +59,9 @@ _KB_CACHE = {}
 SYMBOL_ID = "symbol-removed"
 PROTO_ID = "pipeline-field-resolved"
 GPU_ID = "gpu-stack-resolved"
+PYENV_ID = "python-env-resolved"
+SHAPE_ID = "shape-resolved"
+CARRIERS = (SYMBOL_ID, PROTO_ID, GPU_ID, PYENV_ID, SHAPE_ID)
 
 
 class KnowledgeBaseError(Exception):
@@ -194,6 +199,14 @@ class KnowledgeBase(object):
         # the carrier of GPU-stack answers (texts from gpustack.yaml, versions from compat_matrix.yaml)
         self.by_id[GPU_ID] = Entry({"id": GPU_ID, "title": "a GPU-stack version", "patterns": [], "cause": "-",
                                     "fix": "-", "family": "cuda-runtime", "sources": [gpustack.PATH]}, "signature")
+        # the carrier of python-env answers (pip conflicts, wheel tags, venv; texts from pyenv.yaml)
+        self.by_id[PYENV_ID] = Entry({"id": PYENV_ID, "title": "a Python environment problem", "patterns": [],
+                                      "cause": "-", "fix": "-", "family": "tf-install",
+                                      "sources": [pyenv.PATH]}, "signature")
+        # the carrier of shape answers (fed vs expected shapes, reshape sizes; texts from shapes.yaml)
+        self.by_id[SHAPE_ID] = Entry({"id": SHAPE_ID, "title": "two shapes that do not fit", "patterns": [],
+                                      "cause": "-", "fix": "-", "family": "data",
+                                      "sources": [shapes.PATH]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
@@ -340,6 +353,10 @@ class Scanner(object):
             resolved, carrier = protofields.resolve(normalise(window), low), PROTO_ID
         if resolved is None and any(t in low for t in gpustack.TRIGGERS):
             resolved, carrier = gpustack.resolve(normalise(window), low), GPU_ID
+        if resolved is None and any(t in low for t in pyenv.TRIGGERS):
+            resolved, carrier = pyenv.resolve(normalise(window), low), PYENV_ID
+        if resolved is None and any(t in low for t in shapes.TRIGGERS):
+            resolved, carrier = shapes.resolve(normalise(window), low), SHAPE_ID
         if resolved is None:
             return found
         replaced = set(resolved.get("replaces") or ())
@@ -441,7 +458,7 @@ def with_symbol(match, resolved):
     takes its texts, a signature keeps its own and gets the replacement first in its fix."""
     if not resolved:
         return match
-    if match["id"] in (SYMBOL_ID, PROTO_ID, GPU_ID) or match["id"] in (resolved.get("replaces") or ()):
+    if match["id"] in CARRIERS or match["id"] in (resolved.get("replaces") or ()):
         match.update((k, resolved[k]) for k in ("title", "cause", "fix", "family"))
         match["sources"] = list(resolved["sources"])
     else:

@@ -1,7 +1,8 @@
 """The symbol resolver of explain: errors whose variable part is a name that a library removed or
 moved (`module 'X' has no attribute 'Y'`, `cannot import name 'Y' from 'X'`, `Unrecognized keyword
 arguments passed to L: {'K': ...}`, `Could not interpret optimizer identifier: <M.O object>`).
-The name is read from the message and looked up in odcore/data/symbols.yaml (schema
+The name is read from the message and looked up in odcore/data/symbols.yaml (a name, or a whole
+module that `moved`; schema
 symbols.schema.json; TensorFlow's own tf_upgrade_v2 table is tf_renames_v2.yaml), so the answer
 names the replacement and its source. Python 3.6-safe; needs only PyYAML (loaded on first use).
 """
@@ -12,7 +13,7 @@ DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "symbols.yaml")
 # Lower-case substrings of the messages resolved here: a window without one is not parsed.
 TRIGGERS = ("has no attribute", "cannot import name", "unrecognized keyword argument",
-            "could not interpret optimizer")
+            "could not interpret optimizer", "not recognized")
 ATTR = re.compile(r"module '([\w.]+)' has no attribute '(\w+)'")
 IMPORT = re.compile(r"cannot import name '?(\w+)'?,? from '?([\w.]+)'?")
 # Module spellings that name the same public module (TF's generated API packages, tf.keras).
@@ -43,8 +44,9 @@ def load(path=None):
                 group["symbols"] = dict((_tf_long(k), v) for k, v in table["renames"].items())
                 group["modules"] = dict((_tf_long(k), v) for k, v in table["removed_modules"].items())
                 group["source"] = list(group["source"]) + [s for s in table["source"] if s not in group["source"]]
+            group.setdefault("symbols", {})
             group["prefixes"] = set(k.rsplit(".", n)[0] for k in group["symbols"] for n in range(1, k.count(".")))
-        for section in ("keywords", "optimizers"):
+        for section in ("keywords", "methods", "optimizers"):
             for entry in data.get(section) or []:
                 entry["rx"] = re.compile(entry["pattern"], re.IGNORECASE)
         _CACHE[path] = data
@@ -83,6 +85,10 @@ def _lookup(group, name):
     modules = group.get("modules") or {}
     if name in modules:
         return modules[name].replace("<function name> cannot be converted automatically. ", ""), True
+    moved = group.get("moved") or {}
+    for module in sorted(moved, key=len, reverse=True):  # a whole module moved: any name under it
+        if name.startswith(module + ".") and "." not in name[len(module) + 1:]:
+            return moved[module].format(name=name[len(module) + 1:]), False
     if name in group["prefixes"]:
         moved = sorted(k for k in group["symbols"] if k.startswith(name + "."))[:3]
         return "its members, each under its new name (" + ", ".join(
@@ -98,19 +104,24 @@ def answer(texts, entry, subject, replacement, matched, start, removed=False):
     return {"group": entry["id"], "family": entry["family"], "symbol": subject, "replacement": replacement,
             "title": title.format(**fields), "cause": texts["cause"].format(**fields),
             "fix": (entry.get("fix") or texts["removed_module_fix" if removed else "fix"]).format(**fields),
-            "sources": list(entry["source"]), "matched": matched, "start": start}
+            "sources": list(entry["source"]), "matched": matched, "start": start,
+            "attach": entry.get("attach", True)}
+
+
+SUBJECTS = {"keywords": "{owner}'s keyword {key}=", "methods": "{owner}.{key}()"}
 
 
 def _by_pattern(data, text):
-    for section, table in (("keywords", "keywords"), ("optimizers", "modules")):
+    for section, table in (("keywords", "keywords"), ("methods", "methods"), ("optimizers", "modules")):
         for entry in data.get(section) or []:
             m = entry["rx"].search(text)
             if not m:
                 continue
             groups = m.groupdict()
-            if section == "keywords":
+            if section in SUBJECTS:
                 key = groups["keyword"]
-                subject = "{}'s keyword {}=".format(groups["owner"], key)
+                owner = groups.get("owner") or entry.get("owner", "")
+                subject = SUBJECTS[section].format(owner=owner, key=key)
                 replacement = entry[table].get(key)
             else:
                 key = next((k for k in sorted(entry[table], key=len, reverse=True)
