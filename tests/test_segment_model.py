@@ -31,19 +31,38 @@ def segment_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def segment_run(segment_data):
     base = segment_data
+    # --eval-every 2: the in-training evaluation of the checkpoint `odrun eval` then reads (issue 25)
     r = run_cli("odrun", "train", "--task", "segment", "--data", base / "data", "--workdir", base / "run",
-                "--steps", 2, "--json")
+                "--steps", 2, "--eval-every", 2, "--json")
     assert r.returncode == 0, r.stdout + r.stderr
+    during = {"train": json.loads(r.stdout), "pr": json.loads((base / "run" / "eval" / "pr_curve.json").read_text()),
+              "cm": json.loads((base / "run" / "eval" / "confusion_matrix.json").read_text())}
     r = run_cli("odrun", "eval", "--workdir", base / "run", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     metrics = json.loads(r.stdout)["metrics"]
+    during["eval_pr"] = json.loads((base / "run" / "eval" / "pr_curve.json").read_text())
+    during["eval_cm"] = json.loads((base / "run" / "eval" / "confusion_matrix.json").read_text())
     r = run_cli("odrun", "export", "--workdir", base / "run", "--out", base / "export", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     meta = json.loads(r.stdout)
     r = run_cli("odrun", "detect", "--model", base / "export", base / "src", "--out", base / "det",
                 "--threshold", "0", "--mask-png", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    return {"base": base, "metrics": metrics, "meta": meta}
+    return {"base": base, "metrics": metrics, "meta": meta, "during": during}
+
+
+def test_eval_every_equals_odrun_eval_on_the_same_checkpoint(segment_run):
+    """Issue 25: --eval-every evaluates the training model, left with `_is_training = True`; a
+    Faster/Mask R-CNN then sampled its proposals against the last training batch's ground truth
+    (it failed at the first evaluation). Now it predicts in inference mode, as the OD API's
+    eager_eval_loop (`odrun eval`): the same mAP, PR curve and confusion matrix for checkpoint 2."""
+    during, m = segment_run["during"], segment_run["metrics"]
+    evaluations = during["train"]["results"]["evaluations"]
+    assert [e["step"] for e in evaluations] == [2]
+    assert evaluations[0]["mAP@.5"] == pytest.approx(m["DetectionBoxes_Precision/mAP@.50IOU"], abs=1e-6)
+    assert evaluations[0]["mAP@.5:.95"] == pytest.approx(m["DetectionBoxes_Precision/mAP"], abs=1e-6)
+    assert during["pr"] == during["eval_pr"]
+    assert during["cm"] == during["eval_cm"]
 
 
 def test_train_eval_reports_mask_metrics(segment_run):

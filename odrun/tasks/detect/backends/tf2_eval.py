@@ -42,15 +42,28 @@ class Evaluator(object):
         return predict
 
     def evaluate(self):
-        import numpy as np
-        tf, F = self.tf, self.fields
+        tf = self.tf
         if self._fn is None:
             self._fn = self._predict()
         images = []
-        try:  # a Keras model must see inference mode (batch norm), as in the OD API's eval loop
-            tf.keras.backend.set_learning_phase(False)
-        except (AttributeError, ValueError):
-            pass
+        # inference mode, as model_lib_v2.eager_eval_loop sets it: `_is_training = False` (read
+        # while tracing) and batch norm's learning phase. Under --eval-every the model is the
+        # training one (`_is_training = True`): a Faster/Mask R-CNN would then sample its proposals
+        # against the last training batch's ground truth (it failed: "slice index 1 of dimension 0
+        # out of bounds") instead of keeping the top first_stage_max_proposals as `odrun eval` does.
+        was = self.model._is_training
+        self.model._is_training = False
+        _learning_phase(tf, False)
+        try:
+            self._run(images)
+        finally:
+            self.model._is_training = was
+            _learning_phase(tf, was)
+        return images
+
+    def _run(self, images):
+        import numpy as np
+        F = self.fields
         for features, labels in self.dataset:
             det = self._fn(features)
             boxes = det["detection_boxes"].numpy()
@@ -69,11 +82,6 @@ class Evaluator(object):
                                "scores": scores[i, :n].tolist()})
             if self.max_images and len(images) >= self.max_images:
                 break
-        try:
-            tf.keras.backend.set_learning_phase(True)
-        except (AttributeError, ValueError):
-            pass
-        return images
 
     def losses(self, add_regularization_loss=True):
         """The eval set's losses as training computes them, {Loss/...: mean}. Why: the OD API's
