@@ -161,13 +161,16 @@ def _every_output_flag(tmp_path, voc):
         "predict --out (in the photos)": (["predict", "--model", clf, voc, "--out", voc / "out"], voc),
         "serve --access-log": (["serve", "--model", exp, "--access-log", exp / "access.log"], exp),
         "serve --access-log (the metadata)": (["serve", "--model", exp, "--access-log", exp / "metadata.json"], exp),
+        "serve --log": (["serve", "--model", exp, "--log", exp / "serve.log"], exp),
+        "serve --log (the metadata)": (["serve", "--model", exp, "--log", exp / "metadata.json"], exp),
     }
 
 
 CASES = ["convert --out", "convert --task classify --out", "convert --check --out (the report)", "train --workdir", "train --pretrained (a folder)",
          "train --task classify --workdir", "train --task classify --bottleneck-dir", "export --out",
          "detect --out (in the model)", "detect --out (in the photos)", "predict --out (in the model)",
-         "predict --out (in the photos)", "serve --access-log", "serve --access-log (the metadata)"]
+         "predict --out (in the photos)", "serve --access-log", "serve --access-log (the metadata)",
+         "serve --log", "serve --log (the metadata)"]
 
 
 @pytest.mark.parametrize("case", CASES)

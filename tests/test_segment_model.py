@@ -31,19 +31,38 @@ def segment_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def segment_run(segment_data):
     base = segment_data
+    # --eval-every 2: the in-training evaluation of the checkpoint `odrun eval` then reads (issue 25)
     r = run_cli("odrun", "train", "--task", "segment", "--data", base / "data", "--workdir", base / "run",
-                "--steps", 2, "--json")
+                "--steps", 2, "--eval-every", 2, "--json")
     assert r.returncode == 0, r.stdout + r.stderr
+    during = {"train": json.loads(r.stdout), "pr": json.loads((base / "run" / "eval" / "pr_curve.json").read_text()),
+              "cm": json.loads((base / "run" / "eval" / "confusion_matrix.json").read_text())}
     r = run_cli("odrun", "eval", "--workdir", base / "run", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     metrics = json.loads(r.stdout)["metrics"]
+    during["eval_pr"] = json.loads((base / "run" / "eval" / "pr_curve.json").read_text())
+    during["eval_cm"] = json.loads((base / "run" / "eval" / "confusion_matrix.json").read_text())
     r = run_cli("odrun", "export", "--workdir", base / "run", "--out", base / "export", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     meta = json.loads(r.stdout)
     r = run_cli("odrun", "detect", "--model", base / "export", base / "src", "--out", base / "det",
                 "--threshold", "0", "--mask-png", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    return {"base": base, "metrics": metrics, "meta": meta}
+    return {"base": base, "metrics": metrics, "meta": meta, "during": during}
+
+
+def test_eval_every_equals_odrun_eval_on_the_same_checkpoint(segment_run):
+    """Issue 25: --eval-every evaluates the training model, left with `_is_training = True`; a
+    Faster/Mask R-CNN then sampled its proposals against the last training batch's ground truth
+    (it failed at the first evaluation). Now it predicts in inference mode, as the OD API's
+    eager_eval_loop (`odrun eval`): the same mAP, PR curve and confusion matrix for checkpoint 2."""
+    during, m = segment_run["during"], segment_run["metrics"]
+    evaluations = during["train"]["results"]["evaluations"]
+    assert [e["step"] for e in evaluations] == [2]
+    assert evaluations[0]["mAP@.5"] == pytest.approx(m["DetectionBoxes_Precision/mAP@.50IOU"], abs=1e-6)
+    assert evaluations[0]["mAP@.5:.95"] == pytest.approx(m["DetectionBoxes_Precision/mAP"], abs=1e-6)
+    assert during["pr"] == during["eval_pr"]
+    assert during["cm"] == during["eval_cm"]
 
 
 def test_train_eval_reports_mask_metrics(segment_run):
@@ -69,6 +88,53 @@ def test_train_eval_reports_mask_metrics(segment_run):
                 "results.png"):
         assert (run / rel).stat().st_size > 0, rel
     assert (run / "results.csv").read_text().splitlines()[-1].startswith("2,")
+
+
+# --eval-every's evaluation (odrun.tasks.detect.tracker: tf2_eval.Evaluator on the training model,
+# in tf2.train's on_checkpoint) and `odrun eval`'s (tf2.evaluate: the detections of the OD API's own
+# pass) of the same checkpoint, in one process: their per-image detections, as JSON
+COMPARE = r"""
+import json, sys
+from object_detection.utils import config_util
+from odrun.tasks.detect.backends import tf2, tf2_eval
+run, out = sys.argv[1], sys.argv[2]
+config = run + "/pipeline.config"
+during = []
+def on_checkpoint(step, prefix, model):
+    during.append(tf2_eval.Evaluator(config_util.get_configs_from_pipeline_file(config), model).evaluate())
+tf2.train(config, run, 3, checkpoint_every=1, on_checkpoint=on_checkpoint)
+evaluated = tf2.evaluate(config, run)
+with open(out, "w") as f:
+    json.dump({"during": during[-1], "eval": evaluated["_meta"]["images"], "step": evaluated["_meta"]["step"]}, f)
+"""
+
+
+def test_eval_every_and_odrun_eval_see_the_same_detections(segment_run, tmp_path):
+    """Issue 25: the detections themselves (20 per image at score >= 0, not just a 0.0 mAP): the
+    training model evaluated between steps and `odrun eval`'s single pass (the OD API's eval_dict,
+    no second read of the records) give the same boxes, classes and scores, hence the same
+    PR curve and confusion matrix."""
+    import shutil
+    import subprocess
+    import sys
+    from odrun.tasks.detect import results
+    run = tmp_path / "run"
+    shutil.copytree(str(segment_run["base"] / "run"), str(run))
+    proc = subprocess.run([sys.executable, "-c", COMPARE, str(run), str(tmp_path / "out.json")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1800)
+    assert proc.returncode == 0, proc.stdout.decode(errors="replace")[-5000:]
+    got = json.loads((tmp_path / "out.json").read_text())
+    during, evaluated = got["during"], got["eval"]
+    assert got["step"] == 3 and len(during) == len(evaluated) == 2
+    assert all(im["scores"] for im in evaluated) and max(s for im in evaluated for s in im["scores"]) > 0
+    for a, b in zip(during, evaluated):
+        assert (a["height"], a["width"], a["gt_classes"], a["classes"]) == (b["height"], b["width"], b["gt_classes"],
+                                                                           b["classes"])
+        for key in ("gt_boxes", "boxes", "scores"):
+            assert np.allclose(a[key], b[key], atol=1e-5), key
+    names = {1: "circle", 2: "square", 3: "triangle"}
+    assert results.coco_eval(during, names) == results.coco_eval(evaluated, names)
+    assert results.confusion(during, names) == results.confusion(evaluated, names)
 
 
 def test_export_returns_detection_masks(segment_run):

@@ -2,6 +2,7 @@
 access log inside the export or in a missing folder: exit 2 in seconds, before any model loads
 (a metadata.json alone is the export; the model would only load after these checks)."""
 import json
+import re
 import socket
 import time
 
@@ -54,3 +55,30 @@ def test_port_in_use_is_exit_2_before_the_model_loads(export):
         assert "--port" in proc.stderr and "cannot listen" in proc.stderr and time.time() - t0 < 20
     finally:
         s.close()
+
+
+def test_log_in_a_missing_folder_or_inside_the_export_is_exit_2(export, tmp_path):
+    """Issue 25: --log FILE is checked like --access-log, before anything loads or is written."""
+    t0 = time.time()
+    proc = run_cli("odrun", "serve", "--model", export, "--log", tmp_path / "nope" / "serve.log", check=2)
+    assert "--log" in proc.stderr and "does not exist" in proc.stderr and "mkdir -p" in proc.stderr
+    proc = run_cli("odrun", "serve", "--model", export, "--log", export / "serve.log", check=2)
+    assert "--log" in proc.stderr and "lies inside" in proc.stderr
+    assert sorted(p.name for p in export.iterdir()) == ["metadata.json"]
+    assert time.time() - t0 < 20
+
+
+def test_log_names_the_file_at_start(export, tmp_path):
+    """Issue 25: `odrun serve` wrote library lines to a new /tmp/odrun-serve-*.log with no way to
+    choose; --log FILE is the file, named in the start-up lines. (The metadata-only export then
+    fails to load: exit 2, and a log this run created for it is removed, as for any bad input.)"""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    log = tmp_path / "serve.log"
+    proc = run_cli("odrun", "serve", "--model", export, "--port", port, "--log", log, check=2)
+    assert "library output (TensorFlow, TFLite, absl): {}\n".format(log) in proc.stderr, proc.stderr
+    assert "failed to load" in proc.stderr
+    proc = run_cli("odrun", "serve", "--model", export, "--port", port, check=2)  # the default: as before
+    assert re.search(r"library output \(TensorFlow, TFLite, absl\): \S+/odrun-serve-\S+\.log\n", proc.stderr), proc.stderr

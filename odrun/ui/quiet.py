@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from odcore.paths import check_output_file
+
 ENV_VERBOSE = "ODRUN_VERBOSE"
 LOGS = "logs"
 # verb -> the argparse dest naming the directory whose logs/ folder gets VERB.log; None: no output
@@ -30,6 +32,9 @@ LOGS = "logs"
 # through terminal(); TFLite's XNNPACK line and TF's grappler warnings go to the log)
 LOG_DIR_ARG = {"train": "workdir", "eval": "workdir", "export": "workdir", "demo": "workdir",
                "detect": "out", "predict": "out", "convert": "out", "serve": None}
+# verb -> (the argparse dest of its --log FILE, the dest of the input folder FILE must not lie in):
+# a verb with no output folder lets the user name its log (default: the temp file above)
+LOG_FILE_ARG = {"serve": ("log", "model")}
 # verbs that replace their whole output folder at the end (odcore.fileio.staged_dir): their log is
 # written to a temp file and moved into OUT/logs/ after the swap (a log opened inside OUT would be
 # swapped out with the old content)
@@ -70,9 +75,13 @@ def library_stdout():
         yield
 
 
-def _log_file(base, verb):
-    """BASE/logs/VERB.log when BASE exists, else a temp file moved there at the end (a verb that
-    fails on bad input must not create its output directory just for a log)."""
+def _log_file(base, verb, log_file=None):
+    """LOG_FILE (--log) when given; BASE/logs/VERB.log when BASE exists, else a temp file moved there
+    at the end (a verb that fails on bad input must not create its output directory just for a log)."""
+    if log_file:
+        path = os.path.abspath(log_file)
+        _STATE["made"] = [] if os.path.exists(path) else [path]  # ours only if this run created it
+        return path, None
     if base and os.path.isdir(base) and verb not in REPLACED:
         folder = os.path.join(base, LOGS)
         made = [p for p in (folder, os.path.join(folder, verb + ".log")) if not os.path.exists(p)]
@@ -138,13 +147,13 @@ def _unhook(log, stderr):
 
 
 @contextlib.contextmanager
-def session(verb, base, enabled=True):
-    """Run a verb with library noise in BASE/logs/VERB.log (see the module docstring)."""
+def session(verb, base, enabled=True, log_file=None):
+    """Run a verb with library noise in BASE/logs/VERB.log, or in LOG_FILE (see the module docstring)."""
     if not enabled or active():
         yield None
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")  # everything into the log
-    path, final = _log_file(base, verb)
+    path, final = _log_file(base, verb, log_file)
     log = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
     log.write("# odrun {} {}\n".format(verb, time.strftime("%Y-%m-%d %H:%M:%S")))
     sys.stdout.flush()
@@ -180,17 +189,17 @@ def session(verb, base, enabled=True):
         _STATE.update(terminal=None, log=None)
         log.close()
         if failed is False:  # bad input: leave no log behind in the user's folder
-            _forget(path, final)
+            _forget(path, final, log_file)
         path = _settle(path, final) if failed is not False else path
         if failed:
             sys.stderr.write("library output (TensorFlow, absl): {}\n".format(path))
             _print_tail(path)
 
 
-def _forget(path, final):
+def _forget(path, final, log_file=None):
     """Remove the log (and a logs/ folder) this session created, for a verb refused on bad input."""
     made = _STATE.pop("made", None) or []
-    if final is not None:  # a temp log outside the (missing) base
+    if final is not None and not log_file:  # a temp log outside the (missing) base
         made = [path]
     for p in reversed(made):
         try:
@@ -216,10 +225,24 @@ def wrap(verb, func):
     def run(args):
         dest = LOG_DIR_ARG.get(verb)
         base = getattr(args, dest, None) if dest else None
-        with session(verb, base, enabled=not verbose(args) and verb in LOG_DIR_ARG):
+        enabled = not verbose(args) and verb in LOG_DIR_ARG
+        log_file = _checked_log_file(verb, args) if enabled else None
+        with session(verb, base, enabled=enabled, log_file=log_file):
             return func(args)
     run.__wrapped__ = func
     return run
+
+
+def _checked_log_file(verb, args):
+    """The verb's --log FILE, refused (exit 2, before anything is opened) where odcore.paths'
+    output-file guard refuses it: inside the input folder, a folder, a symlink, a missing folder."""
+    dest, input_dest = LOG_FILE_ARG.get(verb, (None, None))
+    path = getattr(args, dest, None) if dest else None
+    if path:
+        inputs = [("input folder (--{})".format(input_dest), getattr(args, input_dest))] \
+            if getattr(args, input_dest, None) else []
+        check_output_file(path, inputs, flag="--" + dest)
+    return path
 
 
 def install(parser):

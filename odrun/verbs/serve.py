@@ -46,6 +46,9 @@ def add_parser(sub):
                         "(default 2*4096*4096 = %(default)s)")
     p.add_argument("--threshold", type=float, help="/v1/detect min score when a request gives none")
     p.add_argument("--access-log", metavar="FILE", help="access log file (- : stderr; default %(default)s)")
+    p.add_argument("--log", metavar="FILE",
+                   help="where TensorFlow's, TFLite's and absl's own lines go, appended (default: a new "
+                        "/tmp/odrun-serve-*.log); named on the terminal at start; -v: the terminal instead")
     p.add_argument("--shutdown-timeout", type=float,
                    help="seconds in-flight requests get after SIGTERM/SIGINT")
     p.add_argument("--delay-ms", type=float,

@@ -226,9 +226,11 @@ def _checkpoint(run_dir, checkpoint):
 
 
 def evaluate(config_path, run_dir, checkpoint=None):
-    """COCO metrics (pycocotools via the OD API's evaluators) for the newest checkpoint.
+    """COCO metrics (pycocotools via the OD API's evaluators) for the newest checkpoint, as
+    model_lib_v2.eval_continuously computes them (model built with is_training=True, then
+    eager_eval_loop sets `_is_training = False`), in one pass over the test records.
 
-    Returns {metric name: float}, plus "step" and "checkpoint" entries under "_meta".
+    Returns {metric name: float}, plus "step", "checkpoint" and the per-image detections under "_meta".
     """
     prepare()
     import tensorflow as tf
@@ -255,19 +257,17 @@ def evaluate(config_path, run_dir, checkpoint=None):
     if eval_config.use_moving_averages:
         optimizer.swap_weights()
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "eval"))
-    with writer.as_default():
+    # the per-image detections (PR curve, confusion matrix) ride along the OD API's own pass
+    with writer.as_default(), tf2_eval.recording(tf2_eval.Recorder()) as recorder:
         metrics = model_lib_v2.eager_eval_loop(model, configs, eval_input, global_step=global_step)
     writer.flush()  # odrun.cli leaves without TensorFlow's teardown: events are on disk now
     out = {str(k): float(v) for k, v in metrics.items()}
-    # a second pass for the per-image detections of the PR curve and the confusion matrix
-    # (eager_eval_loop keeps them inside its evaluators): the same model, tracker's evaluator
-    evaluator = tf2_eval.Evaluator(configs, model)
-    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint, "images": evaluator.evaluate(),
+    out["_meta"] = {"step": int(global_step.numpy()), "checkpoint": checkpoint, "images": recorder.images,
                     "names": dict(pc.read_label_map(eval_input_config.label_map_path))}
     if model_config.WhichOneof("model") == "faster_rcnn":  # Faster/Mask R-CNN: see Evaluator.losses
         for key in [k for k in out if k.startswith(LOSS)]:
             out[ON_DETECTIONS + key[len(LOSS):]] = out.pop(key)  # the OD API's inference-mode numbers
-        out.update(evaluator.losses(configs["train_config"].add_regularization_loss))
+        out.update(tf2_eval.Evaluator(configs, model).losses(configs["train_config"].add_regularization_loss))
     return out
 
 

@@ -9,6 +9,7 @@ The eval pipeline is the OD API's own (`inputs.eval_input`: eval_input_reader, t
 resizer and preprocess); predictions are `model.predict` + `model.postprocess`, as
 `model_lib_v2.eager_eval_loop` computes them. Metrics: odrun.tasks.detect.results.coco_eval (pycocotools).
 """
+import contextlib
 
 
 class Evaluator(object):
@@ -42,15 +43,28 @@ class Evaluator(object):
         return predict
 
     def evaluate(self):
-        import numpy as np
-        tf, F = self.tf, self.fields
+        tf = self.tf
         if self._fn is None:
             self._fn = self._predict()
         images = []
-        try:  # a Keras model must see inference mode (batch norm), as in the OD API's eval loop
-            tf.keras.backend.set_learning_phase(False)
-        except (AttributeError, ValueError):
-            pass
+        # inference mode, as model_lib_v2.eager_eval_loop sets it: `_is_training = False` (read
+        # while tracing) and batch norm's learning phase. Under --eval-every the model is the
+        # training one (`_is_training = True`): a Faster/Mask R-CNN would then sample its proposals
+        # against the last training batch's ground truth (it failed: "slice index 1 of dimension 0
+        # out of bounds") instead of keeping the top first_stage_max_proposals as `odrun eval` does.
+        was = self.model._is_training
+        self.model._is_training = False
+        _learning_phase(tf, False)
+        try:
+            self._run(images)
+        finally:
+            self.model._is_training = was
+            _learning_phase(tf, was)
+        return images
+
+    def _run(self, images):
+        import numpy as np
+        F = self.fields
         for features, labels in self.dataset:
             det = self._fn(features)
             boxes = det["detection_boxes"].numpy()
@@ -69,11 +83,6 @@ class Evaluator(object):
                                "scores": scores[i, :n].tolist()})
             if self.max_images and len(images) >= self.max_images:
                 break
-        try:
-            tf.keras.backend.set_learning_phase(True)
-        except (AttributeError, ValueError):
-            pass
-        return images
 
     def losses(self, add_regularization_loss=True):
         """The eval set's losses as training computes them, {Loss/...: mean}. Why: the OD API's
@@ -103,6 +112,60 @@ class Evaluator(object):
         finally:
             model._is_training = was
         return {k: float(np.mean(v)) for k, v in totals.items()}
+
+
+class Recorder(object):
+    """The per-image detections of `odrun eval`, taken from the OD API's own pass: eager_eval_loop
+    hands each batch's eval_dict to its evaluators, and this one rides along (`recording`), so the
+    test records are read once (a second predict pass cost a retrace plus a read; see tf2.evaluate).
+    The OD API's evaluators see exactly what they saw before: their metrics are unchanged. Boxes
+    come absolute in the original image (scale_to_absolute); odrun.tasks.detect.results wants them
+    normalised, as the Evaluator's."""
+
+    def __init__(self):
+        from object_detection.core import standard_fields as fields
+        self.fields, self.images = fields, []
+
+    def add_eval_dict(self, eval_dict):
+        import numpy as np
+        F, D = self.fields.InputDataFields, self.fields.DetectionResultFields
+        shape = np.asarray(eval_dict[F.original_image_spatial_shape]).reshape(-1, 2).astype(np.float64)
+        boxes, gt_boxes = (np.asarray(eval_dict[k], dtype=np.float64) for k in (D.detection_boxes, F.groundtruth_boxes))
+        classes, gt_classes = (np.asarray(eval_dict[k]).astype(int) for k in (D.detection_classes, F.groundtruth_classes))
+        scores = np.asarray(eval_dict[D.detection_scores])
+        num = np.asarray(eval_dict[D.num_detections]).astype(int).reshape(-1)
+        gt_num = (np.asarray(eval_dict[F.num_groundtruth_boxes]).astype(int).reshape(-1)
+                  if F.num_groundtruth_boxes in eval_dict else [gt_boxes.shape[1]] * len(num))
+        for i in range(len(num)):
+            h, w = shape[i]
+            scale = np.array([h, w, h, w])
+            n, g = num[i], gt_num[i]
+            self.images.append({"height": int(h), "width": int(w),
+                                "gt_boxes": (gt_boxes[i, :g] / scale).tolist(), "gt_classes": gt_classes[i, :g].tolist(),
+                                "boxes": (boxes[i, :n] / scale).tolist(), "classes": classes[i, :n].tolist(),
+                                "scores": scores[i, :n].tolist()})
+
+    def evaluate(self):
+        return {}  # no metrics of its own
+
+    def clear(self):
+        self.images = []
+
+
+@contextlib.contextmanager
+def recording(recorder):
+    """eval_util.get_evaluators (what eager_eval_loop calls for its evaluators) with RECORDER added."""
+    from object_detection import eval_util
+    real = eval_util.get_evaluators
+
+    def get_evaluators(*args, **kwargs):
+        return list(real(*args, **kwargs)) + [recorder]
+
+    eval_util.get_evaluators = get_evaluators
+    try:
+        yield recorder
+    finally:
+        eval_util.get_evaluators = real
 
 
 def _learning_phase(tf, value):
