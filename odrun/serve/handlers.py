@@ -17,7 +17,6 @@ from odrun.serve import codecs, keys, signature
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
     REST = {k: v for k, v in json.load(_f).items() if not k.startswith("_")}
-VERSION = "1"  # an export is served as version 1 (EXPORT/saved_model is TF Serving's MODEL/1)
 
 
 class RestError(Exception):
@@ -59,31 +58,23 @@ async def errors_and_metrics(request, handler):
 
 
 def servable(request):
-    """Check NAME and the version or label of the path, as TF Serving's ServerCore does."""
-    options, info = request.app[keys.OPTIONS], request.match_info
-    name, version, label = info["name"], info.get("version"), info.get("label")
-    if version is not None and not version.isdigit():
-        raise RestError("bad_version", version=version)
-    if label is not None:
-        raise RestError("no_label", label=label)
-    if name != options.name:
-        raise RestError("no_servable", request="Latest({})".format(name) if version is None
-                        else "Specific({}, {})".format(name, int(version)))
-    if version is not None and int(version) != int(VERSION):
-        raise RestError("no_servable", request="Specific({}, {})".format(name, int(version)))
+    """The AVAILABLE version NAME, /versions/N or /labels/L names (odrun.serve.models: TF Serving's
+    ServerCore lookup and its errors), the newest without either."""
+    info = request.match_info
+    return request.app[keys.STATE].registry.find(info["name"], info.get("version"), info.get("label"))
 
 
-def arrival(request):
-    batcher = request.app[keys.STATE].batcher
-    return batcher.arrival() if batcher is not None else contextlib.suppress()
+def arrival(request, version):
+    return version.batcher.arrival() if version.batcher is not None else contextlib.suppress()
 
 
-async def infer(request, images):
+async def infer(request, images, version):
+    """images through `version`'s batcher -> (detections, None) or (None, a 503 response)."""
     state, options = request.app[keys.STATE], request.app[keys.OPTIONS]
-    if not state.ready:
+    if not state.ready or version.batcher is None:
         return None, json_error(503, "model is loading", {"Retry-After": "1"})
     try:
-        future = state.batcher.submit(images)
+        future = version.batcher.submit(images)
     except asyncio.QueueFull:
         request.app[keys.METRICS].rejected.inc()
         return None, json_error(503, "server busy: request queue full ({})".format(options.queue_size),
@@ -107,48 +98,42 @@ def predict_body(body):
 
 
 async def predict(request):
-    servable(request)
+    version = servable(request)
     verb = request.match_info["verb"]
     if verb != "predict":
         raise codecs.BadRequest(":{} needs a classify/regress signature; this export is an object detector "
                                 "(its serving_default signature is a predict one): use :predict".format(verb))
-    with arrival(request):
+    with arrival(request, version):
         instances, columnar = predict_body(codecs.parse_json(await request.read()))
         images = codecs.decode_instances(instances, request.app[keys.OPTIONS])
-    dets, error = await infer(request, images)
+    dets, error = await infer(request, images, version)
     if error is not None:
         return error
     return web.json_response(codecs.predict_answer(dets, columnar))
 
 
 async def model_status(request):
-    """GetModelStatus as TF Serving's REST API prints it (version as a string, enum names)."""
-    options, state = request.app[keys.OPTIONS], request.app[keys.STATE]
+    """GetModelStatus as TF Serving's REST API prints it: every version seen, newest first."""
     info = request.match_info
-    version = info.get("version")
-    try:
-        servable(request)
-    except RestError as exc:
-        if exc.status != 404:
-            raise
-        if info["name"] != options.name:
-            raise RestError("no_model_status", name=info["name"])
-        raise RestError("no_version_status", version=int(version), name=info["name"])
-    state_name = "AVAILABLE" if state.ready else "LOADING"
-    return web.json_response({"model_version_status": [{"version": VERSION, "state": state_name,
-                                                        "status": {"error_code": "OK", "error_message": ""}}]})
+    versions = request.app[keys.STATE].registry.status(info["name"], info.get("version"), info.get("label"))
+    return web.json_response({"model_version_status": [v.status_json() for v in versions]})
+
+
+async def signatures_of(version, name):
+    """The version's SignatureDefs, read once (imports TensorFlow's protos), off the event loop."""
+    if version.signatures is None:
+        version.signatures = await asyncio.get_event_loop().run_in_executor(
+            None, signature.signature_defs, version.folder)
+    if not version.signatures:
+        raise RestError("no_metadata", name=name)
+    return version.signatures
 
 
 async def model_metadata(request):
-    """GetModelMetadata as TF Serving's REST API prints it: the export's SignatureDefs."""
-    servable(request)
-    options, state = request.app[keys.OPTIONS], request.app[keys.STATE]
-    if state.signatures is None:  # read once (imports TensorFlow's protos), off the event loop
-        state.signatures = await asyncio.get_event_loop().run_in_executor(
-            None, signature.signature_defs, options.export_dir)
-    if not state.signatures:
-        raise RestError("no_metadata", name=options.name)
-    return web.json_response(signature.metadata_json(options.name, VERSION, state.signatures))
+    """GetModelMetadata as TF Serving's REST API prints it: the version's SignatureDefs."""
+    version, name = servable(request), request.match_info["name"]
+    sigs = await signatures_of(version, name)
+    return web.json_response(signature.metadata_json(name, version.number, sigs))
 
 
 async def detect(request):
@@ -159,15 +144,17 @@ async def detect(request):
         raise codecs.BadRequest("threshold must be a number in 0..1")
     if not 0.0 <= thr <= 1.0:
         raise codecs.BadRequest("threshold must be in 0..1 (got {})".format(thr))
-    with arrival(request):
+    name = request.query.get("model", options.name)
+    version = request.app[keys.STATE].registry.find(name, request.query.get("version"))
+    with arrival(request, version):
         image = codecs.decode_image(await upload_bytes(request), options)
-    dets, error = await infer(request, [image])
+    dets, error = await infer(request, [image], version)
     if error is not None:
         return error
     h, w = image.shape[:2]
-    return web.json_response({"model": options.name, "runtime": request.app[keys.STATE].runtime, "threshold": thr,
-                              "image": {"id": 1, "width": w, "height": h},
-                              "detections": codecs.coco_detections(dets[0], w, h, thr, options.names)})
+    return web.json_response({"model": name, "version": version.number, "runtime": version.runtime_name,
+                              "threshold": thr, "image": {"id": 1, "width": w, "height": h},
+                              "detections": codecs.coco_detections(dets[0], w, h, thr, version.names)})
 
 
 async def upload_bytes(request):
@@ -209,9 +196,13 @@ async def healthz(request):
 
 
 async def readyz(request):
+    """200 once every model's initial versions are loaded and their warmup replayed."""
     state = request.app[keys.STATE]
     if state.ready:
-        return web.json_response({"ready": True, "runtime": state.runtime})
+        served = {name: {"version": m.available()[-1], "runtime": m.versions[m.available()[-1]].runtime_name}
+                  for name, m in state.registry.models.items() if m.available()}
+        first = served.get(request.app[keys.OPTIONS].name, {})
+        return web.json_response({"ready": True, "runtime": first.get("runtime"), "models": served})
     return web.json_response({"ready": False, "error": state.error}, status=503)
 
 
