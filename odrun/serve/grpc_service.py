@@ -86,7 +86,7 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(self, request, context):
         try:
             version, sig = check_spec(self.app, request.model_spec)
-            if sig != handlers.REST["default_signature"]["value"]:
+            if sig not in version.signature_names:
                 raise handlers.RestError("no_signature", signature=sig)
             images = images_of(request.inputs, self.app[keys.OPTIONS])
             dets = await run_model(self.app, images, version)

@@ -82,13 +82,15 @@ async def infer(request, images, version):
     return await future, None
 
 
-def predict_body(body):
-    """A predict request body -> (instances, columnar), `signature_name` checked."""
+def predict_body(body, signatures=None):
+    """A predict request body -> (instances, columnar), `signature_name` checked against the
+    version's image signatures (serving_default; encoded_image_string_tensor where exported: the
+    same model fed encoded images, which odrun decodes itself)."""
     if not isinstance(body, dict) or len({"instances", "inputs"} & set(body)) != 1:
         raise codecs.BadRequest('expected a JSON object with exactly one of "instances" (row format) '
                                 'or "inputs" (columnar format)')
     signature = body.get("signature_name", REST["default_signature"]["value"])
-    if signature != REST["default_signature"]["value"]:
+    if signature not in (signatures or (REST["default_signature"]["value"],)):
         raise RestError("no_signature", signature=signature)
     columnar = "inputs" in body
     instances = body["inputs"] if columnar else body["instances"]
@@ -104,7 +106,7 @@ async def predict(request):
         raise codecs.BadRequest(":{} needs a classify/regress signature; this export is an object detector "
                                 "(its serving_default signature is a predict one): use :predict".format(verb))
     with arrival(request, version):
-        instances, columnar = predict_body(codecs.parse_json(await request.read()))
+        instances, columnar = predict_body(codecs.parse_json(await request.read()), version.signature_names)
         images = codecs.decode_instances(instances, request.app[keys.OPTIONS])
     dets, error = await infer(request, images, version)
     if error is not None:

@@ -47,7 +47,7 @@ class ModelSpec(object):
 
 
 def _config_error(path, line, what, fix):
-    return UserError("{} (line {})".format(what, line), where="{}:{}".format(path, line), fix=fix)
+    return UserError(what, where="{}:{}".format(path, line), fix=fix)
 
 
 def _line_of(text, needle, default=1):
@@ -184,12 +184,13 @@ def locate(folder, base):
 class Version(object):
     """One version of a model: its files, TF Serving state, and once AVAILABLE its batcher."""
 
-    def __init__(self, number, folder):
-        self.number, self.folder = number, folder
+    def __init__(self, number, folder, model_name):
+        self.number, self.folder, self.model_name = number, folder, model_name
         self.state, self.error = "START", None
         self.export_dir = self.meta = self.names = self.batcher = self.runtime_name = None
         self.signatures = None  # {key: SignatureDef}, read on the first metadata request
         self.warmed = 0
+        self.signature_names = (handlers.REST["default_signature"]["value"],)
 
     def status_json(self):
         """TF Serving's REST print of one ModelVersionStatus (version as a string, enum names)."""
@@ -210,6 +211,8 @@ def load_version(spec, version, options):
         runtimes.choose(export_dir, runtime_name, meta)  # a missing form or runtime: a clear error
         rt = runtimes.load(export_dir, runtime_name, meta)
     version.export_dir, version.meta, version.names = export_dir, meta, names
+    also = sorted(((meta.get("signature") or {}).get("also") or {}))  # odrun export's encoded_image_string_tensor
+    version.signature_names = version.signature_names + tuple(also)
     records = warmup.read(version.folder if bare or version.folder != export_dir
                           else os.path.join(export_dir, "1"))
     images = [im for _, inputs in records for im in warmup_images(inputs, options)]
@@ -338,7 +341,7 @@ class Registry(object):
         old = model.versions.get(number)
         if old is not None and (old.state in ("LOADING", "AVAILABLE") or model.tried.get(number) == fingerprint(folder)):
             return
-        version = model.versions[number] = Version(number, folder)
+        version = model.versions[number] = Version(number, folder, model.name)
         version.state = "LOADING"
         loop = asyncio.get_event_loop()
         t0 = time.time()
@@ -368,7 +371,7 @@ class Registry(object):
         if version.batcher is not None:
             await version.batcher.close()
         version.batcher, version.state = None, "END"
-        LOG.info("version %d unloaded (%s)", version.number, why)
+        LOG.info("model %s version %d unloaded (%s)", version.model_name, version.number, why)
 
     async def poll(self, seconds):
         """TF Serving's --file_system_poll_wait_seconds loop (0: never after the start)."""
