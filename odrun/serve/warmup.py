@@ -194,7 +194,11 @@ def read(folder):
     path = os.path.join(folder, PATH)
     if not os.path.isfile(path):
         return []
-    records = read_records(path)
-    if len(records) > MAX_RECORDS:
-        raise BadWarmup("{} records: TF Serving replays at most {}".format(len(records), MAX_RECORDS))
-    return [parse_log(r) for r in records]
+    try:
+        records = read_records(path)
+        if len(records) > MAX_RECORDS:
+            raise BadWarmup("{} records: TF Serving replays at most {}".format(len(records), MAX_RECORDS))
+        return [parse_log(r) for r in records]
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # BadWarmup, or a damaged proto's field types
+        raise BadWarmup("{}: {} (a TFRecord of PredictionLog predict requests; re-export to write it again, "
+                        "or remove it)".format(path, exc))
