@@ -267,6 +267,11 @@ class Model(object):
         return v
 
 
+def _policy_note(spec, found):
+    return "; versions there: {}, the policy {} serves none of them".format(sorted(found), spec.policy[0]) \
+        if found else ""
+
+
 def fingerprint(folder):
     """What changes when a version folder is (re)written: its top files' sizes and mtimes."""
     try:
@@ -327,9 +332,12 @@ class Registry(object):
                 found = discover(model.spec.base_path)
                 wanted = model.spec.wanted(found)
                 if first and not wanted:
-                    raise UserError("no version of model {} to serve in {}".format(model.name, model.spec.base_path),
-                                    where=model.spec.where, fix="export into it: odrun export --workdir RUN_DIR "
-                                    "--out {}".format(os.path.join(model.spec.base_path, "1")))
+                    raise UserError("no version of model {} to serve in {}: neither an export (metadata.json) "
+                                    "nor version folders (N/ holding an odrun export's metadata.json or a "
+                                    "saved_model.pb){}".format(model.name, model.spec.base_path, _policy_note(
+                                        model.spec, found)), where=model.spec.where,
+                                    fix="export into it: odrun export --workdir RUN_DIR --out {}".format(
+                                        os.path.join(model.spec.base_path, "1")))
                 for number in wanted:
                     await self._load(model, number, found[number], first)
                 if any(model.versions[n].state == "AVAILABLE" for n in wanted if n in model.versions):
