@@ -8,7 +8,6 @@ let the requests in flight finish (--shutdown-timeout), unload, exit 130/143.
 """
 import asyncio
 import logging
-import os
 import signal
 import sys
 

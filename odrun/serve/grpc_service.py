@@ -6,7 +6,6 @@ gRPC code TF Serving gives them.
 
 Loaded only with --grpc-port (grpcio, tensorflow-serving-api and TensorFlow's tensor protos).
 """
-import asyncio
 
 import grpc
 import numpy as np

@@ -6,7 +6,6 @@ their sources in tensorflow/serving): predict in row ("instances" -> "prediction
 or a label, model metadata (the export's SignatureDefs). Plus /v1/detect (COCO rows), /healthz, /readyz, /metrics.
 """
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -65,7 +64,9 @@ def servable(request):
 
 
 def arrival(request, version):
-    return version.batcher.arrival() if version.batcher is not None else contextlib.suppress()
+    """`with arrival(request, version):` around reading and decoding: the batcher waits for it, and
+    the version is not unloaded until its job is queued (odrun.serve.models.Version.hold)."""
+    return version.hold()
 
 
 async def infer(request, images, version):

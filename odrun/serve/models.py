@@ -14,6 +14,7 @@ while the old one keeps answering, warms it up (its assets.extra/tf_serving_warm
 it AVAILABLE, then unloads the versions the policy no longer wants (availability preserving).
 """
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -190,7 +191,19 @@ class Version(object):
         self.export_dir = self.meta = self.names = self.batcher = self.runtime_name = None
         self.signatures = None  # {key: SignatureDef}, read on the first metadata request
         self.warmed = 0
+        self.holders = 0  # requests that found this version and are still being read/decoded
         self.signature_names = (handlers.REST["default_signature"]["value"],)
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Around reading and decoding a request found for this version (TF Serving's ServableHandle):
+        the version is not unloaded before its job is queued (no await between this and submit)."""
+        self.holders += 1
+        try:
+            with self.batcher.arrival() if self.batcher is not None else contextlib.suppress():
+                yield
+        finally:
+            self.holders -= 1
 
     def status_json(self):
         """TF Serving's REST print of one ModelVersionStatus (version as a string, enum names)."""
@@ -355,6 +368,9 @@ class Registry(object):
         t0 = time.time()
         try:
             rt = await loop.run_in_executor(None, load_version, model.spec, version, self.options)
+        except asyncio.CancelledError:  # an Exception on Python < 3.8: the server stops during the load
+            version.state = "END"
+            raise
         except Exception as exc:  # noqa: BLE001 - any loader failure: exit 2 at start, END + error later
             version.state, version.error = "END", "{}: {}".format(type(exc).__name__, exc)
             model.tried[number] = fingerprint(folder)
@@ -376,6 +392,8 @@ class Registry(object):
     async def _unload(self, version, why="a newer one is AVAILABLE"):
         """UNLOADING: no new requests reach it (find() wants AVAILABLE); those queued finish."""
         version.state = "UNLOADING"
+        while version.holders:  # requests being read for it: their jobs are queued before the stop
+            await asyncio.sleep(0.01)
         if version.batcher is not None:
             await version.batcher.close()
         version.batcher, version.state = None, "END"
@@ -387,6 +405,8 @@ class Registry(object):
             await asyncio.sleep(seconds)
             try:
                 await self.refresh()
+            except asyncio.CancelledError:  # an Exception on Python < 3.8: the server stops
+                raise
             except Exception as exc:  # noqa: BLE001 - a poll never takes the serving versions down
                 LOG.info("model poll failed: %s: %s", type(exc).__name__, exc)
 
