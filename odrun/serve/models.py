@@ -21,7 +21,8 @@ import time
 
 from odcore.errors import UserError
 from odrun import runtimes
-from odrun.serve import handlers, warmup
+from odrun.runtimes import saved_model
+from odrun.serve import codecs, handlers, warmup
 from odrun.serve.batcher import Batcher
 from odrun.tasks.detect.masks import output as seg_output
 from odrun.workdir.metadata import export_metadata
@@ -218,7 +219,6 @@ def load_version(spec, version, options):
     export_dir, meta, names, bare = locate(version.folder, spec.base_path)
     runtime_name = "saved_model" if bare else seg_output.runtime_for(meta, options.runtime_name)
     if bare:
-        from odrun.runtimes import saved_model
         rt = saved_model.Runtime(version.folder, meta)
     else:
         runtimes.choose(export_dir, runtime_name, meta)  # a missing form or runtime: a clear error
@@ -242,7 +242,6 @@ def load_version(spec, version, options):
 def warmup_images(inputs, limits):
     """A warmup request's one input -> HxWx3 uint8 images (pixel tensors or encoded images)."""
     import numpy as np
-    from odrun.serve import codecs
     out = []
     for value in inputs.values():
         if isinstance(value, list):
