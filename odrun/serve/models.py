@@ -15,6 +15,7 @@ it AVAILABLE, then unloads the versions the policy no longer wants (availability
 """
 import asyncio
 import contextlib
+import filecmp
 import logging
 import os
 import time
@@ -161,8 +162,9 @@ def discover(base):
 
 
 def _same_file(a, b):
+    """The same file, or the same bytes (an export copied without its hard links: cp -r, docker cp)."""
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False
 
