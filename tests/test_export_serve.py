@@ -328,7 +328,7 @@ def test_health_metrics_and_access_log(server):
     import requests
     assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(server.url + "/readyz", timeout=5).json()
-    assert ready == {"ready": True, "runtime": "onnx"}
+    assert ready == {"ready": True, "runtime": "onnx", "models": {"shapes": {"version": 1, "runtime": "onnx"}}}
     text = requests.get(server.url + "/metrics", timeout=5).text
     assert 'odrun_requests_total{code="200",route="/v1/detect"}' in text
     assert "odrun_batch_size_bucket" in text and "odrun_request_seconds_bucket" in text

@@ -6,7 +6,6 @@ gRPC code TF Serving gives them.
 
 Loaded only with --grpc-port (grpcio, tensorflow-serving-api and TensorFlow's tensor protos).
 """
-import asyncio
 
 import grpc
 import numpy as np
@@ -14,10 +13,11 @@ from grpc import aio
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from odrun.serve import codecs, handlers, keys, signature
+from odrun.serve import codecs, handlers, keys
 
 CODE = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
         429: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.UNAVAILABLE}
+ERROR_UNKNOWN = 2  # tensorflow.error.Code UNKNOWN (tsl/protobuf/error_codes.proto): a version's load error
 UINT8_KINDS = ("DT_UINT8", "DT_FLOAT", "DT_HALF", "DT_DOUBLE", "DT_INT32", "DT_INT64")
 
 
@@ -28,16 +28,10 @@ def tf_protos():
 
 
 def check_spec(app, spec):
-    """The ModelSpec of a request, checked as REST's path is: -> (name, signature) or RestError."""
-    options = app[keys.OPTIONS]
+    """The ModelSpec of a request, checked as REST's path is: -> (Version, signature) or RestError."""
     version = spec.version.value if spec.HasField("version") else None
-    if spec.version_label:
-        raise handlers.RestError("no_label", label=spec.version_label)
-    if spec.name != options.name or (version is not None and version != int(handlers.VERSION)):
-        raise handlers.RestError("no_servable", request="Latest({})".format(spec.name) if version is None
-                                 else "Specific({}, {})".format(spec.name, version))
-    sig = spec.signature_name or handlers.REST["default_signature"]["value"]
-    return spec.name, sig
+    found = app[keys.STATE].registry.find(spec.name, version, spec.version_label or None)
+    return found, spec.signature_name or handlers.REST["default_signature"]["value"]
 
 
 def images_of(inputs, options):
@@ -90,16 +84,16 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request, context):
         try:
-            _, sig = check_spec(self.app, request.model_spec)
-            if sig != handlers.REST["default_signature"]["value"]:
+            version, sig = check_spec(self.app, request.model_spec)
+            if sig not in version.signature_names:
                 raise handlers.RestError("no_signature", signature=sig)
             images = images_of(request.inputs, self.app[keys.OPTIONS])
-            dets = await run_model(self.app, images)
+            dets = await run_model(self.app, images, version)
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = int(handlers.VERSION)
+        response.model_spec.version.value = version.number
         response.model_spec.signature_name = sig
         for key, proto in outputs_of(dets).items():
             response.outputs[key].CopyFrom(proto)
@@ -107,13 +101,13 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def GetModelMetadata(self, request, context):
         try:
-            check_spec(self.app, request.model_spec)
-            sigs = await signatures(self.app)
+            version, _ = check_spec(self.app, request.model_spec)
+            sigs = await handlers.signatures_of(version, request.model_spec.name)
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = int(handlers.VERSION)
+        response.model_spec.version.value = version.number
         sig_map = get_model_metadata_pb2.SignatureDefMap()
         for key, sig in sigs.items():
             sig_map.signature_def[key].CopyFrom(sig)
@@ -126,31 +120,27 @@ class Models(model_service_pb2_grpc.ModelServiceServicer):
         self.app = app
 
     async def GetModelStatus(self, request, context):
+        """Every version seen (newest first) or the one asked, with state and load error (as REST)."""
+        spec = request.model_spec
         try:
-            check_spec(self.app, request.model_spec)
+            versions = self.app[keys.STATE].registry.status(
+                spec.name, spec.version.value if spec.HasField("version") else None, spec.version_label or None)
         except handlers.RestError as exc:
             return await abort(context, exc)
         status = get_model_status_pb2.ModelVersionStatus
         response = get_model_status_pb2.GetModelStatusResponse()
-        entry = response.model_version_status.add()
-        entry.version = int(handlers.VERSION)
-        entry.state = status.AVAILABLE if self.app[keys.STATE].ready else status.LOADING
+        for version in versions:
+            entry = response.model_version_status.add()
+            entry.version, entry.state = version.number, status.State.Value(version.state)
+            if version.error is not None:
+                entry.status.error_code = ERROR_UNKNOWN
+                entry.status.error_message = version.error
         return response
 
 
-async def signatures(app):
-    state, options = app[keys.STATE], app[keys.OPTIONS]
-    if state.signatures is None:
-        state.signatures = await asyncio.get_event_loop().run_in_executor(
-            None, signature.signature_defs, options.export_dir)
-    if not state.signatures:
-        raise handlers.RestError("no_metadata", name=options.name)
-    return state.signatures
-
-
-async def run_model(app, images):
+async def run_model(app, images, version):
     """The REST path's batcher: 503 while loading or when the queue is full."""
-    dets, error = await handlers.infer(_AppRequest(app), images)
+    dets, error = await handlers.infer(_AppRequest(app), images, version)
     if error is not None:
         raise codecs.NoMemory(json_message(error))
     return dets
