@@ -466,7 +466,8 @@ def test_a_tensorflow_verb_exits_right_after_its_last_line(model, tmp_path):
     """Issue #25: the segment demo took 9 s to exit after its summary (TensorFlow's teardown at
     interpreter exit; `odrun detect` on a SavedModel: 3.3 s here). odrun.cli.leave exits at once."""
     proc = subprocess.Popen([bin_path("odrun"), "detect", "--model", str(model["export"]), str(model["images"]),
-                             "--out", str(tmp_path / "det"), "--runtime", "saved_model", "--no-images"],
+                             "--out", str(tmp_path / "det"), "--runtime", "saved_model", "--no-images",
+                             "--threshold", "0"],  # the shared model is barely trained: keep every box
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     last, lines = None, []
     for line in iter(proc.stdout.readline, b""):
@@ -477,4 +478,4 @@ def test_a_tensorflow_verb_exits_right_after_its_last_line(model, tmp_path):
     assert rc == 0, "".join(lines)[-3000:]
     assert "24 images" in "".join(lines)
     assert gap < 1.5, gap  # was 3-9 s
-    assert json.load(open(str(tmp_path / "det" / "detections.json")))  # everything written before leaving
+    assert len(json.load(open(str(tmp_path / "det" / "detections.json")))) > 0  # all written before leaving

@@ -57,8 +57,13 @@ def test_train_eval_reports_mask_metrics(segment_run):
     # eval's losses are training's (issue 25: the OD API's eval loop scores the mask head on the
     # model's detections, 0.0 when it has none, against 2.18 in training); its own numbers stay
     # under LossOnDetections/
+    # Both second-stage losses are means over the proposals matched to a ground-truth box: a 2-step
+    # model whose proposals overlap no object on the 2 eval images has none, and then both are 0.0
+    # (seen once in CI). With matched proposals (a box loss) the mask loss is there too.
     mask = "BoxClassifierLoss/mask_loss"
-    assert m["Loss/" + mask] > 0.1 and "LossOnDetections/" + mask in m  # a mask loss of a 2-step model is not 0
+    assert "Loss/" + mask in m and "LossOnDetections/" + mask in m
+    if m["Loss/BoxClassifierLoss/localization_loss"] > 0:
+        assert m["Loss/" + mask] > 0.1, m  # a mask loss of a 2-step model with matched proposals is not 0
     # and the pictures: PR curve, confusion matrices, results.png with the evaluation in results.csv
     for rel in ("eval/pr_curve.png", "eval/confusion_matrix.png", "eval/confusion_matrix_normalized.png",
                 "results.png"):

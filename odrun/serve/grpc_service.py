@@ -102,7 +102,7 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def GetModelMetadata(self, request, context):
         try:
             version, _ = check_spec(self.app, request.model_spec)
-            sigs = await handlers.signatures_of(version, request.model_spec.name)
+            sigs = await handlers.signatures_of(version, request.model_spec.name)  # REST's reader
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = get_model_metadata_pb2.GetModelMetadataResponse()

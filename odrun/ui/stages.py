@@ -7,11 +7,13 @@ import sys
 import time
 
 from odcore.errors import UserError
+from odrun import DATA_DIR
 from odrun.ui.quiet import terminal  # the terminal, also while library output goes to the log
 from odrun.workdir import rundir
 
 DEMO_JSON = "demo.json"  # the summary a finished demo leaves
 MARKER = ".odrun-demo"  # written when a demo starts: an interrupted demo's run is also the demo's
+SETTINGS_FILE = os.path.join(DATA_DIR, "demo.yaml")
 
 
 def begin(args, steps, images, min_images, last):
@@ -43,6 +45,14 @@ def fresh_run(work, run, steps):
     os.makedirs(work, exist_ok=True)
     with open(os.path.join(work, MARKER), "w") as f:
         f.write("odrun demo workdir: a rerun here trains its run/ anew\n")
+
+
+def settings(task):
+    """odrun/data/demo.yaml's entry for TASK: the synthetic set (synth.generate's keywords) and the
+    model (template, --set overrides) that the demo trains; its steps and images are defaults.yaml's."""
+    import yaml
+    with open(SETTINGS_FILE, encoding="utf-8") as f:
+        return yaml.safe_load(f)[task]
 
 
 class Stages(object):

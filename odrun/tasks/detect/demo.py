@@ -7,21 +7,22 @@ import os
 from odcore.fileio import write_json
 from odrun.convert import convert_with_report
 from odrun.tasks.detect import detect, evaluate, export, synth, train
-from odrun.ui.stages import begin, print_summary, quiet_call
+from odrun.ui.stages import begin, print_summary, quiet_call, settings
 
 
 def from_args(args):
     """`odrun demo` (flags: odrun.verbs.demo; --steps/--images: odrun/data/defaults.yaml) -> demo.json's summary."""
     work, paths, quiet, stage = begin(args, args.steps, args.images, 5, "detections")
     stages = stage.rows
+    cfg = settings("detect")  # odrun/data/demo.yaml: the synthetic set and the model
 
-    stage("synth", lambda: synth.generate(paths["images"], count=args.images, seed=0),
+    stage("synth", lambda: synth.generate(paths["images"], count=args.images, seed=0, **cfg["synth"]),
           lambda r: "{} images + VOC XML".format(len(r)))
     stage("convert", lambda: convert_stage(paths, quiet),
           lambda r: "{} train / {} test images, report.png".format(r["images"]["train"], r["images"]["test"]))
     stage("train", lambda: quiet_call(quiet, lambda: train.train(
-              paths["run"], data=paths["data"], steps=args.steps, checkpoint_every=max(args.steps // 2, 1),
-              api=args.api, progress=not quiet)),
+              paths["run"], data=paths["data"], model=cfg["model"], overrides=cfg["overrides"], steps=args.steps,
+              checkpoint_every=max(args.steps // 2, 1), api=args.api, progress=not quiet)),
           train_note)
     ev = stage("eval", lambda: quiet_call(True, evaluate.evaluate, paths["run"], args.api),
                lambda r: "mAP@.50IOU {:.3f}".format(r["metrics"].get("DetectionBoxes_Precision/mAP@.50IOU", -1)))

@@ -46,36 +46,41 @@ def paint_shape(draw, kind, box, color):
         draw.polygon([((xmin + xmax) / 2.0, ymin), (xmax, ymax), (xmin, ymax)], fill=color)
 
 
-def noise_canvas(rng, width, height):
-    """A mid-grey noise picture (shapes stand out, nothing is trivially flat) and its ImageDraw."""
+def noise_canvas(rng, width, height, contrast=2):
+    """A noise picture (shapes stand out, nothing is trivially flat) and its ImageDraw: mid-grey
+    (values 64-191) for contrast 2, darker and quieter for more (4: values 32-95)."""
     import numpy as np
     from PIL import Image, ImageDraw
     noise = rng.randint(0, 256, size=(height, width, 3)).astype(np.uint8)
-    im = Image.fromarray((noise // 2 + 64).astype(np.uint8))
+    im = Image.fromarray((noise // contrast + 128 // contrast).astype(np.uint8))
     return im, ImageDraw.Draw(im)
 
 
-def random_square(rng, classes, width, height, min_part):
-    """A class and a square (x, y, side) inside the picture, side from 1/min_part to 1/2 of it."""
+def random_square(rng, classes, width, height, min_part, max_part=2):
+    """A class and a square (x, y, side) inside the picture, side from 1/min_part to 1/max_part of it."""
     kind = classes[rng.randint(len(classes))]
-    side = rng.randint(min(width, height) // min_part, min(width, height) // 2)
+    side = rng.randint(int(min(width, height) / min_part), int(min(width, height) / max_part))
     x, y = rng.randint(0, width - side), rng.randint(0, height - side)
     return kind, x, y, side
 
 
-def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, classes=CLASSES):
-    """Write count JPEG+XML pairs into out_dir; returns the list of image paths."""
+def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, classes=CLASSES,
+             sizes=(5, 2), contrast=2, class_colors=False):
+    """Write count JPEG+XML pairs into out_dir; returns the list of image paths. sizes: a shape's
+    side spans 1/sizes[0] to 1/sizes[1] of the picture; contrast: noise_canvas's; class_colors:
+    each class keeps one colour (an easier set, what the demo learns in a few minutes)."""
     import numpy as np
     rng = np.random.RandomState(seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for i in range(count):
-        im, draw = noise_canvas(rng, width, height)
+        im, draw = noise_canvas(rng, width, height, contrast)
         objects = []
         for _ in range(rng.randint(1, max_objects + 1)):
-            kind, x, y, side = random_square(rng, classes, width, height, 5)
+            kind, x, y, side = random_square(rng, classes, width, height, *sizes)
             box = (x, y, x + side, y + side)
-            paint_shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
+            color = PALETTE[classes.index(kind) % len(PALETTE)] if class_colors else PALETTE[rng.randint(len(PALETTE))]
+            paint_shape(draw, kind, box, color)
             objects.append(dict(zip(("name", "xmin", "ymin", "xmax", "ymax"), (kind,) + box)))
         name = "synth_{:04d}.jpg".format(i)
         path = os.path.join(out_dir, name)

@@ -42,8 +42,10 @@ def _uncompressed(mask):
 
 
 def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, classes=CLASSES,
-             forms=("rle",), json_name="instances.json"):
-    """Write count JPEGs + out_dir/json_name; returns (json path, {file_name: [exact HxW masks]})."""
+             forms=("rle",), json_name="instances.json", sizes=(4, 2), contrast=2, class_colors=False):
+    """Write count JPEGs + out_dir/json_name; returns (json path, {file_name: [exact HxW masks]}).
+    sizes: a shape's side spans 1/sizes[0] to 1/sizes[1] of the picture; contrast: noise_canvas's;
+    class_colors: each class keeps one colour (an easier set, what the demo learns from scratch)."""
     import numpy as np
     from PIL import Image, ImageDraw
     from pycocotools import mask as mask_api
@@ -52,12 +54,13 @@ def generate(out_dir, count=60, width=160, height=160, seed=0, max_objects=3, cl
     images, annotations, truth = [], [], {}
     form_index = 0
     for i in range(count):
-        im, draw = noise_canvas(rng, width, height)
+        im, draw = noise_canvas(rng, width, height, contrast)
         shapes = []
         for _ in range(rng.randint(1, max_objects + 1)):
-            kind, x, y, side = random_square(rng, classes, width, height, 4)
+            kind, x, y, side = random_square(rng, classes, width, height, *sizes)
             box = (x, y, x + side - 1, y + side - 1)
-            paint_shape(draw, kind, box, PALETTE[rng.randint(len(PALETTE))])
+            color = PALETTE[classes.index(kind) % len(PALETTE)] if class_colors else PALETTE[rng.randint(len(PALETTE))]
+            paint_shape(draw, kind, box, color)
             canvas = Image.new("L", (width, height), 0)
             paint_shape(ImageDraw.Draw(canvas), kind, box, 1)
             shapes.append((kind, box, np.asarray(canvas, dtype=np.uint8)))
