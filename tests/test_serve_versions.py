@@ -5,20 +5,19 @@ tensorflow-serving-api gRPC stubs: the export's encoded_image_string_tensor sign
 file (read with the official PredictionLog proto), warmup replayed before /readyz, the newest
 version served, a version moved in while clients keep calling (no failed request, the old one
 unloaded after the new one is AVAILABLE), a broken version reported in GetModelStatus,
-models.config with two models and version labels, a bad warmup file exit 2 before the port opens.
+models.config with two models and version labels, models.config re-read while serving (a model
+added and one removed, no restart), a bad warmup file exit 2 before the port opens.
 Version folders are hard-linked copies of the shared export (never written in place)."""
 import base64
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import bin_path, run_cli
+from _shared import Server, free_port
+from conftest import run_cli
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 WARMUP = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -34,57 +33,9 @@ def link_copy(src, dst):
     shutil.copytree(str(src), str(dst), copy_function=os.link)
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server(object):
-    def __init__(self, log_path, *flags):
-        import requests
-        self.port, self.grpc_port = _free_port(), _free_port()
-        self.url, self.grpc = "http://127.0.0.1:{}".format(self.port), "127.0.0.1:{}".format(self.grpc_port)
-        self.log = open(str(log_path), "w+")
-        self.proc = subprocess.Popen([bin_path("odrun"), "serve", "--port", str(self.port), "--grpc-port",
-                                      str(self.grpc_port), "--runtime", "onnx"] + [str(f) for f in flags],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("not ready in 180 s\n" + self.output())
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def get(self, path):
-        import requests
-        return requests.get(self.url + path, timeout=30)
-
-    def predict(self, path, body):
-        import requests
-        return requests.post(self.url + path, json=body, timeout=60)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+def serve(tmp_path, *flags):
+    """`odrun serve --runtime onnx FLAGS` with REST and gRPC on free ports (tests/_shared.py's Server)."""
+    return Server(tmp_path / "serve.log", "--runtime", "onnx", *flags, grpc=True)
 
 
 def _b64_body(model, signature=None):
@@ -172,7 +123,7 @@ def test_export_writes_the_encoded_signature_and_the_warmup_file(model):
 def test_new_version_is_loaded_while_the_old_one_answers(model, tmp_path):
     base = tmp_path / "det"
     link_copy(model["export"], base / "1")
-    server = Server(tmp_path / "serve.log", "--model", base, "--file-system-poll-wait-seconds", "0.2")
+    server = serve(tmp_path, "--model", base, "--file-system-poll-wait-seconds", "0.2")
     try:
         log = server.output()
         assert "version 1 AVAILABLE" in log and "with 2 warmup records" in log
@@ -182,7 +133,7 @@ def test_new_version_is_loaded_while_the_old_one_answers(model, tmp_path):
 
         def client():
             while not stop.is_set():
-                codes.append(server.predict("/v1/models/det:predict", _b64_body(model)).status_code)
+                codes.append(server.post("/v1/models/det:predict", _b64_body(model)).status_code)
 
         thread = threading.Thread(target=client)
         thread.start()
@@ -198,9 +149,9 @@ def test_new_version_is_loaded_while_the_old_one_answers(model, tmp_path):
         assert codes and set(codes) == {200}, codes
         log = server.output()
         assert log.index("det version 2 AVAILABLE") < log.index("det version 1 unloaded")
-        r = server.predict("/v1/models/det/versions/1:predict", _b64_body(model))
+        r = server.post("/v1/models/det/versions/1:predict", _b64_body(model))
         assert r.status_code == 404 and r.json()["error"] == "Servable not found for request: Specific(det, 1)"
-        assert server.predict("/v1/models/det/versions/2:predict", _b64_body(model)).status_code == 200
+        assert server.post("/v1/models/det/versions/2:predict", _b64_body(model)).status_code == 200
         assert _grpc_status(server, "det") == [("2", "AVAILABLE", ""), ("1", "END", "")]
         assert _grpc_predict(server, model, "det").model_spec.version.value == 2
         # a broken version 3: END with its error, version 2 keeps answering
@@ -214,7 +165,7 @@ def test_new_version_is_loaded_while_the_old_one_answers(model, tmp_path):
         assert "metadata.json" in status["status"]["error_message"]
         assert "metadata.json" in _grpc_status(server, "det", 3)[0][2]
         assert _states(server, "det")[1:] == [("2", "AVAILABLE"), ("1", "END")]
-        assert server.predict("/v1/models/det:predict", _b64_body(model)).status_code == 200
+        assert server.post("/v1/models/det:predict", _b64_body(model)).status_code == 200
     finally:
         assert server.stop() == 143, server.output()
 
@@ -239,19 +190,19 @@ def test_model_config_file_serves_two_models_and_labels(model, tmp_path):
   }
 }
 """ % model["export"])
-    server = Server(tmp_path / "serve.log", "--model-config-file", config)
+    server = serve(tmp_path, "--model-config-file", config)
     try:
         assert _states(server, "det") == [("2", "AVAILABLE"), ("1", "AVAILABLE")]
         assert server.get("/readyz").json()["models"] == {"det": {"version": 2, "runtime": "onnx"},
                                                           "shapes": {"version": 1, "runtime": "onnx"}}
-        stable = server.predict("/v1/models/det/labels/stable:predict", _b64_body(model))
+        stable = server.post("/v1/models/det/labels/stable:predict", _b64_body(model))
         assert stable.status_code == 200, stable.text
-        assert stable.json() == server.predict("/v1/models/det/versions/1:predict", _b64_body(model)).json()
+        assert stable.json() == server.post("/v1/models/det/versions/1:predict", _b64_body(model)).json()
         assert server.get("/v1/models/det/labels/canary").json()["model_version_status"][0]["version"] == "2"
-        r = server.predict("/v1/models/det/labels/nope:predict", _b64_body(model))
+        r = server.post("/v1/models/det/labels/nope:predict", _b64_body(model))
         assert r.status_code == 400 and r.json()["error"] == "Unrecognized servable version label: nope"
-        enc = server.predict("/v1/models/shapes:predict", _b64_body(model, "encoded_image_string_tensor"))
-        assert enc.status_code == 200 and enc.json() == server.predict("/v1/models/shapes:predict",
+        enc = server.post("/v1/models/shapes:predict", _b64_body(model, "encoded_image_string_tensor"))
+        assert enc.status_code == 200 and enc.json() == server.post("/v1/models/shapes:predict",
                                                                        _b64_body(model)).json()
         assert _grpc_predict(server, model, "det", label="canary").model_spec.version.value == 2
         assert _grpc_predict(server, model, "det", version=1).model_spec.version.value == 1
@@ -263,13 +214,62 @@ def test_model_config_file_serves_two_models_and_labels(model, tmp_path):
         assert server.stop() == 143, server.output()
 
 
+def write_config(path, *entries):
+    """A models.config of (name, base_path) entries, written whole (temp then rename: the poll never
+    reads half a file)."""
+    text = "model_config_list {\n" + "".join('  config {{\n    name: "{}"\n    base_path: "{}"\n  }}\n'.format(
+        name, base) for name, base in entries) + "}\n"
+    tmp = str(path) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, str(path))
+
+
+def _wait(check, what, server, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("{} not seen in {} s\n{}".format(what, seconds, server.output()))
+
+
+def test_model_config_is_re_read_while_serving(model, tmp_path):
+    """TF Serving's config reload (here on each --file-system-poll-wait-seconds poll): a model added
+    to models.config is loaded and served, one removed is unloaded and answers 404, a config that
+    no longer reads is logged and changes nothing; no restart."""
+    link_copy(model["export"], tmp_path / "models" / "det" / "1")
+    config = tmp_path / "models.config"
+    write_config(config, ("det", "models/det"))
+    server = serve(tmp_path, "--model-config-file", config, "--file-system-poll-wait-seconds", "0.2")
+    try:
+        assert server.post("/v1/models/shapes:predict", _b64_body(model)).status_code == 404
+        write_config(config, ("det", "models/det"), ("shapes", model["export"]))
+        _wait(lambda: server.get("/v1/models/shapes").status_code == 200 and _states(server, "shapes") ==
+              [("1", "AVAILABLE")], "shapes AVAILABLE", server)
+        assert server.post("/v1/models/shapes:predict", _b64_body(model)).status_code == 200
+        assert "model shapes added by models.config" in server.output()
+        assert _grpc_predict(server, model, "shapes").model_spec.version.value == 1
+        write_config(config, ("shapes", model["export"]))
+        _wait(lambda: server.get("/v1/models/det").status_code == 404, "det removed", server)
+        r = server.post("/v1/models/det:predict", _b64_body(model))
+        assert r.status_code == 404 and r.json()["error"] == "Servable not found for request: Latest(det)"
+        assert "model det version 1 unloaded (model det left models.config)" in server.output()
+        config.write_text('model_config_list { config { name: "x" ')
+        _wait(lambda: "models.config not applied" in server.output(), "the bad config logged", server)
+        assert server.post("/v1/models/shapes:predict", _b64_body(model)).status_code == 200
+        assert server.get("/readyz").json()["models"] == {"shapes": {"version": 1, "runtime": "onnx"}}
+    finally:
+        assert server.stop() == 143, server.output()
+
+
 def test_a_bad_warmup_file_is_exit_2_before_the_port_opens(model, tmp_path):
     base = tmp_path / "det"
     link_copy(model["export"], base / "1")
     target = base / "1" / "1" / WARMUP
     os.remove(str(target))  # a hard link: removed, never written through to the shared export
     target.write_bytes(b"not a TFRecord")
-    proc = run_cli("odrun", "serve", "--model", base, "--port", _free_port(), "--runtime", "onnx", check=2,
+    proc = run_cli("odrun", "serve", "--model", base, "--port", free_port(), "--runtime", "onnx", check=2,
                    timeout=300)
     assert "tf_serving_warmup_requests" in proc.stderr and "version 1 failed to load" in proc.stderr, proc.stderr
     assert "serving det on" not in proc.stderr and "Traceback" not in proc.stderr

@@ -29,6 +29,7 @@ class Options(object):
                  max_body=16 * 1024 * 1024, max_pixels=4096 * 4096, max_request_pixels=2 * 4096 * 4096,
                  threshold=0.4, delay_ms=0, model_config=None, poll_seconds=1):
         self.specs = models.specs_of(export_dir, name, model_config)
+        self.model_config = model_config  # re-read on every poll (models.Registry.reconfigure)
         self.name = self.specs[0].name  # /v1/detect's model unless ?model= names another
         self.runtime_name = runtime_name
         self.max_batch, self.batch_timeout_ms, self.queue_size = max_batch, batch_timeout_ms, queue_size
@@ -65,7 +66,9 @@ def make_app(options):
     app[keys.OPTIONS], app[keys.STATE], app[keys.METRICS] = options, State(), Metrics()
     add = app.router
     model_path = "/v1/models/{name:[^/:]+}"
-    for spec in ("", "/versions/{version:[^/:]+}", "/labels/{label:[^/:]+}"):
+    # TF Serving's kPredictionApiGegex / kModelStatusApiRegex (http_rest_api_util.cc) take /versions/(\d+) only:
+    # /versions/abc matches neither and is its "Malformed request: GET /v1/models/NAME/versions/abc" (400)
+    for spec in ("", "/versions/{version:\\d+}", "/labels/{label:[^/:]+}"):
         add.add_post(model_path + spec + ":{verb:[A-Za-z]+}", handlers.predict)
         add.add_get(model_path + spec, handlers.model_status)
         add.add_get(model_path + spec + "/metadata", handlers.model_metadata)

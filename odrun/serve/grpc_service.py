@@ -87,15 +87,18 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
             version, sig = check_spec(self.app, request.model_spec)
             if sig not in version.signature_names:
                 raise handlers.RestError("no_signature", signature=sig)
-            images = images_of(request.inputs, self.app[keys.OPTIONS])
-            dets = await run_model(self.app, images, version)
+            if version.classifier is not None:  # its own signatures, as REST's :predict runs them
+                outputs = await classifier_outputs(self.app, request.inputs, version, sig)
+            else:
+                images = images_of(request.inputs, self.app[keys.OPTIONS])
+                outputs = outputs_of(await run_model(self.app, images, version))
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = version.number
         response.model_spec.signature_name = sig
-        for key, proto in outputs_of(dets).items():
+        for key, proto in outputs.items():
             response.outputs[key].CopyFrom(proto)
         return response
 
@@ -136,6 +139,30 @@ class Models(model_service_pb2_grpc.ModelServiceServicer):
                 entry.status.error_code = ERROR_UNKNOWN
                 entry.status.error_message = version.error
         return response
+
+
+async def classifier_outputs(app, inputs, version, sig):
+    """A classifier version's signature `sig` on PredictRequest.inputs (named as the signature names
+    them) -> its outputs as TensorProtos: REST's :predict (handlers.predict_signature) in protos."""
+    make_ndarray, make_tensor_proto, _ = tf_protos()
+    rt = version.classifier
+    specs = rt.specs(sig)
+    sent, wanted = sorted(inputs), sorted(specs)
+    if len(sent) != len(wanted):
+        raise handlers.RestError("input_count", sent=len(sent), wanted=len(wanted), sent_names=",".join(sent),
+                                 wanted_names=",".join(wanted), extra=",".join(n for n in sent if n not in specs),
+                                 missing=",".join(n for n in wanted if n not in inputs))
+    for name in sent:
+        if name not in specs:
+            raise handlers.RestError("input_alias", alias=name, wanted_names=",".join(wanted))
+    arrays = {}
+    for name, proto in inputs.items():
+        try:
+            arrays[name] = make_ndarray(proto)
+        except (TypeError, ValueError) as exc:
+            raise codecs.BadRequest("input {} is not a readable TensorProto ({})".format(name, exc))
+    out = await handlers.run_classifier(_AppRequest(app), version, rt.run, sig, arrays)
+    return {key: make_tensor_proto(value) for key, value in out.items()}
 
 
 async def run_model(app, images, version):

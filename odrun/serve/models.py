@@ -326,6 +326,16 @@ def fingerprint(folder):
         return None
 
 
+def version_number(version):
+    """A path's /versions/N (digits: the route's regex) -> int, None kept; past int64 it is TF Serving's
+    "Failed to convert version" (absl::SimpleAtoi fails, http_rest_api_util.cc ParseModelInfo)."""
+    if version is None:
+        return None
+    if not str(version).isdigit() or int(version) > 2 ** 63 - 1:
+        raise handlers.RestError("bad_version", version=version)
+    return int(version)
+
+
 class Registry(object):
     """Every model of this server: find() for requests, status() for GetModelStatus, refresh() to
     load what appeared and unload what the policy no longer wants."""
@@ -335,6 +345,8 @@ class Registry(object):
         self.options, self.metrics = options, metrics
         self.lock = asyncio.Lock()
         self.poller = None
+        self.config_text = config_text(options.model_config)  # the models.config these models came from
+        self.config_error = None  # why its latest text was not applied (logged once)
 
     def model(self, name, version=None):
         model = self.models.get(name)
@@ -345,14 +357,12 @@ class Registry(object):
 
     def find(self, name, version=None, label=None):
         """A request's servable (REST path or gRPC ModelSpec) -> an AVAILABLE Version or RestError."""
-        if version is not None and not str(version).isdigit():
-            raise handlers.RestError("bad_version", version=version)
-        return self.model(name, version).find(None if version is None else int(version), label)
+        version = version_number(version)
+        return self.model(name, version).find(version, label)
 
     def status(self, name, version=None, label=None):
         """GetModelStatus: [Version], newest first (TF Serving's VersionMap order), or its 404s."""
-        if version is not None and not str(version).isdigit():
-            raise handlers.RestError("bad_version", version=version)
+        version = version_number(version)
         model = self.models.get(name)
         if model is None or not model.versions:
             raise handlers.RestError("no_model_status", name=name)
@@ -373,7 +383,7 @@ class Registry(object):
         """Load the versions the policies want that are not loaded, then unload the others.
         first: a load failure is exit 2 (the port never opens); later it is that version's END status."""
         async with self.lock:
-            for model in self.models.values():
+            for model in list(self.models.values()):
                 found = discover(model.spec.base_path)
                 wanted = model.spec.wanted(found)
                 if first and not wanted:
@@ -436,11 +446,45 @@ class Registry(object):
         version.batcher, version.classifier, version.executor, version.state = None, None, None, "END"
         LOG.info("model %s version %d unloaded (%s)", version.model_name, version.number, why)
 
+    async def reconfigure(self):
+        """models.config re-read (TF Serving's --model_config_file_poll_wait_seconds; here on each poll)
+        when its text changed: a model added is loaded by the refresh that follows, a model removed is
+        unloaded and answers 404, a model's new policy or labels apply. A config that no longer
+        reads keeps the models served and is logged (TF Serving: ReloadConfig fails, serving goes on)."""
+        text = config_text(self.options.model_config)
+        if text is None or text == self.config_text:
+            return
+        try:
+            specs = read_config(self.options.model_config)
+        except UserError as exc:  # tried again each poll (a version folder it names may be on its way)
+            why = exc.render().replace("error: ", "", 1).replace("\n ", ";")
+            if why != self.config_error:
+                LOG.info("models.config not applied, still serving %s: %s", sorted(self.models), why)
+            self.config_error = why
+            return
+        self.config_text, self.config_error = text, None
+        async with self.lock:
+            wanted = {s.name: s for s in specs}
+            for name in [n for n in self.models if n not in wanted or wanted[n].base_path !=
+                         self.models[n].spec.base_path]:
+                model = self.models.pop(name)
+                for number in model.available():
+                    await self._unload(model.versions[number], "model {} left models.config".format(name))
+            for name, spec in wanted.items():
+                if name in self.models:
+                    self.models[name].spec = spec  # its policy and labels: applied by refresh()
+                else:
+                    self.models[name] = Model(spec)
+                    LOG.info("model %s added by models.config (%s)", name, spec.base_path)
+
     async def poll(self, seconds):
-        """TF Serving's --file_system_poll_wait_seconds loop (0: never after the start)."""
+        """TF Serving's --file_system_poll_wait_seconds loop (0: never after the start), models.config
+        re-read first."""
         while seconds > 0:
             await asyncio.sleep(seconds)
             try:
+                if self.options.model_config:
+                    await self.reconfigure()
                 await self.refresh()
             except asyncio.CancelledError:  # an Exception on Python < 3.8: the server stops
                 raise
@@ -458,6 +502,17 @@ class Registry(object):
                 for version in model.versions.values():
                     if version.state == "AVAILABLE":
                         await self._unload(version, "the server stops")
+
+
+def config_text(path):
+    """The text of the models.config at `path` (None: no config, or unreadable right now)."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def check_runtimes(specs, runtime_name):

@@ -17,6 +17,8 @@ export (odrun train --task classify) is served from its SavedModel's signatures:
 Versions as TF Serving lays them out: --model MODEL with MODEL/1, MODEL/2 (each an odrun export)
 serves the newest; a version folder moved in later is loaded, warmed up (its
 assets.extra/tf_serving_warmup_requests) and then replaces the old one, which answers until then.
+A --model-config-file is re-read on the same poll: models added or removed there are served or
+unloaded without a restart.
 
 example: odrun serve --model export/ --port 8501
          curl -F image=@photo.jpg http://127.0.0.1:8501/v1/detect
@@ -35,7 +37,8 @@ def add_parser(sub):
                    help="several models: TF Serving's models.config (ModelServerConfig text format: name, "
                         "base_path, model_version_policy, version_labels) instead of --model")
     p.add_argument("--file-system-poll-wait-seconds", type=float, metavar="SECONDS",
-                   help="how often the base paths are checked for new versions (0: only at start)")
+                   help="how often the base paths are checked for new versions and a --model-config-file "
+                        "is re-read (0: only at start)")
     p.add_argument("--host", help="address to listen on (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, help="TCP port, TF Serving's REST port")
     p.add_argument("--grpc-port", type=int, default=None,
