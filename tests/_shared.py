@@ -164,6 +164,25 @@ def mask_rcnn_export(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ `odrun serve` as a real subprocess
+# A models.config in TF Serving's documented form (tensorflow.org/tfx/serving/serving_config): model det
+# in the config's folder/det (versions 1 and 2, two labels), model shapes at the path put in for %s.
+TWO_MODELS_CONFIG = """model_config_list {
+  config {
+    name: "det"
+    base_path: "det"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+  config {
+    name: "shapes"
+    base_path: "%s"
+  }
+}
+"""
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

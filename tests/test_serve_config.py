@@ -2,28 +2,16 @@
 parsed with its own proto (tensorflow_serving.config.model_server_config_pb2), and every bad
 config is exit 2 naming the file and the line, before a port is bound or a model loads (a
 metadata.json alone marks a version folder here; nothing is loaded).
-The config texts follow TF Serving's documented form (tensorflow.org/tfx/serving/serving_config)."""
+The config texts follow TF Serving's documented form (tensorflow.org/tfx/serving/serving_config);
+the good one is tests/_shared.py's TWO_MODELS_CONFIG, which test_serve_versions serves."""
 import json
 
 import pytest
 
+from _shared import TWO_MODELS_CONFIG
 from conftest import have_module, require, run_cli
 
-GOOD = """model_config_list {
-  config {
-    name: "det"
-    base_path: "det"
-    model_platform: "tensorflow"
-    model_version_policy { specific { versions: 1 versions: 2 } }
-    version_labels { key: "stable" value: 1 }
-    version_labels { key: "canary" value: 2 }
-  }
-  config {
-    name: "shapes"
-    base_path: "%s"
-  }
-}
-"""
+GOOD = TWO_MODELS_CONFIG  # det (BASE/det: versions 1 and 2, labels) and shapes (the path given)
 
 
 @pytest.fixture

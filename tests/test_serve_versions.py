@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from _shared import Server, free_port
+from _shared import TWO_MODELS_CONFIG, Server, free_port
 from conftest import run_cli
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
@@ -171,25 +171,10 @@ def test_new_version_is_loaded_while_the_old_one_answers(model, tmp_path):
 
 
 def test_model_config_file_serves_two_models_and_labels(model, tmp_path):
-    base = tmp_path / "models"
     for v in ("1", "2"):
-        link_copy(model["export"], base / "det" / v)
+        link_copy(model["export"], tmp_path / "det" / v)
     config = tmp_path / "models.config"
-    config.write_text("""model_config_list {
-  config {
-    name: "det"
-    base_path: "models/det"
-    model_platform: "tensorflow"
-    model_version_policy { specific { versions: 1 versions: 2 } }
-    version_labels { key: "stable" value: 1 }
-    version_labels { key: "canary" value: 2 }
-  }
-  config {
-    name: "shapes"
-    base_path: "%s"
-  }
-}
-""" % model["export"])
+    config.write_text(TWO_MODELS_CONFIG % model["export"])  # det: versions 1 and 2, labels; shapes: the export
     server = serve(tmp_path, "--model-config-file", config)
     try:
         assert _states(server, "det") == [("2", "AVAILABLE"), ("1", "AVAILABLE")]
