@@ -14,6 +14,7 @@ fixtures.
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -160,3 +161,89 @@ def mask_rcnn_export(tmp_path_factory):
     for k in ("src", "data", "run", "export"):
         info[k] = Path(info[k])
     return info
+
+
+# ------------------------------------------------------------------ `odrun serve` as a real subprocess
+# A models.config in TF Serving's documented form (tensorflow.org/tfx/serving/serving_config): model det
+# in the config's folder/det (versions 1 and 2, two labels), model shapes at the path put in for %s.
+TWO_MODELS_CONFIG = """model_config_list {
+  config {
+    name: "det"
+    base_path: "det"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+  config {
+    name: "shapes"
+    base_path: "%s"
+  }
+}
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server(object):
+    """`odrun serve FLAGS --port P [--grpc-port G]` as a real subprocess on free 127.0.0.1 ports, its
+    output in `log_path`, returned once /readyz answers 200 (test_export_serve, test_serve_conformance,
+    test_serve_versions). `name`: the {name} of the paths given to get/post (--name when set)."""
+
+    def __init__(self, log_path, *flags, name=None, grpc=False, ready_s=180):
+        import requests
+        self.name, self.port = name, free_port()
+        self.grpc_port = free_port() if grpc else None
+        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.grpc = "127.0.0.1:{}".format(self.grpc_port) if grpc else None
+        self.log = open(str(log_path), "w+")
+        cmd = [bin_path("odrun"), "serve", "--port", str(self.port)] + [str(f) for f in flags]
+        cmd += ["--name", name] if name and "--model-config-file" not in cmd else []
+        cmd += ["--grpc-port", str(self.grpc_port)] if grpc else []
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + ready_s
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError("not ready in {} s\n{}".format(ready_s, self.output()))
+
+    def output(self):
+        if self.log.closed:
+            return open(self.log.name, errors="replace").read()
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def get(self, path):
+        import requests
+        return requests.get(self.url + path.format(name=self.name), timeout=120)
+
+    def post(self, path, body=None, **kwargs):
+        import requests
+        if body is not None:
+            kwargs["json"] = body
+        return requests.post(self.url + path.format(name=self.name), timeout=300, **kwargs)
+
+    def stop(self):
+        """SIGTERM (in-flight requests finish), SIGKILL after 60 s -> the exit code (143 after a clean stop)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode

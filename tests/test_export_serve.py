@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import time
 
 import pytest
 
+from _shared import Server, free_port
 from conftest import ROOT, bin_path, run_cli
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
@@ -111,55 +111,14 @@ def test_detect_auto_prefers_a_tf_free_runtime(model, tmp_path):
 
 # serve ------------------------------------------------------------------------------------------
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server(object):
-    def __init__(self, export, *flags):
-        import requests
-        self.port = _free_port()
-        self.url = "http://127.0.0.1:{}".format(self.port)
-        self.log = open(str(export) + ".serve-{}.log".format(self.port), "w+")
-        self.proc = subprocess.Popen([bin_path("odrun"), "serve", "--model", str(export), "--port", str(self.port),
-                                      "--name", "shapes"] + [str(f) for f in flags],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("not ready in 120 s\n" + self.output())
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def serve(folder, model, *flags, grpc=False):
+    """`odrun serve --model EXPORT --name shapes FLAGS` (tests/_shared.py's Server), its log in `folder`."""
+    return Server(folder / "serve.log", "--model", model["export"], *flags, name="shapes", grpc=grpc, ready_s=120)
 
 
 @pytest.fixture(scope="module")
-def server(model):
-    grpc_port = _free_port()
-    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 8, "--grpc-port", grpc_port)
-    s.grpc = "127.0.0.1:{}".format(grpc_port)
+def server(model, tmp_path_factory):
+    s = serve(tmp_path_factory.mktemp("serve"), model, "--runtime", "onnx", "--max-batch", 8, grpc=True)
     yield s
     s.stop()
 
@@ -328,7 +287,7 @@ def test_health_metrics_and_access_log(server):
     import requests
     assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(server.url + "/readyz", timeout=5).json()
-    assert ready == {"ready": True, "runtime": "onnx"}
+    assert ready == {"ready": True, "runtime": "onnx", "models": {"shapes": {"version": 1, "runtime": "onnx"}}}
     text = requests.get(server.url + "/metrics", timeout=5).text
     assert 'odrun_requests_total{code="200",route="/v1/detect"}' in text
     assert "odrun_batch_size_bucket" in text and "odrun_request_seconds_bucket" in text
@@ -364,12 +323,11 @@ def _batch_sizes(url):
     return calls
 
 
-def test_batching_fills_under_load_and_never_holds_a_lone_request(model):
+def test_batching_fills_under_load_and_never_holds_a_lone_request(model, tmp_path):
     import requests
     # a slow model (+300 ms per call) and a long window: a lone request must not wait for it,
     # and requests that arrive while the model runs go into one call together
-    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 8, "--batch-timeout-ms", 3000,
-               "--delay-ms", 300)
+    s = serve(tmp_path, model, "--runtime", "onnx", "--max-batch", 8, "--batch-timeout-ms", 3000, "--delay-ms", 300)
     try:
         body = {"instances": [{"b64": base64.b64encode((model["images"] / "synth_0001.jpg").read_bytes()).decode()}]}
         before = _batch_sizes(s.url)
@@ -392,8 +350,8 @@ def test_batching_fills_under_load_and_never_holds_a_lone_request(model):
         s.stop()
 
 
-def test_full_queue_gets_503_with_retry_after(model):
-    s = Server(model["export"], "--runtime", "onnx", "--max-batch", 1, "--queue", 1, "--delay-ms", 400)
+def test_full_queue_gets_503_with_retry_after(model, tmp_path):
+    s = serve(tmp_path, model, "--runtime", "onnx", "--max-batch", 1, "--queue", 1, "--delay-ms", 400)
     try:
         body = {"instances": [{"b64": base64.b64encode((model["images"] / "synth_0001.jpg").read_bytes()).decode()}]}
         results = _post_many(s.url + "/v1/models/shapes:predict", body, 6)
@@ -407,9 +365,9 @@ def test_full_queue_gets_503_with_retry_after(model):
         s.stop()
 
 
-def test_sigterm_lets_the_request_in_flight_finish(model):
+def test_sigterm_lets_the_request_in_flight_finish(model, tmp_path):
     import requests
-    s = Server(model["export"], "--runtime", "onnx", "--delay-ms", 1500)
+    s = serve(tmp_path, model, "--runtime", "onnx", "--delay-ms", 1500)
     body = {"instances": [{"b64": base64.b64encode((model["images"] / "synth_0001.jpg").read_bytes()).decode()}]}
     result = {}
     t = threading.Thread(target=lambda: result.update(r=requests.post(s.url + "/v1/models/shapes:predict",
@@ -442,7 +400,7 @@ def test_serve_keeps_library_lines_off_the_terminal(model, runtime):
     to the log it names, while its own lines (ready, serving, the access log) stay."""
     import requests
     from ptyrun import PtyRun
-    port = _free_port()
+    port = free_port()
     term = PtyRun([bin_path("odrun"), "serve", "--model", model["export"], "--port", port, "--name", "shapes",
                    "--runtime", runtime]).start()
     assert term.wait_for(lambda text: "serving shapes on" in text, timeout=180), term.text()[-3000:]

@@ -259,7 +259,8 @@ OPTIONAL = {"google_crc32c", "aiohttp", "prometheus_client", "onnxruntime", "tfl
 # app): they may import an optional module at module level, as long as no module outside this set imports
 # them at module level (test_lazy_modules_stay_lazy).
 LAZY = {"odrun/serve/app.py": "odrun.serve.app", "odrun/serve/handlers.py": "odrun.serve.handlers",
-        "odrun/serve/grpc_service.py": "odrun.serve.grpc_service"}
+        "odrun/serve/grpc_service.py": "odrun.serve.grpc_service",
+        "odrun/serve/models.py": "odrun.serve.models"}  # imports handlers; loaded by serve's from_args and app
 
 
 def odrun_imports():

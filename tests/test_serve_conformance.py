@@ -10,15 +10,11 @@ input, the R-CNN outputs that are not one row per image) the test says so."""
 import base64
 import io
 import json
-import signal
-import socket
-import subprocess
-import time
 
 import numpy as np
 import pytest
 
-from conftest import bin_path
+from _shared import Server
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -26,60 +22,6 @@ KINDS = ("classifier", "mask_rcnn", "detector")  # the SSD last: test_export_ser
 NAME = {"detector": "shapes", "mask_rcnn": "masks", "classifier": "flowers"}
 NOT_PER_IMAGE = {"anchors", "image_shape", "box_classifier_features", "class_predictions_with_background",
                  "mask_predictions", "refined_box_encodings"}  # odrun/runtimes NOT_PER_IMAGE
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server(object):
-    def __init__(self, export, name, *flags):
-        import requests
-        self.name, self.port = name, _free_port()
-        self.url = "http://127.0.0.1:{}".format(self.port)
-        self.log = open(str(export) + ".conformance-{}.log".format(self.port), "w+")
-        self.proc = subprocess.Popen([bin_path("odrun"), "serve", "--model", str(export), "--port", str(self.port),
-                                      "--name", name] + [str(f) for f in flags],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 600  # Mask R-CNN's SavedModel restore + trace, on a loaded machine
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("not ready in 600 s\n" + self.output())
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def get(self, path):
-        import requests
-        return requests.get(self.url + path.format(name=self.name), timeout=120)
-
-    def post(self, path, body=None, **kwargs):
-        import requests
-        if body is not None:
-            kwargs["json"] = body
-        return requests.post(self.url + path.format(name=self.name), timeout=300, **kwargs)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 FIXTURE = {"detector": "ssd_tf2", "mask_rcnn": "mask_rcnn_export", "classifier": "classifier_export"}
@@ -108,12 +50,14 @@ def started():
 
 
 @pytest.fixture
-def use(request, started):
-    """use(kind) -> (server, export folder, two images), the server started on first use."""
+def use(request, started, tmp_path_factory):
+    """use(kind) -> (server, export folder, two images), the server (REST and gRPC, tests/_shared.py's
+    Server) started on first use; 600 s to ready: Mask R-CNN's restore + trace on a loaded machine."""
     def get(kind):
         export, images = export_of(request, kind)
         if kind not in started:
-            started[kind] = Server(export, NAME[kind])
+            log = tmp_path_factory.mktemp("conformance") / (kind + ".log")
+            started[kind] = Server(log, "--model", export, name=NAME[kind], grpc=True, ready_s=600)
         return started[kind], export, images
     return get
 
@@ -145,6 +89,11 @@ def test_model_status_versions_and_labels(use, kind):
     assert s.get("/v1/models/{name}").json() == available
     assert s.get("/v1/models/{name}/versions/1").json() == available
     assert error_of(s.get("/v1/models/{name}/versions/7"), 404) == "Could not find version 7 of model " + s.name
+    # TF Serving's path regexes take /versions/(\d+): a name there is malformed, a number past int64 not numeric
+    assert error_of(s.get("/v1/models/{name}/versions/abc"), 400) == \
+        "Malformed request: GET /v1/models/{}/versions/abc".format(s.name)
+    assert error_of(s.get("/v1/models/{name}/versions/99999999999999999999/metadata"), 400) == \
+        "Failed to convert version: 99999999999999999999 to numeric."
     assert error_of(s.get("/v1/models/nope"), 404) == "Could not find any versions of model nope"
     assert error_of(s.get("/v1/models/{name}/labels/stable"), 400) == "Unrecognized servable version label: stable"
     assert error_of(s.get("/v1/models"), 400) == "Missing model name in request."
@@ -233,13 +182,20 @@ def test_predict_columnar_format_and_pixel_lists(use, kind):
 
 
 def test_mask_rcnn_masks_on_v1_detect(use):
+    """Every detection of /v1/detect carries its mask (COCO RLE at the image's size), as many as :predict's
+    num_detections for the same image. The shared Mask R-CNN is trained 1 step: its box head gives
+    zero-area boxes (pruned, 0 detections) on some images, so all 6 of its images are sent."""
     s, export, images = use("mask_rcnn")
-    path = images[0]
-    r = s.post("/v1/detect?threshold=0", data=path.read_bytes(), headers={"Content-Type": "image/jpeg"})
-    assert r.status_code == 200, r.text
-    dets = r.json()["detections"]
-    assert dets and all(set(d["segmentation"]) == {"size", "counts"} for d in dets)
-    assert all(d["segmentation"]["size"] == [r.json()["image"]["height"], r.json()["image"]["width"]] for d in dets)
+    found = 0
+    for path in sorted(images[0].parent.glob("*.jpg")):
+        r = s.post("/v1/detect?threshold=0", data=path.read_bytes(), headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+        dets, size = r.json()["detections"], [r.json()["image"]["height"], r.json()["image"]["width"]]
+        assert all(set(d["segmentation"]) == {"size", "counts"} and d["segmentation"]["size"] == size for d in dets)
+        pred = s.post("/v1/models/{name}:predict", {"instances": [b64(path)]}).json()["predictions"][0]
+        assert len(dets) == int(pred["num_detections"]), path.name
+        found += len(dets)
+    assert found > 0, "no detection with a mask on any of the 6 images"
 
 
 # ------------------------------------------------------------------ Predict API: classifier signatures
@@ -264,6 +220,46 @@ def test_classifier_predict_on_its_signatures(use):
     assert [p["classes"] for p in r.json()["predictions"]] == [p["classes"] for p in preds]
     assert error_of(s.post("/v1/models/{name}:predict", {"instances": [1]}), 400) == \
         "JSON Value: 1 Type: Number is not of expected type: string"
+
+
+def _classifier_grpc(s, signature, name, tensor):
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = s.name, signature
+    request.inputs[name].CopyFrom(tensor)
+    with grpc.insecure_channel(s.grpc) as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=120)
+
+
+def test_grpc_predict_on_the_classifier_equals_rest(use):
+    """tensorflow-serving-api's PredictionServiceStub on a classifier export: serving_default fed encoded
+    images and classify_pixels fed uint8 pixels answer REST's columnar :predict, output by output."""
+    import grpc
+    import tensorflow as tf
+    from PIL import Image
+    s, export, images = use("classifier")
+    pixels = np.stack([np.asarray(Image.open(str(p)).convert("RGB")) for p in images])
+    for signature, name, value, tensor in (
+            ("serving_default", "images", [b64(p) for p in images], tf.make_tensor_proto([p.read_bytes() for p in images])),
+            ("classify_pixels", "pixels", pixels.tolist(), tf.make_tensor_proto(pixels))):
+        rest = s.post("/v1/models/{name}:predict", {"signature_name": signature, "inputs": {name: value}})
+        assert rest.status_code == 200, rest.text
+        answer = _classifier_grpc(s, signature, name, tensor)
+        assert answer.model_spec.name == s.name and answer.model_spec.version.value == 1
+        assert answer.model_spec.signature_name == signature
+        assert set(answer.outputs) == set(rest.json()["outputs"]) == {"probabilities", "classes", "scores"}
+        for key, want in rest.json()["outputs"].items():
+            np.testing.assert_allclose(tf.make_ndarray(answer.outputs[key]), np.asarray(want), atol=1e-6, err_msg=key)
+    with pytest.raises(grpc.RpcError) as err:
+        _classifier_grpc(s, "serving_default", "pixels", tf.make_tensor_proto(pixels))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # TF Serving's predict_util.cc texts (rest.json)
+    assert err.value.details() == "input tensor alias not found in signature: pixels. Inputs expected to be in " \
+        "the set {images}."
+    with pytest.raises(grpc.RpcError) as err:
+        _classifier_grpc(s, "nope", "images", tf.make_tensor_proto([images[0].read_bytes()]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == 'Serving signature name: "nope" not found in signature def'
 
 
 # ------------------------------------------------------------------ Classify and Regress API
@@ -324,6 +320,8 @@ def test_error_bodies_and_codes(use, kind):
         "Servable not found for request: Latest(nope)"
     assert error_of(s.post("/v1/models/{name}/versions/3:predict", {"instances": [image]}), 404) == \
         "Servable not found for request: Specific({}, 3)".format(n)
+    assert error_of(s.post("/v1/models/{name}/versions/v3:predict", {"instances": [image]}), 400) == \
+        "Malformed request: POST /v1/models/{}/versions/v3:predict".format(n)
     assert error_of(s.post("/v1/models/{name}/labels/canary:predict", {"instances": [image]}), 400) == \
         "Unrecognized servable version label: canary"
     assert error_of(s.post("/v1/models/{name}:predict", {"signature_name": "nope", "instances": [image]}), 400) == \

@@ -2,11 +2,12 @@
 /healthz, /readyz and /metrics over an export's fastest verified runtime. Here: the flag checks and
 the socket bound before the model loads; app.py wires the aiohttp app, handlers.py answers."""
 import math
+import os
 import socket
 
 from odcore.errors import UserError
 from odcore.paths import check_output_file
-from odrun import option_defaults, runtimes
+from odrun import option_defaults
 from odrun.ui import quiet
 
 DEFAULTS = option_defaults("serve")  # odrun/data/defaults.yaml's serve section
@@ -32,14 +33,35 @@ def validate(args):
             raise UserError("{} must be {}".format(flag, rule), where=flag, fix="e.g. {} {}".format(flag, example))
     if args.grpc_port is not None:
         grpc_needs(args.grpc_port, args.port)
+    model_source(args)
     if args.access_log and args.access_log != "-":
-        access_log_path(args.access_log, args.model)
+        access_log_path(args.access_log, args.model or os.path.dirname(os.path.abspath(args.model_config_file)))
     try:
         import aiohttp  # noqa: F401
         import prometheus_client  # noqa: F401
     except ImportError as exc:
         raise UserError("odrun serve needs {} (not installed)".format(exc.name),
                         fix="pip install 'odstack[serve]'  (aiohttp, prometheus_client)")
+
+
+def model_source(args):
+    """--model EXPORT_DIR (one model, its version folders) or --model-config-file (TF Serving's list)."""
+    if bool(args.model) == bool(args.model_config_file):
+        raise UserError("give --model or --model-config-file (one of them)", where="--model",
+                        fix="odrun serve --model EXPORT_DIR, or --model-config-file models.config (TF Serving's "
+                        "ModelServerConfig text format)")
+    if args.model_config_file and args.name:
+        raise UserError("--name names the one --model; a models.config names its models itself", where="--name",
+                        fix="drop --name, or set name: in the config entry")
+    if args.model_config_file and not os.path.isfile(args.model_config_file):
+        raise UserError("no such file", where=args.model_config_file, fix="--model-config-file PATH of a models.config")
+    if args.model and not os.path.isdir(args.model):
+        raise UserError("no such folder", where=args.model, fix="--model EXPORT_DIR (the output of odrun export), "
+                        "or a folder of version folders (MODEL/1, MODEL/2)")
+    if not (math.isfinite(args.file_system_poll_wait_seconds) and args.file_system_poll_wait_seconds >= 0):
+        raise UserError("--file-system-poll-wait-seconds must be a number of seconds >= 0",
+                        where="--file-system-poll-wait-seconds", fix="e.g. --file-system-poll-wait-seconds 1 "
+                        "(0: load the versions once, never poll)")
 
 
 def grpc_needs(grpc_port, port):
@@ -83,13 +105,14 @@ def bind(host, port):
 def from_args(args):
     """`odrun serve` (flags: odrun.verbs.serve): validate, bind, load, serve until a signal; the exit code."""
     validate(args)
-    from odrun.serve import app  # aiohttp (the serve extra): imported once validate found it
+    from odrun.serve import app, models  # aiohttp (the serve extra): imported once validate found it
     options = app.Options(args.model, name=args.name, runtime_name=args.runtime, max_batch=args.max_batch,
                           batch_timeout_ms=args.batch_timeout_ms, queue_size=args.queue,
                           max_body=int(args.max_body_mb * 1024 * 1024), max_pixels=args.max_pixels,
                           max_request_pixels=args.max_request_pixels, threshold=args.threshold,
-                          delay_ms=args.delay_ms)  # metadata.json read (exit 2 when damaged)
-    runtimes.choose(args.model, options.runtime_name, options.meta)  # a missing form/runtime: exit 2
+                          delay_ms=args.delay_ms, model_config=args.model_config_file,
+                          poll_seconds=args.file_system_poll_wait_seconds)  # models.config read (exit 2 when bad)
+    models.check_runtimes(options.specs, options.runtime_name)  # a missing form/runtime: exit 2 before the bind
     sock = bind(args.host, args.port)
     if quiet.log_path():  # TFLite's and TensorFlow's own lines (XNNPACK, grappler) stay off the terminal
         quiet.terminal().write("library output (TensorFlow, TFLite, absl): {}\n".format(quiet.log_path()))

@@ -1,103 +1,63 @@
 """The aiohttp application of `odrun serve`: wiring only (routes, middleware, the model's
 lifetime), and `serve()`, which runs it on an already bound socket.
 
-The model is loaded (and warmed up) by the app's cleanup context, before the socket listens:
-a model that fails to load is exit 2 and the port never opens. SIGINT/SIGTERM: stop listening,
+The models are loaded (and warmed up) by the app's cleanup context, before the socket listens:
+a model that fails to load is exit 2 and the port never opens (odrun.serve.models: versions,
+models.config, the poll for new versions). SIGINT/SIGTERM: stop listening,
 let the requests in flight finish (--shutdown-timeout), unload, exit 130/143.
 """
 import asyncio
 import logging
-import os
 import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from odcore.errors import UserError
-from odrun.workdir.metadata import export_metadata
-from odrun import runtimes
-from odrun.serve import classifier, handlers, keys
-from odrun.serve.batcher import Batcher, model_threads
+from odrun.serve import handlers, keys, models
 from odrun.serve.metrics import Metrics
-from odrun.tasks.classify.export import PIXELS_SIGNATURE
-from odrun.tasks.detect.masks import output as seg_output
 
 LOG = logging.getLogger("odrun.serve")
 EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class Options(object):
-    """What the app serves and its limits (the flags of `odrun serve`, as a small object)."""
+    """What the app serves and its limits (the flags of `odrun serve`, as a small object).
+    specs: the models (odrun.serve.models.specs_of: --model, or --model-config-file's list)."""
 
-    def __init__(self, export_dir, name=None, runtime_name=None, max_batch=8, batch_timeout_ms=5, queue_size=64,
+    def __init__(self, export_dir=None, name=None, runtime_name=None, max_batch=8, batch_timeout_ms=5, queue_size=64,
                  max_body=16 * 1024 * 1024, max_pixels=4096 * 4096, max_request_pixels=2 * 4096 * 4096,
-                 threshold=0.4, delay_ms=0):
-        self.export_dir = export_dir
-        self.name = name or os.path.basename(os.path.abspath(export_dir).rstrip("/")) or "model"
-        self.meta, self.names = export_metadata(export_dir)
-        self.classifier = self.meta.get("task") == "classify"  # served through its own signatures
-        self.runtime_name = classifier_runtime(runtime_name) if self.classifier else \
-            seg_output.runtime_for(self.meta, runtime_name)
+                 threshold=0.4, delay_ms=0, model_config=None, poll_seconds=1):
+        self.specs = models.specs_of(export_dir, name, model_config)
+        self.model_config = model_config  # re-read on every poll (models.Registry.reconfigure)
+        self.name = self.specs[0].name  # /v1/detect's model unless ?model= names another
+        self.runtime_name = runtime_name
         self.max_batch, self.batch_timeout_ms, self.queue_size = max_batch, batch_timeout_ms, queue_size
         self.max_body, self.max_pixels, self.max_request_pixels = max_body, max_pixels, max_request_pixels
-        self.threshold, self.delay_ms = threshold, delay_ms
-
-
-def classifier_runtime(runtime_name):
-    if runtime_name not in (None, "auto", "saved_model"):
-        raise UserError("a classifier export is served from its SavedModel, not --runtime {}".format(runtime_name),
-                        where="--runtime", fix="omit --runtime (or --runtime saved_model)")
-    return "saved_model"
+        self.threshold, self.delay_ms, self.poll_seconds = threshold, delay_ms, poll_seconds
 
 
 class State(object):
     def __init__(self):
-        self.ready, self.error, self.batcher, self.runtime = False, None, None, None
-        self.signatures = None  # {key: SignatureDef}, read on the first metadata request
-        self.classifier, self.executor = None, None  # a classifier export: its signatures, one model thread
-
-
-def load_and_warm(options):
-    import numpy as np
-    if options.classifier:
-        rt = classifier.Runtime(options.export_dir)
-        rt.run(PIXELS_SIGNATURE, {"pixels": np.zeros((1, 32, 32, 3), dtype=np.uint8)})  # warm-up: first call traces
-        return rt
-    rt = runtimes.load(options.export_dir, options.runtime_name, options.meta, threads=model_threads())
-    size = options.meta.get("image_size") or 320
-    size = size if isinstance(size, (list, tuple)) else [size, size]
-    rt.detect([np.zeros((int(size[0]), int(size[1]), 3), dtype=np.uint8)])  # warm-up: first call traces
-    return rt
+        self.ready, self.error, self.registry = False, None, None
 
 
 async def model(app):
-    """Cleanup context: load + warm up before the port listens; unload after in-flight requests."""
+    """Cleanup context: every model's versions loaded + warmed up before the port listens (a
+    failure is exit 2); then the base paths are polled for new versions; after the in-flight
+    requests, everything is unloaded."""
     options, state = app[keys.OPTIONS], app[keys.STATE]
-    loop = asyncio.get_event_loop()
-    try:
-        rt = await loop.run_in_executor(None, load_and_warm, options)
-    except Exception as exc:  # noqa: BLE001 - any loader failure: exit 2 before the port opens
-        raise UserError("the model failed to load ({}: {})".format(type(exc).__name__, exc),
-                        where=options.export_dir, fix="check it with `odrun detect --model {} IMAGE` or "
-                        "re-export it: odrun export --workdir RUN_DIR --out {}".format(options.export_dir,
-                                                                                       options.export_dir))
-    if options.classifier:
-        state.classifier, state.executor = rt, ThreadPoolExecutor(1)
-    else:
-        state.batcher = Batcher(rt, options.max_batch, options.batch_timeout_ms, options.queue_size,
-                                app[keys.METRICS], options.delay_ms, options.max_request_pixels)
-        state.batcher.start()
-    state.runtime, state.ready = rt.name, True
+    state.registry = models.Registry(options.specs, options, app[keys.METRICS])
+    await state.registry.refresh(first=True)
+    state.ready = True
     app[keys.METRICS].ready.set(1)
-    LOG.info("ready: %s via %s (%s)", options.name, rt.name, "classifier: its signatures" if options.classifier else
-             "max batch {}, {} ms".format(state.batcher.max_batch, options.batch_timeout_ms))
+    state.registry.start_polling(options.poll_seconds)
+    LOG.info("ready: %s (max batch %d, %s ms)", ", ".join(
+        "{} version {} via {}".format(m.name, m.available()[-1], m.versions[m.available()[-1]].runtime_name)
+        for m in state.registry.models.values()), options.max_batch, options.batch_timeout_ms)
     yield
     state.ready = False
-    if state.batcher is not None:
-        await state.batcher.close()
-    if state.executor is not None:
-        state.executor.shutdown(wait=True)
+    await state.registry.close()
 
 
 def make_app(options):
@@ -106,7 +66,9 @@ def make_app(options):
     app[keys.OPTIONS], app[keys.STATE], app[keys.METRICS] = options, State(), Metrics()
     add = app.router
     model_path = "/v1/models/{name:[^/:]+}"
-    for spec in ("", "/versions/{version:[^/:]+}", "/labels/{label:[^/:]+}"):
+    # TF Serving's kPredictionApiGegex / kModelStatusApiRegex (http_rest_api_util.cc) take /versions/(\d+) only:
+    # /versions/abc matches neither and is its "Malformed request: GET /v1/models/NAME/versions/abc" (400)
+    for spec in ("", "/versions/{version:\\d+}", "/labels/{label:[^/:]+}"):
         add.add_post(model_path + spec + ":{verb:[A-Za-z]+}", handlers.predict)
         add.add_get(model_path + spec, handlers.model_status)
         add.add_get(model_path + spec + "/metadata", handlers.model_metadata)

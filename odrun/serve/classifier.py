@@ -19,7 +19,8 @@ class Runtime(object):
     def __init__(self, export_dir):
         import tensorflow as tf
         self.tf = tf
-        self.model = tf.saved_model.load(os.path.join(export_dir, SAVED_MODEL))  # holds the variables
+        bare = os.path.isfile(os.path.join(export_dir, "saved_model.pb"))  # a version folder (MODEL/2)
+        self.model = tf.saved_model.load(export_dir if bare else os.path.join(export_dir, SAVED_MODEL))  # the variables
         self.fns = dict(self.model.signatures)
         self.max_batch = None
 

@@ -17,6 +17,7 @@ from odrun.serve import codecs, handlers, keys
 
 CODE = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
         429: grpc.StatusCode.RESOURCE_EXHAUSTED, 503: grpc.StatusCode.UNAVAILABLE}
+ERROR_UNKNOWN = 2  # tensorflow.error.Code UNKNOWN (tsl/protobuf/error_codes.proto): a version's load error
 UINT8_KINDS = ("DT_UINT8", "DT_FLOAT", "DT_HALF", "DT_DOUBLE", "DT_INT32", "DT_INT64")
 
 
@@ -27,16 +28,10 @@ def tf_protos():
 
 
 def check_spec(app, spec):
-    """The ModelSpec of a request, checked as REST's path is: -> (name, signature) or RestError."""
-    options = app[keys.OPTIONS]
+    """The ModelSpec of a request, checked as REST's path is: -> (Version, signature) or RestError."""
     version = spec.version.value if spec.HasField("version") else None
-    if spec.version_label:
-        raise handlers.RestError("no_label", label=spec.version_label)
-    if spec.name != options.name or (version is not None and version != int(handlers.VERSION)):
-        raise handlers.RestError("no_servable", request="Latest({})".format(spec.name) if version is None
-                                 else "Specific({}, {})".format(spec.name, version))
-    sig = spec.signature_name or handlers.REST["default_signature"]["value"]
-    return spec.name, sig
+    found = app[keys.STATE].registry.find(spec.name, version, spec.version_label or None)
+    return found, spec.signature_name or handlers.REST["default_signature"]["value"]
 
 
 def images_of(inputs, options):
@@ -89,30 +84,33 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request, context):
         try:
-            _, sig = check_spec(self.app, request.model_spec)
-            if sig != handlers.REST["default_signature"]["value"]:
+            version, sig = check_spec(self.app, request.model_spec)
+            if sig not in version.signature_names:
                 raise handlers.RestError("no_signature", signature=sig)
-            images = images_of(request.inputs, self.app[keys.OPTIONS])
-            dets = await run_model(self.app, images)
+            if version.classifier is not None:  # its own signatures, as REST's :predict runs them
+                outputs = await classifier_outputs(self.app, request.inputs, version, sig)
+            else:
+                images = images_of(request.inputs, self.app[keys.OPTIONS])
+                outputs = outputs_of(await run_model(self.app, images, version))
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = int(handlers.VERSION)
+        response.model_spec.version.value = version.number
         response.model_spec.signature_name = sig
-        for key, proto in outputs_of(dets).items():
+        for key, proto in outputs.items():
             response.outputs[key].CopyFrom(proto)
         return response
 
     async def GetModelMetadata(self, request, context):
         try:
-            check_spec(self.app, request.model_spec)
-            sigs = await handlers.signatures(self.app)  # REST's reader: read once, shared
+            version, _ = check_spec(self.app, request.model_spec)
+            sigs = await handlers.signatures_of(version, request.model_spec.name)  # REST's reader
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = int(handlers.VERSION)
+        response.model_spec.version.value = version.number
         sig_map = get_model_metadata_pb2.SignatureDefMap()
         for key, sig in sigs.items():
             sig_map.signature_def[key].CopyFrom(sig)
@@ -125,23 +123,51 @@ class Models(model_service_pb2_grpc.ModelServiceServicer):
         self.app = app
 
     async def GetModelStatus(self, request, context):
+        """Every version seen (newest first) or the one asked, with state and load error (as REST)."""
+        spec = request.model_spec
         try:
-            check_spec(self.app, request.model_spec)
+            versions = self.app[keys.STATE].registry.status(
+                spec.name, spec.version.value if spec.HasField("version") else None, spec.version_label or None)
         except handlers.RestError as exc:
             return await abort(context, exc)
         status = get_model_status_pb2.ModelVersionStatus
         response = get_model_status_pb2.GetModelStatusResponse()
-        entry = response.model_version_status.add()
-        entry.version = int(handlers.VERSION)
-        entry.state = status.AVAILABLE if self.app[keys.STATE].ready else status.LOADING
+        for version in versions:
+            entry = response.model_version_status.add()
+            entry.version, entry.state = version.number, status.State.Value(version.state)
+            if version.error is not None:
+                entry.status.error_code = ERROR_UNKNOWN
+                entry.status.error_message = version.error
         return response
 
 
+async def classifier_outputs(app, inputs, version, sig):
+    """A classifier version's signature `sig` on PredictRequest.inputs (named as the signature names
+    them) -> its outputs as TensorProtos: REST's :predict (handlers.predict_signature) in protos."""
+    make_ndarray, make_tensor_proto, _ = tf_protos()
+    rt = version.classifier
+    specs = rt.specs(sig)
+    sent, wanted = sorted(inputs), sorted(specs)
+    if len(sent) != len(wanted):
+        raise handlers.RestError("input_count", sent=len(sent), wanted=len(wanted), sent_names=",".join(sent),
+                                 wanted_names=",".join(wanted), extra=",".join(n for n in sent if n not in specs),
+                                 missing=",".join(n for n in wanted if n not in inputs))
+    for name in sent:
+        if name not in specs:
+            raise handlers.RestError("input_alias", alias=name, wanted_names=",".join(wanted))
+    arrays = {}
+    for name, proto in inputs.items():
+        try:
+            arrays[name] = make_ndarray(proto)
+        except (TypeError, ValueError) as exc:
+            raise codecs.BadRequest("input {} is not a readable TensorProto ({})".format(name, exc))
+    out = await handlers.run_classifier(_AppRequest(app), version, rt.run, sig, arrays)
+    return {key: make_tensor_proto(value) for key, value in out.items()}
 
 
-async def run_model(app, images):
+async def run_model(app, images, version):
     """The REST path's batcher: 503 while loading or when the queue is full."""
-    dets, error = await handlers.infer(_AppRequest(app), images)
+    dets, error = await handlers.infer(_AppRequest(app), images, version)
     if error is not None:
         raise codecs.NoMemory(json_message(error))
     return dets

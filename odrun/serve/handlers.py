@@ -6,7 +6,6 @@ their sources in tensorflow/serving): predict in row ("instances" -> "prediction
 or a label, model metadata (the export's SignatureDefs). Plus /v1/detect (COCO rows), /healthz, /readyz, /metrics.
 """
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -17,7 +16,6 @@ from odrun.serve import codecs, keys, signature, tfjson
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
     REST = {k: v for k, v in json.load(_f).items() if not k.startswith("_")}
-VERSION = "1"  # an export is served as version 1 (EXPORT/saved_model is TF Serving's MODEL/1)
 
 
 class RestError(Exception):
@@ -73,34 +71,28 @@ async def unrouted(request):
 
 
 def servable(request):
-    """Check NAME and the version or label of the path, as TF Serving's ServerCore does."""
-    options, info = request.app[keys.OPTIONS], request.match_info
-    name, version, label = info["name"], info.get("version"), info.get("label")
-    if version is not None and not version.isdigit():
-        raise RestError("bad_version", version=version)
-    if label is not None:
-        raise RestError("no_label", label=label)
-    if name != options.name:
-        raise RestError("no_servable", request="Latest({})".format(name) if version is None
-                        else "Specific({}, {})".format(name, int(version)))
-    if version is not None and int(version) != int(VERSION):
-        raise RestError("no_servable", request="Specific({}, {})".format(name, int(version)))
+    """The AVAILABLE version NAME, /versions/N or /labels/L names (odrun.serve.models: TF Serving's
+    ServerCore lookup and its errors), the newest without either."""
+    info = request.match_info
+    return request.app[keys.STATE].registry.find(info["name"], info.get("version"), info.get("label"))
 
 
-def arrival(request):
-    batcher = request.app[keys.STATE].batcher
-    return batcher.arrival() if batcher is not None else contextlib.suppress()
+def arrival(request, version):
+    """`with arrival(request, version):` around reading and decoding: the batcher waits for it, and
+    the version is not unloaded until its job is queued (odrun.serve.models.Version.hold)."""
+    return version.hold()
 
 
-async def infer(request, images):
+async def infer(request, images, version):
+    """images through `version`'s batcher -> (detections, None) or (None, a 503 response)."""
     state, options = request.app[keys.STATE], request.app[keys.OPTIONS]
-    if state.classifier is not None:
+    if version.classifier is not None:
         raise codecs.BadRequest("this export is a classifier, not a detector: use /v1/models/{0}:predict or "
-                                "/v1/models/{0}:classify".format(options.name))
-    if not state.ready:
+                                "/v1/models/{0}:classify".format(version.model_name))
+    if not state.ready or version.batcher is None:
         return None, json_error(503, "model is loading", {"Retry-After": "1"})
     try:
-        future = state.batcher.submit(images)
+        future = version.batcher.submit(images)
     except asyncio.QueueFull:
         request.app[keys.METRICS].rejected.inc()
         return None, json_error(503, "server busy: request queue full ({})".format(options.queue_size),
@@ -108,11 +100,13 @@ async def infer(request, images):
     return await future, None
 
 
-def predict_body(body):
-    """A predict request body -> (instances, columnar), `signature_name` checked (TF Serving's texts)."""
+def predict_body(body, signatures=None):
+    """A predict request body -> (instances, columnar), `signature_name` checked against the
+    version's image signatures (serving_default; encoded_image_string_tensor where exported: the
+    same model fed encoded images, which odrun decodes itself)."""
     default = REST["default_signature"]["value"]
     signature_name = tfjson.signature_name(body, default)
-    if signature_name != default:
+    if signature_name not in (signatures or (default,)):
         raise RestError("no_signature", signature=signature_name)
     instances, columnar = tfjson.instances_or_inputs(body)
     if isinstance(instances, dict) and len(instances) == 1:
@@ -127,35 +121,38 @@ async def predict(request):
         return malformed(request)
     if verb != "predict":
         return await classify_or_regress(request, verb)
-    servable(request)
-    if request.app[keys.STATE].classifier is not None:
-        return await predict_signature(request)
-    with arrival(request):
-        instances, columnar = predict_body(codecs.parse_json(await request.read()))
+    version = servable(request)
+    if version.classifier is not None:
+        with arrival(request, version):  # held across the body read and the call: no unload between
+            return await predict_signature(request, version)
+    with arrival(request, version):
+        instances, columnar = predict_body(codecs.parse_json(await request.read()), version.signature_names)
         images = codecs.decode_instances(instances, request.app[keys.OPTIONS])
-    dets, error = await infer(request, images)
+    dets, error = await infer(request, images, version)
     if error is not None:
         return error
     return web.json_response(codecs.predict_answer(dets, columnar))
 
 
-async def run_classifier(request, method, *args):
-    """The classifier export's signature call on its own model thread (503 while loading)."""
-    state = request.app[keys.STATE]
-    if not state.ready:
+async def run_classifier(request, version, method, *args):
+    """A classifier version's signature call on its own model thread (503 while loading); the
+    version is held (not unloaded by a hot reload) until the call returns."""
+    if not request.app[keys.STATE].ready or version.executor is None:
         raise codecs.NoMemory("model is loading")
-    return await asyncio.get_event_loop().run_in_executor(state.executor, method, *args)
+    with version.hold():
+        return await asyncio.get_event_loop().run_in_executor(version.executor, method, *args)
 
 
-async def predict_signature(request):
+async def predict_signature(request, version):
     """:predict on a classifier export: any of its signatures, TF Serving's JSON <-> tensors."""
-    rt = request.app[keys.STATE].classifier
+    rt = version.classifier
     body = codecs.parse_json(await request.read())
     name = tfjson.signature_name(body, REST["default_signature"]["value"])
-    if name not in rt.fns:
+    if name not in version.signature_names:
         raise RestError("no_signature", signature=name)
     arrays, columnar = tfjson.request_tensors(body, rt.specs(name))
-    return web.json_response(tfjson.response_json(await run_classifier(request, rt.run, name, arrays), columnar))
+    out = await run_classifier(request, version, rt.run, name, arrays)
+    return web.json_response(tfjson.response_json(out, columnar))
 
 
 async def classify_or_regress(request, verb):
@@ -164,50 +161,38 @@ async def classify_or_regress(request, verb):
     body = codecs.parse_json(await request.read())
     name = tfjson.signature_name(body, REST["default_signature"]["value"])
     context, rows = tfjson.examples(body)
-    servable(request)
-    sig = signature.find(await signatures(request.app), name, codecs.BadRequest, REST)
+    version = servable(request)
+    sig = signature.find(await signatures_of(version, request.match_info["name"]), name, codecs.BadRequest, REST)
     (signature.check_classify if verb == "classify" else signature.check_regress)(sig, codecs.BadRequest, REST)
-    rt = request.app[keys.STATE].classifier
+    rt = version.classifier
     if rt is None:  # a detector's signatures never pass the checks above; the OD API has no others
         raise codecs.BadRequest("this export has no {} model".format(verb))
     method = rt.classify if verb == "classify" else rt.regress
-    return web.json_response(await run_classifier(request, method, name, context, rows))
-
-
-async def signatures(app):
-    """The export's SignatureDefs, read once (imports TensorFlow's protos) off the event loop."""
-    options, state = app[keys.OPTIONS], app[keys.STATE]
-    if state.signatures is None:
-        state.signatures = await asyncio.get_event_loop().run_in_executor(
-            None, signature.signature_defs, options.export_dir)
-    if not state.signatures:
-        raise RestError("no_metadata", name=options.name)
-    return state.signatures
+    return web.json_response(await run_classifier(request, version, method, name, context, rows))
 
 
 async def model_status(request):
-    """GetModelStatus as TF Serving's REST API prints it (version as a string, enum names)."""
-    options, state = request.app[keys.OPTIONS], request.app[keys.STATE]
+    """GetModelStatus as TF Serving's REST API prints it: every version seen, newest first."""
     info = request.match_info
-    version = info.get("version")
-    try:
-        servable(request)
-    except RestError as exc:
-        if exc.status != 404:
-            raise
-        if info["name"] != options.name:
-            raise RestError("no_model_status", name=info["name"])
-        raise RestError("no_version_status", version=int(version), name=info["name"])
-    state_name = "AVAILABLE" if state.ready else "LOADING"
-    return web.json_response({"model_version_status": [{"version": VERSION, "state": state_name,
-                                                        "status": {"error_code": "OK", "error_message": ""}}]})
+    versions = request.app[keys.STATE].registry.status(info["name"], info.get("version"), info.get("label"))
+    return web.json_response({"model_version_status": [v.status_json() for v in versions]})
+
+
+async def signatures_of(version, name):
+    """The version's SignatureDefs, read once (imports TensorFlow's protos), off the event loop."""
+    if version.signatures is None:
+        version.signatures = await asyncio.get_event_loop().run_in_executor(
+            None, signature.signature_defs, version.folder)
+    if not version.signatures:
+        raise RestError("no_metadata", name=name)
+    return version.signatures
 
 
 async def model_metadata(request):
-    """GetModelMetadata as TF Serving's REST API prints it: the export's SignatureDefs."""
-    servable(request)
-    sigs = await signatures(request.app)
-    return web.json_response(signature.metadata_json(request.app[keys.OPTIONS].name, VERSION, sigs))
+    """GetModelMetadata as TF Serving's REST API prints it: the version's SignatureDefs."""
+    version, name = servable(request), request.match_info["name"]
+    sigs = await signatures_of(version, name)
+    return web.json_response(signature.metadata_json(name, version.number, sigs))
 
 
 async def detect(request):
@@ -218,15 +203,17 @@ async def detect(request):
         raise codecs.BadRequest("threshold must be a number in 0..1")
     if not 0.0 <= thr <= 1.0:
         raise codecs.BadRequest("threshold must be in 0..1 (got {})".format(thr))
-    with arrival(request):
+    name = request.query.get("model", options.name)
+    version = request.app[keys.STATE].registry.find(name, request.query.get("version"))
+    with arrival(request, version):
         image = codecs.decode_image(await upload_bytes(request), options)
-    dets, error = await infer(request, [image])
+    dets, error = await infer(request, [image], version)
     if error is not None:
         return error
     h, w = image.shape[:2]
-    return web.json_response({"model": options.name, "runtime": request.app[keys.STATE].runtime, "threshold": thr,
-                              "image": {"id": 1, "width": w, "height": h},
-                              "detections": codecs.coco_detections(dets[0], w, h, thr, options.names)})
+    return web.json_response({"model": name, "version": version.number, "runtime": version.runtime_name,
+                              "threshold": thr, "image": {"id": 1, "width": w, "height": h},
+                              "detections": codecs.coco_detections(dets[0], w, h, thr, version.names)})
 
 
 async def upload_bytes(request):
@@ -268,9 +255,13 @@ async def healthz(request):
 
 
 async def readyz(request):
+    """200 once every model's initial versions are loaded and their warmup replayed."""
     state = request.app[keys.STATE]
     if state.ready:
-        return web.json_response({"ready": True, "runtime": state.runtime})
+        served = {name: {"version": m.available()[-1], "runtime": m.versions[m.available()[-1]].runtime_name}
+                  for name, m in state.registry.models.items() if m.available()}
+        first = served.get(request.app[keys.OPTIONS].name, {})
+        return web.json_response({"ready": True, "runtime": first.get("runtime"), "models": served})
     return web.json_response({"ready": False, "error": state.error}, status=503)
 
 

@@ -6,7 +6,7 @@ TF-free runtime (onnx, tflite) must not pay for at start-up.
 """
 import os
 
-VERSION_DIRS = ("1", "saved_model")  # EXPORT/1 is TF Serving's layout; saved_model/ the same files
+VERSION_DIRS = ("", "1", "saved_model")  # a version folder itself; EXPORT/1 (TF Serving's layout); saved_model/
 
 
 def saved_model_path(export_dir):

@@ -14,6 +14,12 @@ runtime (onnx, tflite: no TensorFlow import; then frozen, saved_model), or --run
 export (odrun train --task classify) is served from its SavedModel's signatures: :predict, and
 :classify with "signature_name": "classification".
 
+Versions as TF Serving lays them out: --model MODEL with MODEL/1, MODEL/2 (each an odrun export)
+serves the newest; a version folder moved in later is loaded, warmed up (its
+assets.extra/tf_serving_warmup_requests) and then replaces the old one, which answers until then.
+A --model-config-file is re-read on the same poll: models added or removed there are served or
+unloaded without a restart.
+
 example: odrun serve --model export/ --port 8501
          curl -F image=@photo.jpg http://127.0.0.1:8501/v1/detect
 """
@@ -25,7 +31,14 @@ from odrun import runtimes, serve, tasks
 def add_parser(sub):
     p = sub.add_parser("serve", help="serve an exported model over HTTP (TF Serving REST + /v1/detect)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", metavar="EXPORT_DIR", required=True, help="output of `odrun export`")
+    p.add_argument("--model", metavar="EXPORT_DIR", help="output of `odrun export`, or a folder of version folders "
+                   "(MODEL/1, MODEL/2, ...: the newest is served, a new one is picked up while serving)")
+    p.add_argument("--model-config-file", metavar="FILE",
+                   help="several models: TF Serving's models.config (ModelServerConfig text format: name, "
+                        "base_path, model_version_policy, version_labels) instead of --model")
+    p.add_argument("--file-system-poll-wait-seconds", type=float, metavar="SECONDS",
+                   help="how often the base paths are checked for new versions and a --model-config-file "
+                        "is re-read (0: only at start)")
     p.add_argument("--host", help="address to listen on (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, help="TCP port, TF Serving's REST port")
     p.add_argument("--grpc-port", type=int, default=None,

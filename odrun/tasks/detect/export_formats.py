@@ -26,6 +26,7 @@ from odcore.errors import EXIT_FAILED, UserError
 from odcore.fileio import atomic_path, write_json
 from odrun import runtimes
 from odrun.runtimes import FILES
+from odrun.serve import warmup
 from odrun.tasks.detect.config import pipeline as pc
 from odrun.tasks.detect.draw import iou as box_iou
 from odrun.ui.progress import status
@@ -35,6 +36,7 @@ FORMATS = ("saved_model", "frozen", "onnx", "tflite")
 # loops and TensorListStack/Gather ops without fallbacks (checked with tf2onnx 1.17 here).
 ONNX_OPSET = 13
 TFLITE_MAX_DETECTIONS = 100
+WARMUP_SIZE = 320  # the warmup image's side when the model has no fixed input size
 PARITY_IMAGES = 8
 PARITY_MIN_SCORE = 0.05
 PARITY_TOP_K = 20
@@ -109,6 +111,33 @@ def serving_layout(out_dir, version=1):
     return {"path": str(version), "base_path": ".", "version": version}
 
 
+def write_warmup(out_dir, size=None):
+    """saved_model/assets.extra/tf_serving_warmup_requests (TF Serving's warmup file, TFRecord of
+    PredictionLog): one request per signature of the SavedModel, a mid-grey SIZE x SIZE image as the
+    signature takes it (float/uint8 pixels [1, H, W, 3], or one JPEG for a DT_STRING input), so both
+    TF Serving and `odrun serve` trace each signature before the version says AVAILABLE."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.saved_model import loader_impl
+    saved = os.path.join(out_dir, "saved_model")
+    graphs = [g for g in loader_impl.parse_saved_model(saved).meta_graphs if "serve" in g.meta_info_def.tags]
+    side = int(size or WARMUP_SIZE)
+    pixels = np.full((side, side, 3), 128, dtype=np.uint8)
+    records, signatures = [], []
+    for key, sig in sorted(graphs[0].signature_def.items()) if graphs else ():
+        if len(sig.inputs) != 1:
+            continue  # not an image signature of the OD API exporter
+        (name, info), = sig.inputs.items()
+        dtype = tf.dtypes.as_dtype(info.dtype)
+        value = [tf.io.encode_jpeg(pixels).numpy()] if dtype == tf.string else pixels[None].astype(dtype.as_numpy_dtype)
+        records.append(warmup.prediction_log("model", key, {name: value}))
+        signatures.append(key)
+    folder = os.path.join(saved, os.path.dirname(warmup.PATH))
+    os.makedirs(folder, exist_ok=True)
+    warmup.write_records(os.path.join(saved, warmup.PATH), records)
+    return {"path": warmup.PATH, "records": len(records), "signatures": signatures, "size": side}
+
+
 def write_frozen(out_dir, model=None):
     """`model`: the SavedModel already loaded (tf.saved_model.load takes tens of seconds)."""
     import tensorflow as tf
@@ -131,7 +160,7 @@ def write_onnx(out_dir, log):
     folder = os.path.join(out_dir, "onnx")
     os.makedirs(folder, exist_ok=True)
     cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", os.path.join(out_dir, "saved_model"),
-           "--opset", str(ONNX_OPSET), "--output", os.path.join(folder, "model.onnx")]
+           "--signature_def", "serving_default", "--opset", str(ONNX_OPSET), "--output", os.path.join(folder, "model.onnx")]
     with open(log, "ab") as f:
         f.write(("$ " + " ".join(cmd) + "\n").encode())
         f.flush()
@@ -260,7 +289,8 @@ def write(formats, config_path, run_dir, out_dir, quantize=None, log=None, say=N
     Raises (exit 1) when a form fails its parity check; out_dir is then discarded by the caller."""
     say = say or (lambda text: None)
     log = log or os.path.join(out_dir, "export.log")  # tf2onnx output: kept in the export
-    result = {"saved_model": {"path": "saved_model", "serving": serving_layout(out_dir)}}
+    warm = write_warmup(out_dir, pc.image_size(pc.load(config_path)))  # before 1/: linked into it too
+    result = {"saved_model": {"path": "saved_model", "serving": dict(serving_layout(out_dir), warmup=warm)}}
     extra = [f for f in formats if f != "saved_model"]
     if not extra:
         return result

@@ -20,6 +20,7 @@ INPUT_TYPE = "float_image_tensor"  # batch-capable signature ([None, None, None,
 # `odrun eval` of a two-stage model: Loss/* as training computes them, the OD API's eval-mode
 # losses (second stage scored on the detections) under ON_DETECTIONS/*
 LOSS, ON_DETECTIONS = "Loss/", "LossOnDetections/"
+ENCODED_SIGNATURE = "encoded_image_string_tensor"  # second signature: [None] encoded image strings
 
 
 def prepare():
@@ -272,21 +273,48 @@ def evaluate(config_path, run_dir, checkpoint=None):
 
 
 def export(config_path, run_dir, out_dir, checkpoint=None):
-    """SavedModel with a batch-capable float image input, via exporter_lib_v2, of `checkpoint`
-    (default: the newest; exporter_lib_v2 takes a directory: CHECKPOINT_DIR names the one)."""
+    """SavedModel with a batch-capable float image input (serving_default) and an encoded-image
+    one (ENCODED_SIGNATURE), the OD API exporter's modules, of `checkpoint` (default: the newest;
+    the exporter takes a directory: CHECKPOINT_DIR names the one)."""
     prepare()
     import tensorflow as tf
-    from object_detection import exporter_lib_v2
     from object_detection.utils import config_util
 
     checkpoint = _checkpoint(run_dir, checkpoint)
     configs = _configs(config_path)
     pipeline = config_util.create_pipeline_proto_from_configs(configs)
     with checkpoint_dir(checkpoint) as ckpt_dir:
-        exporter_lib_v2.export_inference_graph(INPUT_TYPE, pipeline, ckpt_dir, out_dir)
+        export_inference_graph(pipeline, ckpt_dir, out_dir)
     saved_model = os.path.join(out_dir, "saved_model")
+    signature = saved_signature(saved_model)
+    encoded = saved_signature(saved_model, ENCODED_SIGNATURE)
+    signature["also"] = {ENCODED_SIGNATURE: {"input_type": "encoded_image_string_tensor", "inputs": encoded["inputs"]}}
     return {"saved_model": saved_model, "checkpoint": checkpoint, "step": checkpoint_step(checkpoint),
-            "signature": saved_signature(saved_model), "tf_version": tf.__version__}
+            "signature": signature, "tf_version": tf.__version__}
+
+
+def export_inference_graph(pipeline, ckpt_dir, out_dir):
+    """exporter_lib_v2.export_inference_graph with two signatures in one SavedModel:
+    serving_default (INPUT_TYPE: float pixels, any size, batched) and ENCODED_SIGNATURE (the
+    exporter's encoded_image_string_tensor module: a [None] DT_STRING batch of JPEG/PNG bytes, what
+    TF Serving's REST {"b64": ...} feeds), over the same model and variables. The same steps as
+    exporter_lib_v2 (object_detection/exporter_lib_v2.py): build, restore, trace, save."""
+    import tensorflow as tf
+    from object_detection import exporter_lib_v2
+    from object_detection.utils import config_util
+    model = exporter_lib_v2.INPUT_BUILDER_UTIL_MAP["model_build"](pipeline.model, is_training=False)
+    ckpt = tf.train.Checkpoint(model=model)
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=1)
+    status = ckpt.restore(manager.latest_checkpoint).expect_partial()
+    main = exporter_lib_v2.DETECTION_MODULE_MAP[INPUT_TYPE](model, False, [])
+    encoded = exporter_lib_v2.DETECTION_MODULE_MAP["encoded_image_string_tensor"](model, False, [])
+    signatures = {"serving_default": main.__call__.get_concrete_function(),
+                  ENCODED_SIGNATURE: encoded.__call__.get_concrete_function()}
+    status.assert_existing_objects_matched()
+    main.encoded = encoded  # tracked: the second signature's function is saved with the model
+    tf.train.CheckpointManager(ckpt, os.path.join(out_dir, "checkpoint"), max_to_keep=1).save(checkpoint_number=0)
+    tf.saved_model.save(main, os.path.join(out_dir, "saved_model"), signatures=signatures)
+    config_util.save_pipeline_config(pipeline, out_dir)
 
 
 def saved_signature(saved_model, name="serving_default"):
