@@ -12,6 +12,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from odrun.serve import profile
+
 INLINE_S = 0.02  # a model call this short may block the loop (health checks wait at most this long)
 
 
@@ -27,10 +29,10 @@ def model_threads():
 
 
 class Job(object):
-    __slots__ = ("images", "future", "pixels")
+    __slots__ = ("images", "future", "pixels", "marks")
 
-    def __init__(self, images, future):
-        self.images, self.future = images, future
+    def __init__(self, images, future, marks=profile.OFF):
+        self.images, self.future, self.marks = images, future, marks
         self.pixels = sum(int(im.shape[0]) * int(im.shape[1]) for im in images)
 
 
@@ -48,6 +50,7 @@ class Batcher(object):
         self.held = None  # a job that did not fit the last batch's pixel budget: first of the next
         self.arriving = 0  # requests received but not yet queued (body read / decode in progress)
         self.last_call = None  # seconds the last model call took (None: none yet)
+        self.span = (0.0, 0.0)  # perf_counter at the start and end of the last model call (profile)
 
     def start(self):
         self.task = asyncio.ensure_future(self.loop())
@@ -56,21 +59,24 @@ class Batcher(object):
         """`with batcher.arrival():` around reading and decoding a request."""
         return _Arrival(self)
 
-    def submit(self, images):
+    def submit(self, images, marks=profile.OFF):
         """A future of the detections; raises asyncio.QueueFull when the queue is full."""
         future = asyncio.get_event_loop().create_future()
-        self.queue.put_nowait(Job(images, future))
+        self.queue.put_nowait(Job(images, future, marks))
         self.metrics.queue.set(self.queue.qsize())
         return future
 
     def _run(self, images):
         if self.delay:
             time.sleep(self.delay)
-        t0 = time.time()
+        t0 = time.perf_counter()
         out = self.runtime.detect(images)
-        self.metrics.inference.observe(time.time() - t0)
+        t1 = time.perf_counter()
+        self.metrics.inference.observe(t1 - t0)
         self.metrics.batch.observe(len(images))
-        self.last_call = time.time() - t0 + self.delay
+        self.last_call = t1 - t0 + self.delay
+        self.span = (t0, t1)
+        profile.batch(len(images))
         return out
 
     def _inline(self):
@@ -133,6 +139,8 @@ class Batcher(object):
             else:
                 at = 0
                 for j in jobs:
+                    j.marks.mark("queued", self.span[0])
+                    j.marks.mark("model_call", self.span[1])
                     if not j.future.done():
                         j.future.set_result(dets[at:at + len(j.images)])
                     at += len(j.images)
