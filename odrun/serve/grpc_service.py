@@ -88,7 +88,12 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
             if sig not in version.signature_names:
                 raise handlers.RestError("no_signature", signature=sig)
             images = images_of(request.inputs, self.app[keys.OPTIONS])
-            dets = await run_model(self.app, images, version)
+            state = self.app[keys.STATE]
+            state.grpc_calls += 1  # the batcher runs a lone call on the loop (app.State.lone)
+            try:
+                dets = await run_model(self.app, images, version)
+            finally:
+                state.grpc_calls -= 1
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = predict_pb2.PredictResponse()

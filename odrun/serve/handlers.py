@@ -92,7 +92,7 @@ async def infer(request, images, version, marks=profile.OFF):
     if not state.ready or version.batcher is None:
         return None, json_error(503, "model is loading", {"Retry-After": "1"})
     try:
-        future = version.batcher.submit(images, marks)
+        future = version.batcher.submit(images, marks, state.lone())
     except asyncio.QueueFull:
         request.app[keys.METRICS].rejected.inc()
         return None, json_error(503, "server busy: request queue full ({})".format(options.queue_size),

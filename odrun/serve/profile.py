@@ -6,6 +6,7 @@ later mark; a batch's model call is marked on each of its requests. Each stage h
 and the event loop thread's CPU time over it (what a busy machine inflates less; for a stage that
 awaits, the CPU is the other requests' work done meanwhile)."""
 import atexit
+import gc
 import json
 import os
 import threading
@@ -59,14 +60,32 @@ def batch(size):
             _BATCHES[size] = _BATCHES.get(size, 0) + 1
 
 
+_GC = {}  # generation -> [collections, seconds]
+_GC_START = [0.0]
+
+
+def _gc_timer(phase, info):
+    if phase == "start":
+        _GC_START[0] = time.perf_counter()
+        return
+    entry = _GC.setdefault(info["generation"], [0, 0.0, 0.0])
+    took = time.perf_counter() - _GC_START[0]
+    entry[0] += 1
+    entry[1] += took
+    entry[2] = max(entry[2], took)
+
+
 def write():
     stages = {k: {"count": n, "wall_ms": round(1000 * s / n, 3), "loop_cpu_ms": round(1000 * c / n, 3)}
               for k, (n, s, c) in _SUMS.items()}
     tmp = TARGET + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"stages": stages, "batch_sizes": {str(k): v for k, v in sorted(_BATCHES.items())}}, f, indent=1)
+        json.dump({"stages": stages, "batch_sizes": {str(k): v for k, v in sorted(_BATCHES.items())},
+                   "gc": {str(g): {"collections": n, "total_ms": round(1000 * s, 2), "longest_ms": round(1000 * m, 2)}
+                          for g, (n, s, m) in sorted(_GC.items())}}, f, indent=1)
     os.replace(tmp, TARGET)
 
 
 if ENABLED:
     atexit.register(write)
+    gc.callbacks.append(_gc_timer)  # Python's collector pauses (they stop the event loop)
