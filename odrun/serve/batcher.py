@@ -25,14 +25,16 @@ RECENT = 8  # the model's cost is its fastest of the last calls: on a busy machi
 
 
 def model_threads():
-    """The model's intra-op threads under `odrun serve`: the CPUs this process may use less one, which
-    the event loop (HTTP, JSON, base64, JPEG decode) keeps; at least 1. On 2 cores the model on both
-    (the runtime's default) made each call fight the loop for a core: bench/README.md, issue 26."""
+    """The model's intra-op threads under `odrun serve`: the CPUs this process may use (the runtime's
+    own default, and what the offline rate bench/serve.py compares with uses). Keeping one core for
+    the event loop (cpus - 1) was measured again with the answers' JSON made cheap and the pools not
+    spinning: on 2 loaded cores 1 model thread served 40-50 req/s at 16 clients where 2 served
+    84-115, alternating rounds (bench/README.md "serve speed", issue 26)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+    return max(1, cpus)
 
 
 class Job(object):
