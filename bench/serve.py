@@ -5,9 +5,12 @@
 
 Per round, side by side on the same machine (one 320x240 JPEG per request):
 - offline: the runtime loaded as `odrun detect` loads it (and as the server loads it: its thread count),
-  in this process, images already decoded, batches of 8: the best images/s of the two;
-- direct call: decode + one model call on one image, in this process: p50 and p99 (the latency floor);
-- REST: `odrun serve` with batching (--max-batch 8) and without (--max-batch 1), 1/4/16 client threads,
+  in this process, images already decoded, batches of 8: the best images/s of the two; measured right
+  after the 16-client REST pair (the servers idle);
+- direct call: decode + one model call on one image, in this process: p50 and p99 (the latency floor),
+  right after the 1-client REST pair;
+- REST: `odrun serve` with batching (--max-batch 8) and without (--max-batch 1), both up at once and measured
+  back to back at each client count (order flipped every other round), 1/4/16 client threads,
   each a keep-alive raw-socket HTTP/1.1 connection (a light load generator: the clients share the cores),
   TF Serving predict requests ({"instances": [{"b64": ...}]});
 - gRPC: the batching server's --grpc-port through tensorflow-serving-api's PredictionServiceStub
@@ -123,6 +126,8 @@ def load(make_call, clients, total, server_pid=None):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    for call in calls:  # now, not whenever the collector frees them: the server counts open connections
+        getattr(call, "close", lambda: None)()
     if errors or len(lat) != total:
         raise SystemExit("{} of {} calls failed: {!r}".format(total - len(lat), total, errors[:1]))
     cpu = {k: (v, cpu_seconds(os.getpid() if k == "client" else server_pid)) for k, v in cpu0.items() if v is not None}
@@ -151,6 +156,11 @@ def rest_client(port, body):
                     length = int(line[15:])
             data = reader.read(length)
             assert status.split()[1] == b"200" and length is not None, (status, data[:300])
+
+        def close():
+            reader.close()
+            sock.close()
+        call.close = close
         return call
     return make
 
@@ -173,8 +183,13 @@ def grpc_client(port, request):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     def make():
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("127.0.0.1:{}".format(port)))
-        return lambda: stub.Predict(request, timeout=120)
+        channel = grpc.insecure_channel("127.0.0.1:{}".format(port))
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def call():
+            stub.Predict(request, timeout=120)
+        call.close = channel.close
+        return call
     return make
 
 
@@ -214,30 +229,42 @@ def direct_call(model, runtime, jpeg, calls, threads):
     return {"p50_ms": round(1000 * times[len(times) // 2], 2), "p99_ms": round(1000 * times[int(calls * 0.99) - 1], 2)}
 
 
-def one_round(model, runtime, body, jpeg, n, logdir):
+def _stop(servers):
+    for proc, _ in servers:
+        proc.send_signal(signal.SIGTERM)
+    for proc, _ in servers:
+        proc.wait(60)
+
+
+def one_round(model, runtime, body, jpeg, n, logdir, flip=False):
+    """Both servers up at once; at each client count the batching and the no-batching server are measured
+    back to back (the order flipped every other round), and the offline rate right after the 16-client
+    pair (the direct call after the 1-client pair): the compared numbers are seconds apart, not a server
+    restart apart (the load here swings)."""
     from odrun.serve.batcher import model_threads
     threads = model_threads()
-    res = {"offline": {"default_threads": offline(model, runtime, jpeg, n, None),
-                       "server_threads_{}".format(threads): offline(model, runtime, jpeg, n, threads)},
-           "direct_call": direct_call(model, runtime, jpeg, n, threads)}
+    res = {"batching": [], "no_batching": []}
     grpc_port = free_port()
-    proc, port = start(model, runtime, BATCH, logdir, grpc_port)
+    servers = []
     try:
-        load(rest_client(port, body), 4, 20)  # warm the connections and the model
-        res["batching"] = [load(rest_client(port, body), c, n, proc.pid) for c in CLIENTS]
+        servers.append(start(model, runtime, BATCH, logdir, grpc_port))
+        servers.append(start(model, runtime, 1, logdir))
+        keyed = list(zip(("batching", "no_batching"), servers))
+        for _, (proc, port) in keyed:
+            load(rest_client(port, body), 4, 20)  # warm the connections and the model
+        for c in CLIENTS:
+            for key, (proc, port) in (keyed[::-1] if flip else keyed):
+                res[key].append(load(rest_client(port, body), c, n, proc.pid))
+            if c == 1:  # the latency floor, right after the 1-client pair
+                res["direct_call"] = direct_call(model, runtime, jpeg, n, threads)
+        res["offline"] = {"default_threads": offline(model, runtime, jpeg, n, None),
+                          "server_threads_{}".format(threads): offline(model, runtime, jpeg, n, threads)}
+        proc = servers[0][0]
         request = grpc_request(jpeg)
         load(grpc_client(grpc_port, request), 4, 20)  # the server's first gRPC call imports TF's protos
         res["grpc_batching"] = [load(grpc_client(grpc_port, request), c, n, proc.pid) for c in GRPC_CLIENTS]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    proc, port = start(model, runtime, 1, logdir)
-    try:
-        load(rest_client(port, body), 4, 20)
-        res["no_batching"] = [load(rest_client(port, body), c, n, proc.pid) for c in CLIENTS]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        _stop(servers)
     return res
 
 
@@ -304,8 +331,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="odstack-bench-serve-") as logdir:
         for key, model in models.items():
             rounds = res["models"][key] = []
-            for _ in range(a.repeat):
-                rounds.append(one_round(model, a.runtime, body, jpeg, a.requests, logdir))
+            for i in range(a.repeat):
+                rounds.append(one_round(model, a.runtime, body, jpeg, a.requests, logdir, flip=i % 2 == 1))
             ratios += median_ratios(key, rounds)
     res["load_average_at_end"] = os.getloadavg()
     report("serve", res, ratios)

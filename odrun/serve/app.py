@@ -40,6 +40,16 @@ class Options(object):
 class State(object):
     def __init__(self):
         self.ready, self.error, self.registry = False, None, None
+        self.http = None  # aiohttp's web.Server once listening: its open connections
+        self.grpc_calls = 0  # gRPC Predict calls in progress
+
+    def lone(self):
+        """True when the request asking is the only one the server can see coming: one HTTP connection
+        (its own) and no gRPC call, or one gRPC call (its own) and no connection. Only then may the
+        batcher run the model on the event loop: with other clients it would keep their requests
+        unread (in their sockets) for the whole call, and they could not batch or overlap it."""
+        connections = len(self.http.connections) if self.http is not None else 0
+        return connections + self.grpc_calls <= 1
 
 
 async def model(app):
@@ -143,6 +153,7 @@ async def _serve(app, sock, access, shutdown_timeout, grpc_port=None):
         if got:  # a signal during the load: never open the port
             return EXIT_ON_SIGNAL[got[0]]
         await web.SockSite(runner, sock, **site_kwargs).start()
+        app[keys.STATE].http = getattr(runner, "server", None)
         if grpc_server is not None:
             await grpc_server.start()
         options = app[keys.OPTIONS]

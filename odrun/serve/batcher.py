@@ -1,36 +1,47 @@
 """Dynamic batching: one model worker thread fed by a bounded asyncio queue.
 
 The worker takes what is queued (up to max_batch images and max_pixels decoded pixels per model
-call); it waits up to the window for more only while other requests are being received or
-decoded (`arrival()`), so a lone client never pays the window and under load the batches fill
-while the model runs. A short call (the last one took < INLINE_S) with nobody else waiting runs on
-the event loop itself: two thread hand-offs fewer, each a wake-up that a busy machine delays by
-milliseconds (bench/serve.py: p99 at one client against a direct call).
+call); it waits up to the window for more only while enough other requests are being received or
+decoded (`arrival()`) to fill the batch: a lone client never pays the window, and a few clients
+are not put in lock-step (the model idle while the loop decodes all of them, then the loop idle
+while the model runs them: bench/serve.py measured that at 4 clients as 0.84x of no batching);
+their requests arrive while the model runs and make the next batch. Under load the batches fill
+while the model runs. A short call (< INLINE_S at the fastest per-image time of the last RECENT
+calls) of the only client connected runs on the event loop itself: two thread hand-offs fewer, each a
+wake-up that a busy machine delays by milliseconds (bench/serve.py: p99 at one client against a
+direct call).
 """
 import asyncio
+import collections
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from odrun.serve import profile
+
 INLINE_S = 0.02  # a model call this short may block the loop (health checks wait at most this long)
+RECENT = 8  # the model's cost is its fastest of the last calls: on a busy machine one call preempted
+# for 30 ms would otherwise send the next ones through the thread (two wake-ups, each delayed there)
 
 
 def model_threads():
-    """The model's intra-op threads under `odrun serve`: the CPUs this process may use less one, which
-    the event loop (HTTP, JSON, base64, JPEG decode) keeps; at least 1. On 2 cores the model on both
-    (the runtime's default) made each call fight the loop for a core: bench/README.md, issue 26."""
+    """The model's intra-op threads under `odrun serve`: the CPUs this process may use (the runtime's
+    own default, and what the offline rate bench/serve.py compares with uses). Keeping one core for
+    the event loop (cpus - 1) was measured again with the answers' JSON made cheap and the pools not
+    spinning: on 2 loaded cores 1 model thread served 40-50 req/s at 16 clients where 2 served
+    84-115, alternating rounds (bench/README.md "serve speed", issue 26)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+    return max(1, cpus)
 
 
 class Job(object):
-    __slots__ = ("images", "future", "pixels")
+    __slots__ = ("images", "future", "pixels", "marks", "lone")
 
-    def __init__(self, images, future):
-        self.images, self.future = images, future
+    def __init__(self, images, future, marks=profile.OFF, lone=False):
+        self.images, self.future, self.marks, self.lone = images, future, marks, lone
         self.pixels = sum(int(im.shape[0]) * int(im.shape[1]) for im in images)
 
 
@@ -47,7 +58,8 @@ class Batcher(object):
         self.task = None
         self.held = None  # a job that did not fit the last batch's pixel budget: first of the next
         self.arriving = 0  # requests received but not yet queued (body read / decode in progress)
-        self.last_call = None  # seconds the last model call took (None: none yet)
+        self.recent = collections.deque(maxlen=RECENT)  # seconds per image of the last model calls
+        self.span = (0.0, 0.0)  # perf_counter at the start and end of the last model call (profile)
 
     def start(self):
         self.task = asyncio.ensure_future(self.loop())
@@ -56,41 +68,47 @@ class Batcher(object):
         """`with batcher.arrival():` around reading and decoding a request."""
         return _Arrival(self)
 
-    def submit(self, images):
-        """A future of the detections; raises asyncio.QueueFull when the queue is full."""
+    def submit(self, images, marks=profile.OFF, lone=False):
+        """A future of the detections; raises asyncio.QueueFull when the queue is full. lone: no other
+        client is connected (app.State.lone): the call may run on the event loop."""
         future = asyncio.get_event_loop().create_future()
-        self.queue.put_nowait(Job(images, future))
+        self.queue.put_nowait(Job(images, future, marks, lone))
         self.metrics.queue.set(self.queue.qsize())
         return future
 
     def _run(self, images):
         if self.delay:
             time.sleep(self.delay)
-        t0 = time.time()
+        t0 = time.perf_counter()
         out = self.runtime.detect(images)
-        self.metrics.inference.observe(time.time() - t0)
+        t1 = time.perf_counter()
+        self.metrics.inference.observe(t1 - t0)
         self.metrics.batch.observe(len(images))
-        self.last_call = time.time() - t0 + self.delay
+        self.recent.append((t1 - t0 + self.delay) / max(1, len(images)))
+        self.span = (t0, t1)
+        profile.batch(len(images))
         return out
 
-    def _inline(self):
-        """Run the next call on the loop: it is short and no other request is queued or arriving."""
-        return self.last_call is not None and self.last_call < INLINE_S and self.arriving <= 0 and \
-            self.queue.empty() and self.held is None
+    def _inline(self, jobs, images):
+        """Run the call on the loop: it is short, its one request's client is the only one connected,
+        and no other request is queued or arriving."""
+        return len(jobs) == 1 and jobs[0].lone and bool(self.recent) and min(self.recent) * len(images) < INLINE_S \
+            and self.arriving <= 0 and self.queue.empty() and self.held is None
 
-    async def _call(self, images):
-        if self._inline():
+    async def _call(self, jobs, images):
+        if self._inline(jobs, images):
             return self._run(images)
         return await asyncio.get_event_loop().run_in_executor(self.executor, self._run, images)
 
-    async def _next(self, deadline):
-        """The next queued job, waiting (until `deadline`) only while requests are arriving."""
+    async def _next(self, deadline, count):
+        """The next queued job, waiting (until `deadline`) only while enough requests are arriving to
+        fill the batch of `count` images so far (else the model runs now: the rest make the next one)."""
         loop = asyncio.get_event_loop()
         try:
             return self.queue.get_nowait()
         except asyncio.QueueEmpty:
             remaining = deadline - loop.time()
-            if self.arriving <= 0 or remaining <= 0:  # nobody else is coming: run now
+            if self.arriving <= 0 or remaining <= 0 or count + self.arriving < self.max_batch:
                 return False
             try:
                 return await asyncio.wait_for(self.queue.get(), remaining)
@@ -103,7 +121,7 @@ class Batcher(object):
         jobs, count, pixels = [first], len(first.images), first.pixels
         deadline = loop.time() + self.timeout
         while count < self.max_batch:
-            nxt = await self._next(deadline)
+            nxt = await self._next(deadline, count)
             if nxt is False:
                 break
             if nxt is None:
@@ -125,7 +143,7 @@ class Batcher(object):
             self.metrics.queue.set(self.queue.qsize())
             images = [im for j in jobs for im in j.images]
             try:
-                dets = await self._call(images)
+                dets = await self._call(jobs, images)
             except Exception as exc:  # noqa: BLE001 - reported to each waiting request as a 500
                 for j in jobs:
                     if not j.future.done():
@@ -133,6 +151,8 @@ class Batcher(object):
             else:
                 at = 0
                 for j in jobs:
+                    j.marks.mark("queued", self.span[0])
+                    j.marks.mark("model_call", self.span[1])
                     if not j.future.done():
                         j.future.set_result(dets[at:at + len(j.images)])
                     at += len(j.images)

@@ -167,25 +167,26 @@ def decode_instances(instances, limits):
 
 
 def outputs(det):
-    """One detection dict -> the signature's outputs TF Serving answers, by name: all of them as the
-    model gave them (padded to max detections) when the runtime returns them (onnx, frozen,
-    saved_model); the four TFLite_Detection_PostProcess gives, cut at num_detections, otherwise."""
-    if det.get("outputs"):
-        return {k: v.tolist() for k, v in det["outputs"].items()}
+    """One detection dict -> the signature's outputs TF Serving answers, by name, as float32 numpy
+    arrays (odrun.serve.jsonout writes them): all of them as the model gave them (padded to max
+    detections) when the runtime returns them (onnx, frozen, saved_model); the four
+    TFLite_Detection_PostProcess gives, cut at num_detections, otherwise."""
     import numpy as np
-    floats = lambda v: np.asarray(v, dtype=np.float64).tolist()  # noqa: E731 - one C loop, not one float() each
-    out = {"num_detections": float(len(det["scores"])),
-           "detection_boxes": floats(det["boxes"]),
-           "detection_classes": floats(det["classes"]),
-           "detection_scores": floats(det["scores"])}
+    if det.get("outputs"):
+        return dict(det["outputs"])
+    f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    out = {"num_detections": np.float32(len(det["scores"])),
+           "detection_boxes": f32(det["boxes"]),
+           "detection_classes": f32(det["classes"]),
+           "detection_scores": f32(det["scores"])}
     if det.get("masks") is not None:
-        out["detection_masks"] = floats(det["masks"])
+        out["detection_masks"] = f32(det["masks"])
     return out
 
 
 def predict_answer(dets, columnar):
     """Row format: {"predictions": [{name: value}]}; columnar: {"outputs": {name: [value per image]}}
-    (TF Serving's REST API document, "Response format")."""
+    (TF Serving's REST API document, "Response format"); the values numpy arrays (jsonout.dumps)."""
     rows = [outputs(d) for d in dets]
     if not columnar:
         return {"predictions": rows}

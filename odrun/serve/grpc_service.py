@@ -87,11 +87,16 @@ class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
             version, sig = check_spec(self.app, request.model_spec)
             if sig not in version.signature_names:
                 raise handlers.RestError("no_signature", signature=sig)
-            if version.classifier is not None:  # its own signatures, as REST's :predict runs them
-                outputs = await classifier_outputs(self.app, request.inputs, version, sig)
-            else:
-                images = images_of(request.inputs, self.app[keys.OPTIONS])
-                outputs = outputs_of(await run_model(self.app, images, version))
+            state = self.app[keys.STATE]
+            state.grpc_calls += 1  # the batcher runs a lone call on the loop (app.State.lone)
+            try:
+                if version.classifier is not None:  # its own signatures, as REST's :predict runs them
+                    outputs = await classifier_outputs(self.app, request.inputs, version, sig)
+                else:
+                    images = images_of(request.inputs, self.app[keys.OPTIONS])
+                    outputs = outputs_of(await run_model(self.app, images, version))
+            finally:
+                state.grpc_calls -= 1
         except (codecs.BadRequest, handlers.RestError) as exc:
             return await abort(context, exc)
         response = predict_pb2.PredictResponse()

@@ -12,7 +12,7 @@ import time
 
 from aiohttp import BodyPartReader, web
 
-from odrun.serve import codecs, keys, signature, tfjson
+from odrun.serve import codecs, jsonout, keys, profile, signature, tfjson
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
     REST = {k: v for k, v in json.load(_f).items() if not k.startswith("_")}
@@ -83,7 +83,7 @@ def arrival(request, version):
     return version.hold()
 
 
-async def infer(request, images, version):
+async def infer(request, images, version, marks=profile.OFF):
     """images through `version`'s batcher -> (detections, None) or (None, a 503 response)."""
     state, options = request.app[keys.STATE], request.app[keys.OPTIONS]
     if version.classifier is not None:
@@ -92,7 +92,7 @@ async def infer(request, images, version):
     if not state.ready or version.batcher is None:
         return None, json_error(503, "model is loading", {"Retry-After": "1"})
     try:
-        future = version.batcher.submit(images)
+        future = version.batcher.submit(images, marks, state.lone())
     except asyncio.QueueFull:
         request.app[keys.METRICS].rejected.inc()
         return None, json_error(503, "server busy: request queue full ({})".format(options.queue_size),
@@ -125,13 +125,23 @@ async def predict(request):
     if version.classifier is not None:
         with arrival(request, version):  # held across the body read and the call: no unload between
             return await predict_signature(request, version)
+    marks = profile.start()
     with arrival(request, version):
-        instances, columnar = predict_body(codecs.parse_json(await request.read()), version.signature_names)
+        raw = await request.read()
+        marks.mark("read_body")
+        instances, columnar = predict_body(codecs.parse_json(raw), version.signature_names)
+        marks.mark("parse_json")
         images = codecs.decode_instances(instances, request.app[keys.OPTIONS])
-    dets, error = await infer(request, images, version)
+        marks.mark("b64_and_decode")
+    dets, error = await infer(request, images, version, marks)
     if error is not None:
         return error
-    return web.json_response(codecs.predict_answer(dets, columnar))
+    marks.mark("wake_after_model")
+    answer = codecs.predict_answer(dets, columnar)
+    marks.mark("build_answer")
+    response = web.Response(body=jsonout.dumps(answer), content_type="application/json")
+    marks.mark("json_dumps")
+    return response
 
 
 async def run_classifier(request, version, method, *args):
