@@ -47,7 +47,7 @@ PHRASINGS = ROOT / "tests" / "fixtures" / "explain" / "phrasings.yaml"
 GOAL = 0.9
 FAMILY_GOAL = 0.75
 BLIND_SETS = ("dev2", "heldout2", "dev3", "heldout3", "dev4", "heldout4", "dev5", "heldout5", "dev6", "heldout6",
-              "dev7", "heldout7", "dev8a", "heldout8a", "dev8c", "heldout8c")
+              "dev7", "heldout7", "dev8a", "heldout8a", "dev8c", "heldout8c", "heldout8d")
 # heldout2/heldout3 are development data since round 4 (their misses were read in earlier rounds): their misses are
 # listed and they no longer count as held-out figures; heldout4..7 stay blind.
 DEVELOPMENT = ("heldout2", "heldout3")
