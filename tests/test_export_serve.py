@@ -265,7 +265,7 @@ def test_v1_detect_matches_odrun_detect(server, model, detected):
 
 
 @pytest.mark.parametrize("path,kwargs,status,words", [
-    ("/v1/models/shapes:predict", {"data": b"{not json"}, 400, "not valid JSON"),
+    ("/v1/models/shapes:predict", {"data": b"{not json"}, 400, "JSON Parse error: "),
     ("/v1/models/shapes:predict", {"json": {"rows": []}}, 400, "Missing 'inputs' or 'instances' key"),
     ("/v1/models/shapes:predict", {"json": {"instances": [{"b64": "bm90IGFuIGltYWdl"}]}}, 400, "not a readable image"),
     ("/v1/models/shapes:predict", {"json": {"instances": [{"b64": "***"}]}}, 400, "not valid base64"),

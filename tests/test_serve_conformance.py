@@ -336,4 +336,5 @@ def test_error_bodies_and_codes(use, kind):
     both = {"instances": [image], "inputs": [image]}
     assert error_of(s.post("/v1/models/{name}:predict", both), 400).endswith(
         "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist ")
-    assert error_of(s.post("/v1/models/{name}:predict", data=b"{not json"), 400).startswith("body is not valid JSON")
+    assert error_of(s.post("/v1/models/{name}:predict", data=b"{not json"), 400) == \
+        "JSON Parse error: Expecting property name enclosed in double quotes. at offset: 1"

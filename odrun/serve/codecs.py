@@ -10,10 +10,13 @@ import base64
 import io
 import json
 import math
+import os
 
 from odrun.runtimes import coco_row
 from odrun.tasks.detect.masks import output as seg_output
 
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "rest.json"), encoding="utf-8") as _f:
+    _REST = json.load(_f)
 MAX_INSTANCES = 64
 BYTES_PER_PIXEL = 3 + 3 * 4  # the RGB array plus the runtimes' float32 copy of it
 
@@ -30,25 +33,38 @@ class NoMemory(BadRequest):
     status = 503
 
 
+def _parse_error(what, offset):
+    """TF Serving's words for a body that is not JSON (rest.json json_parse: json_tensor.cc ParseJson)."""
+    return BadRequest(_REST["json_parse"]["value"].format(what=what, offset=offset))
+
+
 def _no_constant(name):
-    raise BadRequest("body is not valid JSON: {} is not a JSON number".format(name))
+    raise BadRequest(_REST["json_parse"]["value"].format(what="Invalid value.", offset=0) +
+                     " ({} is not a JSON number)".format(name))
 
 
 def _finite(text):
     value = float(text)
     if not math.isfinite(value):
-        raise BadRequest("body is not valid JSON: {} is out of the range of a float".format(text[:40]))
+        raise BadRequest(_REST["json_parse"]["value"].format(what="Number too big to be stored in double.", offset=0)
+                         + " ({})".format(text[:40]))
     return value
 
 
 def parse_json(raw):
     """Strict JSON (no NaN/Infinity/1e400) -> a Python value; a body nested too deep is a 400."""
+    if not raw.strip():
+        raise BadRequest(_REST["json_empty"]["value"])
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
-        raise BadRequest("body is not valid JSON: nested deeper than this server reads")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("body is not valid JSON: {}".format(exc))
+        raise _parse_error("nested deeper than this server reads.", 0)
+    except UnicodeDecodeError as exc:
+        raise _parse_error("Invalid encoding in string.", exc.start)
+    except json.JSONDecodeError as exc:
+        raise _parse_error(exc.msg + ".", exc.pos)
+    except ValueError as exc:
+        raise _parse_error("{}.".format(exc), 0)
 
 
 def available_memory():

@@ -114,10 +114,15 @@ def _row_inputs(rows, specs):
             continue
         if not named:
             raise BadRequest("Expecting object but got list at item {} of input list".format(i))
-        missing = [n for n in names if n not in row]
-        if missing:
-            raise BadRequest("Failed to process element: {} of 'instances' list. JSON object: {} does not have "
-                             "named input: {}".format(i, debug(row), missing[0]))
+        # TF Serving's two texts (json_tensor.cc FillTensorMapFromInstancesList): a key the signature lacks fails
+        # first, in key order; then a row whose keys differ from the signature's inputs.
+        extra = [k for k in row if k not in names]
+        if extra:
+            raise BadRequest("Failed to process element: {} key: {} of 'instances' list. Error: Invalid argument: "
+                             "JSON object: does not have named input: {}".format(i, extra[0], extra[0]))
+        if set(row) != set(names):
+            raise BadRequest("Failed to process element: {} of 'instances' list. JSON object: {} keys must be "
+                             "equal to: {}".format(i, debug(row), ",".join(sorted(names))))
         for n in names:
             columns[n].append(row[n])
     return columns
