@@ -51,3 +51,16 @@ def test_box_demo_set_takes_the_same_knobs(tmp_path):
     assert len(paths) == 4
     im = Image.open(paths[0])
     assert im.size == (cfg["width"], cfg["height"])
+
+
+def test_segment_demo_overrides_fit_its_template():
+    """demo.yaml's --set lines for the segment demo name real fields of its template (a typo would
+    fail only minutes into the demo) and give the cheaper, steadier model the README measured."""
+    require(have_module("object_detection"), "the OD API is not installed (run scripts/setup.sh)")
+    cfg = settings("segment")
+    config = pipeline.fill(pipeline.load(pipeline.template_path("tf2", cfg["model"])), num_steps=700,
+                           overrides=cfg["overrides"])
+    frcnn = config.model.faster_rcnn
+    assert frcnn.first_stage_max_proposals == frcnn.second_stage_batch_size == 8
+    lr = config.train_config.optimizer.momentum_optimizer.learning_rate.cosine_decay_learning_rate
+    assert lr.total_steps == 700 and 0 < lr.warmup_learning_rate < lr.learning_rate_base <= 0.005

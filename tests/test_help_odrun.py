@@ -50,8 +50,8 @@ def test_per_task_defaults_reach_the_help_and_the_stage(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     top, verbs = _verbs()
     text = " ".join(verbs["demo"].format_help().split())
-    assert "training steps (default: detect 300, classify 300, segment 400)" in text
-    for task, steps in (("segment", 400), ("detect", 300), ("classify", 300)):
+    assert "training steps (default: detect 300, classify 300, segment 700)" in text
+    for task, steps in (("segment", 700), ("detect", 300), ("classify", 300)):
         args = top.parse_args(["demo", "--task", task])
         tasks.stage_for("demo", args)
         assert args.steps == steps == option_defaults("demo", task)["steps"]

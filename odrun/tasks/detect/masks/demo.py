@@ -3,7 +3,7 @@ convert (masks) -> train (mask_rcnn_resnet50_small) -> eval (box + mask mAP) -> 
 (detection_masks) -> detect (masks drawn, COCO RLE in detections.json). Each stage calls the
 verb's library function, as `odrun demo` does for boxes.
 
-Defaults for this task (odrun/data/defaults.yaml, tasks: segment: demo): 400 steps on 64 128x128
+Defaults for this task (odrun/data/defaults.yaml, tasks: segment: demo): 700 steps on 80 128x128
 images of the easy set in odrun/data/demo.yaml (large, high-contrast shapes, one colour per class),
 sized to finish in < 10 min on a 2-core CPU and still learn masks from scratch (README).
 """
