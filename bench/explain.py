@@ -48,7 +48,7 @@ GOAL = 0.9
 FAMILY_GOAL = 0.75
 BLIND_SETS = ("dev2", "heldout2", "dev3", "heldout3", "dev4", "heldout4", "dev5", "heldout5", "dev6", "heldout6",
               "dev7", "heldout7", "dev8a", "heldout8a", "dev8b", "heldout8b", "dev8b2", "heldout8b2", "dev8b3",
-              "heldout8b3", "dev8c", "heldout8c", "heldout8d", "dev8e", "heldout8e")
+              "heldout8b3", "dev8c", "heldout8c", "heldout8d", "dev8e", "heldout8e", "dev8f", "heldout8f")
 # heldout2/heldout3 are development data since round 4 (their misses were read in earlier rounds): their misses are
 # listed and they no longer count as held-out figures; heldout4..7 stay blind.
 DEVELOPMENT = ("heldout2", "heldout3")
