@@ -31,7 +31,7 @@ Usage:
 import os
 import re
 
-from odcore import gpustack, protofields, pyenv, shapes, symbols
+from odcore import datafile, gpustack, protofields, pyenv, shapes, symbols
 
 KB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "errors.yaml")
 CHUNK_BYTES = 4 << 20
@@ -245,10 +245,8 @@ class KnowledgeBase(object):
 def _read_kb(path):
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        with open(path, "rb") as fh:
-            return yaml.load(fh, Loader=loader)
+        return datafile.read_yaml(path)
     except (OSError, IOError, yaml.YAMLError) as exc:
         raise KnowledgeBaseError("cannot read the knowledge base: {}".format(exc), path)
 

@@ -13,7 +13,7 @@ the wheel's share/, the checkout). Python 3.6-safe; needs only PyYAML (both file
 import os
 import re
 
-from odcore import install
+from odcore import datafile, install
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "gpustack.yaml")
@@ -40,20 +40,12 @@ FRAMEWORK_ARCH = re.compile(r"with CUDA capability sm_(\d+) is not compatible wi
 _CACHE = {}
 
 
-def _read(path):
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path, "rb") as fh:
-        return yaml.load(fh, Loader=loader)
-
-
 def load(path=None, matrix=None):
     """(answers of gpustack.yaml, compat matrix mapping); the matrix is {} when none is found."""
     key = (path or PATH, matrix)
     if key not in _CACHE:
         where = matrix or install.find("compat_matrix.yaml", env=MATRIX_ENV)
-        _CACHE[key] = (_read(path or PATH)["answers"], _read(where) if where else {})
+        _CACHE[key] = (datafile.read_yaml(path or PATH)["answers"], datafile.read_yaml(where) if where else {})
     return _CACHE[key]
 
 

@@ -7,6 +7,8 @@ message, or the top level), so the answer names the misplaced brace or the missp
 import os
 import re
 
+from odcore import datafile
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "protofields.yaml")
 TRIGGERS = ("has no field named", "protocol message")  # lower-case: a window without one is not parsed
@@ -23,13 +25,8 @@ def load(path=None):
     path = path or PATH
     data = _CACHE.get(path)
     if data is None:
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, "rb") as fh:
-            data = yaml.load(fh, Loader=loader)
-        with open(os.path.join(os.path.dirname(path), data["table"]), "rb") as fh:
-            data["table"] = yaml.load(fh, Loader=loader)
+        data = datafile.read_yaml(path)
+        data["table"] = datafile.read_yaml(os.path.join(os.path.dirname(path), data["table"]))
         _CACHE[path] = data
     return data
 

@@ -8,6 +8,8 @@ odcore/data/pyenv.yaml. Python 3.6-safe; needs only PyYAML (loaded on first use)
 import os
 import re
 
+from odcore import datafile
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "pyenv.yaml")
 # lower-case substrings of the messages resolved here: a window without one is not parsed
@@ -23,19 +25,11 @@ VENV_PKG = re.compile(r"apt(?:-get)? install (python\d\.\d+-venv)")
 CONDA_SPEC = re.compile(r"- ([A-Za-z0-9][\w.\-]*) -> python\[version='([^']+)'\]")
 CONDA_YOURS = re.compile(r"Your python: python=(\d+\.\d+)")
 CONDA_PIN = re.compile(r"in conflict ?:\s*-\s*python (\d+\.\d+)\*?\s*-\s*([A-Za-z0-9][\w.\-]*)[ =]*([\w.]+)?")
-_CACHE = {}
 
 
 def load(path=None):
     path = path or PATH
-    data = _CACHE.get(path)
-    if data is None:
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, "rb") as fh:
-            data = _CACHE[path] = yaml.load(fh, Loader=loader)
-    return data
+    return datafile.cached_yaml(path)
 
 
 def _key(name):

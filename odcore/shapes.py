@@ -7,25 +7,19 @@ PyYAML (loaded on first use).
 import os
 import re
 
+from odcore import datafile
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "shapes.yaml")
 TRIGGERS = ("cannot feed value of shape", "input to reshape is a tensor with")  # lower-case
 FEED = re.compile(r"Cannot feed value of shape \(([^)]*)\) for Tensor u?'([^']+)',? which has shape '?\(([^)]*)\)")
 RESHAPE = re.compile(r"Input to reshape is a tensor with (\d+) values, but the requested shape "
                      r"(?:has|requires a multiple of) (\d+)")
-_CACHE = {}
 
 
 def load(path=None):
     path = path or PATH
-    data = _CACHE.get(path)
-    if data is None:
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, "rb") as fh:
-            data = _CACHE[path] = yaml.load(fh, Loader=loader)
-    return data
+    return datafile.cached_yaml(path)
 
 
 def _dims(text):

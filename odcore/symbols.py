@@ -9,6 +9,8 @@ names the replacement and its source. Python 3.6-safe; needs only PyYAML (loaded
 import os
 import re
 
+from odcore import datafile
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PATH = os.path.join(DATA_DIR, "symbols.yaml")
 # Lower-case substrings of the messages resolved here: a window without one is not parsed.
@@ -24,23 +26,15 @@ ALIASES = ((re.compile(r"^tensorflow(_core)?\._api\.v[12]\.(compat\.v2\.)?"), "t
 _CACHE = {}
 
 
-def _read(path):
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path, "rb") as fh:
-        return yaml.load(fh, Loader=loader)
-
-
 def load(path=None):
     """symbols.yaml with each group's `table` read in: {"groups", "keywords", "optimizers"}."""
     path = path or PATH
     data = _CACHE.get(path)
     if data is None:
-        data = _read(path)
+        data = datafile.read_yaml(path)
         for group in data["groups"]:
             if group.get("table"):
-                table = _read(os.path.join(os.path.dirname(path), group["table"]))
+                table = datafile.read_yaml(os.path.join(os.path.dirname(path), group["table"]))
                 group["symbols"] = dict((_tf_long(k), v) for k, v in table["renames"].items())
                 group["modules"] = dict((_tf_long(k), v) for k, v in table["removed_modules"].items())
                 group["source"] = list(group["source"]) + [s for s in table["source"] if s not in group["source"]]
