@@ -183,30 +183,24 @@ class Entry(object):
                 "sources": self.sources, "matched": snippet, "line": line}
 
 
+def _carriers():
+    """(id, title, family, data file) of each resolver's carrier entry."""
+    return ((SYMBOL_ID, "a removed or moved name", "python-deps", symbols.PATH),
+            (PROTO_ID, "a pipeline field in the wrong place", "od-api", protofields.PATH),  # + od_protos.yaml
+            (GPU_ID, "a GPU-stack version", "cuda-runtime", gpustack.PATH),  # + compat_matrix.yaml
+            (PYENV_ID, "a Python environment problem", "tf-install", pyenv.PATH),
+            (SHAPE_ID, "two shapes that do not fit", "data", shapes.PATH))
+
+
 class KnowledgeBase(object):
     def __init__(self, signatures, families, prefilter):
         self.signatures = signatures
         self.families = families
         self.by_id = dict((e.id, e) for e in signatures + families)
-        # the carrier of symbol-resolver answers (their texts come from symbols.yaml)
-        self.by_id[SYMBOL_ID] = Entry({"id": SYMBOL_ID, "title": "a removed or moved name", "patterns": [],
-                                       "cause": "-", "fix": "-", "family": "python-deps",
-                                       "sources": [symbols.PATH]}, "signature")
-        # the carrier of proto-field answers (texts from protofields.yaml, fields from od_protos.yaml)
-        self.by_id[PROTO_ID] = Entry({"id": PROTO_ID, "title": "a pipeline field in the wrong place", "patterns": [],
-                                      "cause": "-", "fix": "-", "family": "od-api",
-                                      "sources": [protofields.PATH]}, "signature")
-        # the carrier of GPU-stack answers (texts from gpustack.yaml, versions from compat_matrix.yaml)
-        self.by_id[GPU_ID] = Entry({"id": GPU_ID, "title": "a GPU-stack version", "patterns": [], "cause": "-",
-                                    "fix": "-", "family": "cuda-runtime", "sources": [gpustack.PATH]}, "signature")
-        # the carrier of python-env answers (pip conflicts, wheel tags, venv; texts from pyenv.yaml)
-        self.by_id[PYENV_ID] = Entry({"id": PYENV_ID, "title": "a Python environment problem", "patterns": [],
-                                      "cause": "-", "fix": "-", "family": "tf-install",
-                                      "sources": [pyenv.PATH]}, "signature")
-        # the carrier of shape answers (fed vs expected shapes, reshape sizes; texts from shapes.yaml)
-        self.by_id[SHAPE_ID] = Entry({"id": SHAPE_ID, "title": "two shapes that do not fit", "patterns": [],
-                                      "cause": "-", "fix": "-", "family": "data",
-                                      "sources": [shapes.PATH]}, "signature")
+        # the carriers of the resolvers' answers (their texts come from each resolver's data file)
+        for cid, title, family, path in _carriers():
+            self.by_id[cid] = Entry({"id": cid, "title": title, "patterns": [], "cause": "-", "fix": "-",
+                                     "family": family, "sources": [path]}, "signature")
         anchors = [a.translate(FOLD) for a in prefilter]
         self.uncovered = []  # keywords no prefilter substring covers (they become anchors)
         self.unkeyed = []  # (entry id, pattern) without a usable literal: always tried
